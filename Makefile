@@ -1,0 +1,137 @@
+# Berth — build, test, install.
+#
+#   make                 build ./berth
+#   make check           install missing Debian packages (as root), build, run every test
+#   make check SAN=1     the same tests against an ASan+UBSan build
+#   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make deps            install the Debian packages needed to build and test
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+WERROR ?= 1
+SAN ?= 0
+
+PKGS := libarchive libzstd libcrypto sqlite3 json-c libcurl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+	-Wimplicit-fallthrough -Wno-unused-parameter -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARNINGS) -D_FORTIFY_SOURCE=2 -fstack-protector-strong -pthread -MMD -MP
+LDFLAGS_HARD := -Wl,-z,relro -Wl,-z,now -pthread
+
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BASE_CFLAGS := $(filter-out -D_FORTIFY_SOURCE=2,$(BASE_CFLAGS)) -O1
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS_HARD) $(SANFLAGS) $(LDFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+CATALOG_SRC := $(wildcard catalog/*.c)
+SNAPSHOT_SRC := $(wildcard snapshot/*.c)
+TRANSPORT_SRC := $(wildcard transport/*.c)
+AGENT_SRC := $(wildcard agent/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+# Modules are static libraries, linked top-down: agent, transport, snapshot, catalog, common.
+LIBS := $(BUILD)/libtransport.a $(BUILD)/libsnapshot.a $(BUILD)/libcatalog.a $(BUILD)/libcommon.a
+
+BERTH := $(BUILD)/berth
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz/fuzz-*.c))
+
+.PHONY: all check check-unit check-e2e check-fuzz deps bench install uninstall clean demo tests
+
+all: berth
+
+berth: $(BERTH)
+ifneq ($(BUILD),.)
+	@ln -sf $(BERTH) berth
+endif
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(call obj,$(COMMON_SRC))
+$(BUILD)/libcatalog.a: $(call obj,$(CATALOG_SRC))
+$(BUILD)/libsnapshot.a: $(call obj,$(SNAPSHOT_SRC))
+$(BUILD)/libtransport.a: $(call obj,$(TRANSPORT_SRC))
+$(BUILD)/lib%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BERTH): $(call obj,$(AGENT_SRC)) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/test-%: tests/unit/test-%.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) -lcmocka
+
+$(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBS) $(PKG_LIBS)
+
+tests: $(UNIT_TESTS) $(FUZZ_TARGETS)
+
+# `make check` must pass on a fresh Debian 12 machine: it installs what is
+# missing first, then builds in a sub-make so pkg-config sees the new packages.
+check:
+	tests/deps.sh
+	$(MAKE) --no-print-directory check-unit check-fuzz check-e2e
+
+check-unit: berth tests
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+check-fuzz: tests
+	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz-}; echo "== $$t (corpus tests/fuzz/corpus/$$n)"; \
+		$$t tests/fuzz/corpus/$$n; done
+
+check-e2e: berth
+	BERTH=$(CURDIR)/$(BERTH) tests/e2e/run.sh
+
+deps:
+	tests/deps.sh
+
+bench: berth
+	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/run.sh
+
+demo: berth
+	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh
+
+install: berth
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	install -m 0755 $(BERTH) $(DESTDIR)$(BINDIR)/berth
+	for u in systemd/*.service systemd/*.timer; do [ -e "$$u" ] || continue; \
+		sed 's|@BINDIR@|$(BINDIR)|g' "$$u" > $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/berth/berth.conf ] || \
+		install -m 0644 systemd/berth.conf $(DESTDIR)$(SYSCONFDIR)/berth/berth.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/berth
+	for u in systemd/*.service systemd/*.timer; do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; done
+
+clean:
+	rm -rf build build-san berth
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,93 @@
+/* agent.h — the program: shared pieces of the command implementations.
+ *
+ * agent/ decides what the user sees and the exit status; the modules below
+ * it only return errors and report events.
+ */
+#ifndef BERTH_AGENT_H
+#define BERTH_AGENT_H
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "../snapshot/snapshot.h"
+
+/* Exit statuses, documented in the README and `berth --help`. */
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILURE_ = 1,  /* the command failed; stderr says why */
+        EXIT_USAGE = 2,     /* bad command line */
+        EXIT_PARTIAL = 3,   /* finished, but some entries were skipped or not restored */
+        EXIT_LOCKED = 4,    /* the repository is locked by another process */
+        EXIT_DAMAGED = 5,   /* check found damaged or missing data */
+};
+
+/* Settings from defaults, /etc/berth/berth.conf, BERTH_* variables and
+ * global flags, in that order. */
+struct settings {
+        char *repo;
+        bool json;
+        bool quiet;
+        int level;             /* zstd level for new chunks, 0: repository default */
+        uint64_t lock_wait;    /* seconds */
+        char *unchanged;       /* "size,mtime,ctime,inode" */
+        char *config_path;
+        bool progress;         /* a progress line on stderr (a terminal) */
+};
+
+extern struct settings settings;
+extern volatile sig_atomic_t interrupted;
+
+int settings_load(void);
+
+/* Global options accepted by every command, before or after its name. */
+#define GLOBAL_OPTIONS                                                   \
+        { "repo", required_argument, NULL, 'r' },                        \
+        { "json", no_argument, NULL, 0x1001 },                           \
+        { "verbose", no_argument, NULL, 'v' },                           \
+        { "quiet", no_argument, NULL, 'q' },                             \
+        { "lock-wait", required_argument, NULL, 0x1002 },                \
+        { "no-progress", no_argument, NULL, 0x1003 },                    \
+        { "help", no_argument, NULL, 'h' }
+#define GLOBAL_SHORT "r:vqh"
+
+/* Handles a global option returned by getopt_long; returns 1 when it was
+ * one, 0 when not, -1 on a bad value (after saying so). */
+int global_option(int c, const char *arg);
+
+struct command {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        const char *summary;
+        const char *help;      /* full text for `berth CMD --help` */
+};
+
+const struct command *command_find(const char *name);
+
+/* Prints `help` for a command to stdout; returns EXIT_OK. */
+int command_help(const char *name);
+/* Says "try 'berth CMD --help'" on stderr; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints the failure of a library call (error_message() or strerror) and
+ * maps it to an exit status. */
+int fail(int err, const char *what);
+
+/* Opens the repository named by settings.repo. */
+int open_repo(enum repo_mode mode, struct repo **ret);
+
+/* Progress line on stderr, only when it is a terminal. */
+void progress_begin(const char *verb);
+void progress_update(void *ud, const struct snapshot_progress *p);
+void progress_end(void);
+void report_warning(void *ud, const char *path, const char *msg);
+
+/* Prints a JSON document to stdout with a newline, and frees it. */
+void json_print(json_object *o);
+json_object *json_snapshot(const struct catalog_snapshot *s);
+char *format_duration(int64_t ns, char *buf, size_t size);
+
+extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check;
+
+#endif

@@ -1,0 +1,112 @@
+/* cmd-check.c — berth check: verify the repository. */
+#include "agent.h"
+
+static const char help[] =
+        "Usage: berth [-r REPO] check [--read-data] [--json]\n"
+        "\n"
+        "Verifies the repository: every snapshot file hashes to its id, every pack the\n"
+        "catalog lists exists with the recorded size and a trailer that agrees with the\n"
+        "catalog, and every chunk each snapshot references is in the repository.  With\n"
+        "--read-data, every pack is read whole and every chunk decompressed and\n"
+        "re-hashed.  Each problem is printed on its own line, naming the pack, and each\n"
+        "snapshot that depends on damaged or missing data is named with an example path.\n"
+        "\n"
+        "Packs or snapshots that an interrupted backup left on disk but not in the\n"
+        "catalog are counted as unindexed (not an error); the next backup indexes them.\n"
+        "\n"
+        "Exit status 0 when no problem was found, 5 when some were.\n"
+        "\n"
+        "Options:\n"
+        "      --read-data   read and verify all data (slow: reads the whole repository)\n"
+        "      --json        {\"ok\", \"problems\": [...], \"snapshots\", \"packs\", \"chunks\",\n"
+        "                    \"bytes_read\", \"damaged_packs\", \"damaged_snapshots\", \"unindexed\"}\n"
+        "  -h, --help        this help\n";
+
+static json_object *problems;
+
+static void on_problem(void *ud, const char *msg)
+{
+        progress_end();
+        if (settings.json)
+                json_object_array_add(problems, json_object_new_string(msg));
+        else
+                printf("error: %s\n", msg);
+        fflush(stdout);
+}
+
+static void on_progress(void *ud, const struct snapshot_progress *p)
+{
+        struct snapshot_progress q = *p;
+        q.bytes_read = p->bytes;
+        progress_update(ud, &q);
+}
+
+static int run(int argc, char **argv)
+{
+        static const struct option options[] = { GLOBAL_OPTIONS, { "read-data", no_argument, NULL, 1 }, {} };
+        struct check_options o = { .problem = on_problem, .events = { .progress = on_progress, .cancel = &interrupted } };
+        int c;
+
+        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
+                int g = global_option(c, optarg);
+                if (g < 0)
+                        return EXIT_USAGE;
+                if (g)
+                        continue;
+                if (c == 'h')
+                        return command_help("check");
+                if (c == 1)
+                        o.read_data = true;
+                else
+                        return usage_error("check", "unknown option");
+        }
+        if (optind < argc)
+                return usage_error("check", "unexpected argument '%s'", argv[optind]);
+
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        int r = open_repo(REPO_READ, &repo);
+        if (r < 0)
+                return fail(r, "check");
+        problems = json_object_new_array();
+        struct check_result res;
+        progress_begin("check:");
+        r = snapshot_check(repo, &o, &res);
+        progress_end();
+        if (r < 0) {
+                json_object_put(problems);
+                return fail(r, "check");
+        }
+        char b[32];
+        if (settings.json) {
+                json_object *j = json_object_new_object();
+                json_object_object_add(j, "ok", json_object_new_boolean(res.errors == 0));
+                json_object_object_add(j, "problems", problems);
+                json_object_object_add(j, "snapshots", json_object_new_int64((int64_t)res.snapshots));
+                json_object_object_add(j, "packs", json_object_new_int64((int64_t)res.packs));
+                json_object_object_add(j, "chunks", json_object_new_int64((int64_t)res.chunks));
+                json_object_object_add(j, "bytes_read", json_object_new_int64((int64_t)res.bytes));
+                json_object_object_add(j, "damaged_packs", json_object_new_int64((int64_t)res.damaged_packs));
+                json_object_object_add(j, "damaged_snapshots", json_object_new_int64((int64_t)res.damaged_snapshots));
+                json_object_object_add(j, "unindexed", json_object_new_int64((int64_t)res.unindexed));
+                json_print(j);
+        } else {
+                json_object_put(problems);
+                if (!settings.quiet || res.errors)
+                        printf("checked %llu snapshots, %llu packs, %llu chunks%s%s: %s\n",
+                               (unsigned long long)res.snapshots, (unsigned long long)res.packs,
+                               (unsigned long long)res.chunks, o.read_data ? ", read " : "",
+                               o.read_data ? format_bytes(res.bytes, b, sizeof b) : "",
+                               res.errors ? "PROBLEMS FOUND" : "no problems found");
+                if (res.damaged_snapshots)
+                        printf("%llu snapshot(s) depend on damaged or missing data (listed above); restore them "
+                               "with --partial to recover the rest\n",
+                               (unsigned long long)res.damaged_snapshots);
+                if (res.unindexed && !settings.quiet)
+                        printf("%llu pack(s)/snapshot(s) left by an interrupted run are not indexed yet; the next "
+                               "backup indexes them\n",
+                               (unsigned long long)res.unindexed);
+        }
+        return res.errors ? EXIT_DAMAGED : EXIT_OK;
+}
+
+const struct command command_check = { "check", run, "verify the repository", help };

@@ -1,0 +1,75 @@
+/* cmd-snapshots.c — berth snapshots: list snapshots. */
+#include <string.h>
+
+#include "agent.h"
+
+static const char help[] =
+        "Usage: berth [-r REPO] snapshots [NAME] [--json]\n"
+        "\n"
+        "Lists the snapshots in the repository, oldest first, or those of one NAME:\n"
+        "ID (the first 12 of its 64 hex digits; any unique prefix names it), NAME, HOST,\n"
+        "TIME (UTC), FILES, SIZE (bytes of file content), ADDED (bytes the backup added\n"
+        "to the repository) and STATUS (complete, or incomplete when entries were\n"
+        "skipped).\n"
+        "\n"
+        "Options:\n"
+        "      --json   a JSON array of snapshot objects: id, short_id, name, host, source,\n"
+        "               time, started_ns, finished_ns, status, files, dirs, bytes,\n"
+        "               files_read, files_reused, bytes_read, bytes_added, warnings,\n"
+        "               parent, meta\n"
+        "  -h, --help   this help\n";
+
+static int run(int argc, char **argv)
+{
+        static const struct option options[] = { GLOBAL_OPTIONS, {} };
+        int c;
+
+        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
+                int g = global_option(c, optarg);
+                if (g < 0)
+                        return EXIT_USAGE;
+                if (g)
+                        continue;
+                if (c == 'h')
+                        return command_help("snapshots");
+                return usage_error("snapshots", "unknown option");
+        }
+        if (argc - optind > 1)
+                return usage_error("snapshots", "give at most one NAME");
+        const char *name = optind < argc ? argv[optind] : NULL;
+
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        int r = open_repo(REPO_READ, &repo);
+        if (r < 0)
+                return fail(r, "snapshots");
+        struct catalog_snapshot *list;
+        size_t n;
+        r = catalog_snapshot_list(repo_catalog(repo), name, &list, &n);
+        if (r < 0)
+                return fail(r, "snapshots");
+
+        if (settings.json) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < n; i++)
+                        json_object_array_add(a, json_snapshot(&list[i]));
+                json_print(a);
+        } else if (n == 0) {
+                if (!settings.quiet)
+                        printf(name ? "no snapshots of '%s'\n" : "no snapshots yet\n", name);
+        } else {
+                printf("%-12s  %-20s  %-12s  %-20s  %9s  %10s  %10s  %s\n", "ID", "NAME", "HOST", "TIME", "FILES",
+                       "SIZE", "ADDED", "STATUS");
+                for (size_t i = 0; i < n; i++) {
+                        char t[32], sz[32], add[32];
+                        printf("%.12s  %-20s  %-12s  %-20s  %9llu  %10s  %10s  %s\n", list[i].id, list[i].name,
+                               list[i].host, format_time(list[i].started, t, sizeof t),
+                               (unsigned long long)(list[i].files + list[i].dirs),
+                               format_bytes(list[i].bytes, sz, sizeof sz),
+                               format_bytes(list[i].bytes_added, add, sizeof add), list[i].status);
+                }
+        }
+        catalog_snapshot_list_free(list, n);
+        return EXIT_OK;
+}
+
+const struct command command_snapshots = { "snapshots", run, "list snapshots", help };

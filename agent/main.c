@@ -1,0 +1,313 @@
+/* main.c — settings, global options and the command dispatch table. */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include "agent.h"
+
+struct settings settings;
+volatile sig_atomic_t interrupted;
+
+static const struct command *const table[] = {
+        &command_init, &command_backup, &command_snapshots, &command_restore, &command_check,
+};
+
+static const char main_help[] =
+        "Usage: berth [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
+        "\n"
+        "Berth backs up directories and Docker volumes into a deduplicated, zstd-compressed\n"
+        "repository with a SQLite catalog, and restores them.\n"
+        "\n"
+        "Commands:\n"
+        "%s"
+        "\n"
+        "Global options (before or after the command):\n"
+        "  -r, --repo PATH      repository directory (default $BERTH_REPO, then /var/lib/berth)\n"
+        "      --json           machine-readable output on stdout\n"
+        "  -v, --verbose        more log output (repeat for debug)\n"
+        "  -q, --quiet          only errors and the command's result\n"
+        "      --lock-wait SEC  wait up to SEC seconds for a repository another process holds\n"
+        "      --no-progress    no progress line, even on a terminal\n"
+        "  -h, --help           this help, or a command's help after the command\n"
+        "      --version        the version\n"
+        "\n"
+        "Configuration: built-in defaults, then /etc/berth/berth.conf (or $BERTH_CONFIG), then\n"
+        "BERTH_REPO, BERTH_LEVEL, BERTH_LOCK_WAIT, BERTH_UNCHANGED, BERTH_LOG_LEVEL, then flags.\n"
+        "\n"
+        "Exit status:\n"
+        "  0  success\n"
+        "  1  failure (stderr says what happened and what to do)\n"
+        "  2  bad command line\n"
+        "  3  finished, but some entries were skipped or not restored (listed as warnings)\n"
+        "  4  the repository is locked by another process\n"
+        "  5  check found damaged or missing data\n"
+        "\n"
+        "Run 'berth COMMAND --help' for a command's options.\n";
+
+static int print_main_help(FILE *f)
+{
+        char list[2048] = "";
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                char line[160];
+                snprintf(line, sizeof line, "  %-12s %s\n", table[i]->name, table[i]->summary);
+                strncat(list, line, sizeof list - strlen(list) - 1);
+        }
+        fprintf(f, main_help, list);
+        return f == stdout ? EXIT_OK : EXIT_USAGE;
+}
+
+const struct command *command_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (strcmp(table[i]->name, name) == 0)
+                        return table[i];
+        return NULL;
+}
+
+int command_help(const char *name)
+{
+        const struct command *c = command_find(name);
+        if (!c)
+                return print_main_help(stdout);
+        fputs(c->help, stdout);
+        return EXIT_OK;
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "berth%s%s: %s\nTry 'berth %s%s--help'.\n", cmd ? " " : "", cmd ? cmd : "", msg,
+                cmd ? cmd : "", cmd ? " " : "");
+        return EXIT_USAGE;
+}
+
+int fail(int err, const char *what)
+{
+        const char *m = error_message();
+        progress_end();
+        if (m)
+                log_error("%s", m);
+        else
+                log_error("%s: %s", what, berth_strerror(err));
+        switch (-err) {
+        case BERTH_ELOCKED: return EXIT_LOCKED;
+        default: return EXIT_FAILURE_;
+        }
+}
+
+int global_option(int c, const char *arg)
+{
+        switch (c) {
+        case 'r':
+                free(settings.repo);
+                settings.repo = xstrdup(arg);
+                return 1;
+        case 0x1001:
+                settings.json = true;
+                return 1;
+        case 'v':
+                log_set_level(log_get_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                return 1;
+        case 'q':
+                settings.quiet = true;
+                log_set_level(LOG_ERR);
+                return 1;
+        case 0x1002:
+                if (parse_duration(arg, &settings.lock_wait) < 0) {
+                        log_error("--lock-wait: '%s' is not a number of seconds", arg);
+                        return -1;
+                }
+                return 1;
+        case 0x1003:
+                settings.progress = false;
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+/* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
+ * error, so a typo does not silently fall back to a default. */
+static int load_config_file(const char *path, bool required)
+{
+        FILE *f = fopen(path, "re");
+        if (!f) {
+                if (errno == ENOENT && !required)
+                        return 0;
+                return log_error_errno(errno, "cannot read %s", path);
+        }
+        char line[4096];
+        int lineno = 0, r = 0;
+        while (fgets(line, sizeof line, f)) {
+                lineno++;
+                char *p = line, *hash = strchr(line, '#');
+                if (hash)
+                        *hash = 0;
+                while (isspace((unsigned char)*p))
+                        p++;
+                if (!*p)
+                        continue;
+                char *eq = strchr(p, '=');
+                if (!eq) {
+                        r = log_error("%s:%d: expected KEY = VALUE", path, lineno);
+                        break;
+                }
+                char *k = p, *v = eq + 1;
+                char *e = eq;
+                while (e > k && isspace((unsigned char)e[-1]))
+                        e--;
+                *e = 0;
+                while (isspace((unsigned char)*v))
+                        v++;
+                e = v + strlen(v);
+                while (e > v && isspace((unsigned char)e[-1]))
+                        e--;
+                *e = 0;
+                if (strcmp(k, "repo") == 0) {
+                        free(settings.repo);
+                        settings.repo = xstrdup(v);
+                } else if (strcmp(k, "level") == 0)
+                        settings.level = atoi(v);
+                else if (strcmp(k, "lock_wait") == 0) {
+                        if (parse_duration(v, &settings.lock_wait) < 0)
+                                r = log_error("%s:%d: lock_wait: not a duration", path, lineno);
+                } else if (strcmp(k, "unchanged") == 0) {
+                        free(settings.unchanged);
+                        settings.unchanged = xstrdup(v);
+                } else if (strcmp(k, "log_level") == 0) {
+                        int l = log_level_from_string(v);
+                        if (l < 0)
+                                r = log_error("%s:%d: log_level: use error, warning, notice, info or debug", path,
+                                              lineno);
+                        else
+                                log_set_level(l);
+                } else
+                        r = log_error("%s:%d: unknown setting '%s'", path, lineno, k);
+                if (r < 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+int settings_load(void)
+{
+        const char *e;
+        int r;
+
+        settings.repo = xstrdup("/var/lib/berth");
+        settings.progress = isatty(STDERR_FILENO);
+        e = getenv("BERTH_CONFIG");
+        settings.config_path = xstrdup(e ? e : "/etc/berth/berth.conf");
+        r = load_config_file(settings.config_path, e != NULL);
+        if (r < 0)
+                return r;
+        if ((e = getenv("BERTH_REPO")) && *e) {
+                free(settings.repo);
+                settings.repo = xstrdup(e);
+        }
+        if ((e = getenv("BERTH_LEVEL")) && *e)
+                settings.level = atoi(e);
+        if ((e = getenv("BERTH_LOCK_WAIT")) && *e && parse_duration(e, &settings.lock_wait) < 0)
+                return log_error("BERTH_LOCK_WAIT: '%s' is not a number of seconds", e);
+        if ((e = getenv("BERTH_UNCHANGED")) && *e) {
+                free(settings.unchanged);
+                settings.unchanged = xstrdup(e);
+        }
+        return 0;
+}
+
+int open_repo(enum repo_mode mode, struct repo **ret)
+{
+        int r = repo_open(settings.repo, mode, settings.lock_wait, ret);
+        if (r < 0)
+                return r;
+        if (settings.level)
+                repo_set_level(*ret, settings.level);
+        uint64_t packs, snaps;
+        repo_recovered(*ret, &packs, &snaps);
+        if (packs || snaps)
+                log_notice("repaired what an interrupted run left: indexed %llu pack(s) and %llu snapshot(s)",
+                           (unsigned long long)packs, (unsigned long long)snaps);
+        return 0;
+}
+
+static void on_signal(int sig)
+{
+        if (interrupted) {
+                /* A second Ctrl-C: the user insists. */
+                signal(sig, SIG_DFL);
+                raise(sig);
+        }
+        interrupted = sig;
+}
+
+static void raise_fd_limit(void)
+{
+        /* Deep trees hold one directory fd per level. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                GLOBAL_OPTIONS,
+                { "version", no_argument, NULL, 0x1100 },
+                {},
+        };
+        int c;
+
+        log_open("berth");
+        if (settings_load() < 0)
+                return EXIT_FAILURE_;
+        raise_fd_limit();
+
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        /* '+': stop at the command name; its options are its own. */
+        while ((c = getopt_long(argc, argv, "+" GLOBAL_SHORT, options, NULL)) != -1) {
+                if (c == 'h')
+                        return print_main_help(stdout);
+                if (c == 0x1100) {
+                        printf("berth %s\n", BERTH_VERSION);
+                        return EXIT_OK;
+                }
+                int r = global_option(c, optarg);
+                if (r < 0)
+                        return EXIT_USAGE;
+                if (r == 0)
+                        return usage_error(NULL, "unknown option");
+        }
+        if (optind >= argc)
+                return print_main_help(stderr);
+
+        const char *name = argv[optind];
+        if (strcmp(name, "help") == 0)
+                return optind + 1 < argc ? command_help(argv[optind + 1]) : print_main_help(stdout);
+        if (strcmp(name, "version") == 0) {
+                printf("berth %s\n", BERTH_VERSION);
+                return EXIT_OK;
+        }
+        const struct command *cmd = command_find(name);
+        if (!cmd)
+                return usage_error(NULL, "unknown command '%s'", name);
+
+        /* The command sees argv from its name on; optind = 0 makes getopt
+         * start over (from index 1) with its state reset. */
+        int first = optind;
+        optind = 0;
+        return cmd->run(argc - first, argv + first);
+}

@@ -1,0 +1,31 @@
+/* catalog-private.h — shared between the catalog's own files only. */
+#ifndef BERTH_CATALOG_PRIVATE_H
+#define BERTH_CATALOG_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "catalog.h"
+
+struct catalog {
+        sqlite3 *db;
+        char *path;
+        bool in_tx;
+        sqlite3_stmt *stmts[32];
+};
+
+/* Returns a reset prepared statement for `sql`, cached in slot `slot`. */
+sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql);
+/* Translates a SQLite result code into -errno and records a reason. */
+int catalog_error(struct catalog *c, int rc, const char *what);
+
+enum {
+        STMT_PACK_ADD, STMT_PACK_FIND, STMT_PACK_GET, STMT_CHUNK_ADD, STMT_CHUNK_GET,
+        STMT_SNAP_ADD, STMT_SNAP_KNOWN, STMT_NAME_ID, STMT_NAME_ADD, STMT_SNAP_MAXSEQ,
+        STMT_PATH_FIND, STMT_PATH_ADD,
+        STMT__MAX = 32,
+};
+
+int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret);
+int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
+
+#endif

@@ -1,0 +1,145 @@
+/* catalog.h — the SQLite catalog of a Berth repository.
+ *
+ * The catalog is an index: which pack holds each chunk, which snapshots
+ * exist, and a file index that answers "which snapshots hold path X" and
+ * "list this directory" without reading packs.  Everything in it that
+ * describes data can be rebuilt from the repository's packs and snapshot
+ * files.  It never sees a chunk's bytes.
+ *
+ * One connection per process, used from one thread.  Every function returns
+ * 0 (or a count, or 1 for "found") on success and -errno on failure, with a
+ * one-line reason in error_message(); SQLite's own codes never leave this
+ * module.  Output parameters are written only on success.
+ */
+#ifndef BERTH_CATALOG_H
+#define BERTH_CATALOG_H
+
+#include "../common/common.h"
+
+#define CATALOG_HASH_LEN 32
+#define CATALOG_SCHEMA_VERSION 1
+
+struct catalog;
+
+/* Opens (creating when `create`) the catalog at path and applies forward
+ * migrations.  A catalog newer than this program is refused with
+ * -BERTH_EFORMAT.  WAL mode, synchronous=FULL. */
+int catalog_open(const char *path, bool create, struct catalog **ret);
+void catalog_free(struct catalog *c);
+static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
+
+/* Transactions do not nest.  catalog_commit() failing leaves no change. */
+int catalog_begin(struct catalog *c);
+int catalog_commit(struct catalog *c);
+void catalog_rollback(struct catalog *c);
+
+/* ---- packs and chunks --------------------------------------------------- */
+
+struct catalog_chunk {
+        uint8_t id[CATALOG_HASH_LEN];
+        int64_t pack;      /* rowid of the pack */
+        uint32_t offset;
+        uint32_t stored_len;
+        uint32_t raw_len;
+        uint8_t flags;     /* the pack trailer's flags byte */
+};
+
+/* Records a pack (or finds it, when its hash is already known); *ret_id is
+ * its rowid.  Returns 1 when added, 0 when it was there. */
+int catalog_pack_add(struct catalog *c, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size,
+                     uint32_t nchunks, int64_t *ret_id);
+/* 1 and the pack's hash and size, or 0 when there is no such rowid. */
+int catalog_pack_get(struct catalog *c, int64_t id, uint8_t ret_hash[CATALOG_HASH_LEN], uint64_t *ret_size);
+/* 1 when the pack with that hash is recorded. */
+int catalog_pack_known(struct catalog *c, const uint8_t hash[CATALOG_HASH_LEN]);
+/* Calls fn for every pack in rowid order; a negative return from fn stops
+ * and is returned. */
+int catalog_pack_foreach(struct catalog *c,
+                         int (*fn)(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size,
+                                   uint32_t nchunks),
+                         void *ud);
+/* Adds a chunk location; a chunk already recorded keeps its first location. */
+int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch);
+/* 1 and the chunk's location, or 0 when unknown. */
+int catalog_chunk_get(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN], struct catalog_chunk *ret);
+/* Calls fn with every chunk id, in no particular order. */
+int catalog_chunk_foreach(struct catalog *c, int (*fn)(void *ud, const uint8_t id[CATALOG_HASH_LEN]), void *ud);
+/* Calls fn with every chunk recorded in one pack. */
+int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
+                                  int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);
+int64_t catalog_chunk_count(struct catalog *c);
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+struct catalog_snapshot {
+        char id[2 * CATALOG_HASH_LEN + 1];
+        char *name;
+        int64_t seq;           /* position in its name's series, from 1 */
+        char *host;
+        char *source;
+        int64_t started;       /* ns since the epoch */
+        int64_t finished;
+        char *status;          /* "complete" or "incomplete" */
+        uint64_t files, dirs, bytes;
+        uint64_t files_read, files_reused, bytes_read, bytes_added;
+        uint64_t warnings;
+        char *parent;          /* id or NULL */
+        char *meta;            /* JSON object or NULL */
+};
+
+void catalog_snapshot_clear(struct catalog_snapshot *s);
+void catalog_snapshot_list_free(struct catalog_snapshot *list, size_t n);
+
+/* Inserts a snapshot row.  When s->seq is 0 it becomes one more than the
+ * newest of its name, and is written back into s. */
+int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s);
+/* 1 when a snapshot with this full id is recorded. */
+int catalog_snapshot_known(struct catalog *c, const char *id);
+/* Snapshots ordered by start time (oldest first), all or of one name. */
+int catalog_snapshot_list(struct catalog *c, const char *name, struct catalog_snapshot **ret, size_t *ret_n);
+/* Snapshots whose id starts with prefix (at most `max`). */
+int catalog_snapshot_by_prefix(struct catalog *c, const char *prefix, size_t max, struct catalog_snapshot **ret,
+                               size_t *ret_n);
+/* The newest snapshot of name started at or before `before` (INT64_MAX for
+ * the newest): 1 and *ret, or 0. */
+int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before, struct catalog_snapshot *ret);
+/* The highest seq of name, 0 when none. */
+int64_t catalog_snapshot_max_seq(struct catalog *c, const char *name);
+
+/* ---- the file index --------------------------------------------------------
+ *
+ * A row describes one version of one path in one name's series and is valid
+ * for the snapshots whose seq is in [since, until); `until` is NULL while it
+ * is the current version.  Indexing a new snapshot writes rows only for the
+ * paths that were added, changed or removed, so the index grows with the
+ * changed files, not with files × snapshots.
+ */
+
+struct catalog_file {
+        const char *path;      /* relative, no leading '/', "" for the root */
+        size_t path_len;
+        uint8_t type;          /* ENTRY_* of snapshot/manifest.h */
+        uint32_t mode;         /* permission bits incl. setuid/setgid/sticky */
+        uint32_t uid, gid;
+        uint64_t size;
+        int64_t mtime;         /* ns */
+        uint8_t content[16];   /* digest of the content (chunk list or link target) */
+        uint8_t meta[8];       /* digest of xattrs, ACLs, flags and device number */
+        uint32_t flags;
+};
+
+struct catalog_index;
+
+/* Starts indexing snapshot `seq` of `name`.  Must be inside a transaction. */
+int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct catalog_index **ret);
+/* A path that is new or changed in this snapshot. */
+int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f);
+/* A path of the previous snapshot that this one no longer has. */
+int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len);
+void catalog_index_free(struct catalog_index *ix);
+static inline void catalog_index_freep(struct catalog_index **ix) { catalog_index_free(*ix); }
+
+/* Row counts, for reports and tests. */
+int64_t catalog_count(struct catalog *c, const char *table);
+
+#endif

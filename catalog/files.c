@@ -1,0 +1,200 @@
+/* files.c — the file index: interned paths and per-version file rows. */
+#include <string.h>
+
+#include "catalog-private.h"
+
+struct catalog_index {
+        struct catalog *c;
+        int64_t name_id;
+        int64_t seq;
+        sqlite3_stmt *close_row;
+        sqlite3_stmt *insert_row;
+        /* Consecutive entries of a depth-first walk share their parent:
+         * remember the last parent so most lookups are one query. */
+        struct buf last_parent;
+        int64_t last_parent_id;
+};
+
+static int path_lookup(struct catalog *c, const char *path, size_t len, int64_t *ret)
+{
+        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_FIND, "SELECT id FROM paths WHERE path = ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_blob(st, 1, path, (int)len, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                sqlite3_reset(st);
+                return 1;
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "looking up a path");
+        return 0;
+}
+
+int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret)
+{
+        int r = path_lookup(c, path, len, ret);
+        if (r != 0 || !create)
+                return r;
+
+        /* Intern the parent first; the root "" has none. */
+        int64_t parent = 0;
+        bool has_parent = len > 0;
+        size_t cut = len;
+        while (cut > 0 && path[cut - 1] != '/')
+                cut--;
+        if (has_parent) {
+                r = catalog_path_id(c, path, cut ? cut - 1 : 0, true, &parent);
+                if (r < 0)
+                        return r;
+        }
+        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_ADD, "INSERT INTO paths (parent, name, path) VALUES (?, ?, ?)");
+        if (!st)
+                return -EIO;
+        if (has_parent)
+                sqlite3_bind_int64(st, 1, parent);
+        sqlite3_bind_blob(st, 2, path + cut, (int)(len - cut), SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, path, (int)len, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "recording a path");
+        *ret = sqlite3_last_insert_rowid(c->db);
+        return 1;
+}
+
+int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct catalog_index **ret)
+{
+        int64_t name_id;
+        int r = catalog_name_id(c, name, true, &name_id);
+        if (r < 0)
+                return r;
+
+        struct catalog_index *ix = xcalloc(1, sizeof *ix);
+        ix->c = c;
+        ix->name_id = name_id;
+        ix->seq = seq;
+        ix->last_parent_id = -1;
+        int rc = sqlite3_prepare_v2(c->db,
+                                    "UPDATE files SET until = ?3 WHERE path = ?1 AND name = ?2 AND until IS NULL",
+                                    -1, &ix->close_row, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(c->db,
+                                        "INSERT INTO files (path, name, since, type, mode, uid, gid, size, mtime,"
+                                        " content, meta, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                        -1, &ix->insert_row, NULL);
+        if (rc != SQLITE_OK) {
+                r = catalog_error(c, rc, "preparing the file index");
+                catalog_index_free(ix);
+                return r;
+        }
+        *ret = ix;
+        return 0;
+}
+
+void catalog_index_free(struct catalog_index *ix)
+{
+        if (!ix)
+                return;
+        sqlite3_finalize(ix->close_row);
+        sqlite3_finalize(ix->insert_row);
+        buf_free(&ix->last_parent);
+        free(ix);
+}
+
+static int index_path_id(struct catalog_index *ix, const char *path, size_t len, bool create, int64_t *ret)
+{
+        size_t cut = len;
+        while (cut > 0 && path[cut - 1] != '/')
+                cut--;
+        size_t plen = cut ? cut - 1 : 0;
+
+        /* Fast path: same parent as the previous entry, and the child is new
+         * or known; fall back to the general lookup otherwise. */
+        if (len > 0 && ix->last_parent_id >= 0 && ix->last_parent.len == plen &&
+            memcmp(ix->last_parent.data ? (const char *)ix->last_parent.data : "", path, plen) == 0) {
+                int r = path_lookup(ix->c, path, len, ret);
+                if (r != 0 || !create)
+                        return r;
+                sqlite3_stmt *st = catalog_stmt(ix->c, STMT_PATH_ADD,
+                                                "INSERT INTO paths (parent, name, path) VALUES (?, ?, ?)");
+                if (!st)
+                        return -EIO;
+                sqlite3_bind_int64(st, 1, ix->last_parent_id);
+                sqlite3_bind_blob(st, 2, path + cut, (int)(len - cut), SQLITE_STATIC);
+                sqlite3_bind_blob(st, 3, path, (int)len, SQLITE_STATIC);
+                int rc = sqlite3_step(st);
+                sqlite3_reset(st);
+                if (rc != SQLITE_DONE)
+                        return catalog_error(ix->c, rc, "recording a path");
+                *ret = sqlite3_last_insert_rowid(ix->c->db);
+                return 1;
+        }
+
+        int r = catalog_path_id(ix->c, path, len, create, ret);
+        if (r > 0 && len > 0) {
+                int64_t pid;
+                if (catalog_path_id(ix->c, path, plen, false, &pid) > 0) {
+                        buf_reset(&ix->last_parent);
+                        buf_append(&ix->last_parent, path, plen);
+                        ix->last_parent_id = pid;
+                }
+        }
+        return r;
+}
+
+static int close_row(struct catalog_index *ix, int64_t path_id)
+{
+        sqlite3_stmt *st = ix->close_row;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, path_id);
+        sqlite3_bind_int64(st, 2, ix->name_id);
+        sqlite3_bind_int64(st, 3, ix->seq);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(ix->c, rc, "updating the file index");
+        return 0;
+}
+
+int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f)
+{
+        int64_t path_id;
+        int r = index_path_id(ix, f->path, f->path_len, true, &path_id);
+        if (r < 0)
+                return r;
+        r = close_row(ix, path_id);
+        if (r < 0)
+                return r;
+
+        sqlite3_stmt *st = ix->insert_row;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, path_id);
+        sqlite3_bind_int64(st, 2, ix->name_id);
+        sqlite3_bind_int64(st, 3, ix->seq);
+        sqlite3_bind_int(st, 4, f->type);
+        sqlite3_bind_int64(st, 5, f->mode);
+        sqlite3_bind_int64(st, 6, f->uid);
+        sqlite3_bind_int64(st, 7, f->gid);
+        sqlite3_bind_int64(st, 8, (int64_t)f->size);
+        sqlite3_bind_int64(st, 9, f->mtime);
+        sqlite3_bind_blob(st, 10, f->content, sizeof f->content, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 11, f->meta, sizeof f->meta, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 12, f->flags);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(ix->c, rc, "updating the file index");
+        return 0;
+}
+
+int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len)
+{
+        int64_t path_id;
+        int r = index_path_id(ix, path, len, false, &path_id);
+        if (r <= 0)
+                return r;
+        return close_row(ix, path_id);
+}

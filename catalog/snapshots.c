@@ -1,0 +1,236 @@
+/* snapshots.c — snapshot rows and the names they belong to. */
+#include <stdio.h>
+#include <string.h>
+
+#include "catalog-private.h"
+
+#define SNAP_COLUMNS                                                                                  \
+        "s.hash, n.name, s.seq, s.host, s.source, s.started, s.finished, s.status, s.files, s.dirs, " \
+        "s.bytes, s.files_read, s.files_reused, s.bytes_read, s.bytes_added, s.warnings, s.parent, s.meta"
+
+void catalog_snapshot_clear(struct catalog_snapshot *s)
+{
+        free(s->name);
+        free(s->host);
+        free(s->source);
+        free(s->status);
+        free(s->parent);
+        free(s->meta);
+        *s = (struct catalog_snapshot){ 0 };
+}
+
+void catalog_snapshot_list_free(struct catalog_snapshot *list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                catalog_snapshot_clear(&list[i]);
+        free(list);
+}
+
+static char *col_str(sqlite3_stmt *st, int i)
+{
+        const unsigned char *t = sqlite3_column_text(st, i);
+        return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void snapshot_from_row(sqlite3_stmt *st, struct catalog_snapshot *s)
+{
+        const unsigned char *h = sqlite3_column_text(st, 0);
+        snprintf(s->id, sizeof s->id, "%s", h ? (const char *)h : "");
+        s->name = col_str(st, 1);
+        s->seq = sqlite3_column_int64(st, 2);
+        s->host = col_str(st, 3);
+        s->source = col_str(st, 4);
+        s->started = sqlite3_column_int64(st, 5);
+        s->finished = sqlite3_column_int64(st, 6);
+        s->status = col_str(st, 7);
+        s->files = (uint64_t)sqlite3_column_int64(st, 8);
+        s->dirs = (uint64_t)sqlite3_column_int64(st, 9);
+        s->bytes = (uint64_t)sqlite3_column_int64(st, 10);
+        s->files_read = (uint64_t)sqlite3_column_int64(st, 11);
+        s->files_reused = (uint64_t)sqlite3_column_int64(st, 12);
+        s->bytes_read = (uint64_t)sqlite3_column_int64(st, 13);
+        s->bytes_added = (uint64_t)sqlite3_column_int64(st, 14);
+        s->warnings = (uint64_t)sqlite3_column_int64(st, 15);
+        s->parent = col_str(st, 16);
+        s->meta = col_str(st, 17);
+}
+
+int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret)
+{
+        sqlite3_stmt *st = catalog_stmt(c, STMT_NAME_ID, "SELECT id FROM names WHERE name = ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                sqlite3_reset(st);
+                return 1;
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "looking up a name");
+        if (!create)
+                return 0;
+        st = catalog_stmt(c, STMT_NAME_ADD, "INSERT INTO names (name) VALUES (?)");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "recording a name");
+        *ret = sqlite3_last_insert_rowid(c->db);
+        return 1;
+}
+
+int64_t catalog_snapshot_max_seq(struct catalog *c, const char *name)
+{
+        sqlite3_stmt *st = catalog_stmt(c, STMT_SNAP_MAXSEQ,
+                                        "SELECT coalesce(max(s.seq), 0) FROM snapshots s JOIN names n ON n.id = s.name"
+                                        " WHERE n.name = ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return catalog_error(c, rc, "reading the newest snapshot");
+        return v;
+}
+
+int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s)
+{
+        int64_t name_id;
+        int r = catalog_name_id(c, s->name, true, &name_id);
+        if (r < 0)
+                return r;
+        if (s->seq == 0) {
+                int64_t m = catalog_snapshot_max_seq(c, s->name);
+                if (m < 0)
+                        return (int)m;
+                s->seq = m + 1;
+        }
+        sqlite3_stmt *st = catalog_stmt(
+                c, STMT_SNAP_ADD,
+                "INSERT INTO snapshots (hash, name, seq, host, source, started, finished, status, files, dirs,"
+                " bytes, files_read, files_reused, bytes_read, bytes_added, warnings, parent, meta)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, name_id);
+        sqlite3_bind_int64(st, 3, s->seq);
+        sqlite3_bind_text(st, 4, s->host ? s->host : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, s->source ? s->source : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, s->started);
+        sqlite3_bind_int64(st, 7, s->finished);
+        sqlite3_bind_text(st, 8, s->status ? s->status : "complete", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (int64_t)s->files);
+        sqlite3_bind_int64(st, 10, (int64_t)s->dirs);
+        sqlite3_bind_int64(st, 11, (int64_t)s->bytes);
+        sqlite3_bind_int64(st, 12, (int64_t)s->files_read);
+        sqlite3_bind_int64(st, 13, (int64_t)s->files_reused);
+        sqlite3_bind_int64(st, 14, (int64_t)s->bytes_read);
+        sqlite3_bind_int64(st, 15, (int64_t)s->bytes_added);
+        sqlite3_bind_int64(st, 16, (int64_t)s->warnings);
+        if (s->parent)
+                sqlite3_bind_text(st, 17, s->parent, -1, SQLITE_STATIC);
+        if (s->meta)
+                sqlite3_bind_text(st, 18, s->meta, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "recording a snapshot");
+        return 0;
+}
+
+int catalog_snapshot_known(struct catalog *c, const char *id)
+{
+        sqlite3_stmt *st = catalog_stmt(c, STMT_SNAP_KNOWN, "SELECT 1 FROM snapshots WHERE hash = ?");
+        if (!st)
+                return -EIO;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return catalog_error(c, rc, "looking up a snapshot");
+}
+
+/* Runs a snapshot query whose parameters are bound by the caller's text
+ * arguments (NULL arguments bind NULL), collecting every row. */
+static int snapshot_query(struct catalog *c, const char *sql, const char *a1, const char *a2, int64_t i3,
+                          struct catalog_snapshot **ret, size_t *ret_n)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "listing snapshots");
+        if (a1)
+                sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC);
+        if (a2)
+                sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, i3);
+
+        struct catalog_snapshot *list = NULL;
+        size_t n = 0, cap = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        list = xrealloc(list, cap * sizeof *list);
+                }
+                list[n] = (struct catalog_snapshot){ 0 };
+                snapshot_from_row(st, &list[n++]);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+                catalog_snapshot_list_free(list, n);
+                return catalog_error(c, rc, "listing snapshots");
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int catalog_snapshot_list(struct catalog *c, const char *name, struct catalog_snapshot **ret, size_t *ret_n)
+{
+        return snapshot_query(c,
+                              "SELECT " SNAP_COLUMNS " FROM snapshots s JOIN names n ON n.id = s.name"
+                              " WHERE ?1 IS NULL OR n.name = ?1 ORDER BY s.started, s.id",
+                              name, NULL, 0, ret, ret_n);
+}
+
+int catalog_snapshot_by_prefix(struct catalog *c, const char *prefix, size_t max, struct catalog_snapshot **ret,
+                               size_t *ret_n)
+{
+        /* Ids are lower-case hex: a range query uses the unique index and
+         * needs no escaping of LIKE wildcards. */
+        _cleanup_free_ char *upper = xasprintf("%s~", prefix);
+        return snapshot_query(c,
+                              "SELECT " SNAP_COLUMNS " FROM snapshots s JOIN names n ON n.id = s.name"
+                              " WHERE s.hash >= ?1 AND s.hash < ?2 ORDER BY s.started LIMIT ?3",
+                              prefix, upper, (int64_t)max, ret, ret_n);
+}
+
+int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before, struct catalog_snapshot *ret)
+{
+        struct catalog_snapshot *list;
+        size_t n;
+        int r = snapshot_query(c,
+                               "SELECT " SNAP_COLUMNS " FROM snapshots s JOIN names n ON n.id = s.name"
+                               " WHERE n.name = ?1 AND s.started <= ?3 ORDER BY s.started DESC, s.seq DESC LIMIT 1",
+                               name, NULL, before, &list, &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                free(list);
+                return 0;
+        }
+        *ret = list[0];
+        free(list);
+        return 1;
+}

@@ -1,0 +1,314 @@
+/* check.c — verifying a repository.
+ *
+ * Structure first (snapshot files hash to their names, every pack the
+ * catalog lists exists with the recorded size and a trailer that agrees
+ * with the catalog), then with read_data every chunk of every pack is
+ * decompressed and re-hashed.  Finally every snapshot's manifest is read,
+ * and each snapshot that references a damaged or missing chunk is named,
+ * with an example path, so the operator knows what a damaged pack costs.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+struct checker {
+        struct repo *repo;
+        struct store *store;
+        const struct check_options *o;
+        struct check_result *res;
+        struct idset bad;          /* chunks known to be damaged or unreadable */
+        struct buf data, out;
+        ZSTD_DCtx *dctx;
+        int64_t last_progress;
+};
+
+static void problem(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct checker *c, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        c->res->errors++;
+        if (c->o->problem)
+                c->o->problem(c->o->events.ud, msg);
+}
+
+static void tick(struct checker *c, const char *what)
+{
+        if (!c->o->events.progress || mono_ns() - c->last_progress < 250 * 1000 * 1000)
+                return;
+        c->last_progress = mono_ns();
+        struct snapshot_progress p = { .files = c->res->packs, .bytes = c->res->bytes, .path = what };
+        c->o->events.progress(c->o->events.ud, &p);
+}
+
+static int mark_bad(void *ud, const struct catalog_chunk *ch)
+{
+        idset_add(ud, ch->id);
+        return 0;
+}
+
+static int by_offset(const void *a, const void *b)
+{
+        const struct pack_entry *x = a, *y = b;
+        return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+struct catalog_rows {
+        struct pack_entry *trailer;
+        size_t n;
+        uint64_t mismatches;
+};
+
+static int compare_row(void *ud, const struct catalog_chunk *ch)
+{
+        struct catalog_rows *cr = ud;
+        struct pack_entry key = { .offset = ch->offset };
+        const struct pack_entry *t = bsearch(&key, cr->trailer, cr->n, sizeof key, by_offset);
+        if (!t || memcmp(t->id, ch->id, HASH_LEN) != 0 || t->stored_len != ch->stored_len ||
+            t->raw_len != ch->raw_len || t->flags != ch->flags)
+                cr->mismatches++;
+        return 0;
+}
+
+static int read_pack_data(struct checker *c, int fd, uint64_t size, const uint8_t hash[HASH_LEN], const char *name,
+                          const struct pack_entry *entries, size_t n, uint64_t *ret_bad)
+{
+        uint8_t got[HASH_LEN];
+        struct hasher *h = hasher_new();
+        uint64_t bad = 0;
+
+        /* The whole file must hash to its name... */
+        buf_reset(&c->data);
+        buf_reserve(&c->data, 1 << 20);
+        for (uint64_t off = 0; off < size;) {
+                size_t want = (size_t)MIN((uint64_t)c->data.cap, size - off);
+                int k = pread_all(fd, c->data.data, want, (off_t)off);
+                if (k < 0) {
+                        hasher_free(h);
+                        problem(c, "pack %s cannot be read: %s", name, berth_strerror(k));
+                        *ret_bad = n;
+                        return 0;
+                }
+                hasher_update(h, c->data.data, want);
+                off += want;
+                c->res->bytes += want;
+                tick(c, name);
+        }
+        hasher_final(h, got);
+        hasher_free(h);
+        if (memcmp(got, hash, HASH_LEN) != 0)
+                problem(c, "pack %s is damaged: its contents do not match its name", name);
+
+        /* ...and every chunk must decompress to bytes that hash to its id. */
+        for (size_t i = 0; i < n; i++) {
+                const struct pack_entry *e = &entries[i];
+                buf_reset(&c->data);
+                buf_reserve(&c->data, e->stored_len ? e->stored_len : 1);
+                int k = pread_all(fd, c->data.data, e->stored_len, e->offset);
+                if (k == 0)
+                        k = chunk_decode(e, c->data.data, &c->out, c->dctx);
+                if (k < 0) {
+                        char hex[2 * HASH_LEN + 1];
+                        hex_encode(e->id, HASH_LEN, hex);
+                        problem(c, "pack %s: chunk %.16s at offset %u is damaged", name, hex, e->offset);
+                        idset_add(&c->bad, e->id);
+                        bad++;
+                }
+                c->res->chunks++;
+        }
+        *ret_bad = bad;
+        return 0;
+}
+
+static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct checker *c = ud;
+        char path[128];
+        struct stat st;
+        struct pack_entry *entries = NULL;
+        size_t n = 0;
+        uint64_t bad = 0;
+        bool damaged = false;
+
+        pack_path(hash, path, sizeof path);
+        c->res->packs++;
+        tick(c, path);
+        _cleanup_close_ int fd = openat(c->repo->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                problem(c, "pack %s is missing: %s", path, strerror(errno));
+                damaged = true;
+                goto done;
+        }
+        if ((uint64_t)st.st_size != size) {
+                problem(c, "pack %s has %llu bytes, the catalog says %llu", path, (unsigned long long)st.st_size,
+                        (unsigned long long)size);
+                damaged = true;
+        }
+        if (pack_read_trailer(fd, (uint64_t)st.st_size, path, &entries, &n) < 0) {
+                problem(c, "%s", error_message());
+                error_clear();
+                damaged = true;
+                goto done;
+        }
+        qsort(entries, n, sizeof *entries, by_offset);
+        struct catalog_rows cr = { entries, n, 0 };
+        int k = catalog_chunk_foreach_in_pack(c->repo->catalog, id, compare_row, &cr);
+        if (k < 0)
+                return k;
+        if (cr.mismatches) {
+                problem(c, "pack %s: %llu catalog entries do not match its trailer", path,
+                        (unsigned long long)cr.mismatches);
+                damaged = true;
+        }
+        if (n != nchunks && !damaged)
+                log_debug("pack %s holds %zu chunks, %u recorded (duplicates are recorded once)", path, n, nchunks);
+        if (c->o->read_data) {
+                read_pack_data(c, fd, (uint64_t)st.st_size, hash, path, entries, n, &bad);
+                if (bad)
+                        damaged = true;
+        } else
+                c->res->chunks += n;
+done:
+        free(entries);
+        if (damaged) {
+                c->res->damaged_packs++;
+                /* Chunks we cannot vouch for: all of a pack whose structure
+                 * is broken, the bad ones of a pack that only has bad chunks. */
+                if (!bad)
+                        catalog_chunk_foreach_in_pack(c->repo->catalog, id, mark_bad, &c->bad);
+        }
+        return 0;
+}
+
+static int count_unindexed_pack(void *ud, int dfd, const char *name)
+{
+        struct checker *c = ud;
+        uint8_t hash[HASH_LEN];
+        if (hex_decode(name, hash, HASH_LEN) == 0 && catalog_pack_known(c->repo->catalog, hash) == 0)
+                c->res->unindexed++;
+        return 0;
+}
+
+static void scan_dir(struct checker *c, int parent, const char *sub, bool packs)
+{
+        int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (packs && len == 2 && is_hex(de->d_name))
+                        scan_dir(c, dirfd(d), de->d_name, false);
+                else if (!packs && len == 2 * HASH_LEN && is_hex(de->d_name)) {
+                        if (strcmp(sub, "snapshots") == 0) {
+                                if (catalog_snapshot_known(c->repo->catalog, de->d_name) == 0)
+                                        c->res->unindexed++;
+                        } else
+                                count_unindexed_pack(c, dirfd(d), de->d_name);
+                }
+        }
+        closedir(d);
+}
+
+static void check_snapshot(struct checker *c, const struct catalog_snapshot *s)
+{
+        struct snapfile f = { 0 };
+        char t[32];
+        format_time(s->started, t, sizeof t);
+
+        c->res->snapshots++;
+        if (snapfile_read(c->repo, s->id, &f) < 0) {
+                problem(c, "snapshot %.12s (%s, %s) cannot be used: %s", s->id, s->name, t, error_message());
+                error_clear();
+                c->res->damaged_snapshots++;
+                return;
+        }
+        struct manifest_reader *mr = NULL;
+        const struct entry *e;
+        uint64_t bad_files = 0, missing = 0;
+        _cleanup_free_ char *example = NULL;
+        int k = 0;
+        for (size_t i = 0; i < f.nmanifest; i++)
+                if (idset_contains(&c->bad, f.manifest[i]))
+                        k = error_set(BERTH_ECORRUPT, "its file list is in a damaged pack");
+        if (k == 0)
+                k = manifest_reader_new(c->store, (const uint8_t(*)[HASH_LEN])f.manifest, f.nmanifest, &mr);
+        while (k == 0 && (k = manifest_reader_next(mr, &e)) > 0) {
+                k = 0;
+                bool bad = false;
+                for (size_t i = 0; i < e->nchunks && !bad; i++) {
+                        if (idset_contains(&c->bad, e->chunks[i].id))
+                                bad = true;
+                        else if (store_has(c->store, e->chunks[i].id) == 0) {
+                                bad = true;
+                                missing++;
+                        }
+                }
+                if (bad) {
+                        bad_files++;
+                        if (!example)
+                                example = xstrdup(e->path);
+                }
+        }
+        manifest_reader_free(mr);
+        if (k < 0) {
+                problem(c, "snapshot %.12s (%s, %s) is damaged: %s", s->id, s->name, t, error_message());
+                error_clear();
+                c->res->damaged_snapshots++;
+        } else if (bad_files) {
+                problem(c, "snapshot %.12s (%s, %s) is damaged: %llu file(s) reference %s data, e.g. '%s'", s->id,
+                        s->name, t, (unsigned long long)bad_files, missing ? "missing" : "damaged", example);
+                c->res->damaged_snapshots++;
+        }
+        snapfile_clear(&f);
+}
+
+int snapshot_check(struct repo *r, const struct check_options *o, struct check_result *ret)
+{
+        struct check_result res = { 0 };
+        struct checker c = { .repo = r, .o = o, .res = &res };
+        struct catalog_snapshot *list = NULL;
+        size_t n = 0;
+        int k;
+
+        k = store_open(r, false, &c.store);
+        if (k < 0)
+                return k;
+        c.dctx = ZSTD_createDCtx();
+        if (!c.dctx)
+                abort();
+
+        k = catalog_pack_foreach(r->catalog, check_pack, &c);
+        if (k < 0)
+                goto out;
+        scan_dir(&c, r->dirfd, "packs", true);
+        scan_dir(&c, r->dirfd, "snapshots", false);
+
+        k = catalog_snapshot_list(r->catalog, NULL, &list, &n);
+        if (k < 0)
+                goto out;
+        for (size_t i = 0; i < n; i++)
+                check_snapshot(&c, &list[i]);
+        *ret = res;
+        k = 0;
+out:
+        catalog_snapshot_list_free(list, n);
+        idset_free(&c.bad);
+        buf_free(&c.data);
+        buf_free(&c.out);
+        ZSTD_freeDCtx(c.dctx);
+        store_free(c.store);
+        return k;
+}

@@ -1,0 +1,326 @@
+/* internal.h — the snapshot engine's private pieces, shared by its files.
+ *
+ * Nothing outside snapshot/ (tests excepted) includes this header; the
+ * engine's interface is snapshot.h.
+ */
+#ifndef BERTH_SNAPSHOT_INTERNAL_H
+#define BERTH_SNAPSHOT_INTERNAL_H
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "../catalog/catalog.h"
+#include "snapshot.h"
+
+#define HASH_LEN 32
+
+/* ---- chunker.c: FastCDC ---------------------------------------------------
+ *
+ * Pure content-defined chunking: no I/O, no allocation.  A gear hash with
+ * normalized chunking (a harder mask before the average size, an easier one
+ * after) and cut-point skipping (no hashing before the minimum size).
+ */
+struct chunker {
+        uint64_t gear[256];
+        uint64_t mask_s;  /* used before avg: two more bits than log2(avg) */
+        uint64_t mask_l;  /* used from avg to max: two fewer bits */
+        uint32_t min, avg, max;
+};
+
+/* avg must be a power of two; min < avg < max.  Returns 0 or -EINVAL. */
+int chunker_init(struct chunker *c, uint32_t min, uint32_t avg, uint32_t max, uint64_t seed);
+/* Length of the chunk that starts at p, given n available bytes.  Returns 0
+ * when more bytes are needed to decide (n < max and !eof); at eof returns
+ * at most n. */
+size_t chunker_cut(const struct chunker *c, const uint8_t *p, size_t n, bool eof);
+
+/* ---- hash.c ---------------------------------------------------------------- */
+
+/* SHA-256 through OpenSSL's EVP (the CPU's SHA instructions when present). */
+void hash_sha256(const void *p, size_t n, uint8_t out[HASH_LEN]);
+
+struct hasher;
+struct hasher *hasher_new(void);
+void hasher_update(struct hasher *h, const void *p, size_t n);
+void hasher_final(struct hasher *h, uint8_t out[HASH_LEN]); /* and resets */
+void hasher_free(struct hasher *h);
+
+/* ---- idset.c: open-addressing sets of chunk ids -------------------------------
+ *
+ * `struct idset` keeps whole 32-byte ids (exact membership, with removal);
+ * `struct idfilter` keeps 8-byte prefixes only: a miss is certain, a hit
+ * must be confirmed elsewhere.  Both grow by doubling.
+ */
+struct idset {
+        uint8_t (*slots)[HASH_LEN];
+        uint8_t *used;
+        size_t cap, n;
+};
+bool idset_contains(const struct idset *s, const uint8_t id[HASH_LEN]);
+bool idset_add(struct idset *s, const uint8_t id[HASH_LEN]); /* true when new */
+bool idset_remove(struct idset *s, const uint8_t id[HASH_LEN]);
+void idset_free(struct idset *s);
+
+struct idfilter {
+        uint64_t *slots;
+        size_t cap, n;
+};
+bool idfilter_maybe(const struct idfilter *f, const uint8_t id[HASH_LEN]);
+void idfilter_add(struct idfilter *f, const uint8_t id[HASH_LEN]);
+size_t idfilter_bytes(const struct idfilter *f);
+void idfilter_free(struct idfilter *f);
+
+/* ---- pack.c ------------------------------------------------------------------
+ *
+ * A pack: the 8-byte magic "BERTHPK1", the stored chunks back to back, a
+ * trailer of fixed 48-byte entries (id, offset, stored length, raw length,
+ * flags), and a 24-byte footer: entry count, trailer length, the first 8
+ * bytes of the trailer's SHA-256, and the magic "BPKTRL01".  A pack's name
+ * is the SHA-256 of the whole file.  Little-endian throughout.
+ */
+#define PACK_MAGIC "BERTHPK1"
+#define PACK_FOOTER_MAGIC "BPKTRL01"
+#define PACK_HEADER_SIZE 8
+#define PACK_ENTRY_SIZE 48
+#define PACK_FOOTER_SIZE 24
+#define PACK_MAX_CHUNK (16u << 20) /* no stored chunk is larger */
+
+enum {
+        PACK_F_ZSTD = 1 << 0, /* stored bytes are one zstd frame */
+        PACK_F_TREE = 1 << 1, /* a manifest chunk, not file data */
+};
+
+struct pack_entry {
+        uint8_t id[HASH_LEN];
+        uint32_t offset;
+        uint32_t stored_len;
+        uint32_t raw_len;
+        uint8_t flags;
+};
+
+struct pack_writer;
+/* Creates a temporary pack in the repository's tmp/ directory. */
+int pack_writer_new(int tmp_dirfd, struct pack_writer **ret);
+int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);
+uint64_t pack_writer_size(const struct pack_writer *w);
+size_t pack_writer_count(const struct pack_writer *w);
+/* Writes the trailer, fsyncs, renames to packs/<xx>/<hash>, fsyncs the
+ * directory.  On success *ret_entries (caller frees) holds the entries and
+ * the writer is freed; on failure the temporary file is removed and the
+ * writer freed too. */
+int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
+                       struct pack_entry **ret_entries, size_t *ret_n);
+/* Removes the temporary file and frees. */
+void pack_writer_abort(struct pack_writer *w);
+
+/* Reads and validates the trailer of an open pack of `size` bytes. */
+int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n);
+/* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
+ * `size` bytes); used by pack_read_trailer and the fuzz target. */
+int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);
+/* "packs/ab/abcd…" for a hash; buf >= 80 bytes. */
+void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size);
+
+/* Decompresses (when needed) and verifies stored bytes against the id.
+ * Returns 0, or -BERTH_ECORRUPT when they do not match. */
+int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx);
+
+/* ---- store.c: the chunk store ---------------------------------------------
+ *
+ * store_put() hashes a chunk, decides whether the repository already has it
+ * (pending set, in-memory prefix filter, then the catalog), and hands new
+ * chunks to worker threads that compress, verify and append them to packs.
+ * Finished packs are recorded in the catalog by the calling thread.  One
+ * thread calls store_*; the workers are internal.
+ */
+struct store;
+
+struct store_stats {
+        uint64_t chunks_new, chunks_dup;
+        uint64_t raw_new;        /* plain bytes of new chunks */
+        uint64_t bytes_added;    /* bytes of pack files written */
+        uint64_t packs;
+};
+
+int store_open(struct repo *r, bool writable, struct store **ret);
+void store_free(struct store *s);
+static inline void store_freep(struct store **s) { store_free(*s); }
+/* Stores data (tree: a manifest chunk) and writes its id.  Returns 1 when
+ * the chunk was new, 0 when the repository had it. */
+int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN]);
+/* Waits for the workers, finishes the open pack, records everything. */
+int store_flush(struct store *s);
+/* Reads one chunk's plain bytes into out (replacing its contents). */
+int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
+/* 1 when the repository has the chunk (committed or pending). */
+int store_has(struct store *s, const uint8_t id[HASH_LEN]);
+void store_get_stats(const struct store *s, struct store_stats *ret);
+size_t store_index_bytes(const struct store *s);
+
+/* ---- manifest.c ---------------------------------------------------------------
+ *
+ * A snapshot's manifest: its entries in depth-first order, children sorted
+ * bytewise, each a varint-length-prefixed record.  The stream is cut with
+ * the chunker and stored as tree chunks, so unchanged stretches dedupe.
+ */
+enum {
+        ENTRY_DIR = 1,
+        ENTRY_REG = 2,
+        ENTRY_SYMLINK = 3,
+        ENTRY_HARDLINK = 4,
+        ENTRY_CHR = 5,
+        ENTRY_BLK = 6,
+        ENTRY_FIFO = 7,
+};
+
+enum {
+        ENTRY_F_INCONSISTENT = 1 << 0, /* changed while it was read */
+        ENTRY_F_LINKED = 1 << 1,       /* later entries are hard links to it */
+};
+
+struct xattr {
+        const char *name;
+        const uint8_t *value;
+        size_t len;
+};
+
+struct sparse_region {
+        uint64_t offset, length;
+};
+
+struct chunk_ref {
+        uint8_t id[HASH_LEN];
+        uint32_t len;
+};
+
+struct entry {
+        uint8_t type;
+        const char *path;       /* NUL-terminated; "" is the root */
+        size_t path_len;
+        uint32_t mode;          /* 07777 bits */
+        uint32_t uid, gid;
+        const char *uname, *gname;
+        int64_t mtime_sec;
+        uint32_t mtime_nsec;
+        int64_t ctime_sec;
+        uint32_t ctime_nsec;
+        uint64_t ino;
+        uint64_t size;
+        uint64_t rdev;
+        const char *link;       /* symlink target, or hard link's first path */
+        size_t link_len;
+        uint32_t flags;
+        uint64_t fflags_set, fflags_clear;
+        struct xattr *xattrs;
+        size_t nxattrs;
+        const char *acl;        /* libarchive ACL text, "" when none */
+        struct sparse_region *sparse;
+        size_t nsparse;
+        struct chunk_ref *chunks;
+        size_t nchunks;
+};
+
+/* Appends an entry's record to out. */
+void entry_encode(const struct entry *e, struct buf *out);
+
+/* Decoded entries point into storage owned by this holder. */
+struct entry_store {
+        struct entry e;
+        struct buf strings;
+        struct xattr *xattrs;
+        size_t xattrs_cap;
+        struct sparse_region *sparse;
+        size_t sparse_cap;
+        struct chunk_ref *chunks;
+        size_t chunks_cap;
+};
+/* Decodes one record body (without its length prefix).  Returns 0 or
+ * -BERTH_ECORRUPT. */
+int entry_decode(const uint8_t *p, size_t n, struct entry_store *es);
+void entry_store_free(struct entry_store *es);
+
+/* Compares paths in manifest order: component by component, bytewise. */
+int path_cmp(const char *a, size_t an, const char *b, size_t bn);
+/* The content and metadata digests the file index keeps. */
+void entry_digests(const struct entry *e, uint8_t content[16], uint8_t meta[8]);
+
+struct manifest_writer;
+int manifest_writer_new(struct store *s, const struct chunker *ch, struct manifest_writer **ret);
+int manifest_writer_add(struct manifest_writer *w, const struct entry *e);
+/* Flushes the rest; *ret_ids (caller frees) lists the manifest chunks. */
+int manifest_writer_finish(struct manifest_writer *w, uint8_t (**ret_ids)[HASH_LEN], size_t *ret_n);
+void manifest_writer_free(struct manifest_writer *w);
+
+/* Reads a manifest back, validating as it goes: every path well formed,
+ * strictly increasing, its parent a directory entry already seen, hard
+ * links pointing at an earlier linked file.  Anything else is
+ * -BERTH_ECORRUPT (or -BERTH_EHOSTILE for paths that would escape). */
+struct manifest_reader;
+int manifest_reader_new(struct store *s, const uint8_t (*ids)[HASH_LEN], size_t n, struct manifest_reader **ret);
+/* 1 and *ret (valid until the next call), 0 at the end, or -errno. */
+int manifest_reader_next(struct manifest_reader *r, const struct entry **ret);
+void manifest_reader_free(struct manifest_reader *r);
+static inline void manifest_reader_freep(struct manifest_reader **r) { manifest_reader_free(*r); }
+
+/* ---- restore.c: shared with export ------------------------------------------------ */
+
+struct archive_entry;
+/* Fills ae (cleared first) from e, named `path`. */
+void entry_to_archive(const struct entry *e, const char *path, struct archive_entry *ae);
+/* The file offset of position pos in a file's data stream, and in *ret_run
+ * how many bytes from there are contiguous (UINT64_MAX when not sparse). */
+uint64_t entry_stream_offset(const struct entry *e, uint64_t pos, uint64_t *ret_run);
+/* 2: e is an included path or below one; 1: a directory above one; 0: no. */
+int include_match(const struct entry *e, char *const *inc, size_t ninc);
+
+/* ---- snapfile.c: the snapshot file, snapshots/<id> --------------------------- */
+
+struct snapfile {
+        struct catalog_snapshot info;   /* id, name, host, times, stats... */
+        uint8_t (*manifest)[HASH_LEN];
+        size_t nmanifest;
+        int64_t quiesce_ns;             /* time the application was quiesced */
+};
+void snapfile_clear(struct snapfile *f);
+/* Serializes to JSON, writes snapshots/<sha256> atomically, fills f->info.id. */
+int snapfile_write(struct repo *r, struct snapfile *f);
+/* Reads and verifies snapshots/<id> (its content must hash to its name). */
+int snapfile_read(struct repo *r, const char *id, struct snapfile *ret);
+int snapfile_parse(const uint8_t *p, size_t n, struct snapfile *ret);
+
+/* ---- index.c: the catalog's file index from manifests ------------------------- */
+
+/* Records a snapshot row and its file index rows: the manifest of `f`
+ * compared with the manifest of the newest snapshot of its name.  Opens and
+ * commits its own transaction. */
+int index_snapshot(struct repo *r, struct store *s, struct snapfile *f);
+
+/* ---- repo.c ------------------------------------------------------------------- */
+
+struct repo_config {
+        char id[33];
+        uint32_t min, avg, max;          /* data chunker */
+        uint64_t seed;
+        uint32_t tree_min, tree_avg, tree_max;
+        int level;                       /* zstd level */
+        uint64_t pack_size;              /* target pack size */
+};
+
+struct repo {
+        char *path;
+        int dirfd;
+        int tmp_dirfd;
+        int lockfd;
+        bool writable;
+        struct repo_config cfg;
+        struct chunker chunker;
+        struct chunker tree_chunker;
+        struct catalog *catalog;
+        uint64_t recovered_packs, recovered_snapshots;
+};
+
+/* Indexes packs and snapshot files that a crashed writer left unrecorded,
+ * and removes its temporary files.  Needs the exclusive lock. */
+int repo_recover(struct repo *r, struct store *s);
+
+#endif

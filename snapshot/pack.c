@@ -1,0 +1,268 @@
+/* pack.c — writing and reading pack files. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+#define WRITE_BUFFER (1u << 20)
+
+struct pack_writer {
+        int tmp_dirfd;
+        char tmpname[64];
+        int fd;
+        struct hasher *hasher;
+        struct buf out;             /* not yet written */
+        uint64_t size;              /* bytes in the pack so far, written or buffered */
+        struct pack_entry *entries;
+        size_t n, cap;
+};
+
+void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size)
+{
+        char hex[2 * HASH_LEN + 1];
+        hex_encode(hash, HASH_LEN, hex);
+        snprintf(buf, size, "packs/%.2s/%s", hex, hex);
+}
+
+static int writer_flush(struct pack_writer *w)
+{
+        if (w->out.len == 0)
+                return 0;
+        int r = write_all(w->fd, w->out.data, w->out.len);
+        if (r < 0)
+                return error_set(r, "cannot write pack: %s", berth_strerror(r));
+        hasher_update(w->hasher, w->out.data, w->out.len);
+        buf_reset(&w->out);
+        return 0;
+}
+
+int pack_writer_new(int tmp_dirfd, struct pack_writer **ret)
+{
+        struct pack_writer *w = xcalloc(1, sizeof *w);
+        uint64_t rnd;
+
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+                rnd = (uint64_t)getpid() << 32 ^ (uint64_t)mono_ns();
+        snprintf(w->tmpname, sizeof w->tmpname, "pack-%016llx.tmp", (unsigned long long)rnd);
+        w->tmp_dirfd = tmp_dirfd;
+        w->fd = openat(tmp_dirfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (w->fd < 0) {
+                int r = error_set(errno, "cannot create a temporary pack: %s", strerror(errno));
+                free(w);
+                return r;
+        }
+        w->hasher = hasher_new();
+        buf_append(&w->out, PACK_MAGIC, PACK_HEADER_SIZE);
+        w->size = PACK_HEADER_SIZE;
+        *ret = w;
+        return 0;
+}
+
+int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored)
+{
+        if (w->n == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 256;
+                w->entries = xrealloc(w->entries, w->cap * sizeof *w->entries);
+        }
+        struct pack_entry *d = &w->entries[w->n++];
+        *d = *e;
+        d->offset = (uint32_t)w->size;
+        buf_append(&w->out, stored, e->stored_len);
+        w->size += e->stored_len;
+        if (w->out.len >= WRITE_BUFFER)
+                return writer_flush(w);
+        return 0;
+}
+
+uint64_t pack_writer_size(const struct pack_writer *w) { return w->size; }
+size_t pack_writer_count(const struct pack_writer *w) { return w->n; }
+
+static void writer_free(struct pack_writer *w)
+{
+        if (w->fd >= 0)
+                close(w->fd);
+        hasher_free(w->hasher);
+        buf_free(&w->out);
+        free(w->entries);
+        free(w);
+}
+
+void pack_writer_abort(struct pack_writer *w)
+{
+        if (!w)
+                return;
+        unlinkat(w->tmp_dirfd, w->tmpname, 0);
+        writer_free(w);
+}
+
+static void encode_trailer(const struct pack_entry *entries, size_t n, struct buf *out)
+{
+        size_t start = out->len;
+        for (size_t i = 0; i < n; i++) {
+                const struct pack_entry *e = &entries[i];
+                uint8_t rec[PACK_ENTRY_SIZE] = { 0 };
+                memcpy(rec, e->id, HASH_LEN);
+                le32_write(rec + 32, e->offset);
+                le32_write(rec + 36, e->stored_len);
+                le32_write(rec + 40, e->raw_len);
+                rec[44] = e->flags;
+                buf_append(out, rec, sizeof rec);
+        }
+        uint8_t digest[HASH_LEN];
+        hash_sha256(out->data + start, out->len - start, digest);
+        buf_put_le32(out, (uint32_t)n);
+        buf_put_le32(out, (uint32_t)(n * PACK_ENTRY_SIZE));
+        buf_append(out, digest, 8);
+        buf_append(out, PACK_FOOTER_MAGIC, 8);
+}
+
+int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
+                       struct pack_entry **ret_entries, size_t *ret_n)
+{
+        char path[128], dir[16];
+        uint8_t hash[HASH_LEN];
+        _cleanup_close_ int dfd = -1, pfd = -1;
+        int r;
+
+        encode_trailer(w->entries, w->n, &w->out);
+        w->size += (uint64_t)w->n * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE;
+        r = writer_flush(w);
+        if (r < 0)
+                goto fail;
+        if (fsync(w->fd) < 0) {
+                r = error_set(errno, "cannot sync pack: %s", strerror(errno));
+                goto fail;
+        }
+        hasher_final(w->hasher, hash);
+        pack_path(hash, path, sizeof path);
+        memcpy(dir, path, 8);
+        dir[8] = 0; /* "packs/ab" */
+
+        bool new_dir = mkdirat(repo_dirfd, dir, 0755) == 0;
+        if (!new_dir && errno != EEXIST) {
+                r = error_set(errno, "cannot create %s: %s", dir, strerror(errno));
+                goto fail;
+        }
+        if (renameat(w->tmp_dirfd, w->tmpname, repo_dirfd, path) < 0) {
+                r = error_set(errno, "cannot move pack into place: %s", strerror(errno));
+                goto fail;
+        }
+        /* The rename is durable only once its directory is synced, and a new
+         * directory only once its parent is. */
+        dfd = openat(repo_dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0) {
+                r = error_set(errno, "cannot sync %s: %s", dir, strerror(errno));
+                unlinkat(repo_dirfd, path, 0);
+                writer_free(w);
+                return r;
+        }
+        if (new_dir) {
+                pfd = openat(repo_dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (pfd < 0 || fsync(pfd) < 0) {
+                        r = error_set(errno, "cannot sync packs/: %s", strerror(errno));
+                        unlinkat(repo_dirfd, path, 0);
+                        writer_free(w);
+                        return r;
+                }
+        }
+        memcpy(ret_hash, hash, HASH_LEN);
+        *ret_size = w->size;
+        *ret_entries = TAKE_PTR(w->entries);
+        *ret_n = w->n;
+        writer_free(w);
+        return 0;
+
+fail:
+        pack_writer_abort(w);
+        return r;
+}
+
+int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n)
+{
+        if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+                return -BERTH_ECORRUPT;
+        const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
+        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0)
+                return -BERTH_ECORRUPT;
+        uint32_t count = le32_read(foot);
+        uint32_t tlen = le32_read(foot + 4);
+        if ((uint64_t)count * PACK_ENTRY_SIZE != tlen || tlen > n - PACK_FOOTER_SIZE ||
+            (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+                return -BERTH_ECORRUPT;
+        const uint8_t *recs = foot - tlen;
+        uint8_t digest[HASH_LEN];
+        hash_sha256(recs, tlen, digest);
+        if (memcmp(digest, foot + 8, 8) != 0)
+                return -BERTH_ECORRUPT;
+
+        uint64_t data_end = size - PACK_FOOTER_SIZE - tlen;
+        struct pack_entry *entries = xcalloc(count ? count : 1, sizeof *entries);
+        for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *rec = recs + (size_t)i * PACK_ENTRY_SIZE;
+                struct pack_entry *e = &entries[i];
+                memcpy(e->id, rec, HASH_LEN);
+                e->offset = le32_read(rec + 32);
+                e->stored_len = le32_read(rec + 36);
+                e->raw_len = le32_read(rec + 40);
+                e->flags = rec[44];
+                if (e->offset < PACK_HEADER_SIZE || (uint64_t)e->offset + e->stored_len > data_end ||
+                    e->raw_len > PACK_MAX_CHUNK || e->stored_len > PACK_MAX_CHUNK ||
+                    (!(e->flags & PACK_F_ZSTD) && e->stored_len != e->raw_len) ||
+                    (e->flags & ~(PACK_F_ZSTD | PACK_F_TREE))) {
+                        free(entries);
+                        return -BERTH_ECORRUPT;
+                }
+        }
+        *ret = entries;
+        *ret_n = count;
+        return 0;
+}
+
+int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n)
+{
+        uint8_t foot[PACK_FOOTER_SIZE];
+        int r;
+
+        if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+                return error_set(BERTH_ECORRUPT, "pack %s is truncated (%llu bytes)", name,
+                                 (unsigned long long)size);
+        r = pread_all(fd, foot, sizeof foot, (off_t)(size - PACK_FOOTER_SIZE));
+        if (r < 0)
+                return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
+        uint64_t tlen = le32_read(foot + 4);
+        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+                return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
+        _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
+        r = pread_all(fd, tail, tlen + PACK_FOOTER_SIZE, (off_t)(size - PACK_FOOTER_SIZE - tlen));
+        if (r < 0)
+                return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
+        r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
+        if (r < 0)
+                return error_set(r, "pack %s has a damaged trailer", name);
+        return 0;
+}
+
+int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx)
+{
+        buf_reset(out);
+        buf_reserve(out, e->raw_len ? e->raw_len : 1);
+        if (e->flags & PACK_F_ZSTD) {
+                size_t k = ZSTD_decompressDCtx(dctx, out->data, e->raw_len, stored, e->stored_len);
+                if (ZSTD_isError(k) || k != e->raw_len)
+                        return -BERTH_ECORRUPT;
+        } else {
+                if (e->stored_len != e->raw_len)
+                        return -BERTH_ECORRUPT;
+                memcpy(out->data, stored, e->raw_len);
+        }
+        out->len = e->raw_len;
+        uint8_t digest[HASH_LEN];
+        hash_sha256(out->data, out->len, digest);
+        if (memcmp(digest, e->id, HASH_LEN) != 0)
+                return -BERTH_ECORRUPT;
+        return 0;
+}

@@ -1,0 +1,159 @@
+/* snapshot.h — the data engine: repositories, backup, restore, check.
+ *
+ * A repository is a directory holding `config`, immutable `packs/`,
+ * `snapshots/<id>` files and `catalog.db` (see README, "Repository
+ * layout").  This module walks a directory into content-defined chunks,
+ * stores each distinct chunk once (zstd, SHA-256 ids), and restores
+ * snapshots through libarchive's disk writer.  It knows nothing of Docker
+ * or SSH, never prints above debug level and never exits: failures return
+ * -errno with a one-line reason in error_message(), and per-file problems
+ * go to the caller's warning callback.
+ */
+#ifndef BERTH_SNAPSHOT_H
+#define BERTH_SNAPSHOT_H
+
+#include "../catalog/catalog.h"
+#include "../common/common.h"
+#include <signal.h>
+
+struct repo;
+
+#define REPO_FORMAT 1
+
+struct repo_init_options {
+        uint32_t chunk_min, chunk_avg, chunk_max; /* 0: defaults */
+        int level;                                /* zstd level, 0: default 3 */
+        uint64_t pack_size;                       /* 0: default 16 MiB */
+};
+
+/* Creates a repository at path (directories made as needed).  An existing
+ * repository is -EEXIST.  */
+int repo_init(const char *path, const struct repo_init_options *o);
+
+enum repo_mode {
+        REPO_READ,  /* shared lock: many readers, no writer */
+        REPO_WRITE, /* exclusive lock; repairs what a crashed writer left */
+};
+
+/* Opens and locks a repository.  When the lock is held elsewhere, waits up
+ * to lock_wait seconds, then fails with -BERTH_ELOCKED and a message naming
+ * the holder's pid. */
+int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct repo **ret);
+void repo_free(struct repo *r);
+static inline void repo_freep(struct repo **r) { repo_free(*r); }
+struct catalog *repo_catalog(struct repo *r);
+const char *repo_path(const struct repo *r);
+/* Sets the zstd level for chunks written through this handle. */
+void repo_set_level(struct repo *r, int level);
+/* What opening for writing repaired: packs and snapshots that an
+ * interrupted run left on disk but not in the catalog. */
+void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots);
+
+/* Resolves a snapshot reference: a full id or unique id prefix, NAME,
+ * NAME@latest, or NAME@TIME (newest at or before TIME).  No match is
+ * -BERTH_ENOTFOUND and several are -BERTH_EAMBIGUOUS, each with a message
+ * listing the candidates. */
+int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *ret);
+
+/* What the engine reports while it works. */
+struct snapshot_progress {
+        uint64_t files;       /* entries done */
+        uint64_t bytes;       /* bytes of file content done (read or reused) */
+        uint64_t bytes_read;
+        uint64_t bytes_added; /* bytes written to packs */
+        const char *path;     /* the entry being worked on */
+};
+
+struct snapshot_events {
+        /* A per-entry problem: the entry is skipped or stored as is and the
+         * run goes on.  path is relative to the source or target. */
+        void (*warning)(void *ud, const char *path, const char *msg);
+        /* Called every few hundred milliseconds from the calling thread. */
+        void (*progress)(void *ud, const struct snapshot_progress *p);
+        void *ud;
+        /* When it points at a non-zero value the operation stops soon with
+         * -ECANCELED, leaving the repository as it was (a signal handler
+         * sets it). */
+        const volatile int *cancel;
+};
+
+/* Which stat fields must match the previous snapshot for a file to be
+ * reused without reading it. */
+enum {
+        UNCHANGED_SIZE = 1 << 0,
+        UNCHANGED_MTIME = 1 << 1,
+        UNCHANGED_CTIME = 1 << 2,
+        UNCHANGED_INODE = 1 << 3,
+        UNCHANGED_DEFAULT = UNCHANGED_SIZE | UNCHANGED_MTIME | UNCHANGED_CTIME | UNCHANGED_INODE,
+};
+int parse_unchanged_fields(const char *s, unsigned *ret);
+
+struct backup_options {
+        const char *path;          /* directory to back up */
+        const char *name;          /* series name (volume name) */
+        const char *host;          /* NULL: this host's name */
+        unsigned unchanged;        /* UNCHANGED_* mask; 0: default */
+        bool one_file_system;      /* do not descend into other mounts */
+        bool force_read;           /* read every file, reuse nothing */
+        const char *parent;        /* snapshot id to compare with; NULL: newest of name */
+        const char *meta;          /* JSON object recorded with the snapshot, or NULL */
+        int64_t quiesce_ns;        /* recorded: how long the application was quiesced */
+        struct snapshot_events events;
+};
+
+struct backup_result {
+        char id[2 * CATALOG_HASH_LEN + 1];
+        uint64_t files, dirs, bytes;
+        uint64_t files_read, files_reused, bytes_read, bytes_added;
+        uint64_t chunks_new, chunks_dup;
+        uint64_t warnings;         /* entries skipped or inconsistent */
+        uint64_t inconsistent;     /* files that kept changing while read */
+        uint64_t skipped;          /* entries left out */
+        bool complete;
+        size_t index_bytes;        /* memory of the chunk lookup table */
+        uint64_t index_chunks;     /* chunks in that table */
+        int64_t started, finished;
+};
+
+/* Backs up o->path into a new snapshot.  Returns 0 when a snapshot was
+ * written (check ret->complete), -errno when none was. */
+int snapshot_backup(struct repo *r, const struct backup_options *o, struct backup_result *ret);
+
+struct restore_options {
+        const char *target;        /* directory to create, or an empty one */
+        const char *const *include;/* restore only these paths (and what is under them) */
+        size_t ninclude;
+        bool partial;              /* skip files whose data is damaged instead of failing */
+        struct snapshot_events events;
+};
+
+struct restore_result {
+        uint64_t files, dirs, bytes;
+        uint64_t errors;           /* entries that could not be restored */
+};
+
+/* Restores snapshot `id` into o->target through a staging directory in the
+ * same filesystem, renamed into place at the end.  A target that exists and
+ * is not an empty directory is -EEXIST.  Damaged data fails the restore
+ * (nothing is left behind) unless o->partial. */
+int snapshot_restore(struct repo *r, const char *id, const struct restore_options *o, struct restore_result *ret);
+
+struct check_options {
+        bool read_data;            /* read and verify every chunk of every pack */
+        void (*problem)(void *ud, const char *msg);
+        struct snapshot_events events;
+};
+
+struct check_result {
+        uint64_t snapshots, packs, chunks, bytes;
+        uint64_t errors;           /* problems found (reported through problem()) */
+        uint64_t damaged_packs;
+        uint64_t damaged_snapshots;
+        uint64_t unindexed;        /* packs or snapshots the catalog does not list yet */
+};
+
+/* Verifies the repository's structure (and with read_data its contents).
+ * Returns 0 when the check ran; look at ret->errors. */
+int snapshot_check(struct repo *r, const struct check_options *o, struct check_result *ret);
+
+#endif

@@ -1,0 +1,509 @@
+/* store.c — the chunk store: dedup lookup, compression workers, packs.
+ *
+ * The calling thread hashes each chunk and decides whether it is new: first
+ * the set of chunks submitted in this run but not yet recorded ("pending"),
+ * then an in-memory filter of 8-byte id prefixes of every recorded chunk,
+ * and only on a filter hit the catalog (a false hit costs one query; a
+ * false "new" is impossible).  New chunks go through a bounded queue to
+ * worker threads, which compress them with zstd, decompress and re-hash
+ * the result (a chunk counts as stored only once verified), and append
+ * them to the open pack.  A worker that fills a pack finishes it (fsync,
+ * rename) outside the lock; the calling thread records finished packs in
+ * the catalog, one transaction per pack.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+#define PACK_FD_CACHE 8
+
+struct job {
+        uint8_t id[HASH_LEN];
+        uint8_t flags;
+        uint8_t *data;
+        size_t len;
+};
+
+struct finished_pack {
+        uint8_t hash[HASH_LEN];
+        uint64_t size;
+        struct pack_entry *entries;
+        size_t n;
+        struct finished_pack *next;
+};
+
+struct pack_fd {
+        int64_t pack;
+        int fd;
+        uint64_t used;
+};
+
+struct store {
+        struct repo *repo;
+        bool writable;
+        uint64_t pack_target;
+
+        /* Reading, calling thread only. */
+        ZSTD_DCtx *dctx;
+        struct buf stored;
+        struct pack_fd fds[PACK_FD_CACHE];
+        uint64_t fd_clock;
+
+        /* Lookup, calling thread only. */
+        struct idfilter filter;
+        struct idset pending;
+        struct store_stats stats;
+
+        /* Workers: everything below is under `lock`. */
+        pthread_t *threads;
+        unsigned nthreads;
+        pthread_mutex_t lock;
+        pthread_cond_t cond_job;
+        pthread_cond_t cond_space;
+        pthread_cond_t cond_idle;
+        struct job *queue;
+        size_t qcap, qhead, qlen;
+        unsigned busy;
+        bool stop;
+        struct pack_writer *writer;
+        struct finished_pack *done, *done_tail;
+        int error;
+        char error_msg[512];
+};
+
+static void set_worker_error(struct store *s, int r)
+{
+        /* Called with the lock held.  The first failure wins. */
+        if (s->error)
+                return;
+        s->error = r;
+        const char *m = error_message();
+        snprintf(s->error_msg, sizeof s->error_msg, "%s", m ? m : berth_strerror(r));
+}
+
+static int worker_error(struct store *s)
+{
+        int r;
+        pthread_mutex_lock(&s->lock);
+        r = s->error;
+        if (r)
+                error_set(r, "%s", s->error_msg);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+static void push_done(struct store *s, struct finished_pack *f)
+{
+        /* Called with the lock held. */
+        if (s->done_tail)
+                s->done_tail->next = f;
+        else
+                s->done = f;
+        s->done_tail = f;
+}
+
+static int finish_pack(struct store *s, struct pack_writer *w)
+{
+        struct finished_pack *f = xcalloc(1, sizeof *f);
+        int r = pack_writer_finish(w, s->repo->dirfd, f->hash, &f->size, &f->entries, &f->n);
+        pthread_mutex_lock(&s->lock);
+        if (r < 0) {
+                set_worker_error(s, r);
+                free(f);
+        } else
+                push_done(s, f);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+/* Compresses and verifies one chunk into *stored; returns the pack flags or
+ * -errno. */
+static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, struct buf *stored, struct buf *check)
+{
+        size_t bound = ZSTD_compressBound(j->len);
+        buf_reset(stored);
+        buf_reserve(stored, bound);
+        size_t k = ZSTD_compress2(cctx, stored->data, bound, j->data, j->len);
+        if (ZSTD_isError(k))
+                return error_set(EIO, "zstd compression failed: %s", ZSTD_getErrorName(k));
+        if (k >= j->len) {
+                /* Incompressible: store it as it is. */
+                buf_reset(stored);
+                buf_append(stored, j->data, j->len);
+                return j->flags;
+        }
+        stored->len = k;
+        struct pack_entry e = { .stored_len = (uint32_t)k, .raw_len = (uint32_t)j->len,
+                                .flags = (uint8_t)(j->flags | PACK_F_ZSTD) };
+        memcpy(e.id, j->id, HASH_LEN);
+        if (chunk_decode(&e, stored->data, check, dctx) < 0)
+                return error_set(EIO, "a compressed chunk did not decompress to its own bytes; refusing to store it");
+        return e.flags;
+}
+
+static void *worker_main(void *arg)
+{
+        struct store *s = arg;
+        ZSTD_CCtx *cctx = ZSTD_createCCtx();
+        ZSTD_DCtx *dctx = ZSTD_createDCtx();
+        struct buf stored = { 0 }, check = { 0 };
+
+        if (!cctx || !dctx)
+                abort();
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, s->repo->cfg.level);
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+
+        for (;;) {
+                pthread_mutex_lock(&s->lock);
+                while (!s->stop && s->qlen == 0)
+                        pthread_cond_wait(&s->cond_job, &s->lock);
+                if (s->qlen == 0) {
+                        pthread_mutex_unlock(&s->lock);
+                        break;
+                }
+                struct job j = s->queue[s->qhead];
+                s->qhead = (s->qhead + 1) % s->qcap;
+                s->qlen--;
+                s->busy++;
+                pthread_cond_signal(&s->cond_space);
+                bool failed = s->error != 0;
+                pthread_mutex_unlock(&s->lock);
+
+                int flags = failed ? -ECANCELED : encode_chunk(&j, cctx, dctx, &stored, &check);
+                struct pack_writer *full = NULL;
+
+                pthread_mutex_lock(&s->lock);
+                if (flags < 0) {
+                        if (flags != -ECANCELED)
+                                set_worker_error(s, flags);
+                } else if (!s->error) {
+                        int r = 0;
+                        if (!s->writer)
+                                r = pack_writer_new(s->repo->tmp_dirfd, &s->writer);
+                        if (r == 0) {
+                                struct pack_entry e = { .stored_len = (uint32_t)stored.len,
+                                                        .raw_len = (uint32_t)j.len, .flags = (uint8_t)flags };
+                                memcpy(e.id, j.id, HASH_LEN);
+                                r = pack_writer_add(s->writer, &e, stored.data);
+                        }
+                        if (r < 0)
+                                set_worker_error(s, r);
+                        else if (pack_writer_size(s->writer) >= s->pack_target)
+                                full = TAKE_PTR(s->writer);
+                }
+                pthread_mutex_unlock(&s->lock);
+
+                if (full)
+                        finish_pack(s, full);
+                free(j.data);
+
+                pthread_mutex_lock(&s->lock);
+                s->busy--;
+                if (s->qlen == 0 && s->busy == 0)
+                        pthread_cond_broadcast(&s->cond_idle);
+                pthread_mutex_unlock(&s->lock);
+        }
+        ZSTD_freeCCtx(cctx);
+        ZSTD_freeDCtx(dctx);
+        buf_free(&stored);
+        buf_free(&check);
+        return NULL;
+}
+
+static int load_filter(void *ud, const uint8_t id[CATALOG_HASH_LEN])
+{
+        idfilter_add(ud, id);
+        return 0;
+}
+
+int store_open(struct repo *r, bool writable, struct store **ret)
+{
+        struct store *s = xcalloc(1, sizeof *s);
+        int k;
+
+        s->repo = r;
+        s->writable = writable;
+        s->pack_target = r->cfg.pack_size;
+        s->dctx = ZSTD_createDCtx();
+        if (!s->dctx)
+                abort();
+        for (size_t i = 0; i < PACK_FD_CACHE; i++)
+                s->fds[i].fd = -1;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond_job, NULL);
+        pthread_cond_init(&s->cond_space, NULL);
+        pthread_cond_init(&s->cond_idle, NULL);
+
+        if (writable) {
+                k = catalog_chunk_foreach(r->catalog, load_filter, &s->filter);
+                if (k < 0) {
+                        store_free(s);
+                        return k;
+                }
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                s->nthreads = n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
+                s->qcap = s->nthreads * 4;
+                s->queue = xcalloc(s->qcap, sizeof *s->queue);
+                s->threads = xcalloc(s->nthreads, sizeof *s->threads);
+                for (unsigned i = 0; i < s->nthreads; i++) {
+                        k = pthread_create(&s->threads[i], NULL, worker_main, s);
+                        if (k != 0) {
+                                s->nthreads = i;
+                                store_free(s);
+                                return error_set(k, "cannot start worker threads: %s", strerror(k));
+                        }
+                }
+        }
+        *ret = s;
+        return 0;
+}
+
+void store_free(struct store *s)
+{
+        if (!s)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cond_job);
+        pthread_mutex_unlock(&s->lock);
+        for (unsigned i = 0; i < s->nthreads; i++)
+                pthread_join(s->threads[i], NULL);
+        for (size_t i = 0; i < s->qlen; i++)
+                free(s->queue[(s->qhead + i) % s->qcap].data);
+        /* An unfinished pack is dropped; finished but unrecorded packs stay
+         * on disk and are indexed by the next writer. */
+        pack_writer_abort(s->writer);
+        while (s->done) {
+                struct finished_pack *f = s->done;
+                s->done = f->next;
+                free(f->entries);
+                free(f);
+        }
+        for (size_t i = 0; i < PACK_FD_CACHE; i++)
+                if (s->fds[i].fd >= 0)
+                        close(s->fds[i].fd);
+        free(s->queue);
+        free(s->threads);
+        ZSTD_freeDCtx(s->dctx);
+        buf_free(&s->stored);
+        idfilter_free(&s->filter);
+        idset_free(&s->pending);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond_job);
+        pthread_cond_destroy(&s->cond_space);
+        pthread_cond_destroy(&s->cond_idle);
+        free(s);
+}
+
+/* Records finished packs in the catalog, one transaction each. */
+static int record_done(struct store *s)
+{
+        struct finished_pack *list;
+
+        pthread_mutex_lock(&s->lock);
+        list = s->done;
+        s->done = s->done_tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        int r = 0;
+        while (list) {
+                struct finished_pack *f = list;
+                list = f->next;
+                if (r == 0) {
+                        struct catalog *c = s->repo->catalog;
+                        int64_t pack_id;
+                        r = catalog_begin(c);
+                        if (r == 0)
+                                r = catalog_pack_add(c, f->hash, f->size, (uint32_t)f->n, &pack_id);
+                        for (size_t i = 0; r >= 0 && i < f->n; i++) {
+                                struct catalog_chunk ch = { .pack = pack_id, .offset = f->entries[i].offset,
+                                                            .stored_len = f->entries[i].stored_len,
+                                                            .raw_len = f->entries[i].raw_len,
+                                                            .flags = f->entries[i].flags };
+                                memcpy(ch.id, f->entries[i].id, HASH_LEN);
+                                r = catalog_chunk_add(c, &ch);
+                        }
+                        if (r >= 0)
+                                r = catalog_commit(c);
+                        else
+                                catalog_rollback(c);
+                        if (r >= 0) {
+                                r = 0;
+                                for (size_t i = 0; i < f->n; i++) {
+                                        idset_remove(&s->pending, f->entries[i].id);
+                                        idfilter_add(&s->filter, f->entries[i].id);
+                                }
+                                s->stats.bytes_added += f->size;
+                                s->stats.packs++;
+                        }
+                }
+                free(f->entries);
+                free(f);
+        }
+        return r;
+}
+
+int store_has(struct store *s, const uint8_t id[HASH_LEN])
+{
+        if (idset_contains(&s->pending, id))
+                return 1;
+        if (s->writable && !idfilter_maybe(&s->filter, id))
+                return 0;
+        return catalog_chunk_get(s->repo->catalog, id, NULL);
+}
+
+int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN])
+{
+        uint8_t id[HASH_LEN];
+        int r;
+
+        if (!s->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        if (len > PACK_MAX_CHUNK)
+                return error_set(EINVAL, "chunk of %zu bytes is too large", len);
+
+        hash_sha256(data, len, id);
+        memcpy(ret_id, id, HASH_LEN);
+
+        r = store_has(s, id);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                s->stats.chunks_dup++;
+                return 0;
+        }
+
+        idset_add(&s->pending, id);
+        struct job j = { .flags = tree ? PACK_F_TREE : 0, .data = xmalloc(len), .len = len };
+        memcpy(j.id, id, HASH_LEN);
+        memcpy(j.data, data, len);
+
+        pthread_mutex_lock(&s->lock);
+        while (s->qlen == s->qcap && !s->error)
+                pthread_cond_wait(&s->cond_space, &s->lock);
+        if (s->error) {
+                pthread_mutex_unlock(&s->lock);
+                free(j.data);
+                return worker_error(s);
+        }
+        s->queue[(s->qhead + s->qlen) % s->qcap] = j;
+        s->qlen++;
+        pthread_cond_signal(&s->cond_job);
+        bool have_done = s->done != NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        s->stats.chunks_new++;
+        s->stats.raw_new += len;
+        if (have_done) {
+                r = record_done(s);
+                if (r < 0)
+                        return r;
+        }
+        return 1;
+}
+
+int store_flush(struct store *s)
+{
+        if (!s->writable)
+                return 0;
+        pthread_mutex_lock(&s->lock);
+        while (s->qlen > 0 || s->busy > 0)
+                pthread_cond_wait(&s->cond_idle, &s->lock);
+        struct pack_writer *w = TAKE_PTR(s->writer);
+        int err = s->error;
+        pthread_mutex_unlock(&s->lock);
+
+        if (w) {
+                if (err || pack_writer_count(w) == 0)
+                        pack_writer_abort(w);
+                else
+                        finish_pack(s, w);
+        }
+        int r = worker_error(s);
+        if (r < 0)
+                return r;
+        return record_done(s);
+}
+
+void store_get_stats(const struct store *s, struct store_stats *ret) { *ret = s->stats; }
+
+size_t store_index_bytes(const struct store *s)
+{
+        return idfilter_bytes(&s->filter) + s->pending.cap * (HASH_LEN + 1);
+}
+
+static int pack_fd(struct store *s, int64_t pack, const uint8_t hash[HASH_LEN], int *ret)
+{
+        struct pack_fd *victim = &s->fds[0];
+        for (size_t i = 0; i < PACK_FD_CACHE; i++) {
+                if (s->fds[i].fd >= 0 && s->fds[i].pack == pack) {
+                        s->fds[i].used = ++s->fd_clock;
+                        *ret = s->fds[i].fd;
+                        return 0;
+                }
+                if (s->fds[i].used < victim->used)
+                        victim = &s->fds[i];
+        }
+        char path[128];
+        pack_path(hash, path, sizeof path);
+        int fd = openat(s->repo->dirfd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return error_set(errno == ENOENT ? BERTH_ECORRUPT : errno, "cannot open pack %s: %s", path,
+                                 strerror(errno));
+        if (victim->fd >= 0)
+                close(victim->fd);
+        victim->fd = fd;
+        victim->pack = pack;
+        victim->used = ++s->fd_clock;
+        *ret = fd;
+        return 0;
+}
+
+int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
+{
+        struct catalog_chunk ch;
+        char hex[2 * HASH_LEN + 1];
+        uint8_t pack_hash[HASH_LEN];
+        int fd = -1, r;
+
+        r = catalog_chunk_get(s->repo->catalog, id, &ch);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                hex_encode(id, HASH_LEN, hex);
+                return error_set(BERTH_ECORRUPT, "chunk %s is missing from the repository", hex);
+        }
+        r = catalog_pack_get(s->repo->catalog, ch.pack, pack_hash, NULL);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld",
+                                 (long long)ch.pack);
+        r = pack_fd(s, ch.pack, pack_hash, &fd);
+        if (r < 0)
+                return r;
+        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
+                return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
+        buf_reset(&s->stored);
+        buf_reserve(&s->stored, ch.stored_len ? ch.stored_len : 1);
+        r = pread_all(fd, s->stored.data, ch.stored_len, ch.offset);
+        char path[128];
+        pack_path(pack_hash, path, sizeof path);
+        if (r == -EIO)
+                return error_set(BERTH_ECORRUPT, "pack %s is truncated", path);
+        if (r < 0)
+                return error_set(r, "cannot read pack %s: %s", path, berth_strerror(r));
+        struct pack_entry e = { .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
+                                .flags = ch.flags };
+        memcpy(e.id, id, HASH_LEN);
+        r = chunk_decode(&e, s->stored.data, out, s->dctx);
+        if (r < 0) {
+                hex_encode(id, HASH_LEN, hex);
+                return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (its bytes do not match its hash)",
+                                 hex, path);
+        }
+        return 0;
+}
