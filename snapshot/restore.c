@@ -19,7 +19,7 @@
 #include "internal.h"
 
 #define RESTORE_FLAGS                                                                                            \
-        (ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |           \
+        (ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |           \
          ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |                        \
          ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
 
@@ -122,6 +122,15 @@ int include_match(const struct entry *e, char *const *inc, size_t ninc)
         return best;
 }
 
+/* A linked file that --include left out, remembered in case one of its
+ * hard links is included: the first such link gets the contents. */
+struct held_link {
+        char *path;            /* the left-out file */
+        struct buf record;     /* its encoded entry */
+        char *restored_as;     /* the included link that received the contents */
+        struct held_link *next;
+};
+
 struct restorer {
         struct store *store;
         struct archive *disk;
@@ -133,7 +142,43 @@ struct restorer {
         uint64_t bytes;
         bool root_seen;
         struct timespec root_mtime;
+        struct held_link *held[256];
+        struct entry_store scratch;
 };
+
+static struct held_link **held_slot(struct restorer *r, const char *path)
+{
+        uint8_t h[HASH_LEN];
+        hash_sha256(path, strlen(path), h);
+        struct held_link **p = &r->held[h[0]];
+        while (*p && strcmp((*p)->path, path) != 0)
+                p = &(*p)->next;
+        return p;
+}
+
+static void hold_link(struct restorer *r, const struct entry *e)
+{
+        struct held_link *l = xcalloc(1, sizeof *l);
+        l->path = xstrdup(e->path);
+        entry_encode(e, &l->record);
+        struct held_link **slot = held_slot(r, e->path);
+        l->next = *slot;
+        *slot = l;
+}
+
+static void free_held(struct restorer *r)
+{
+        for (size_t i = 0; i < ELEMENTSOF(r->held); i++)
+                while (r->held[i]) {
+                        struct held_link *l = r->held[i];
+                        r->held[i] = l->next;
+                        free(l->path);
+                        free(l->restored_as);
+                        buf_free(&l->record);
+                        free(l);
+                }
+        entry_store_free(&r->scratch);
+}
 
 static void rwarn(struct restorer *r, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void rwarn(struct restorer *r, const char *path, const char *fmt, ...)
@@ -185,7 +230,28 @@ static int write_content(struct restorer *r, const struct entry *e)
 static int restore_entry(struct restorer *r, const struct entry *e)
 {
         const char *path = e->path_len ? e->path : ".";
-        entry_to_archive(e, path, r->ae);
+        if (e->type == ENTRY_HARDLINK) {
+                struct held_link *l = *held_slot(r, e->link);
+                if (l && l->restored_as) {
+                        /* Link to the included path that got the contents. */
+                        struct entry copy = *e;
+                        copy.link = l->restored_as;
+                        copy.link_len = strlen(l->restored_as);
+                        entry_to_archive(&copy, path, r->ae);
+                } else if (l) {
+                        /* The first included link of a left-out file gets
+                         * its contents and metadata. */
+                        if (entry_decode(l->record.data, l->record.len, &r->scratch) < 0)
+                                return error_set(BERTH_ECORRUPT, "cannot decode a held entry");
+                        struct entry full = r->scratch.e;
+                        full.path = e->path;
+                        full.path_len = e->path_len;
+                        l->restored_as = xstrdup(e->path);
+                        return restore_entry(r, &full);
+                } else
+                        entry_to_archive(e, path, r->ae);
+        } else
+                entry_to_archive(e, path, r->ae);
         int k = archive_write_header(r->disk, r->ae);
         if (k == ARCHIVE_FATAL)
                 return error_set(archive_errno(r->disk) > 0 ? archive_errno(r->disk) : EIO, "cannot restore '%s': %s",
@@ -313,7 +379,9 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
                 abort();
         /* No user/group lookup: numeric ids are restored as they were, even
          * when this host has no such user. */
-        archive_write_disk_set_options(r.disk, RESTORE_FLAGS);
+        /* Owners are restored by root only, as tar does: anyone else
+         * cannot give files away. */
+        archive_write_disk_set_options(r.disk, RESTORE_FLAGS | (geteuid() == 0 ? ARCHIVE_EXTRACT_OWNER : 0));
 
         const struct entry *e;
         bool matched = o->ninclude == 0;
@@ -323,8 +391,11 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
                         break;
                 }
                 int m = include_match(e, inc, o->ninclude);
-                if (m == 0)
+                if (m == 0) {
+                        if (e->type == ENTRY_REG && (e->flags & ENTRY_F_LINKED))
+                                hold_link(&r, e);
                         continue;
+                }
                 if (m == 2)
                         matched = true;
                 k = restore_entry(&r, e);
@@ -371,6 +442,7 @@ out:
         if (r.ae)
                 archive_entry_free(r.ae);
         buf_free(&r.data);
+        free_held(&r);
         for (size_t i = 0; inc && i < o->ninclude; i++)
                 free(inc[i]);
         free(inc);
