@@ -63,7 +63,7 @@ struct command {
         const char *help;      /* full text for `berth CMD --help` */
 };
 
-const struct command *command_find(const char *name);
+const struct command *command_lookup(const char *name);
 
 /* Prints `help` for a command to stdout; returns EXIT_OK. */
 int command_help(const char *name);
@@ -87,7 +87,15 @@ void report_warning(void *ud, const char *path, const char *msg);
 void json_print(json_object *o);
 json_object *json_snapshot(const struct catalog_snapshot *s);
 char *format_duration(int64_t ns, char *buf, size_t size);
+/* "drwxr-xr-x" for a file index type (ENTRY_*) and mode; out >= 11 bytes. */
+void format_mode(uint8_t type, uint32_t mode, char out[11]);
+json_object *json_file(const struct catalog_file *f);
+/* A user's path inside a snapshot, without leading '/' or './' and
+ * trailing '/'; "" is the top.  The caller frees. */
+char *normalize_snapshot_path(const char *p);
+void print_backup_result(const char *source, const char *name, const struct backup_result *b);
 
-extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check;
+extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
+        command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog;
 
 #endif

@@ -32,54 +32,6 @@ static const char help[] =
         "      --json                print the result as a JSON object\n"
         "  -h, --help                this help\n";
 
-static void print_result(const char *path, const char *name, const struct backup_result *b)
-{
-        char t[32], bytes[32], read[32], added[32], dur[32], idx[32];
-        format_duration(b->finished - b->started, dur, sizeof dur);
-        if (settings.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(b->id));
-                json_object_object_add(o, "name", json_object_new_string(name));
-                json_object_object_add(o, "source", json_object_new_string(path));
-                json_object_object_add(o, "time", json_object_new_string(format_time(b->started, t, sizeof t)));
-                json_object_object_add(o, "status", json_object_new_string(b->complete ? "complete" : "incomplete"));
-                json_object_object_add(o, "files", json_object_new_int64((int64_t)b->files));
-                json_object_object_add(o, "dirs", json_object_new_int64((int64_t)b->dirs));
-                json_object_object_add(o, "bytes", json_object_new_int64((int64_t)b->bytes));
-                json_object_object_add(o, "files_read", json_object_new_int64((int64_t)b->files_read));
-                json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)b->files_reused));
-                json_object_object_add(o, "bytes_read", json_object_new_int64((int64_t)b->bytes_read));
-                json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)b->bytes_added));
-                json_object_object_add(o, "chunks_new", json_object_new_int64((int64_t)b->chunks_new));
-                json_object_object_add(o, "chunks_dup", json_object_new_int64((int64_t)b->chunks_dup));
-                json_object_object_add(o, "warnings", json_object_new_int64((int64_t)b->warnings));
-                json_object_object_add(o, "skipped", json_object_new_int64((int64_t)b->skipped));
-                json_object_object_add(o, "inconsistent", json_object_new_int64((int64_t)b->inconsistent));
-                json_object_object_add(o, "duration_ns", json_object_new_int64(b->finished - b->started));
-                json_object_object_add(o, "index_bytes", json_object_new_int64((int64_t)b->index_bytes));
-                json_object_object_add(o, "index_chunks", json_object_new_int64((int64_t)b->index_chunks));
-                json_print(o);
-                return;
-        }
-        if (!settings.quiet) {
-                printf("backed up '%s' as '%s'%s\n", path, name, b->complete ? "" : " (incomplete)");
-                printf("  files     %llu (%llu read, %llu reused unchanged), %llu directories\n",
-                       (unsigned long long)b->files, (unsigned long long)b->files_read,
-                       (unsigned long long)b->files_reused, (unsigned long long)b->dirs);
-                printf("  data      %s, read %s, added %s to the repository\n", format_bytes(b->bytes, bytes, sizeof bytes),
-                       format_bytes(b->bytes_read, read, sizeof read), format_bytes(b->bytes_added, added, sizeof added));
-                printf("  chunks    %llu new, %llu already stored; index %s for %llu chunks\n",
-                       (unsigned long long)b->chunks_new, (unsigned long long)b->chunks_dup,
-                       format_bytes(b->index_bytes, idx, sizeof idx), (unsigned long long)b->index_chunks);
-                if (b->warnings)
-                        printf("  warnings  %llu (%llu skipped, %llu inconsistent)\n", (unsigned long long)b->warnings,
-                               (unsigned long long)b->skipped, (unsigned long long)b->inconsistent);
-                printf("  duration  %s\n", dur);
-                printf("snapshot %.12s saved\n", b->id);
-        }
-        printf("%s\n", b->id);
-}
-
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -167,7 +119,7 @@ static int run(int argc, char **argv)
         progress_end();
         if (r < 0)
                 return fail(r, "backup");
-        print_result(o.path, o.name, &res);
+        print_backup_result(o.path, o.name, &res);
         return res.complete ? EXIT_OK : EXIT_PARTIAL;
 }
 

@@ -10,7 +10,8 @@ struct settings settings;
 volatile sig_atomic_t interrupted;
 
 static const struct command *const table[] = {
-        &command_init, &command_backup, &command_snapshots, &command_restore, &command_check,
+        &command_init, &command_backup, &command_snapshots, &command_ls, &command_find, &command_diff,
+        &command_restore, &command_cat, &command_export, &command_import, &command_check, &command_catalog,
 };
 
 static const char main_help[] =
@@ -57,7 +58,7 @@ static int print_main_help(FILE *f)
         return f == stdout ? EXIT_OK : EXIT_USAGE;
 }
 
-const struct command *command_find(const char *name)
+const struct command *command_lookup(const char *name)
 {
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (strcmp(table[i]->name, name) == 0)
@@ -67,7 +68,7 @@ const struct command *command_find(const char *name)
 
 int command_help(const char *name)
 {
-        const struct command *c = command_find(name);
+        const struct command *c = command_lookup(name);
         if (!c)
                 return print_main_help(stdout);
         fputs(c->help, stdout);
@@ -301,7 +302,7 @@ int main(int argc, char **argv)
                 printf("berth %s\n", BERTH_VERSION);
                 return EXIT_OK;
         }
-        const struct command *cmd = command_find(name);
+        const struct command *cmd = command_lookup(name);
         if (!cmd)
                 return usage_error(NULL, "unknown command '%s'", name);
 

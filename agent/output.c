@@ -1,12 +1,13 @@
 /* output.c — progress line, warnings, JSON and number formatting. */
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #include "agent.h"
 
 static bool progress_shown;
 static const char *progress_verb = "";
-static int64_t progress_start;
+static int64_t progress_start, progress_last;
 
 static void progress_clear(void)
 {
@@ -28,6 +29,10 @@ void progress_update(void *ud, const struct snapshot_progress *p)
 {
         if (!settings.progress || settings.quiet)
                 return;
+        int64_t now = mono_ns();
+        if (now - progress_last < 200 * 1000 * 1000)
+                return;
+        progress_last = now;
         char bytes[32], read[32], added[32], line[512];
         struct winsize ws;
         int width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
@@ -97,4 +102,103 @@ json_object *json_snapshot(const struct catalog_snapshot *s)
         json_object_object_add(o, "parent", s->parent ? json_object_new_string(s->parent) : NULL);
         json_object_object_add(o, "meta", s->meta ? json_tokener_parse(s->meta) : NULL);
         return o;
+}
+
+void print_backup_result(const char *path, const char *name, const struct backup_result *b)
+{
+        char t[32], bytes[32], read[32], added[32], dur[32], idx[32];
+        format_duration(b->finished - b->started, dur, sizeof dur);
+        if (settings.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_string(b->id));
+                json_object_object_add(o, "name", json_object_new_string(name));
+                json_object_object_add(o, "source", json_object_new_string(path));
+                json_object_object_add(o, "time", json_object_new_string(format_time(b->started, t, sizeof t)));
+                json_object_object_add(o, "status", json_object_new_string(b->complete ? "complete" : "incomplete"));
+                json_object_object_add(o, "files", json_object_new_int64((int64_t)b->files));
+                json_object_object_add(o, "dirs", json_object_new_int64((int64_t)b->dirs));
+                json_object_object_add(o, "bytes", json_object_new_int64((int64_t)b->bytes));
+                json_object_object_add(o, "files_read", json_object_new_int64((int64_t)b->files_read));
+                json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)b->files_reused));
+                json_object_object_add(o, "bytes_read", json_object_new_int64((int64_t)b->bytes_read));
+                json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)b->bytes_added));
+                json_object_object_add(o, "chunks_new", json_object_new_int64((int64_t)b->chunks_new));
+                json_object_object_add(o, "chunks_dup", json_object_new_int64((int64_t)b->chunks_dup));
+                json_object_object_add(o, "warnings", json_object_new_int64((int64_t)b->warnings));
+                json_object_object_add(o, "skipped", json_object_new_int64((int64_t)b->skipped));
+                json_object_object_add(o, "inconsistent", json_object_new_int64((int64_t)b->inconsistent));
+                json_object_object_add(o, "duration_ns", json_object_new_int64(b->finished - b->started));
+                json_object_object_add(o, "index_bytes", json_object_new_int64((int64_t)b->index_bytes));
+                json_object_object_add(o, "index_chunks", json_object_new_int64((int64_t)b->index_chunks));
+                json_print(o);
+                return;
+        }
+        if (!settings.quiet) {
+                printf("backed up '%s' as '%s'%s\n", path, name, b->complete ? "" : " (incomplete)");
+                printf("  files     %llu (%llu read, %llu reused unchanged), %llu directories\n",
+                       (unsigned long long)b->files, (unsigned long long)b->files_read,
+                       (unsigned long long)b->files_reused, (unsigned long long)b->dirs);
+                printf("  data      %s, read %s, added %s to the repository\n", format_bytes(b->bytes, bytes, sizeof bytes),
+                       format_bytes(b->bytes_read, read, sizeof read), format_bytes(b->bytes_added, added, sizeof added));
+                printf("  chunks    %llu new, %llu already stored; index %s for %llu chunks\n",
+                       (unsigned long long)b->chunks_new, (unsigned long long)b->chunks_dup,
+                       format_bytes(b->index_bytes, idx, sizeof idx), (unsigned long long)b->index_chunks);
+                if (b->warnings)
+                        printf("  warnings  %llu (%llu skipped, %llu inconsistent)\n", (unsigned long long)b->warnings,
+                               (unsigned long long)b->skipped, (unsigned long long)b->inconsistent);
+                printf("  duration  %s\n", dur);
+                printf("snapshot %.12s saved\n", b->id);
+        }
+        printf("%s\n", b->id);
+}
+
+void format_mode(uint8_t type, uint32_t mode, char out[11])
+{
+        static const char types[] = "?d-lhcbp";
+        out[0] = type < sizeof types - 1 ? types[type] : '?';
+        if (out[0] == 'h')
+                out[0] = '-';
+        const char *rwx = "rwxrwxrwx";
+        for (int i = 0; i < 9; i++)
+                out[1 + i] = (mode & (0400u >> i)) ? rwx[i] : '-';
+        if (mode & 04000)
+                out[3] = (mode & 0100) ? 's' : 'S';
+        if (mode & 02000)
+                out[6] = (mode & 0010) ? 's' : 'S';
+        if (mode & 01000)
+                out[9] = (mode & 0001) ? 't' : 'T';
+        out[10] = 0;
+}
+
+json_object *json_file(const struct catalog_file *f)
+{
+        static const char *const types[] = { "unknown", "dir", "file", "symlink", "hardlink", "chardev", "blockdev",
+                                             "fifo" };
+        json_object *o = json_object_new_object();
+        char t[32], mode[8];
+        const char *slash = memrchr(f->path, '/', f->path_len);
+        const char *name = slash ? slash + 1 : f->path;
+        snprintf(mode, sizeof mode, "%04o", f->mode);
+        json_object_object_add(o, "path", json_object_new_string_len(f->path, (int)f->path_len));
+        json_object_object_add(o, "name", json_object_new_string_len(name, (int)(f->path_len - (size_t)(name - f->path))));
+        json_object_object_add(o, "type", json_object_new_string(f->type < ELEMENTSOF(types) ? types[f->type] : "unknown"));
+        json_object_object_add(o, "mode", json_object_new_string(mode));
+        json_object_object_add(o, "uid", json_object_new_int64(f->uid));
+        json_object_object_add(o, "gid", json_object_new_int64(f->gid));
+        json_object_object_add(o, "size", json_object_new_int64((int64_t)f->size));
+        json_object_object_add(o, "mtime", json_object_new_string(format_time(f->mtime, t, sizeof t)));
+        json_object_object_add(o, "mtime_ns", json_object_new_int64(f->mtime));
+        json_object_object_add(o, "link", f->link ? json_object_new_string_len(f->link, (int)f->link_len) : NULL);
+        return o;
+}
+
+char *normalize_snapshot_path(const char *p)
+{
+        while (*p == '/' || (p[0] == '.' && p[1] == '/'))
+                p += *p == '/' ? 1 : 2;
+        char *s = xstrdup(strcmp(p, ".") == 0 ? "" : p);
+        size_t n = strlen(s);
+        while (n > 0 && s[n - 1] == '/')
+                s[--n] = 0;
+        return s;
 }

@@ -63,10 +63,12 @@ static const char *const migrations[] = {
         "  type INTEGER NOT NULL, mode INTEGER NOT NULL,"
         "  uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
         "  size INTEGER NOT NULL, mtime INTEGER NOT NULL,"
-        "  content BLOB NOT NULL, meta BLOB NOT NULL, flags INTEGER NOT NULL"
+        "  content BLOB NOT NULL, meta BLOB NOT NULL, flags INTEGER NOT NULL,"
+        "  link BLOB"                         /* symlink target or hard link's first path */
         ");"
         "CREATE INDEX files_by_path ON files(path, name, since);"
-        "CREATE INDEX files_by_name ON files(name, since);",
+        "CREATE INDEX files_by_name ON files(name, since);"
+        "CREATE INDEX files_by_until ON files(name, until);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == CATALOG_SCHEMA_VERSION, "schema version matches migrations");

@@ -126,6 +126,8 @@ struct catalog_file {
         uint8_t content[16];   /* digest of the content (chunk list or link target) */
         uint8_t meta[8];       /* digest of xattrs, ACLs, flags and device number */
         uint32_t flags;
+        const char *link;      /* symlink target or hard link's first path, or NULL */
+        size_t link_len;
 };
 
 struct catalog_index;
@@ -138,6 +140,33 @@ int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f);
 int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len);
 void catalog_index_free(struct catalog_index *ix);
 static inline void catalog_index_freep(struct catalog_index **ix) { catalog_index_free(*ix); }
+
+/* ---- queries over the file index ---------------------------------------------- */
+
+/* Calls fn for each entry directly inside directory `dir` of snapshot `seq`
+ * of `name` (or for `dir` itself when it is not a directory), ordered by
+ * name.  Returns 1 when `dir` exists in that snapshot, 0 when not. */
+int catalog_ls(struct catalog *c, const char *name, int64_t seq, const char *dir, size_t dir_len,
+               int (*fn)(void *ud, const struct catalog_file *f), void *ud);
+
+struct catalog_hit {
+        const char *snapshot;  /* id */
+        const char *name;
+        int64_t started;
+        struct catalog_file file;
+};
+
+/* Every (snapshot, path) whose path matches the glob (against the last
+ * component when the pattern has no '/', else against the whole path),
+ * newest snapshot first.  name limits it to one series when not NULL. */
+int catalog_find(struct catalog *c, const char *pattern, const char *name,
+                 int (*fn)(void *ud, const struct catalog_hit *h), void *ud);
+
+/* Every path that differs between snapshot seq_a of name_a and seq_b of
+ * name_b, ordered by path: a is NULL for an added path, b for a removed
+ * one, both set for a changed one. */
+int catalog_diff(struct catalog *c, const char *name_a, int64_t seq_a, const char *name_b, int64_t seq_b,
+                 int (*fn)(void *ud, const struct catalog_file *a, const struct catalog_file *b), void *ud);
 
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);

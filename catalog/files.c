@@ -83,7 +83,7 @@ int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(c->db,
                                         "INSERT INTO files (path, name, since, type, mode, uid, gid, size, mtime,"
-                                        " content, meta, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                        " content, meta, flags, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                         -1, &ix->insert_row, NULL);
         if (rc != SQLITE_OK) {
                 r = catalog_error(c, rc, "preparing the file index");
@@ -183,6 +183,10 @@ int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f)
         sqlite3_bind_blob(st, 10, f->content, sizeof f->content, SQLITE_STATIC);
         sqlite3_bind_blob(st, 11, f->meta, sizeof f->meta, SQLITE_STATIC);
         sqlite3_bind_int64(st, 12, f->flags);
+        if (f->link)
+                sqlite3_bind_blob(st, 13, f->link, (int)f->link_len, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, 13);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)

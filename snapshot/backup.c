@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/fs.h>
 #include <sys/sysmacros.h>
 
 #include "internal.h"
@@ -27,6 +28,9 @@
 /* A file modified this close to the previous backup's start may have
  * changed again within the same timestamp: read it again. */
 #define RACY_NS (1000 * 1000 * 1000)
+#define USER_FFLAGS                                                                                  \
+        (FS_APPEND_FL | FS_IMMUTABLE_FL | FS_NODUMP_FL | FS_NOATIME_FL | FS_SYNC_FL | FS_DIRSYNC_FL | \
+         FS_NOCOW_FL | FS_COMPR_FL)
 
 struct link_slot {
         dev_t dev;
@@ -243,8 +247,11 @@ static int read_metadata(struct walker *w, int dfd, const char *name, int fd, co
         e->gname = archive_entry_gname(w->ae);
         unsigned long set = 0, clear = 0;
         archive_entry_fflags(w->ae, &set, &clear);
-        e->fflags_set = set;
-        e->fflags_clear = clear;
+        /* Only flags a user sets with chattr; the rest (extents, inline
+         * data, ...) describe one filesystem's layout and cannot be
+         * restored elsewhere. */
+        e->fflags_set = set & USER_FFLAGS;
+        e->fflags_clear = clear & USER_FFLAGS;
 
         size_t n = (size_t)archive_entry_xattr_reset(w->ae);
         if (n > w->xattrs_cap) {
@@ -307,6 +314,17 @@ static void add_chunk(struct walker *w, const uint8_t id[HASH_LEN], size_t len)
         w->nchunks++;
 }
 
+static int take_chunk(void *ud, const uint8_t id[HASH_LEN], size_t len)
+{
+        struct walker *w = ud;
+        add_chunk(w, id, len);
+        w->bytes_done += len;
+        progress(w, false);
+        if (w->o->events.cancel && *w->o->events.cancel)
+                return error_set(ECANCELED, "interrupted; no snapshot was written");
+        return 0;
+}
+
 /* Reads the file's data regions (all of it when not sparse) as one stream,
  * cutting and storing chunks as the buffer fills.  A sparse file that
  * shrank under us has its map trimmed to what was read, so the map and the
@@ -353,23 +371,9 @@ static int read_content(struct walker *w, int fd, uint64_t *ret_bytes)
                         b->len += (size_t)k;
                         total += (uint64_t)k;
                 }
-                size_t pos = 0;
-                for (;;) {
-                        size_t cut = chunker_cut(&w->repo->chunker, b->data + pos, b->len - pos, eof);
-                        if (cut == 0)
-                                break;
-                        uint8_t id[HASH_LEN];
-                        int k = store_put(w->store, false, b->data + pos, cut, id);
-                        if (k < 0)
-                                return k;
-                        add_chunk(w, id, cut);
-                        pos += cut;
-                        w->bytes_done += cut;
-                        progress(w, false);
-                        if (w->o->events.cancel && *w->o->events.cancel)
-                                return error_set(ECANCELED, "interrupted; no snapshot was written");
-                }
-                buf_consume(b, pos);
+                int k = store_put_stream(w->store, &w->repo->chunker, b, eof, take_chunk, w);
+                if (k < 0)
+                        return k;
                 if (eof && b->len == 0)
                         break;
         }
@@ -778,7 +782,7 @@ static void walker_free(struct walker *w)
         free(w->links);
 }
 
-static char *host_name(void)
+char *host_name(void)
 {
         char h[256];
         if (gethostname(h, sizeof h) < 0)
@@ -793,8 +797,6 @@ int snapshot_backup(struct repo *r, const struct backup_options *o, struct backu
         struct walker w = { .repo = r, .o = o, .res = &res };
         _cleanup_(store_freep) struct store *s = NULL;
         struct snapfile parent = { 0 }, f = { 0 };
-        uint8_t (*ids)[HASH_LEN] = NULL;
-        size_t nids = 0;
         int k;
 
         if (!r->writable)
@@ -869,27 +871,12 @@ int snapshot_backup(struct repo *r, const struct backup_options *o, struct backu
         if (k < 0)
                 goto out;
 
-        k = manifest_writer_finish(w.mw, &ids, &nids);
-        if (k == 0)
-                k = store_flush(s);
-        if (k < 0)
-                goto out;
-        progress(&w, true);
-
-        struct store_stats ss;
-        store_get_stats(s, &ss);
         res.complete = res.skipped == 0;
-        res.finished = now_ns();
-        res.chunks_new = ss.chunks_new;
-        res.chunks_dup = ss.chunks_dup;
-        res.bytes_added = ss.bytes_added;
-
         f.info = (struct catalog_snapshot){
                 .name = xstrdup(o->name),
                 .host = o->host ? xstrdup(o->host) : host_name(),
                 .source = realpath(o->path, NULL),
                 .started = res.started,
-                .finished = res.finished,
                 .status = xstrdup(res.complete ? "complete" : "incomplete"),
                 .files = res.files,
                 .dirs = res.dirs,
@@ -897,24 +884,23 @@ int snapshot_backup(struct repo *r, const struct backup_options *o, struct backu
                 .files_read = res.files_read,
                 .files_reused = res.files_reused,
                 .bytes_read = res.bytes_read,
-                .bytes_added = res.bytes_added,
                 .warnings = res.warnings,
                 .parent = parent.nmanifest ? xstrdup(pinfo.id) : NULL,
                 .meta = o->meta ? xstrdup(o->meta) : NULL,
         };
         if (!f.info.source)
                 f.info.source = xstrdup(o->path);
-        f.manifest = TAKE_PTR(ids);
-        f.nmanifest = nids;
         f.quiesce_ns = o->quiesce_ns;
-
-        /* The packs are durable (store_flush); now the snapshot file, then
-         * the catalog row that makes it visible. */
-        k = snapfile_write(r, &f);
-        if (k == 0)
-                k = index_snapshot(r, s, &f);
+        k = snapshot_commit(r, s, w.mw, &f);
         if (k < 0)
                 goto out;
+        progress(&w, true);
+        struct store_stats ss;
+        store_get_stats(s, &ss);
+        res.chunks_new = ss.chunks_new;
+        res.chunks_dup = ss.chunks_dup;
+        res.finished = f.info.finished;
+        res.bytes_added = f.info.bytes_added;
         memcpy(res.id, f.info.id, sizeof res.id);
         res.index_bytes = store_index_bytes(s);
         res.index_chunks = (uint64_t)catalog_chunk_count(r->catalog);
@@ -923,7 +909,25 @@ out:
         catalog_snapshot_clear(&pinfo);
         snapfile_clear(&parent);
         snapfile_clear(&f);
-        free(ids);
         walker_free(&w);
+        return k;
+}
+
+int snapshot_commit(struct repo *r, struct store *s, struct manifest_writer *mw, struct snapfile *f)
+{
+        int k = manifest_writer_finish(mw, &f->manifest, &f->nmanifest);
+        if (k == 0)
+                k = store_flush(s);
+        if (k < 0)
+                return k;
+        struct store_stats ss;
+        store_get_stats(s, &ss);
+        f->info.bytes_added = ss.bytes_added;
+        f->info.finished = now_ns();
+        /* The packs are durable (store_flush); now the snapshot file, then
+         * the catalog row that makes it visible. */
+        k = snapfile_write(r, f);
+        if (k == 0)
+                k = index_snapshot(r, s, f);
         return k;
 }

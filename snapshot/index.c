@@ -21,6 +21,8 @@ static void to_row(const struct entry *e, struct catalog_file *f)
                 .size = e->size,
                 .mtime = e->mtime_sec * 1000000000 + e->mtime_nsec,
                 .flags = e->flags,
+                .link = e->type == ENTRY_SYMLINK || e->type == ENTRY_HARDLINK ? e->link : NULL,
+                .link_len = e->type == ENTRY_SYMLINK || e->type == ENTRY_HARDLINK ? e->link_len : 0,
         };
         entry_digests(e, f->content, f->meta);
 }

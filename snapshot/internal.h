@@ -155,6 +155,10 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 /* 1 when the repository has the chunk (committed or pending). */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
 void store_get_stats(const struct store *s, struct store_stats *ret);
+/* Cuts as many chunks as b holds (all of it at eof), stores each, calls
+ * add(ud, id, len) in order, and removes them from b. */
+int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,
+                     int (*add)(void *ud, const uint8_t id[HASH_LEN], size_t len), void *ud);
 size_t store_index_bytes(const struct store *s);
 
 /* ---- manifest.c ---------------------------------------------------------------
@@ -287,6 +291,12 @@ int snapfile_write(struct repo *r, struct snapfile *f);
 /* Reads and verifies snapshots/<id> (its content must hash to its name). */
 int snapfile_read(struct repo *r, const char *id, struct snapfile *ret);
 int snapfile_parse(const uint8_t *p, size_t n, struct snapfile *ret);
+
+/* Finishes a new snapshot: flushes the store, writes the snapshot file and
+ * indexes it.  f->info carries the name and statistics; on success its id
+ * is filled in.  Shared by backup and import. */
+int snapshot_commit(struct repo *r, struct store *s, struct manifest_writer *mw, struct snapfile *f);
+char *host_name(void);
 
 /* ---- index.c: the catalog's file index from manifests ------------------------- */
 

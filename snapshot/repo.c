@@ -220,7 +220,7 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
 
         r->path = xstrdup(path);
         r->dirfd = r->tmp_dirfd = r->lockfd = -1;
-        r->writable = mode == REPO_WRITE;
+        r->writable = mode != REPO_READ;
 
         r->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (r->dirfd < 0) {
@@ -255,15 +255,18 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
 
         dbpath = xasprintf("%s/catalog.db", path);
         bool missing = faccessat(r->dirfd, "catalog.db", F_OK, 0) < 0;
-        if (missing && !r->writable) {
+        if (missing && mode == REPO_READ) {
                 k = error_set(BERTH_ENOTFOUND, "%s has no catalog.db; recreate it from the packs with 'berth catalog rebuild'",
                               path);
                 goto fail;
         }
-        k = catalog_open(dbpath, r->writable, &r->catalog);
-        if (k < 0)
-                goto fail;
-        if (r->writable) {
+        /* A rebuild replaces the catalog, which may be missing or damaged. */
+        if (mode != REPO_REBUILD) {
+                k = catalog_open(dbpath, r->writable, &r->catalog);
+                if (k < 0)
+                        goto fail;
+        }
+        if (mode == REPO_WRITE) {
                 struct store *s;
                 k = store_open(r, false, &s);
                 if (k == 0) {
@@ -575,5 +578,55 @@ int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *r
                 return k;
         if (k == 0)
                 return names_hint(r, ref);
+        return 0;
+}
+
+/* ---- catalog rebuild ---------------------------------------------------------------- */
+
+static const char *const catalog_files[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm" };
+
+static void move_catalog(struct repo *r, const char *from_suffix, const char *to_suffix)
+{
+        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
+                _cleanup_free_ char *from = xasprintf("%s%s", catalog_files[i], from_suffix);
+                _cleanup_free_ char *to = xasprintf("%s%s", catalog_files[i], to_suffix);
+                if (renameat(r->dirfd, from, r->dirfd, to) < 0 && errno == ENOENT)
+                        unlinkat(r->dirfd, to, 0);
+        }
+}
+
+int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots)
+{
+        if (!r->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        catalog_free(r->catalog);
+        r->catalog = NULL;
+        /* Keep the old catalog until the new one is complete. */
+        move_catalog(r, "", ".old");
+        _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", r->path);
+        uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;
+        int k = catalog_open(dbpath, true, &r->catalog);
+        if (k == 0) {
+                struct store *s;
+                k = store_open(r, false, &s);
+                if (k == 0) {
+                        k = repo_recover(r, s);
+                        store_free(s);
+                }
+        }
+        if (k < 0) {
+                catalog_free(r->catalog);
+                r->catalog = NULL;
+                move_catalog(r, ".old", "");
+                catalog_open(dbpath, false, &r->catalog);
+                return k;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
+                _cleanup_free_ char *old = xasprintf("%s.old", catalog_files[i]);
+                unlinkat(r->dirfd, old, 0);
+        }
+        fsync_dirfd(r->dirfd);
+        *ret_packs = r->recovered_packs - packs0;
+        *ret_snapshots = r->recovered_snapshots - snaps0;
         return 0;
 }

@@ -45,9 +45,8 @@ void entry_to_archive(const struct entry *e, const char *path, struct archive_en
         case ENTRY_REG:
                 archive_entry_set_size(ae, (la_int64_t)e->size);
                 for (size_t i = 0; i < e->nsparse; i++)
-                        if (e->sparse[i].length)
-                                archive_entry_sparse_add_entry(ae, (la_int64_t)e->sparse[i].offset,
-                                                               (la_int64_t)e->sparse[i].length);
+                        archive_entry_sparse_add_entry(ae, (la_int64_t)e->sparse[i].offset,
+                                                       (la_int64_t)e->sparse[i].length);
                 break;
         case ENTRY_SYMLINK:
                 archive_entry_copy_symlink(ae, e->link);

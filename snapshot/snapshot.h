@@ -31,8 +31,9 @@ struct repo_init_options {
 int repo_init(const char *path, const struct repo_init_options *o);
 
 enum repo_mode {
-        REPO_READ,  /* shared lock: many readers, no writer */
-        REPO_WRITE, /* exclusive lock; repairs what a crashed writer left */
+        REPO_READ,    /* shared lock: many readers, no writer */
+        REPO_WRITE,   /* exclusive lock; repairs what a crashed writer left */
+        REPO_REBUILD, /* exclusive lock, no repair: for repo_rebuild_catalog() */
 };
 
 /* Opens and locks a repository.  When the lock is held elsewhere, waits up
@@ -137,6 +138,51 @@ struct restore_result {
  * is not an empty directory is -EEXIST.  Damaged data fails the restore
  * (nothing is left behind) unless o->partial. */
 int snapshot_restore(struct repo *r, const char *id, const struct restore_options *o, struct restore_result *ret);
+
+/* Writes the contents of one regular file of snapshot `id` to fd (holes as
+ * zeros).  A hard link is followed to its first path; a directory,
+ * symlink or device is an error that says what it is. */
+int snapshot_cat(struct repo *r, const char *id, const char *path, int fd);
+
+struct export_options {
+        int fd;                    /* where the tar goes */
+        bool zstd;                 /* compress the tar with zstd */
+        const char *const *include;/* only these paths (and their parents) */
+        size_t ninclude;
+        struct snapshot_events events;
+};
+
+struct export_result {
+        uint64_t files, dirs, bytes;
+};
+
+/* Streams snapshot `id` as a pax tar: paths relative to the snapshot's
+ * root ("." is the root itself), numeric and named owners, nanosecond
+ * mtimes, xattrs and ACLs as SCHILY/LIBARCHIVE records, hard links as
+ * links, sparse files in GNU sparse 1.0 form.  GNU tar and bsdtar read it. */
+int snapshot_export(struct repo *r, const char *id, const struct export_options *o, struct export_result *ret);
+
+struct import_options {
+        int fd;                    /* a tar, tar.gz, tar.xz, tar.bz2 or tar.zst stream */
+        const char *source;        /* recorded as the snapshot's source */
+        const char *name;          /* series name */
+        const char *host;          /* NULL: this host's name */
+        bool allow_absolute_symlinks;
+        struct snapshot_events events;
+};
+
+/* Reads a tar into a new snapshot, deduplicating against the repository.
+ * Entries with absolute paths or '..', hard links to anything but an
+ * earlier file of the archive, symlinks that climb out of the root (and
+ * absolute symlinks unless allowed), and duplicate paths are refused with
+ * -BERTH_EHOSTILE naming the entry; nothing is recorded then.  Missing
+ * parent directories are created (0755, owned by root).  The entry list
+ * (not the data) is held in memory. */
+int snapshot_import(struct repo *r, const struct import_options *o, struct backup_result *ret);
+
+/* Recreates catalog.db from the packs and snapshot files alone.  The old
+ * catalog is put back if this fails. */
+int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots);
 
 struct check_options {
         bool read_data;            /* read and verify every chunk of every pack */

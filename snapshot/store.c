@@ -507,3 +507,25 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
         }
         return 0;
 }
+
+int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,
+                     int (*add)(void *ud, const uint8_t id[HASH_LEN], size_t len), void *ud)
+{
+        size_t pos = 0;
+        int r = 0;
+        for (;;) {
+                size_t cut = chunker_cut(ch, b->data + pos, b->len - pos, eof);
+                if (cut == 0)
+                        break;
+                uint8_t id[HASH_LEN];
+                r = store_put(s, false, b->data + pos, cut, id);
+                if (r < 0)
+                        break;
+                pos += cut;
+                r = add(ud, id, cut);
+                if (r < 0)
+                        break;
+        }
+        buf_consume(b, pos);
+        return r < 0 ? r : 0;
+}

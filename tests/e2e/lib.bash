@@ -16,7 +16,7 @@ teardown() {
         # Reap background helpers a test left (by pid, never by name).
         for p in ${BG_PIDS:-}; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
         if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
-                chattr -R -i "$T" 2>/dev/null || true
+                chattr -R -i -a "$T" 2>/dev/null || true
                 umount_all "$T"
                 rm -rf "$T"
         else
@@ -66,6 +66,10 @@ make_tree() {
         truncate -s 10M "$d/all-hole"
         : > "$d/empty-file"
         touch "$d/$(printf 'latin1-\xe9t\xe9')" "$d/$(printf 'sp ace\ttab')" "$d/-dash"
+        printf 'frozen' > "$d/immutable"
+        chattr +i "$d/immutable"
+        printf 'log' > "$d/append-only"
+        chattr +a "$d/append-only"
         touch -d '1999-12-31 23:59:59.5' "$d/empty"
 }
 

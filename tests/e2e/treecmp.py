@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""treecmp.py A B [--no-root-times] [--ignore PATH]...
+"""treecmp.py A B [--no-root-times] [--no-fflags] [--ignore PATH]...
 
 Compares two directory trees entry by entry and prints every difference:
 type, permission bits (with setuid/setgid/sticky), numeric owner and group,
@@ -8,6 +8,8 @@ device numbers, hard-link structure, xattrs (user.* and the POSIX ACL ones),
 and sparseness (a file that is sparse in A must be sparse in B).
 Exits 0 when the trees are the same, 1 otherwise.
 """
+import array
+import fcntl
 import hashlib
 import os
 import stat
@@ -44,6 +46,27 @@ def xattrs(path):
     return res
 
 
+WITH_FFLAGS = True
+FS_IOC_GETFLAGS = 0x80086601
+# chattr flags a user sets: a i d A S D C c
+USER_FLAGS = 0x20 | 0x10 | 0x40 | 0x80 | 0x8 | 0x10000 | 0x800000 | 0x4
+
+
+def fflags(path):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        buf = array.array("l", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf, True)
+        return buf[0] & USER_FLAGS
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def digest(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -66,6 +89,8 @@ def describe(path, root_times):
     }
     if not stat.S_ISLNK(st.st_mode) and (root_times or path is not None):
         d["mtime_ns"] = st.st_mtime_ns
+    if WITH_FFLAGS and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        d["fflags"] = fflags(path)
     if stat.S_ISREG(st.st_mode):
         d["size"] = st.st_size
         d["sha256"] = digest(path)
@@ -88,6 +113,10 @@ def main():
         if args[i] == "--ignore":
             ignore.add(args[i + 1])
             i += 2
+        elif args[i] == "--no-fflags":
+            global WITH_FFLAGS
+            WITH_FFLAGS = False
+            i += 1
         elif args[i] == "--no-root-times":
             root_times = False
             i += 1

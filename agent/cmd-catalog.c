@@ -1,0 +1,60 @@
+/* cmd-catalog.c — berth catalog rebuild. */
+#include <string.h>
+
+#include "agent.h"
+
+static const char help[] =
+        "Usage: berth [-r REPO] catalog rebuild [--json]\n"
+        "\n"
+        "Recreates catalog.db from the repository's packs and snapshot files alone:\n"
+        "the chunk index from the pack trailers, the snapshots and the file index from\n"
+        "the snapshot files and their manifests.  Use it when catalog.db was lost or\n"
+        "damaged.  The old catalog is kept until the new one is complete, and put back\n"
+        "if the rebuild fails.  Takes the repository's exclusive lock.\n"
+        "\n"
+        "Options:\n"
+        "      --json   {\"packs\": N, \"snapshots\": N, \"chunks\": N, \"seconds\": S}\n"
+        "  -h, --help   this help\n";
+
+static int run(int argc, char **argv)
+{
+        static const struct option options[] = { GLOBAL_OPTIONS, {} };
+        int c;
+
+        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
+                int g = global_option(c, optarg);
+                if (g < 0)
+                        return EXIT_USAGE;
+                if (g)
+                        continue;
+                if (c == 'h')
+                        return command_help("catalog");
+                return usage_error("catalog", "unknown option");
+        }
+        if (argc - optind != 1 || strcmp(argv[optind], "rebuild") != 0)
+                return usage_error("catalog", "the only subcommand is 'rebuild'");
+
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        int64_t t0 = mono_ns();
+        int r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);
+        uint64_t packs = 0, snaps = 0;
+        if (r == 0)
+                r = repo_rebuild_catalog(repo, &packs, &snaps);
+        if (r < 0)
+                return fail(r, "catalog rebuild");
+        double secs = (double)(mono_ns() - t0) / 1e9;
+        int64_t chunks = catalog_chunk_count(repo_catalog(repo));
+        if (settings.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "packs", json_object_new_int64((int64_t)packs));
+                json_object_object_add(o, "snapshots", json_object_new_int64((int64_t)snaps));
+                json_object_object_add(o, "chunks", json_object_new_int64(chunks));
+                json_object_object_add(o, "seconds", json_object_new_double(secs));
+                json_print(o);
+        } else if (!settings.quiet)
+                printf("rebuilt the catalog from %llu packs (%lld chunks) and %llu snapshots in %.2fs\n",
+                       (unsigned long long)packs, (long long)chunks, (unsigned long long)snaps, secs);
+        return EXIT_OK;
+}
+
+const struct command command_catalog = { "catalog", run, "rebuild the catalog from the packs", help };

@@ -1,0 +1,101 @@
+/* cmd-ls.c — berth ls: list a directory of a snapshot, from the catalog. */
+#include <string.h>
+
+#include "agent.h"
+
+static const char help[] =
+        "Usage: berth [-r REPO] ls SNAPSHOT [PATH] [--long] [--json]\n"
+        "\n"
+        "Lists the entries directly inside PATH (default: the top) of SNAPSHOT, or PATH\n"
+        "itself when it is not a directory.  Answered from the catalog's file index,\n"
+        "without reading packs.  SNAPSHOT is an id prefix, NAME, NAME@latest or\n"
+        "NAME@TIME (see 'berth restore --help').\n"
+        "\n"
+        "Options:\n"
+        "  -l, --long   like ls -l: type and mode, numeric owner and group, size,\n"
+        "               mtime (UTC), name, and '-> target' for symlinks\n"
+        "      --json   a JSON array of {path, name, type, mode, uid, gid, size, mtime,\n"
+        "               mtime_ns, link}; type is one of dir, file, symlink, hardlink,\n"
+        "               chardev, blockdev, fifo; mode is octal text\n"
+        "  -h, --help   this help\n";
+
+struct ls_state {
+        bool lng;
+        json_object *array;
+        size_t count;
+};
+
+static int print_entry(void *ud, const struct catalog_file *f)
+{
+        struct ls_state *st = ud;
+        const char *slash = memrchr(f->path, '/', f->path_len);
+        const char *name = slash ? slash + 1 : f->path;
+        int name_len = (int)(f->path_len - (size_t)(name - f->path));
+        st->count++;
+        if (settings.json) {
+                json_object_array_add(st->array, json_file(f));
+                return 0;
+        }
+        if (!st->lng) {
+                printf("%.*s%s\n", name_len, name, f->type == 1 ? "/" : "");
+                return 0;
+        }
+        char mode[16], t[32];
+        format_mode(f->type, f->mode, mode);
+        printf("%s %6u %6u %12llu %s %.*s", mode, f->uid, f->gid, (unsigned long long)f->size,
+               format_time(f->mtime, t, sizeof t), name_len, name);
+        if (f->link && f->type == 3)
+                printf(" -> %.*s", (int)f->link_len, f->link);
+        else if (f->link && f->type == 4)
+                printf(" (hard link to %.*s)", (int)f->link_len, f->link);
+        putchar('\n');
+        return 0;
+}
+
+static int run(int argc, char **argv)
+{
+        static const struct option options[] = { GLOBAL_OPTIONS, { "long", no_argument, NULL, 'l' }, {} };
+        struct ls_state st = { 0 };
+        int c;
+
+        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "l", options, NULL)) != -1) {
+                int g = global_option(c, optarg);
+                if (g < 0)
+                        return EXIT_USAGE;
+                if (g)
+                        continue;
+                if (c == 'h')
+                        return command_help("ls");
+                if (c == 'l')
+                        st.lng = true;
+                else
+                        return usage_error("ls", "unknown option");
+        }
+        if (argc - optind < 1 || argc - optind > 2)
+                return usage_error("ls", "give a SNAPSHOT and optionally a PATH");
+        _cleanup_free_ char *path = normalize_snapshot_path(optind + 1 < argc ? argv[optind + 1] : "");
+
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        struct catalog_snapshot s = { 0 };
+        int r = open_repo(REPO_READ, &repo);
+        if (r == 0)
+                r = snapshot_resolve(repo, argv[optind], &s);
+        if (r < 0)
+                return fail(r, "ls");
+        st.array = json_object_new_array();
+        r = catalog_ls(repo_catalog(repo), s.name, s.seq, path, strlen(path), print_entry, &st);
+        if (r == 0)
+                r = error_set(BERTH_ENOTFOUND, "snapshot %.12s (%s) has no path '%s'", s.id, s.name, path);
+        catalog_snapshot_clear(&s);
+        if (r < 0) {
+                json_object_put(st.array);
+                return fail(r, "ls");
+        }
+        if (settings.json)
+                json_print(st.array);
+        else
+                json_object_put(st.array);
+        return EXIT_OK;
+}
+
+const struct command command_ls = { "ls", run, "list a directory of a snapshot", help };
