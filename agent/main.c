@@ -1,5 +1,6 @@
 /* main.c — settings, global options and the command dispatch table. */
 #include <ctype.h>
+#include <dirent.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -223,8 +224,31 @@ int settings_load(void)
         return 0;
 }
 
+/* True when path does not exist or is an empty directory. */
+static bool missing_or_empty(const char *path)
+{
+        DIR *d = opendir(path);
+        if (!d)
+                return errno == ENOENT;
+        struct dirent *de;
+        bool empty = true;
+        while (empty && (de = readdir(d)))
+                empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+        closedir(d);
+        return empty;
+}
+
 int open_repo(enum repo_mode mode, struct repo **ret)
 {
+        /* A writer creates the repository on first use, so a timer on a
+         * new host just works; only where nothing else lives. */
+        if (mode == REPO_WRITE && missing_or_empty(settings.repo)) {
+                struct repo_init_options o = { .level = settings.level };
+                int r = repo_init(settings.repo, &o);
+                if (r < 0)
+                        return r;
+                log_notice("created repository at %s", settings.repo);
+        }
         int r = repo_open(settings.repo, mode, settings.lock_wait, ret);
         if (r < 0)
                 return r;
