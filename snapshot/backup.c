@@ -431,7 +431,8 @@ static void reuse_from(struct walker *w, const struct entry *p, bool metadata)
                 w->sparse_cap = p->nsparse;
                 w->sparse = xrealloc(w->sparse, w->sparse_cap * sizeof *w->sparse);
         }
-        memcpy(w->sparse, p->sparse, p->nsparse * sizeof *p->sparse);
+        if (p->nsparse)
+                memcpy(w->sparse, p->sparse, p->nsparse * sizeof *p->sparse);
         w->nsparse = p->nsparse;
         w->e.sparse = w->sparse;
         w->e.nsparse = w->nsparse;
@@ -725,7 +726,8 @@ static int walk_dir(struct walker *w, int dfd)
                 k = 0;
         }
 
-        qsort(names, n, sizeof *names, name_cmp);
+        if (n > 1)
+                qsort(names, n, sizeof *names, name_cmp);
         for (size_t i = 0; i < n && k >= 0; i++) {
                 size_t saved;
                 path_push(w, names[i], &saved);

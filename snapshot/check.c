@@ -158,7 +158,8 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
                 damaged = true;
                 goto done;
         }
-        qsort(entries, n, sizeof *entries, by_offset);
+        if (n > 1)
+                qsort(entries, n, sizeof *entries, by_offset);
         struct catalog_rows cr = { entries, n, 0 };
         int k = catalog_chunk_foreach_in_pack(c->repo->catalog, id, compare_row, &cr);
         if (k < 0)

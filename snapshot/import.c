@@ -382,7 +382,8 @@ static int write_manifest(struct importer *imp, struct manifest_writer *mw)
         const char *base = (const char *)imp->paths.data;
 
         sort_imp = imp;
-        qsort(imp->index, imp->n, sizeof *imp->index, rec_cmp);
+        if (imp->n > 1)
+                qsort(imp->index, imp->n, sizeof *imp->index, rec_cmp);
         sort_imp = NULL;
         k = link_groups(imp, &es, group, first);
 

@@ -349,7 +349,8 @@ int manifest_reader_new(struct store *s, const uint8_t (*ids)[HASH_LEN], size_t 
         struct manifest_reader *r = xcalloc(1, sizeof *r);
         r->store = s;
         r->ids = xmalloc((n ? n : 1) * HASH_LEN);
-        memcpy(r->ids, ids, n * HASH_LEN);
+        if (n)
+                memcpy(r->ids, ids, n * HASH_LEN);
         r->n = n;
         *ret = r;
         return 0;
@@ -436,7 +437,7 @@ static int validate(struct manifest_reader *r, const struct entry *e)
                 while (r->ndirs > 0) {
                         size_t start = r->ndirs > 1 ? r->dir_ends[r->ndirs - 2] + 1 : 0;
                         size_t len = r->dir_ends[r->ndirs - 1] - start;
-                        if (len == plen && memcmp(r->dirs.data + start, e->path, plen) == 0)
+                        if (len == plen && (plen == 0 || memcmp(r->dirs.data + start, e->path, plen) == 0))
                                 break;
                         r->ndirs--;
                         r->dirs.len = r->ndirs > 0 ? r->dir_ends[r->ndirs - 1] : 0;

@@ -455,7 +455,8 @@ int repo_recover(struct repo *r, struct store *s)
         if (k < 0)
                 goto out;
         /* Oldest first, so each is compared with its true predecessor. */
-        qsort(st.snaps, st.nsnaps, sizeof *st.snaps, by_start);
+        if (st.nsnaps > 1)
+                qsort(st.snaps, st.nsnaps, sizeof *st.snaps, by_start);
         for (size_t i = 0; i < st.nsnaps && k >= 0; i++) {
                 k = index_snapshot(r, s, &st.snaps[i]);
                 if (k < 0 && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
