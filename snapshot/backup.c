@@ -793,60 +793,108 @@ char *host_name(void)
         return xstrdup(h);
 }
 
-int snapshot_backup(struct repo *r, const struct backup_options *o, struct backup_result *ret)
+struct backup_run {
+        struct backup_result res;
+        uint8_t (*manifest)[HASH_LEN];
+        size_t nmanifest;
+        char *name, *host, *source, *parent;
+        struct store_stats before;     /* store counters when the run (or its first phase) began */
+};
+
+void backup_run_free(struct backup_run *run)
 {
-        struct backup_result res = { 0 };
-        struct walker w = { .repo = r, .o = o, .res = &res };
-        _cleanup_(store_freep) struct store *s = NULL;
-        struct snapfile parent = { 0 }, f = { 0 };
+        if (!run)
+                return;
+        free(run->manifest);
+        free(run->name);
+        free(run->host);
+        free(run->source);
+        free(run->parent);
+        free(run);
+}
+
+const struct backup_result *backup_run_result(const struct backup_run *run) { return &run->res; }
+
+/* Opens the previous manifest to compare with: the parent run (second
+ * phase), the given snapshot, or the newest snapshot of the name.  A
+ * damaged parent costs speed, not the backup. */
+static int open_parent(struct walker *w, struct backup_run *run)
+{
+        struct repo *r = w->repo;
+        const struct backup_options *o = w->o;
+        struct catalog_snapshot pinfo = { 0 };
+        struct snapfile parent = { 0 };
+        const uint8_t (*ids)[HASH_LEN] = NULL;
+        size_t n = 0;
         int k;
 
-        if (!r->writable)
-                return error_set(EROFS, "the repository is open read-only");
-        res.started = now_ns();
-        w.unchanged = o->unchanged ? o->unchanged : UNCHANGED_DEFAULT;
-
-        _cleanup_close_ int root = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (root < 0)
-                return error_set(errno, "cannot back up '%s': %s", o->path, strerror(errno));
-        struct stat rst;
-        if (fstat(root, &rst) < 0)
-                return error_set(errno, "cannot back up '%s': %s", o->path, strerror(errno));
-        w.root_dev = rst.st_dev;
-
-        k = store_open(r, true, &s);
-        if (k < 0)
-                return k;
-        w.store = s;
-
-        /* The parent: the given snapshot, or the newest of this name. */
-        struct catalog_snapshot pinfo = { 0 };
-        if (o->parent)
-                k = snapshot_resolve(r, o->parent, &pinfo) == 0 ? 1 : -1;
-        else
-                k = catalog_snapshot_latest(r->catalog, o->name, INT64_MAX, &pinfo);
-        if (k < 0)
-                goto out;
-        if (k > 0) {
-                k = snapfile_read(r, pinfo.id, &parent);
-                if (k == 0)
-                        k = manifest_reader_new(s, (const uint8_t(*)[HASH_LEN])parent.manifest, parent.nmanifest,
-                                                &w.prev);
+        if (o->parent_run) {
+                /* Its tree chunks must be readable: make them durable. */
+                k = store_flush(w->store);
+                if (k < 0)
+                        return k;
+                ids = (const uint8_t(*)[HASH_LEN])o->parent_run->manifest;
+                n = o->parent_run->nmanifest;
+                w->prev_started = o->parent_run->res.started;
+                run->parent = o->parent_run->parent ? xstrdup(o->parent_run->parent) : NULL;
+                run->before = o->parent_run->before;
+        } else {
+                if (o->parent)
+                        k = snapshot_resolve(r, o->parent, &pinfo) == 0 ? 1 : -1;
+                else
+                        k = catalog_snapshot_latest(r->catalog, o->name, INT64_MAX, &pinfo);
+                if (k < 0)
+                        return k;
+                if (k > 0 && snapfile_read(r, pinfo.id, &parent) == 0) {
+                        ids = (const uint8_t(*)[HASH_LEN])parent.manifest;
+                        n = parent.nmanifest;
+                        w->prev_started = parent.info.started;
+                        run->parent = xstrdup(pinfo.id);
+                }
+        }
+        k = 0;
+        if (ids) {
+                k = manifest_reader_new(w->store, ids, n, &w->prev);
                 if (k == 0) {
-                        w.prev_started = parent.info.started;
-                        w.prev_state = manifest_reader_next(w.prev, &w.prev_e);
-                        k = w.prev_state < 0 ? w.prev_state : 0;
+                        w->prev_state = manifest_reader_next(w->prev, &w->prev_e);
+                        k = w->prev_state < 0 ? w->prev_state : 0;
                 }
                 if (k < 0) {
-                        /* A damaged parent costs speed, not the backup. */
-                        log_debug("not using parent snapshot %s: %s", pinfo.id, error_message());
+                        log_debug("not comparing with the previous snapshot: %s", error_message());
                         error_clear();
-                        manifest_reader_free(w.prev);
-                        w.prev = NULL;
-                        w.prev_state = 0;
+                        manifest_reader_free(w->prev);
+                        w->prev = NULL;
+                        w->prev_state = 0;
                         k = 0;
                 }
         }
+        catalog_snapshot_clear(&pinfo);
+        snapfile_clear(&parent);
+        return k;
+}
+
+int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct backup_run **ret)
+{
+        struct backup_run *run = xcalloc(1, sizeof *run);
+        struct walker w = { .repo = r, .o = o, .res = &run->res };
+        int k;
+
+        run->res.started = now_ns();
+        w.unchanged = o->unchanged ? o->unchanged : UNCHANGED_DEFAULT;
+        _cleanup_close_ int root = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat rst;
+        if (root < 0 || fstat(root, &rst) < 0) {
+                k = error_set(errno, "cannot back up '%s': %s", o->path, strerror(errno));
+                goto out;
+        }
+        w.root_dev = rst.st_dev;
+        k = repo_store(r, &w.store);
+        if (k < 0)
+                goto out;
+        store_get_stats(w.store, &run->before);
+        k = open_parent(&w, run);
+        if (k < 0)
+                goto out;
 
         w.disk = archive_read_disk_new();
         w.ae = archive_entry_new();
@@ -855,76 +903,103 @@ int snapshot_backup(struct repo *r, const struct backup_options *o, struct backu
         archive_read_disk_set_standard_lookup(w.disk);
         archive_read_disk_set_symlink_physical(w.disk);
         buf_reserve(&w.rbuf, MAX(READ_BUFFER, 2 * r->cfg.max));
-        k = manifest_writer_new(s, &r->tree_chunker, &w.mw);
+        k = manifest_writer_new(w.store, &r->tree_chunker, &w.mw);
         if (k < 0)
                 goto out;
 
-        /* The root directory itself. */
+        /* The root directory itself, then everything below it. */
         entry_reset(&w);
         entry_from_stat(&w, &rst, ENTRY_DIR);
-        k = read_metadata(&w, root, ".", root, &rst);
-        if (k < 0) {
+        if (read_metadata(&w, root, ".", root, &rst) < 0) {
                 k = error_set(EIO, "cannot read the metadata of '%s': %s", o->path, archive_error_string(w.disk));
                 goto out;
         }
         k = emit(&w);
         if (k == 0)
                 k = walk_dir(&w, root);
-        if (k < 0)
-                goto out;
-
-        res.complete = res.skipped == 0;
-        f.info = (struct catalog_snapshot){
-                .name = xstrdup(o->name),
-                .host = o->host ? xstrdup(o->host) : host_name(),
-                .source = realpath(o->path, NULL),
-                .started = res.started,
-                .status = xstrdup(res.complete ? "complete" : "incomplete"),
-                .files = res.files,
-                .dirs = res.dirs,
-                .bytes = res.bytes,
-                .files_read = res.files_read,
-                .files_reused = res.files_reused,
-                .bytes_read = res.bytes_read,
-                .warnings = res.warnings,
-                .parent = parent.nmanifest ? xstrdup(pinfo.id) : NULL,
-                .meta = o->meta ? xstrdup(o->meta) : NULL,
-        };
-        if (!f.info.source)
-                f.info.source = xstrdup(o->path);
-        f.quiesce_ns = o->quiesce_ns;
-        k = snapshot_commit(r, s, w.mw, &f);
+        if (k == 0)
+                k = manifest_writer_finish(w.mw, &run->manifest, &run->nmanifest);
         if (k < 0)
                 goto out;
         progress(&w, true);
-        struct store_stats ss;
-        store_get_stats(s, &ss);
-        res.chunks_new = ss.chunks_new;
-        res.chunks_dup = ss.chunks_dup;
-        res.finished = f.info.finished;
-        res.bytes_added = f.info.bytes_added;
-        memcpy(res.id, f.info.id, sizeof res.id);
-        res.index_bytes = store_index_bytes(s);
-        res.index_chunks = (uint64_t)catalog_chunk_count(r->catalog);
-        *ret = res;
+        run->res.complete = run->res.skipped == 0;
+        run->name = xstrdup(o->name);
+        run->host = o->host ? xstrdup(o->host) : host_name();
+        run->source = realpath(o->path, NULL);
+        if (!run->source)
+                run->source = xstrdup(o->path);
+        *ret = TAKE_PTR(run);
 out:
-        catalog_snapshot_clear(&pinfo);
-        snapfile_clear(&parent);
-        snapfile_clear(&f);
         walker_free(&w);
+        backup_run_free(run);
         return k;
 }
 
-int snapshot_commit(struct repo *r, struct store *s, struct manifest_writer *mw, struct snapfile *f)
+int snapshot_backup_commit(struct repo *r, struct backup_run *run, const char *meta, int64_t quiesce_ns,
+                           struct backup_result *ret)
 {
-        int k = manifest_writer_finish(mw, &f->manifest, &f->nmanifest);
-        if (k == 0)
-                k = store_flush(s);
+        struct snapfile f = { 0 };
+        struct store *s;
+        struct backup_result *res = &run->res;
+        int k = repo_store(r, &s);
+        if (k < 0)
+                return k;
+        f.info = (struct catalog_snapshot){
+                .name = xstrdup(run->name),
+                .host = xstrdup(run->host),
+                .source = xstrdup(run->source),
+                .started = res->started,
+                .status = xstrdup(res->complete ? "complete" : "incomplete"),
+                .files = res->files,
+                .dirs = res->dirs,
+                .bytes = res->bytes,
+                .files_read = res->files_read,
+                .files_reused = res->files_reused,
+                .bytes_read = res->bytes_read,
+                .warnings = res->warnings,
+                .parent = run->parent ? xstrdup(run->parent) : NULL,
+                .meta = meta ? xstrdup(meta) : NULL,
+        };
+        f.manifest = xmalloc(run->nmanifest * HASH_LEN);
+        memcpy(f.manifest, run->manifest, run->nmanifest * HASH_LEN);
+        f.nmanifest = run->nmanifest;
+        f.quiesce_ns = quiesce_ns;
+        k = snapshot_commit(r, s, &f, &run->before);
+        if (k == 0) {
+                struct store_stats ss;
+                store_get_stats(s, &ss);
+                res->chunks_new = ss.chunks_new - run->before.chunks_new;
+                res->chunks_dup = ss.chunks_dup - run->before.chunks_dup;
+                res->finished = f.info.finished;
+                res->bytes_added = f.info.bytes_added;
+                memcpy(res->id, f.info.id, sizeof res->id);
+                res->index_bytes = store_index_bytes(s);
+                res->index_chunks = (uint64_t)catalog_chunk_count(r->catalog);
+                *ret = *res;
+        }
+        snapfile_clear(&f);
+        return k;
+}
+
+int snapshot_backup(struct repo *r, const struct backup_options *o, struct backup_result *ret)
+{
+        struct backup_run *run;
+        int k = snapshot_backup_walk(r, o, &run);
+        if (k < 0)
+                return k;
+        k = snapshot_backup_commit(r, run, o->meta, o->quiesce_ns, ret);
+        backup_run_free(run);
+        return k;
+}
+
+int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const struct store_stats *before)
+{
+        int k = store_flush(s);
         if (k < 0)
                 return k;
         struct store_stats ss;
         store_get_stats(s, &ss);
-        f->info.bytes_added = ss.bytes_added;
+        f->info.bytes_added = ss.bytes_added - before->bytes_added;
         f->info.finished = now_ns();
         /* The packs are durable (store_flush); now the snapshot file, then
          * the catalog row that makes it visible. */

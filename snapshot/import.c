@@ -494,7 +494,8 @@ int snapshot_import(struct repo *r, const struct import_options *o, struct backu
 {
         struct backup_result res = { .started = now_ns() };
         struct importer imp = { .repo = r, .o = o, .res = &res };
-        _cleanup_(store_freep) struct store *s = NULL;
+        struct store *s = NULL;
+        struct store_stats before;
         struct manifest_writer *mw = NULL;
         struct snapfile f = { 0 };
         struct buf path = { 0 }, link = { 0 };
@@ -502,9 +503,10 @@ int snapshot_import(struct repo *r, const struct import_options *o, struct backu
         struct archive_entry *ae = NULL;
         int k;
 
-        k = store_open(r, true, &s);
+        k = repo_store(r, &s);
         if (k < 0)
                 return k;
+        store_get_stats(s, &before);
         imp.store = s;
         a = archive_read_new();
         ae = archive_entry_new();
@@ -561,13 +563,15 @@ int snapshot_import(struct repo *r, const struct import_options *o, struct backu
                 .warnings = res.warnings,
                 .meta = xstrdup("{\"imported\":true}"),
         };
-        k = snapshot_commit(r, s, mw, &f);
+        k = manifest_writer_finish(mw, &f.manifest, &f.nmanifest);
+        if (k == 0)
+                k = snapshot_commit(r, s, &f, &before);
         if (k < 0)
                 goto out;
         struct store_stats ss;
         store_get_stats(s, &ss);
-        res.chunks_new = ss.chunks_new;
-        res.chunks_dup = ss.chunks_dup;
+        res.chunks_new = ss.chunks_new - before.chunks_new;
+        res.chunks_dup = ss.chunks_dup - before.chunks_dup;
         res.bytes_added = f.info.bytes_added;
         res.finished = f.info.finished;
         res.complete = true;

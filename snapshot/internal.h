@@ -292,10 +292,14 @@ int snapfile_write(struct repo *r, struct snapfile *f);
 int snapfile_read(struct repo *r, const char *id, struct snapfile *ret);
 int snapfile_parse(const uint8_t *p, size_t n, struct snapfile *ret);
 
-/* Finishes a new snapshot: flushes the store, writes the snapshot file and
- * indexes it.  f->info carries the name and statistics; on success its id
- * is filled in.  Shared by backup and import. */
-int snapshot_commit(struct repo *r, struct store *s, struct manifest_writer *mw, struct snapfile *f);
+/* Finishes a new snapshot whose manifest is f->manifest: flushes the store,
+ * writes the snapshot file and indexes it.  f->info carries the name and
+ * statistics; bytes_added is counted from `before`; on success the id is
+ * filled in.  Shared by backup and import. */
+int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const struct store_stats *before);
+/* The repository's writable chunk store, opened on first use and shared
+ * by every backup and import of this handle; freed with the repository. */
+int repo_store(struct repo *r, struct store **ret);
 char *host_name(void);
 
 /* ---- index.c: the catalog's file index from manifests ------------------------- */
@@ -326,6 +330,7 @@ struct repo {
         struct chunker chunker;
         struct chunker tree_chunker;
         struct catalog *catalog;
+        struct store *store;             /* see repo_store() */
         uint64_t recovered_packs, recovered_snapshots;
 };
 

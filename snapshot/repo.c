@@ -188,10 +188,24 @@ static int take_lock(struct repo *r, bool exclusive, uint64_t wait)
         }
 }
 
+int repo_store(struct repo *r, struct store **ret)
+{
+        if (!r->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        if (!r->store) {
+                int k = store_open(r, true, &r->store);
+                if (k < 0)
+                        return k;
+        }
+        *ret = r->store;
+        return 0;
+}
+
 void repo_free(struct repo *r)
 {
         if (!r)
                 return;
+        store_free(r->store);
         catalog_free(r->catalog);
         if (r->tmp_dirfd >= 0)
                 close(r->tmp_dirfd);

@@ -89,6 +89,8 @@ enum {
 };
 int parse_unchanged_fields(const char *s, unsigned *ret);
 
+struct backup_run;
+
 struct backup_options {
         const char *path;          /* directory to back up */
         const char *name;          /* series name (volume name) */
@@ -97,8 +99,9 @@ struct backup_options {
         bool one_file_system;      /* do not descend into other mounts */
         bool force_read;           /* read every file, reuse nothing */
         const char *parent;        /* snapshot id to compare with; NULL: newest of name */
-        const char *meta;          /* JSON object recorded with the snapshot, or NULL */
-        int64_t quiesce_ns;        /* recorded: how long the application was quiesced */
+        const struct backup_run *parent_run; /* second phase: compare with this first pass */
+        const char *meta;          /* snapshot_backup(): JSON object to record, or NULL */
+        int64_t quiesce_ns;        /* snapshot_backup(): how long the application was quiesced */
         struct snapshot_events events;
 };
 
@@ -116,9 +119,26 @@ struct backup_result {
         int64_t started, finished;
 };
 
-/* Backs up o->path into a new snapshot.  Returns 0 when a snapshot was
- * written (check ret->complete), -errno when none was. */
+/* Backs up o->path into a new snapshot: snapshot_backup_walk() then
+ * snapshot_backup_commit().  Returns 0 when a snapshot was written (check
+ * ret->complete), -errno when none was. */
 int snapshot_backup(struct repo *r, const struct backup_options *o, struct backup_result *ret);
+
+/* The reading half of a backup: walks o->path, stores new chunks (still in
+ * flight to packs when it returns) and builds the manifest; records
+ * nothing.  This is the part an application must be quiesced for.  With
+ * o->parent_run it compares with that first pass instead (two-phase
+ * backup: files unchanged since the first pass are not read again). */
+int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct backup_run **ret);
+/* The recording half: waits until the run's data is durable, writes the
+ * snapshot file with `meta` (a JSON object, or NULL) and the quiesce
+ * window, and records it in the catalog.  A run that is freed without
+ * being committed leaves only unreferenced chunks. */
+int snapshot_backup_commit(struct repo *r, struct backup_run *run, const char *meta, int64_t quiesce_ns,
+                           struct backup_result *ret);
+const struct backup_result *backup_run_result(const struct backup_run *run);
+void backup_run_free(struct backup_run *run);
+static inline void backup_run_freep(struct backup_run **run) { backup_run_free(*run); }
 
 struct restore_options {
         const char *target;        /* directory to create, or an empty one */
