@@ -34,6 +34,10 @@ struct settings {
         char *unchanged;       /* "size,mtime,ctime,inode" */
         char *config_path;
         bool progress;         /* a progress line on stderr (a terminal) */
+        int quiesce;           /* enum quiesce_action: the default policy (pause) */
+        int hook_timeout;      /* seconds a berth.pre/berth.post hook may run */
+        uint64_t docker_wait;  /* seconds to wait for an unreachable Docker daemon */
+        bool no_auto_recover;  /* open_repo() leaves the quiesce journal alone */
 };
 
 extern struct settings settings;
@@ -74,8 +78,14 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
  * maps it to an exit status. */
 int fail(int err, const char *what);
 
-/* Opens the repository named by settings.repo. */
+/* Opens the repository named by settings.repo (creating it for a writer
+ * when its directory is missing or empty), then puts back containers an
+ * interrupted run left quiesced. */
 int open_repo(enum repo_mode mode, struct repo **ret);
+/* Resumes containers from open quiesce journal rows: all of this host's
+ * when `all` (the caller holds the exclusive lock), else those whose owner
+ * process is gone. */
+int recover_containers(struct repo *repo, bool all, unsigned *ret_resumed);
 
 /* Progress line on stderr, only when it is a terminal. */
 void progress_begin(const char *verb);
@@ -96,6 +106,7 @@ char *normalize_snapshot_path(const char *p);
 void print_backup_result(const char *source, const char *name, const struct backup_result *b);
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
-        command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog;
+        command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
+        command_volumes, command_recover;
 
 #endif

@@ -1,36 +1,265 @@
-/* cmd-backup.c — berth backup: back up a directory into a snapshot. */
+/* cmd-backup.c — berth backup: Docker volumes, a container's volumes, or a
+ * directory, into snapshots. */
 #include <libgen.h>
 #include <string.h>
 
 #include "agent.h"
+#include "quiesce.h"
+#include "volumes.h"
 
 static const char help[] =
-        "Usage: berth [-r REPO] backup --path DIR [--name NAME] [OPTIONS]\n"
+        "Usage: berth [-r REPO] backup VOLUME... [OPTIONS]\n"
+        "       berth [-r REPO] backup --all [OPTIONS]\n"
+        "       berth [-r REPO] backup --container NAME [--binds] [OPTIONS]\n"
+        "       berth [-r REPO] backup --path DIR [--name NAME] [OPTIONS]\n"
         "\n"
-        "Backs up DIR into a new snapshot of the series NAME (default: DIR's last\n"
-        "component).  Files are cut into content-defined chunks; a chunk the repository\n"
-        "already has is not stored again.  A file whose size, mtime, ctime and inode\n"
-        "match the previous snapshot of NAME is reused without being read.\n"
+        "Backs up Docker volumes (each into a snapshot named after the volume), every\n"
+        "volume on the host (--all), all volumes of one container under a single\n"
+        "quiesce window (--container), or a plain directory (--path).  Anonymous\n"
+        "volumes are named by the container and path that use them, e.g.\n"
+        "'mysql:/var/lib/mysql'.  Docker is reached at $DOCKER_HOST (unix://PATH,\n"
+        "default /var/run/docker.sock).\n"
         "\n"
-        "The walk never follows symlinks or leaves DIR.  A file that changes while it\n"
-        "is read is read again (up to 4 times), then stored as last read and marked\n"
-        "inconsistent, with a warning.  An entry that cannot be read is skipped with a\n"
-        "warning; the snapshot is then marked incomplete and the exit status is 3.\n"
-        "The new snapshot's id is the last line of the output.\n"
+        "Quiescing: the running containers that mount a volume are paused (processes\n"
+        "frozen: a crash-consistent image, no restart) or stopped (clean shutdown)\n"
+        "while it is copied, per their label berth.quiesce=pause|stop|none, else the\n"
+        "configured default (pause), else --quiesce.  Labels berth.pre and berth.post\n"
+        "are commands run inside the container (sh -c) before quiescing and after it\n"
+        "is back; a failing pre abandons that volume's backup and resumes everything.\n"
+        "Every pause and stop is journaled first: on error, SIGINT/SIGTERM, or after a\n"
+        "kill -9 (by 'berth recover' or the next berth run), each container is put\n"
+        "back as it was.  Containers of one compose project are stopped dependants\n"
+        "first and started providers first.\n"
+        "\n"
+        "Two-phase copy (default when a container would be quiesced): copy while the\n"
+        "application runs, then quiesce and copy only what changed.  The quiesce\n"
+        "window is printed and recorded in the snapshot.\n"
+        "\n"
+        "Files are cut into content-defined chunks; a chunk the repository already has\n"
+        "is not stored again, and a file whose size, mtime, ctime and inode match the\n"
+        "previous snapshot is reused without being read.  A file that changes while\n"
+        "it is read is read again (up to 4 times), then stored as last read, marked\n"
+        "inconsistent and reported.  An unreadable entry is skipped with a warning;\n"
+        "the snapshot is marked incomplete and the exit status is 3.  Each new\n"
+        "snapshot's id is printed on a line of its own, last.\n"
         "\n"
         "Options:\n"
-        "      --path DIR            directory to back up\n"
-        "  -n, --name NAME           snapshot series name\n"
+        "      --all                 every volume on the host\n"
+        "  -c, --container NAME      the named and anonymous volumes of container NAME\n"
+        "      --binds               with --container, its bind mounts too\n"
+        "      --quiesce MODE        pause, stop or none for every container (overrides labels)\n"
+        "      --two-phase           copy live first, then quiesced (default when quiescing)\n"
+        "      --no-two-phase        copy once, all of it quiesced\n"
+        "      --path DIR            back up a directory instead\n"
+        "  -n, --name NAME           with --path: the snapshot name (default DIR's last component)\n"
         "      --unchanged FIELDS    stat fields that must match for a file to be reused:\n"
         "                            a comma list of size,mtime,ctime,inode (default all;\n"
         "                            size and mtime are required)\n"
         "      --force-read          read every file, reuse nothing\n"
         "      --one-file-system     do not descend into other mounted filesystems\n"
-        "      --parent SNAPSHOT     compare with this snapshot instead of NAME's newest\n"
+        "      --parent SNAPSHOT     compare with this snapshot instead of the newest\n"
         "      --host NAME           host name to record (default this host's)\n"
         "      --level N             zstd level for new chunks (default: the repository's)\n"
-        "      --json                print the result as a JSON object\n"
+        "      --json                print each result as a JSON object\n"
         "  -h, --help                this help\n";
+
+struct plan {
+        struct backup_options base;
+        int override;        /* enum quiesce_action, or -1 */
+        int two_phase;       /* 1, 0, or -1: when quiescing */
+        bool any_failed, any_incomplete;
+        json_object *results; /* --json with several volumes */
+};
+
+static void report(struct plan *p, const char *source, const char *name, const struct backup_result *res,
+                   const struct quiesce *q, bool two)
+{
+        if (!res->complete)
+                p->any_incomplete = true;
+        if (settings.json) {
+                /* The shared printer writes one object; collect them instead. */
+                json_object *o = json_object_new_object();
+                char t[32];
+                json_object_object_add(o, "id", json_object_new_string(res->id));
+                json_object_object_add(o, "name", json_object_new_string(name));
+                json_object_object_add(o, "source", json_object_new_string(source));
+                json_object_object_add(o, "time", json_object_new_string(format_time(res->started, t, sizeof t)));
+                json_object_object_add(o, "status", json_object_new_string(res->complete ? "complete" : "incomplete"));
+                json_object_object_add(o, "files", json_object_new_int64((int64_t)res->files));
+                json_object_object_add(o, "bytes", json_object_new_int64((int64_t)res->bytes));
+                json_object_object_add(o, "files_read", json_object_new_int64((int64_t)res->files_read));
+                json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)res->files_reused));
+                json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)res->bytes_added));
+                json_object_object_add(o, "warnings", json_object_new_int64((int64_t)res->warnings));
+                json_object_object_add(o, "quiesce_window_ns", json_object_new_int64(q ? quiesce_window(q) : 0));
+                json_object_object_add(o, "two_phase", json_object_new_boolean(two));
+                json_object_array_add(p->results, o);
+                return;
+        }
+        print_backup_result(source, name, res);
+}
+
+static void print_window(const struct quiesce *q, bool two)
+{
+        if (settings.json || settings.quiet || !quiesce_needed(q))
+                return;
+        char dur[32], names[512] = "";
+        for (size_t i = 0; i < q->n; i++) {
+                if (q->t[i].action == QUIESCE_NONE)
+                        continue;
+                char one[160];
+                snprintf(one, sizeof one, "%s%s %s", *names ? ", " : "",
+                         q->t[i].action == QUIESCE_PAUSE ? "paused" : "stopped", q->t[i].c.name);
+                strncat(names, one, sizeof names - strlen(names) - 1);
+        }
+        printf("quiesce window %s (%s%s)\n", format_duration(quiesce_window(q), dur, sizeof dur), names,
+               two ? "; two-phase copy" : "");
+}
+
+/* Backs up a group of targets under one quiesce window. */
+static void backup_group(struct plan *p, struct repo *repo, struct docker *d, const struct docker_container *all,
+                         size_t nall, struct volume_target *t, size_t n)
+{
+        struct quiesce q;
+        struct backup_run **first = xcalloc(n, sizeof *first), **second = xcalloc(n, sizeof *second);
+        struct docker_container *users = xcalloc(nall + 1, sizeof *users);
+        bool *seen = xcalloc(nall + 1, sizeof *seen);
+        size_t nusers = 0;
+        int k;
+
+        for (size_t i = 0; i < n; i++)
+                for (size_t u = 0; u < t[i].nusers; u++)
+                        if (!seen[t[i].users[u]]) {
+                                seen[t[i].users[u]] = true;
+                                users[nusers++] = all[t[i].users[u]];
+                        }
+        k = quiesce_plan(&q, d, repo_catalog(repo), users, nusers, p->override);
+        if (k < 0) {
+                log_error("cannot back up %s: %s", t[0].name, error_message());
+                p->any_failed = true;
+                goto out;
+        }
+        bool two = p->two_phase < 0 ? quiesce_needed(&q) : p->two_phase == 1;
+
+        if (two)
+                for (size_t i = 0; i < n; i++) {
+                        struct backup_options o = p->base;
+                        o.path = t[i].path;
+                        o.name = t[i].name;
+                        o.first_pass = true;
+                        o.events.warning = NULL; /* the quiesced pass reports what matters */
+                        log_info("'%s': first pass while the application runs", t[i].name);
+                        progress_begin("backup (live):");
+                        k = snapshot_backup_walk(repo, &o, &first[i]);
+                        progress_end();
+                        if (k < 0) {
+                                log_error("cannot back up '%s': %s", t[i].name, error_message());
+                                p->any_failed = true;
+                                goto out;
+                        }
+                }
+
+        k = quiesce_pre(&q);
+        if (k < 0) {
+                log_error("%s", error_message());
+                p->any_failed = true;
+                goto out;
+        }
+        k = quiesce_freeze(&q);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                struct backup_options o = p->base;
+                o.path = t[i].path;
+                o.name = t[i].name;
+                o.parent_run = first[i];
+                progress_begin(quiesce_needed(&q) ? "backup (quiesced):" : "backup:");
+                k = snapshot_backup_walk(repo, &o, &second[i]);
+                progress_end();
+        }
+        /* Containers go back as soon as the data is read, before the slow
+         * part (compression, fsync, catalog). */
+        char why[1024] = "";
+        if (k < 0)
+                snprintf(why, sizeof why, "%s", error_message() ? error_message() : berth_strerror(k));
+        int t2 = quiesce_thaw(&q);
+        quiesce_post(&q);
+        if (k < 0 || t2 < 0) {
+                log_error("cannot back up %s%s: %s", t[0].name, n > 1 ? " and the other volumes" : "",
+                          *why ? why : error_message());
+                p->any_failed = true;
+                goto out;
+        }
+        print_window(&q, two);
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *meta = volume_target_meta(&t[i]);
+                json_object *qj = quiesce_json(&q);
+                json_object_object_add(qj, "two_phase", json_object_new_boolean(two));
+                json_object_object_add(meta, "quiesce", qj);
+                struct backup_result res;
+                k = snapshot_backup_commit(repo, second[i], json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN),
+                                           quiesce_window(&q), &res);
+                json_object_put(meta);
+                if (k < 0) {
+                        log_error("cannot record the backup of '%s': %s", t[i].name, error_message());
+                        p->any_failed = true;
+                        continue;
+                }
+                report(p, t[i].path, t[i].name, &res, &q, two);
+        }
+out:
+        for (size_t i = 0; i < n; i++) {
+                backup_run_free(first[i]);
+                backup_run_free(second[i]);
+        }
+        free(first);
+        free(second);
+        free(users);
+        free(seen);
+        quiesce_clear(&q);
+}
+
+static int backup_docker(struct plan *p, char *const *names, size_t nnames, bool all, const char *container,
+                         bool binds)
+{
+        _cleanup_(docker_freep) struct docker *d = NULL;
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        struct docker_container *list = NULL;
+        struct volume_target *t = NULL;
+        size_t nlist = 0, n = 0;
+        unsigned skipped = 0;
+
+        int k = docker_open(settings.docker_wait, &d);
+        if (k == 0)
+                k = open_repo(REPO_WRITE, &repo);
+        if (k == 0)
+                k = docker_containers(d, &list, &nlist);
+        if (k == 0) {
+                if (container)
+                        k = volume_targets_container(d, list, nlist, container, binds, &t, &n);
+                else if (all)
+                        k = volume_targets_all(d, list, nlist, &t, &n, &skipped);
+                else
+                        k = volume_targets_named(d, list, nlist, names, nnames, &t, &n);
+        }
+        if (k < 0) {
+                docker_containers_free(list, nlist);
+                return fail(k, "backup");
+        }
+        if (n == 0 && !settings.quiet)
+                log_notice("no volumes to back up");
+
+        if (container)
+                backup_group(p, repo, d, list, nlist, t, n);
+        else
+                for (size_t i = 0; i < n && !interrupted; i++)
+                        backup_group(p, repo, d, list, nlist, &t[i], 1);
+
+        volume_targets_free(t, n);
+        docker_containers_free(list, nlist);
+        if (skipped)
+                p->any_incomplete = true;
+        return 0;
+}
 
 static int run(int argc, char **argv)
 {
@@ -44,15 +273,25 @@ static int run(int argc, char **argv)
                 { "parent", required_argument, NULL, 5 },
                 { "host", required_argument, NULL, 6 },
                 { "level", required_argument, NULL, 7 },
+                { "all", no_argument, NULL, 8 },
+                { "container", required_argument, NULL, 'c' },
+                { "binds", no_argument, NULL, 9 },
+                { "quiesce", required_argument, NULL, 10 },
+                { "two-phase", no_argument, NULL, 11 },
+                { "no-two-phase", no_argument, NULL, 12 },
                 {},
         };
-        struct backup_options o = {
-                .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted },
+        struct plan p = {
+                .base = { .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted } },
+                .override = -1,
+                .two_phase = -1,
         };
-        const char *unchanged = settings.unchanged;
+        struct backup_options *o = &p.base;
+        const char *unchanged = settings.unchanged, *container = NULL;
+        bool all = false, binds = false;
         int c;
 
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "n:", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "n:c:", options, NULL)) != -1) {
                 int g = global_option(c, optarg);
                 if (g < 0)
                         return EXIT_USAGE;
@@ -62,65 +301,107 @@ static int run(int argc, char **argv)
                 case 'h':
                         return command_help("backup");
                 case 1:
-                        o.path = optarg;
+                        o->path = optarg;
                         break;
                 case 'n':
-                        o.name = optarg;
+                        o->name = optarg;
                         break;
                 case 2:
                         unchanged = optarg;
                         break;
                 case 3:
-                        o.force_read = true;
+                        o->force_read = true;
                         break;
                 case 4:
-                        o.one_file_system = true;
+                        o->one_file_system = true;
                         break;
                 case 5:
-                        o.parent = optarg;
+                        o->parent = optarg;
                         break;
                 case 6:
-                        o.host = optarg;
+                        o->host = optarg;
                         break;
                 case 7:
                         settings.level = atoi(optarg);
                         if (settings.level < 1 || settings.level > 19)
                                 return usage_error("backup", "--level must be 1..19");
                         break;
+                case 8:
+                        all = true;
+                        break;
+                case 'c':
+                        container = optarg;
+                        break;
+                case 9:
+                        binds = true;
+                        break;
+                case 10: {
+                        enum quiesce_action a;
+                        if (quiesce_parse(optarg, &a) < 0)
+                                return usage_error("backup", "--quiesce takes pause, stop or none");
+                        p.override = (int)a;
+                        break;
+                }
+                case 11:
+                        p.two_phase = 1;
+                        break;
+                case 12:
+                        p.two_phase = 0;
+                        break;
                 default:
                         return usage_error("backup", "unknown option");
                 }
         }
-        if (optind < argc)
-                return usage_error("backup", "unexpected argument '%s' (Docker volumes come in a later release; use --path)",
-                                   argv[optind]);
-        if (!o.path)
-                return usage_error("backup", "give the directory to back up with --path DIR");
-        if (unchanged && parse_unchanged_fields(unchanged, &o.unchanged) < 0)
+        size_t nnames = (size_t)(argc - optind);
+        int modes = (o->path != NULL) + (all ? 1 : 0) + (container != NULL) + (nnames > 0);
+        if (modes == 0)
+                return usage_error("backup", "name the volumes to back up, or use --all, --container NAME or --path DIR");
+        if (modes > 1)
+                return usage_error("backup", "give volumes, --all, --container or --path: one of them");
+        if (binds && !container)
+                return usage_error("backup", "--binds goes with --container");
+        if (o->name && !o->path)
+                return usage_error("backup", "--name goes with --path; a volume's snapshots are named after it");
+        if (unchanged && parse_unchanged_fields(unchanged, &o->unchanged) < 0)
                 return usage_error("backup", "--unchanged: '%s' is not a list of size,mtime,ctime,inode including "
                                              "size and mtime", unchanged);
 
-        _cleanup_free_ char *copy = xstrdup(o.path);
-        if (!o.name) {
-                char *b = basename(copy);
-                o.name = strcmp(b, "/") == 0 || strcmp(b, ".") == 0 ? "root" : b;
+        if (!o->path) {
+                p.results = json_object_new_array();
+                int r = backup_docker(&p, argv + optind, nnames, all, container, binds);
+                if (r != 0) {
+                        json_object_put(p.results);
+                        return r;
+                }
+                if (settings.json)
+                        json_print(json_object_array_length(p.results) == 1 ? json_object_get(json_object_array_get_idx(p.results, 0))
+                                                                            : json_object_get(p.results));
+                json_object_put(p.results);
+                if (interrupted)
+                        return fail(-ECANCELED, "interrupted");
+                return p.any_failed ? EXIT_FAILURE_ : p.any_incomplete ? EXIT_PARTIAL : EXIT_OK;
         }
-        if (strchr(o.name, '@') || !*o.name)
+
+        _cleanup_free_ char *copy = xstrdup(o->path);
+        if (!o->name) {
+                char *b = basename(copy);
+                o->name = strcmp(b, "/") == 0 || strcmp(b, ".") == 0 ? "root" : b;
+        }
+        if (strchr(o->name, '@') || !*o->name)
                 return usage_error("backup", "a snapshot name cannot be empty or contain '@'");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         int r = open_repo(REPO_WRITE, &repo);
         if (r < 0)
                 return fail(r, "backup");
-
         struct backup_result res;
         progress_begin("backup:");
-        r = snapshot_backup(repo, &o, &res);
+        r = snapshot_backup(repo, o, &res);
         progress_end();
         if (r < 0)
                 return fail(r, "backup");
-        print_backup_result(o.path, o.name, &res);
+        print_backup_result(o->path, o->name, &res);
         return res.complete ? EXIT_OK : EXIT_PARTIAL;
 }
 
-const struct command command_backup = { "backup", run, "back up a directory into a snapshot", help };
+const struct command command_backup = { "backup", run, "back up Docker volumes or a directory", help };

@@ -14,13 +14,21 @@
 struct docker {
         CURL *curl;
         char *socket;
+        bool interruptible;
 };
 
 static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-        /* Abort a long request (a hook, a stop) when the user interrupts. */
-        return interrupted ? 1 : 0;
+        /* Abort a long request (a hook, a stop) when the user interrupts,
+         * except while containers are being put back. */
+        const struct docker *d = ud;
+        return d->interruptible && interrupted ? 1 : 0;
 }
+
+void docker_set_interruptible(struct docker *d, bool on) { d->interruptible = on; }
+
+static void curl_freep(char **p) { curl_free(*p); }
+#define _cleanup_curl_ _cleanup_(curl_freep)
 
 static size_t write_cb(char *p, size_t size, size_t n, void *ud)
 {
@@ -52,6 +60,7 @@ static int request(struct docker *d, const char *method, const char *path, const
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
         if (json_body) {
                 headers = curl_slist_append(headers, "Content-Type: application/json");
                 curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -141,6 +150,7 @@ int docker_open(uint64_t wait, struct docker **ret)
         }
         struct docker *d = xcalloc(1, sizeof *d);
         d->socket = xstrdup(path);
+        d->interruptible = true;
         d->curl = curl_easy_init();
         if (!d->curl)
                 abort();
@@ -301,7 +311,7 @@ int docker_container_inspect(struct docker *d, const char *id, struct docker_con
 {
         char path[512];
         json_object *o, *state, *config, *mounts;
-        _cleanup_free_ char *esc = curl_easy_escape(d->curl, id, 0);
+        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, id, 0);
         snprintf(path, sizeof path, "/containers/%s/json", esc);
         int k = request_json(d, "GET", path, NULL, 30, &o);
         if (k < 0)
@@ -320,6 +330,17 @@ int docker_container_inspect(struct docker *d, const char *id, struct docker_con
                 c.labels = json_object_new_object();
         if (json_object_object_get_ex(o, "Mounts", &mounts))
                 parse_mounts(mounts, &c);
+        /* --tmpfs mounts are only in HostConfig. */
+        json_object *hc, *tmpfs;
+        if (json_object_object_get_ex(o, "HostConfig", &hc) && json_object_object_get_ex(hc, "Tmpfs", &tmpfs) &&
+            json_object_is_type(tmpfs, json_type_object)) {
+                json_object_object_foreach(tmpfs, dest, val) {
+                        (void)val;
+                        c.mounts = xrealloc(c.mounts, (c.nmounts + 1) * sizeof *c.mounts);
+                        c.mounts[c.nmounts++] = (struct docker_mount){ .type = xstrdup("tmpfs"), .destination = xstrdup(dest),
+                                                                       .rw = true };
+                }
+        }
         json_object_put(o);
         *ret = c;
         return 0;
@@ -358,7 +379,7 @@ int docker_volume_inspect(struct docker *d, const char *name, struct docker_volu
 {
         char path[512];
         json_object *o;
-        _cleanup_free_ char *esc = curl_easy_escape(d->curl, name, 0);
+        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, name, 0);
         snprintf(path, sizeof path, "/volumes/%s", esc);
         int k = request_json(d, "GET", path, NULL, 30, &o);
         if (k < 0)
@@ -391,13 +412,15 @@ int docker_container_action(struct docker *d, const char *id, const char *action
         char path[512];
         struct buf body = { 0 };
         long status = 0;
-        _cleanup_free_ char *esc = curl_easy_escape(d->curl, id, 0);
+        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, id, 0);
         bool stop = strcmp(action, "stop") == 0;
-        if (stop)
+        if (stop && stop_timeout >= 0)
                 snprintf(path, sizeof path, "/containers/%s/stop?t=%d", esc, stop_timeout);
         else
                 snprintf(path, sizeof path, "/containers/%s/%s", esc, action);
-        int k = request(d, "POST", path, NULL, stop ? stop_timeout + 30 : 60, &status, &body);
+        /* A stop takes the container's timeout (up to minutes) plus a kill. */
+        int k = request(d, "POST", path, NULL, stop ? (stop_timeout >= 0 ? stop_timeout : 600) + 30 : 60, &status,
+                        &body);
         if (k == 0 && status != 204 && status != 304) {
                 char m[512];
                 api_message(&body, m, sizeof m);
@@ -417,7 +440,7 @@ int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, 
 {
         char path[512];
         json_object *body = json_object_new_object(), *argv = json_object_new_array(), *o, *v;
-        _cleanup_free_ char *esc = curl_easy_escape(d->curl, id, 0);
+        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, id, 0);
 
         json_object_array_add(argv, json_object_new_string("sh"));
         json_object_array_add(argv, json_object_new_string("-c"));

@@ -21,6 +21,9 @@ int docker_open(uint64_t wait, struct docker **ret);
 void docker_free(struct docker *d);
 static inline void docker_freep(struct docker **d) { docker_free(*d); }
 const char *docker_socket(const struct docker *d);
+/* Whether a pending interrupt (SIGINT/SIGTERM) aborts requests; off while
+ * containers are being put back. */
+void docker_set_interruptible(struct docker *d, bool on);
 
 struct docker_mount {
         char *type;        /* volume, bind, tmpfs, npipe */
@@ -68,8 +71,9 @@ int docker_volume_inspect(struct docker *d, const char *name, struct docker_volu
 int docker_volume_create(struct docker *d, const char *name, const char *driver, json_object *options,
                          json_object *labels);
 
-/* "pause", "unpause", "stop" (with stop_timeout seconds) or "start".  A
- * container already in the wanted state is success. */
+/* "pause", "unpause", "stop" (with stop_timeout seconds, or the
+ * container's own when negative) or "start".  A container already in the
+ * wanted state is success. */
 int docker_container_action(struct docker *d, const char *id, const char *action, int stop_timeout);
 
 /* Runs `sh -c cmd` in a running container, waits up to timeout seconds;

@@ -6,13 +6,15 @@
 #include <sys/resource.h>
 
 #include "agent.h"
+#include "quiesce.h"
 
 struct settings settings;
 volatile sig_atomic_t interrupted;
 
 static const struct command *const table[] = {
-        &command_init, &command_backup, &command_snapshots, &command_ls, &command_find, &command_diff,
-        &command_restore, &command_cat, &command_export, &command_import, &command_check, &command_catalog,
+        &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
+        &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
+        &command_recover, &command_catalog,
 };
 
 static const char main_help[] =
@@ -181,6 +183,20 @@ static int load_config_file(const char *path, bool required)
                 } else if (strcmp(k, "unchanged") == 0) {
                         free(settings.unchanged);
                         settings.unchanged = xstrdup(v);
+                } else if (strcmp(k, "quiesce") == 0) {
+                        enum quiesce_action a;
+                        if (quiesce_parse(v, &a) < 0)
+                                r = log_error("%s:%d: quiesce: use pause, stop or none", path, lineno);
+                        else
+                                settings.quiesce = (int)a;
+                } else if (strcmp(k, "hook_timeout") == 0 || strcmp(k, "docker_wait") == 0) {
+                        uint64_t secs;
+                        if (parse_duration(v, &secs) < 0)
+                                r = log_error("%s:%d: %s: not a duration", path, lineno, k);
+                        else if (k[0] == 'h')
+                                settings.hook_timeout = (int)secs;
+                        else
+                                settings.docker_wait = secs;
                 } else if (strcmp(k, "log_level") == 0) {
                         int l = log_level_from_string(v);
                         if (l < 0)
@@ -204,6 +220,9 @@ int settings_load(void)
 
         settings.repo = xstrdup("/var/lib/berth");
         settings.progress = isatty(STDERR_FILENO);
+        settings.quiesce = QUIESCE_PAUSE;
+        settings.hook_timeout = 300;
+        settings.docker_wait = 10;
         e = getenv("BERTH_CONFIG");
         settings.config_path = xstrdup(e ? e : "/etc/berth/berth.conf");
         r = load_config_file(settings.config_path, e != NULL);
@@ -217,6 +236,14 @@ int settings_load(void)
                 settings.level = atoi(e);
         if ((e = getenv("BERTH_LOCK_WAIT")) && *e && parse_duration(e, &settings.lock_wait) < 0)
                 return log_error("BERTH_LOCK_WAIT: '%s' is not a number of seconds", e);
+        if ((e = getenv("BERTH_DOCKER_WAIT")) && *e && parse_duration(e, &settings.docker_wait) < 0)
+                return log_error("BERTH_DOCKER_WAIT: '%s' is not a number of seconds", e);
+        if ((e = getenv("BERTH_QUIESCE")) && *e) {
+                enum quiesce_action a;
+                if (quiesce_parse(e, &a) < 0)
+                        return log_error("BERTH_QUIESCE: use pause, stop or none");
+                settings.quiesce = (int)a;
+        }
         if ((e = getenv("BERTH_UNCHANGED")) && *e) {
                 free(settings.unchanged);
                 settings.unchanged = xstrdup(e);
@@ -259,7 +286,34 @@ int open_repo(enum repo_mode mode, struct repo **ret)
         if (packs || snaps)
                 log_notice("repaired what an interrupted run left: indexed %llu pack(s) and %llu snapshot(s)",
                            (unsigned long long)packs, (unsigned long long)snaps);
+        if (!settings.no_auto_recover)
+                recover_containers(*ret, mode != REPO_READ, NULL);
         return 0;
+}
+
+int recover_containers(struct repo *repo, bool all, unsigned *ret_resumed)
+{
+        struct catalog_quiesce *rows;
+        size_t n;
+        int r = catalog_quiesce_open(repo_catalog(repo), &rows, &n);
+        if (r < 0)
+                return r;
+        catalog_quiesce_list_free(rows, n);
+        if (ret_resumed)
+                *ret_resumed = 0;
+        if (n == 0)
+                return 0;
+        /* A crashed run left containers paused or stopped: put them back
+         * before anything else. */
+        struct docker *d;
+        r = docker_open(settings.docker_wait, &d);
+        if (r < 0)
+                return log_warning("the quiesce journal lists containers an interrupted berth may have left paused or "
+                                   "stopped, but Docker is not reachable (%s); run 'berth recover' when it is",
+                                   error_message());
+        r = quiesce_recover(d, repo_catalog(repo), all, ret_resumed);
+        docker_free(d);
+        return r;
 }
 
 static void on_signal(int sig)

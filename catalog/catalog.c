@@ -69,6 +69,21 @@ static const char *const migrations[] = {
         "CREATE INDEX files_by_path ON files(path, name, since);"
         "CREATE INDEX files_by_name ON files(name, since);"
         "CREATE INDEX files_by_until ON files(name, until);",
+        /* 1 -> 2: the quiesce journal */
+        "CREATE TABLE quiesce_journal ("
+        "  id INTEGER PRIMARY KEY,"
+        "  container TEXT NOT NULL,"          /* container id */
+        "  container_name TEXT NOT NULL,"
+        "  project TEXT,"                     /* compose project and service, to find */
+        "  service TEXT,"                     /* a container that was recreated */
+        "  action TEXT NOT NULL,"             /* 'pause' or 'stop' */
+        "  host TEXT NOT NULL,"
+        "  owner_pid INTEGER NOT NULL,"       /* the berth process that quiesced it */
+        "  owner_start INTEGER NOT NULL,"     /* its start time, against pid reuse */
+        "  started INTEGER NOT NULL,"         /* ns */
+        "  ended INTEGER"                     /* ns; NULL while the container is quiesced */
+        ");"
+        "CREATE INDEX quiesce_open ON quiesce_journal(ended);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == CATALOG_SCHEMA_VERSION, "schema version matches migrations");

@@ -17,7 +17,7 @@
 #include "../common/common.h"
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2
 
 struct catalog;
 
@@ -167,6 +167,29 @@ int catalog_find(struct catalog *c, const char *pattern, const char *name,
  * one, both set for a changed one. */
 int catalog_diff(struct catalog *c, const char *name_a, int64_t seq_a, const char *name_b, int64_t seq_b,
                  int (*fn)(void *ud, const struct catalog_file *a, const struct catalog_file *b), void *ud);
+
+/* ---- the quiesce journal ----------------------------------------------------------
+ *
+ * Before Berth pauses or stops a container it records that here, durably;
+ * when the container is back, the row is closed.  An open row after a
+ * crash names a container to put back.
+ */
+
+struct catalog_quiesce {
+        int64_t id;
+        char *container, *name, *project, *service;
+        char *action;          /* "pause" or "stop" */
+        char *host;
+        int64_t owner_pid, owner_start;
+        int64_t started;
+};
+
+/* Records an action about to be taken (durable on return); sets q->id. */
+int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q);
+int catalog_quiesce_end(struct catalog *c, int64_t id);
+/* The rows still open, oldest first. */
+int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);
+void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n);
 
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);

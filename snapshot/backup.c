@@ -593,8 +593,10 @@ static int do_file(struct walker *w, int dfd, const char *name, const struct sta
                                 return -errno;
                         if (same_stat(&fst, &after) && (w->nsparse || n == (uint64_t)fst.st_size))
                                 break;
-                        if (attempt == LIVE_RETRIES) {
+                        if (attempt == LIVE_RETRIES || w->o->first_pass) {
                                 w->e.flags |= ENTRY_F_INCONSISTENT;
+                                if (w->o->first_pass)
+                                        break; /* the quiesced pass reads it again */
                                 w->res->inconsistent++;
                                 warn(w, "changed while being read (%d attempts); stored as last read and marked "
                                         "inconsistent",

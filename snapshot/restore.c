@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 
 #include "internal.h"
@@ -294,14 +295,17 @@ static int restore_entry(struct restorer *r, const struct entry *e)
         return 0;
 }
 
-/* 0 when target does not exist or is an empty directory. */
-static int check_target(const char *target)
+/* 0 when target does not exist or is an empty directory (or, to be
+ * replaced, any directory). */
+static int check_target(const char *target, bool replace)
 {
         struct stat st;
         if (lstat(target, &st) < 0)
                 return errno == ENOENT ? 0 : error_set(errno, "cannot use target '%s': %s", target, strerror(errno));
         if (!S_ISDIR(st.st_mode))
                 return error_set(EEXIST, "target '%s' exists and is not a directory", target);
+        if (replace)
+                return 0;
         _cleanup_close_ int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd < 0 ? NULL : fdopendir(fd);
         if (!d)
@@ -333,7 +337,7 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         _cleanup_free_ char *copy = NULL, *parent = NULL;
         int cwd = -1, k;
 
-        k = check_target(o->target);
+        k = check_target(o->target, o->replace);
         if (k < 0)
                 return k;
         k = snapfile_read(repo, id, &f);
@@ -418,7 +422,19 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
                 k = error_set(errno, "cannot return to the working directory: %s", strerror(errno));
                 goto out;
         }
-        if (rename(staging, o->target) < 0) {
+        if (o->replace && access(o->target, F_OK) == 0) {
+                /* Swap in one step, so the target is never half old, half new;
+                 * the old contents end up in the staging path and go. */
+                if (renameat2(AT_FDCWD, staging, AT_FDCWD, o->target, RENAME_EXCHANGE) < 0) {
+                        k = error_set(errno, "cannot swap the restored tree into '%s': %s", o->target, strerror(errno));
+                        goto out;
+                }
+                k = rm_rf_at(AT_FDCWD, staging);
+                if (k < 0)
+                        log_debug("cannot remove the old contents in %s: %s", staging, berth_strerror(k));
+                free(staging);
+                staging = NULL;
+        } else if (rename(staging, o->target) < 0) {
                 k = error_set(errno, "cannot move the restored tree to '%s': %s", o->target, strerror(errno));
                 goto out;
         }

@@ -100,6 +100,8 @@ struct backup_options {
         bool force_read;           /* read every file, reuse nothing */
         const char *parent;        /* snapshot id to compare with; NULL: newest of name */
         const struct backup_run *parent_run; /* second phase: compare with this first pass */
+        bool first_pass;           /* a live pre-copy: files that change are not retried or
+                                      reported (the quiesced pass reads them again) */
         const char *meta;          /* snapshot_backup(): JSON object to record, or NULL */
         int64_t quiesce_ns;        /* snapshot_backup(): how long the application was quiesced */
         struct snapshot_events events;
@@ -145,6 +147,7 @@ struct restore_options {
         const char *const *include;/* restore only these paths (and what is under them) */
         size_t ninclude;
         bool partial;              /* skip files whose data is damaged instead of failing */
+        bool replace;              /* target may hold files: swap them out atomically at the end */
         struct snapshot_events events;
 };
 
