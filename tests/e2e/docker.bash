@@ -41,7 +41,8 @@ docker_down() {
                 kill -9 "$pid" 2>/dev/null || true
         fi
         chattr -R -i -a "$DK/root/volumes" 2>/dev/null || true
-        grep -o " $DK[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
+        { grep -o " $DK[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r |
+                while read -r m; do umount "$m" 2>/dev/null || true; done
         rm -rf "$DK"
 }
 

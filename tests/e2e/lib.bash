@@ -25,7 +25,8 @@ teardown() {
 }
 
 umount_all() {
-        grep -o " $1[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
+        { grep -o " $1[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r |
+                while read -r m; do umount "$m" 2>/dev/null || true; done
 }
 
 berth() { "$BERTH" "$@"; }
