@@ -54,7 +54,6 @@ static const char *const migrations[] = {
         "  path BLOB NOT NULL UNIQUE"         /* whole relative path, raw bytes */
         ");"
         "CREATE INDEX paths_by_parent ON paths(parent, name);"
-        "CREATE INDEX paths_by_name ON paths(name);"
         "CREATE TABLE files ("
         "  path INTEGER NOT NULL REFERENCES paths(id),"
         "  name INTEGER NOT NULL REFERENCES names(id),"
@@ -67,8 +66,7 @@ static const char *const migrations[] = {
         "  link BLOB"                         /* symlink target or hard link's first path */
         ");"
         "CREATE INDEX files_by_path ON files(path, name, since);"
-        "CREATE INDEX files_by_name ON files(name, since);"
-        "CREATE INDEX files_by_until ON files(name, until);",
+        "CREATE INDEX files_by_name ON files(name, since);",
         /* 1 -> 2: the quiesce journal */
         "CREATE TABLE quiesce_journal ("
         "  id INTEGER PRIMARY KEY,"
@@ -197,7 +195,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         sqlite3_busy_timeout(c->db, 10000);
         /* WAL so readers never block the writer; FULL so a commit that makes
          * a snapshot visible is on disk when it returns. */
-        r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                    " PRAGMA cache_size=-8192;");
         if (r == 0)
                 r = migrate(c);
         if (r < 0) {

@@ -134,8 +134,9 @@ struct catalog_index;
 
 /* Starts indexing snapshot `seq` of `name`.  Must be inside a transaction. */
 int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct catalog_index **ret);
-/* A path that is new or changed in this snapshot. */
-int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f);
+/* A path that is new or changed in this snapshot; `replaces` when the
+ * previous snapshot had the path (its row is closed). */
+int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f, bool replaces);
 /* A path of the previous snapshot that this one no longer has. */
 int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len);
 void catalog_index_free(struct catalog_index *ix);

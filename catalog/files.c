@@ -115,11 +115,12 @@ static int index_path_id(struct catalog_index *ix, const char *path, size_t len,
          * or known; fall back to the general lookup otherwise. */
         if (len > 0 && ix->last_parent_id >= 0 && ix->last_parent.len == plen &&
             memcmp(ix->last_parent.data ? (const char *)ix->last_parent.data : "", path, plen) == 0) {
-                int r = path_lookup(ix->c, path, len, ret);
-                if (r != 0 || !create)
-                        return r;
-                sqlite3_stmt *st = catalog_stmt(ix->c, STMT_PATH_ADD,
-                                                "INSERT INTO paths (parent, name, path) VALUES (?, ?, ?)");
+                if (!create)
+                        return path_lookup(ix->c, path, len, ret);
+                /* Most paths of a new snapshot are new or known: try the
+                 * insert first and look up only when it was known. */
+                sqlite3_stmt *st = catalog_stmt(ix->c, STMT_PATH_ADD_OR_IGNORE,
+                                                "INSERT OR IGNORE INTO paths (parent, name, path) VALUES (?, ?, ?)");
                 if (!st)
                         return -EIO;
                 sqlite3_bind_int64(st, 1, ix->last_parent_id);
@@ -129,6 +130,8 @@ static int index_path_id(struct catalog_index *ix, const char *path, size_t len,
                 sqlite3_reset(st);
                 if (rc != SQLITE_DONE)
                         return catalog_error(ix->c, rc, "recording a path");
+                if (sqlite3_changes(ix->c->db) == 0)
+                        return path_lookup(ix->c, path, len, ret);
                 *ret = sqlite3_last_insert_rowid(ix->c->db);
                 return 1;
         }
@@ -159,15 +162,17 @@ static int close_row(struct catalog_index *ix, int64_t path_id)
         return 0;
 }
 
-int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f)
+int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f, bool replaces)
 {
         int64_t path_id;
         int r = index_path_id(ix, f->path, f->path_len, true, &path_id);
         if (r < 0)
                 return r;
-        r = close_row(ix, path_id);
-        if (r < 0)
-                return r;
+        if (replaces) {
+                r = close_row(ix, path_id);
+                if (r < 0)
+                        return r;
+        }
 
         sqlite3_stmt *st = ix->insert_row;
         sqlite3_reset(st);

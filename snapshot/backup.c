@@ -236,6 +236,10 @@ static int read_metadata(struct walker *w, int dfd, const char *name, int fd, co
                 snprintf(src, sizeof src, "/proc/self/fd/%d/%s", dfd, name);
         archive_entry_copy_sourcepath(w->ae, src);
         archive_entry_copy_pathname(w->ae, src);
+        /* Only a file with fewer blocks than its size can have holes: skip
+         * libarchive's hole probing (several lseeks) for all the others. */
+        bool maybe_sparse = S_ISREG(st->st_mode) && (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size;
+        archive_read_disk_set_behavior(w->disk, maybe_sparse ? 0 : ARCHIVE_READDISK_NO_SPARSE);
         int k = archive_read_disk_entry_from_file(w->disk, w->ae, fd, st);
         if (k < ARCHIVE_WARN)
                 return -EIO;
@@ -924,6 +928,7 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
         if (k < 0)
                 goto out;
         progress(&w, true);
+        log_debug("walk of '%s' took %.3fs", o->path, (double)(now_ns() - run->res.started) / 1e9);
         run->res.complete = run->res.skipped == 0;
         run->name = xstrdup(o->name);
         run->host = o->host ? xstrdup(o->host) : host_name();
@@ -996,9 +1001,11 @@ int snapshot_backup(struct repo *r, const struct backup_options *o, struct backu
 
 int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const struct store_stats *before)
 {
+        int64_t t0 = mono_ns();
         int k = store_flush(s);
         if (k < 0)
                 return k;
+        int64_t t1 = mono_ns();
         struct store_stats ss;
         store_get_stats(s, &ss);
         f->info.bytes_added = ss.bytes_added - before->bytes_added;
@@ -1008,5 +1015,7 @@ int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const s
         k = snapfile_write(r, f);
         if (k == 0)
                 k = index_snapshot(r, s, f);
+        log_debug("commit: flush %.3fs, snapshot file and index %.3fs", (double)(t1 - t0) / 1e9,
+                  (double)(mono_ns() - t1) / 1e9);
         return k;
 }

@@ -89,11 +89,11 @@ int index_snapshot(struct repo *r, struct store *s, struct snapfile *f)
                 }
                 to_row(eb, &fb);
                 if (cmp > 0)
-                        k = catalog_index_put(ix, &fb);
+                        k = catalog_index_put(ix, &fb, false);
                 else {
                         to_row(ea, &fa);
                         if (rows_differ(&fa, &fb))
-                                k = catalog_index_put(ix, &fb);
+                                k = catalog_index_put(ix, &fb, true);
                         if (k >= 0)
                                 k = ka = manifest_reader_next(a, &ea);
                 }

@@ -76,7 +76,7 @@ void idfilter_free(struct idfilter *f);
  * trailer of fixed 48-byte entries (id, offset, stored length, raw length,
  * flags), and a 24-byte footer: entry count, trailer length, the first 8
  * bytes of the trailer's SHA-256, and the magic "BPKTRL01".  A pack's name
- * is the SHA-256 of the whole file.  Little-endian throughout.
+ * is the SHA-256 of its trailer and footer.  Little-endian throughout.
  */
 #define PACK_MAGIC "BERTHPK1"
 #define PACK_FOOTER_MAGIC "BPKTRL01"
@@ -113,8 +113,10 @@ int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[H
 /* Removes the temporary file and frees. */
 void pack_writer_abort(struct pack_writer *w);
 
-/* Reads and validates the trailer of an open pack of `size` bytes. */
-int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n);
+/* Reads and validates the trailer of an open pack of `size` bytes; with
+ * ret_name, also the pack's name (the SHA-256 of trailer and footer). */
+int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n,
+                      uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
  * `size` bytes); used by pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);

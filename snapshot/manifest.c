@@ -222,20 +222,21 @@ void entry_store_free(struct entry_store *es)
 
 void entry_digests(const struct entry *e, uint8_t content[16], uint8_t meta[8])
 {
-        struct hasher *h = hasher_new();
+        /* Called for every entry of two manifests per snapshot indexed:
+         * one scratch buffer per thread, no allocation per call. */
+        static __thread struct buf b;
         uint8_t d[HASH_LEN];
-        struct buf b = { 0 };
 
+        buf_reset(&b);
         for (size_t i = 0; i < e->nchunks; i++)
-                hasher_update(h, e->chunks[i].id, HASH_LEN);
+                buf_append(&b, e->chunks[i].id, HASH_LEN);
         for (size_t i = 0; i < e->nsparse; i++) {
                 buf_put_varint(&b, e->sparse[i].offset);
                 buf_put_varint(&b, e->sparse[i].length);
         }
         if (e->link)
                 buf_put_bytes(&b, e->link, e->link_len);
-        hasher_update(h, b.data, b.len);
-        hasher_final(h, d);
+        hash_sha256(b.data ? b.data : (const uint8_t *)"", b.len, d);
         memcpy(content, d, 16);
 
         buf_reset(&b);
@@ -247,11 +248,8 @@ void entry_digests(const struct entry *e, uint8_t content[16], uint8_t meta[8])
                 buf_put_str(&b, e->xattrs[i].name);
                 buf_put_bytes(&b, e->xattrs[i].value, e->xattrs[i].len);
         }
-        hasher_update(h, b.data, b.len);
-        hasher_final(h, d);
+        hash_sha256(b.data, b.len, d);
         memcpy(meta, d, 8);
-        buf_free(&b);
-        hasher_free(h);
 }
 
 /* ---- writer ----------------------------------------------------------------- */

@@ -14,7 +14,6 @@ struct pack_writer {
         int tmp_dirfd;
         char tmpname[64];
         int fd;
-        struct hasher *hasher;
         struct buf out;             /* not yet written */
         uint64_t size;              /* bytes in the pack so far, written or buffered */
         struct pack_entry *entries;
@@ -35,7 +34,6 @@ static int writer_flush(struct pack_writer *w)
         int r = write_all(w->fd, w->out.data, w->out.len);
         if (r < 0)
                 return error_set(r, "cannot write pack: %s", berth_strerror(r));
-        hasher_update(w->hasher, w->out.data, w->out.len);
         buf_reset(&w->out);
         return 0;
 }
@@ -55,7 +53,6 @@ int pack_writer_new(int tmp_dirfd, struct pack_writer **ret)
                 free(w);
                 return r;
         }
-        w->hasher = hasher_new();
         buf_append(&w->out, PACK_MAGIC, PACK_HEADER_SIZE);
         w->size = PACK_HEADER_SIZE;
         *ret = w;
@@ -85,7 +82,6 @@ static void writer_free(struct pack_writer *w)
 {
         if (w->fd >= 0)
                 close(w->fd);
-        hasher_free(w->hasher);
         buf_free(&w->out);
         free(w->entries);
         free(w);
@@ -128,7 +124,12 @@ int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[H
         _cleanup_close_ int dfd = -1, pfd = -1;
         int r;
 
+        size_t tstart = w->out.len;
         encode_trailer(w->entries, w->n, &w->out);
+        /* The pack's name: the SHA-256 of its trailer and footer, which
+         * list every chunk's id, offset and lengths, and so pin down the
+         * whole file given that each chunk matches its id. */
+        hash_sha256(w->out.data + tstart, w->out.len - tstart, hash);
         w->size += (uint64_t)w->n * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE;
         r = writer_flush(w);
         if (r < 0)
@@ -137,7 +138,6 @@ int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[H
                 r = error_set(errno, "cannot sync pack: %s", strerror(errno));
                 goto fail;
         }
-        hasher_final(w->hasher, hash);
         pack_path(hash, path, sizeof path);
         memcpy(dir, path, 8);
         dir[8] = 0; /* "packs/ab" */
@@ -222,7 +222,8 @@ int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack
         return 0;
 }
 
-int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n)
+int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n,
+                      uint8_t ret_name[HASH_LEN])
 {
         uint8_t foot[PACK_FOOTER_SIZE];
         int r;
@@ -243,6 +244,8 @@ int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry
         r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
         if (r < 0)
                 return error_set(r, "pack %s has a damaged trailer", name);
+        if (ret_name)
+                hash_sha256(tail, tlen + PACK_FOOTER_SIZE, ret_name);
         return 0;
 }
 

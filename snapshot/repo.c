@@ -372,10 +372,13 @@ static int recover_pack(void *ud, int dfd, const char *name)
         _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
                 return 0;
-        if (pack_read_trailer(fd, (uint64_t)sb.st_size, name, &entries, &n) < 0) {
+        uint8_t actual[HASH_LEN];
+        if (pack_read_trailer(fd, (uint64_t)sb.st_size, name, &entries, &n, actual) < 0 ||
+            memcmp(actual, hash, HASH_LEN) != 0) {
                 /* Left for `check` to report; recovery does not delete data. */
-                log_debug("not indexing pack %s: %s", name, error_message());
+                log_debug("not indexing pack %s: %s", name, error_message() ? error_message() : "name mismatch");
                 error_clear();
+                free(entries);
                 return 0;
         }
         k = catalog_begin(c);
