@@ -56,9 +56,10 @@ LIBS := $(BUILD)/libtransport.a $(BUILD)/libsnapshot.a $(BUILD)/libcatalog.a $(B
 BERTH := $(BUILD)/berth
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
+# the test rules use -MMD too: keep their .d files out of the test list
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench install uninstall clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks install uninstall clean demo tests
 
 all: berth
 
@@ -122,8 +123,16 @@ check-e2e: berth
 deps:
 	tests/deps.sh
 
-bench: berth
-	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/run.sh
+$(BUILD)/bench/chunker-bench: tests/bench/chunker-bench.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+bench: berth $(BUILD)/bench/chunker-bench
+	BERTH=$(CURDIR)/$(BERTH) CHUNKER_BENCH=$(CURDIR)/$(BUILD)/bench/chunker-bench QUICK=$(QUICK) tests/bench/run.sh
+
+# Berth alone with several chunk sizes on every corpus: the table the defaults come from.
+bench-chunks: berth
+	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/run.sh --chunk-table
 
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh

@@ -1,4 +1,5 @@
 /* catalog.c — opening, migrating, transactions, packs and chunks. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,24 +50,24 @@ static const char *const migrations[] = {
         "CREATE INDEX snapshots_by_time ON snapshots(name, started);"
         "CREATE TABLE paths ("
         "  id INTEGER PRIMARY KEY,"
-        "  parent INTEGER,"                   /* NULL for the root */
+        "  parent INTEGER NOT NULL,"          /* 0 for the root, whose name is empty */
         "  name BLOB NOT NULL,"               /* last component, raw bytes */
-        "  path BLOB NOT NULL UNIQUE"         /* whole relative path, raw bytes */
+        "  path BLOB NOT NULL"                /* whole relative path, raw bytes (for find) */
         ");"
-        "CREATE INDEX paths_by_parent ON paths(parent, name);"
+        "CREATE UNIQUE INDEX paths_by_parent ON paths(parent, name);"
         "CREATE TABLE files ("
-        "  path INTEGER NOT NULL REFERENCES paths(id),"
         "  name INTEGER NOT NULL REFERENCES names(id),"
+        "  path INTEGER NOT NULL REFERENCES paths(id),"
         "  since INTEGER NOT NULL,"           /* first seq this version is in */
         "  until INTEGER,"                    /* first seq it is not in; NULL: current */
         "  type INTEGER NOT NULL, mode INTEGER NOT NULL,"
         "  uid INTEGER NOT NULL, gid INTEGER NOT NULL,"
         "  size INTEGER NOT NULL, mtime INTEGER NOT NULL,"
         "  content BLOB NOT NULL, meta BLOB NOT NULL, flags INTEGER NOT NULL,"
-        "  link BLOB"                         /* symlink target or hard link's first path */
-        ");"
-        "CREATE INDEX files_by_path ON files(path, name, since);"
-        "CREATE INDEX files_by_name ON files(name, since);",
+        "  link BLOB,"                        /* symlink target or hard link's first path */
+        "  PRIMARY KEY (name, path, since)"
+        ") WITHOUT ROWID;"
+        "CREATE INDEX files_by_path ON files(path);",
         /* 1 -> 2: the quiesce journal */
         "CREATE TABLE quiesce_journal ("
         "  id INTEGER PRIMARY KEY,"
@@ -120,6 +121,11 @@ sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql)
         sqlite3_reset(c->stmts[slot]);
         sqlite3_clear_bindings(c->stmts[slot]);
         return c->stmts[slot];
+}
+
+static void sqlite_setup(void)
+{
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 static int exec(struct catalog *c, const char *sql)
@@ -180,6 +186,9 @@ static int migrate(struct catalog *c)
 
 int catalog_open(const char *path, bool create, struct catalog **ret)
 {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        /* No allocation statistics: they take a global mutex per malloc. */
+        pthread_once(&once, sqlite_setup);
         struct catalog *c = xcalloc(1, sizeof *c);
         int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
         int rc, r;

@@ -15,12 +15,14 @@ struct catalog_index {
         int64_t last_parent_id;
 };
 
-static int path_lookup(struct catalog *c, const char *path, size_t len, int64_t *ret)
+/* The id of child `name` of `parent`, 1 when found, 0 when not. */
+static int child_lookup(struct catalog *c, int64_t parent, const char *name, size_t len, int64_t *ret)
 {
-        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_FIND, "SELECT id FROM paths WHERE path = ?");
+        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_FIND, "SELECT id FROM paths WHERE parent = ? AND name = ?");
         if (!st)
                 return -EIO;
-        sqlite3_bind_blob(st, 1, path, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, parent);
+        sqlite3_bind_blob(st, 2, len ? name : "", (int)len, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 *ret = sqlite3_column_int64(st, 0);
@@ -33,36 +35,46 @@ static int path_lookup(struct catalog *c, const char *path, size_t len, int64_t 
         return 0;
 }
 
-int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret)
+/* Interns child `name` of `parent` (whose own path is path[0..len) minus
+ * the name); 1 when added, 0 when it was there. */
+static int child_add(struct catalog *c, int64_t parent, const char *path, size_t len, size_t cut, int64_t *ret)
 {
-        int r = path_lookup(c, path, len, ret);
-        if (r != 0 || !create)
-                return r;
-
-        /* Intern the parent first; the root "" has none. */
-        int64_t parent = 0;
-        bool has_parent = len > 0;
-        size_t cut = len;
-        while (cut > 0 && path[cut - 1] != '/')
-                cut--;
-        if (has_parent) {
-                r = catalog_path_id(c, path, cut ? cut - 1 : 0, true, &parent);
-                if (r < 0)
-                        return r;
-        }
-        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_ADD, "INSERT INTO paths (parent, name, path) VALUES (?, ?, ?)");
+        /* Most paths of a new snapshot are new or known: try the insert
+         * first and look up only when it was known. */
+        sqlite3_stmt *st = catalog_stmt(c, STMT_PATH_ADD,
+                                        "INSERT OR IGNORE INTO paths (parent, name, path) VALUES (?, ?, ?)");
         if (!st)
                 return -EIO;
-        if (has_parent)
-                sqlite3_bind_int64(st, 1, parent);
-        sqlite3_bind_blob(st, 2, path + cut, (int)(len - cut), SQLITE_STATIC);
-        sqlite3_bind_blob(st, 3, path, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 1, parent);
+        sqlite3_bind_blob(st, 2, len > cut ? path + cut : "", (int)(len - cut), SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, len ? path : "", (int)len, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, "recording a path");
+        if (sqlite3_changes(c->db) == 0)
+                return child_lookup(c, parent, path + cut, len - cut, ret) > 0 ? 0 : -EIO;
         *ret = sqlite3_last_insert_rowid(c->db);
         return 1;
+}
+
+int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret)
+{
+        /* Component by component from the root ("" under parent 0). */
+        size_t cut = len;
+        while (cut > 0 && path[cut - 1] != '/')
+                cut--;
+        int64_t parent = 0;
+        if (len > 0) {
+                int r = catalog_path_id(c, path, cut ? cut - 1 : 0, create, &parent);
+                if (r <= 0)
+                        return r;
+        }
+        int r = child_lookup(c, parent, path + cut, len - cut, ret);
+        if (r != 0 || !create)
+                return r;
+        r = child_add(c, parent, path, len, cut, ret);
+        return r < 0 ? r : 1;
 }
 
 int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct catalog_index **ret)
@@ -78,7 +90,7 @@ int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct
         ix->seq = seq;
         ix->last_parent_id = -1;
         int rc = sqlite3_prepare_v2(c->db,
-                                    "UPDATE files SET until = ?3 WHERE path = ?1 AND name = ?2 AND until IS NULL",
+                                    "UPDATE files SET until = ?3 WHERE name = ?2 AND path = ?1 AND until IS NULL",
                                     -1, &ix->close_row, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(c->db,
@@ -111,41 +123,29 @@ static int index_path_id(struct catalog_index *ix, const char *path, size_t len,
                 cut--;
         size_t plen = cut ? cut - 1 : 0;
 
-        /* Fast path: same parent as the previous entry, and the child is new
-         * or known; fall back to the general lookup otherwise. */
+        /* Consecutive entries of a depth-first walk share their parent:
+         * with its id cached, a path is one statement. */
         if (len > 0 && ix->last_parent_id >= 0 && ix->last_parent.len == plen &&
-            memcmp(ix->last_parent.data ? (const char *)ix->last_parent.data : "", path, plen) == 0) {
+            (plen == 0 || memcmp(ix->last_parent.data, path, plen) == 0)) {
                 if (!create)
-                        return path_lookup(ix->c, path, len, ret);
-                /* Most paths of a new snapshot are new or known: try the
-                 * insert first and look up only when it was known. */
-                sqlite3_stmt *st = catalog_stmt(ix->c, STMT_PATH_ADD_OR_IGNORE,
-                                                "INSERT OR IGNORE INTO paths (parent, name, path) VALUES (?, ?, ?)");
-                if (!st)
-                        return -EIO;
-                sqlite3_bind_int64(st, 1, ix->last_parent_id);
-                sqlite3_bind_blob(st, 2, path + cut, (int)(len - cut), SQLITE_STATIC);
-                sqlite3_bind_blob(st, 3, path, (int)len, SQLITE_STATIC);
-                int rc = sqlite3_step(st);
-                sqlite3_reset(st);
-                if (rc != SQLITE_DONE)
-                        return catalog_error(ix->c, rc, "recording a path");
-                if (sqlite3_changes(ix->c->db) == 0)
-                        return path_lookup(ix->c, path, len, ret);
-                *ret = sqlite3_last_insert_rowid(ix->c->db);
-                return 1;
+                        return child_lookup(ix->c, ix->last_parent_id, path + cut, len - cut, ret);
+                int r = child_add(ix->c, ix->last_parent_id, path, len, cut, ret);
+                return r < 0 ? r : 1;
         }
-
-        int r = catalog_path_id(ix->c, path, len, create, ret);
-        if (r > 0 && len > 0) {
-                int64_t pid;
-                if (catalog_path_id(ix->c, path, plen, false, &pid) > 0) {
-                        buf_reset(&ix->last_parent);
-                        buf_append(&ix->last_parent, path, plen);
-                        ix->last_parent_id = pid;
-                }
+        int64_t parent = 0;
+        if (len > 0) {
+                int r = catalog_path_id(ix->c, path, plen, create, &parent);
+                if (r <= 0)
+                        return r;
+                buf_reset(&ix->last_parent);
+                buf_append(&ix->last_parent, path, plen);
+                ix->last_parent_id = parent;
         }
-        return r;
+        int r = child_lookup(ix->c, parent, path + cut, len - cut, ret);
+        if (r != 0 || !create)
+                return r;
+        r = child_add(ix->c, parent, path, len, cut, ret);
+        return r < 0 ? r : 1;
 }
 
 static int close_row(struct catalog_index *ix, int64_t path_id)

@@ -150,14 +150,15 @@ int catalog_diff(struct catalog *c, const char *name_a, int64_t seq_a, const cha
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(
                 c->db,
-                "WITH a AS (SELECT f.rowid AS rid, f.* FROM files f WHERE f.name = ?1 AND " VALID_AT("?2") "),"
-                "     b AS (SELECT f.rowid AS rid, f.* FROM files f WHERE f.name = ?3 AND " VALID_AT("?4") ")"
+                "WITH a AS (SELECT * FROM files f WHERE f.name = ?1 AND " VALID_AT("?2") "),"
+                "     b AS (SELECT * FROM files f WHERE f.name = ?3 AND " VALID_AT("?4") ")"
                 " SELECT p.path,"
-                "  a.rid, a.type, a.mode, a.uid, a.gid, a.size, a.mtime, a.content, a.meta, a.flags, a.link,"
-                "  b.rid, b.type, b.mode, b.uid, b.gid, b.size, b.mtime, b.content, b.meta, b.flags, b.link"
+                "  a.since, a.type, a.mode, a.uid, a.gid, a.size, a.mtime, a.content, a.meta, a.flags, a.link,"
+                "  b.since, b.type, b.mode, b.uid, b.gid, b.size, b.mtime, b.content, b.meta, b.flags, b.link"
                 " FROM a FULL OUTER JOIN b ON a.path = b.path"
                 " JOIN paths p ON p.id = coalesce(a.path, b.path)"
-                " WHERE a.rid IS NULL OR b.rid IS NULL OR (a.rid != b.rid AND ("
+                /* Within one series an unchanged path is the same row: same since. */
+                " WHERE a.since IS NULL OR b.since IS NULL OR ((?1 != ?3 OR a.since != b.since) AND ("
                 "  a.type != b.type OR a.mode != b.mode OR a.uid != b.uid OR a.gid != b.gid OR a.size != b.size"
                 "  OR a.mtime != b.mtime OR a.content != b.content OR a.meta != b.meta OR a.flags != b.flags))"
                 " ORDER BY p.path",

@@ -22,16 +22,23 @@ static char *normalize_path(const char *p)
 
 /* Calls sink for a file's whole logical contents, holes as zeros.  With
  * skip_holes the holes are passed as NULL data (the caller seeks). */
-static int stream_file(struct store *s, const struct entry *e, struct buf *data,
+static int stream_file(struct store_prefetch *pf, const struct entry *e,
                        int (*sink)(void *ud, const void *p, size_t n), void *ud)
 {
         uint64_t pos = 0, stream = 0;
+        size_t queued = 0;
         int k;
 
         for (size_t i = 0; i < e->nchunks; i++) {
-                k = store_read(s, e->chunks[i].id, data);
+                const struct buf *data;
+                k = 0;
+                while (queued < e->nchunks && store_prefetch_room(pf) > 0 && k == 0)
+                        if ((k = store_prefetch_add(pf, e->chunks[queued].id)) == 0)
+                                queued++;
+                if (k == 0)
+                        k = store_prefetch_next(pf, &data);
                 if (k < 0)
-                        return k;
+                        return k; /* the whole command fails: no need to drain */
                 if (data->len != e->chunks[i].len)
                         return error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", e->path);
                 size_t done = 0;
@@ -89,14 +96,17 @@ int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
 {
         _cleanup_(store_freep) struct store *s = NULL;
         _cleanup_free_ char *want = normalize_path(path);
+        _cleanup_(store_prefetch_freep) struct store_prefetch *pf = NULL;
         struct snapfile f = { 0 };
         struct entry_store es = { 0 };
-        struct buf rec = { 0 }, data = { 0 };
+        struct buf rec = { 0 };
         int k;
 
         k = snapfile_read(r, id, &f);
         if (k == 0)
                 k = store_open(r, false, &s);
+        if (k == 0)
+                k = store_prefetch_new(s, 32, &pf);
         if (k == 0)
                 k = find_entry(s, &f, want, &rec);
         if (k == 0)
@@ -115,7 +125,7 @@ int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
         if (k == 0) {
                 switch (es.e.type) {
                 case ENTRY_REG:
-                        k = stream_file(s, &es.e, &data, fd_sink, &fd);
+                        k = stream_file(pf, &es.e, fd_sink, &fd);
                         break;
                 case ENTRY_DIR:
                         k = error_set(EISDIR, "'%s' is a directory; list it with 'berth ls' or use 'berth restore --include'",
@@ -130,7 +140,6 @@ int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
         }
         entry_store_free(&es);
         buf_free(&rec);
-        buf_free(&data);
         snapfile_clear(&f);
         return k;
 }
@@ -155,16 +164,18 @@ int snapshot_export(struct repo *r, const char *id, const struct export_options 
         struct export_result res = { 0 };
         _cleanup_(store_freep) struct store *s = NULL;
         _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
+        _cleanup_(store_prefetch_freep) struct store_prefetch *pf = NULL;
         struct snapfile f = { 0 };
         struct archive *a = NULL;
         struct archive_entry *ae = NULL;
-        struct buf data = { 0 };
         char **inc = NULL;
         int k;
 
         k = snapfile_read(r, id, &f);
         if (k == 0)
                 k = store_open(r, false, &s);
+        if (k == 0)
+                k = store_prefetch_new(s, 32, &pf);
         if (k == 0)
                 k = manifest_reader_new(s, (const uint8_t(*)[HASH_LEN])f.manifest, f.nmanifest, &mr);
         if (k < 0)
@@ -207,7 +218,7 @@ int snapshot_export(struct repo *r, const char *id, const struct export_options 
                 }
                 if (e->type == ENTRY_REG) {
                         struct tar_sink t = { a, name };
-                        k = stream_file(s, e, &data, archive_sink, &t);
+                        k = stream_file(pf, e, archive_sink, &t);
                         if (k < 0)
                                 break;
                         res.bytes += e->size;
@@ -236,7 +247,6 @@ out:
         for (size_t i = 0; inc && i < o->ninclude; i++)
                 free(inc[i]);
         free(inc);
-        buf_free(&data);
         snapfile_clear(&f);
         return k;
 }

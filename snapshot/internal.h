@@ -22,8 +22,9 @@
  */
 struct chunker {
         uint64_t gear[256];
-        uint64_t mask_s;  /* used before avg: two more bits than log2(avg) */
-        uint64_t mask_l;  /* used from avg to max: two fewer bits */
+        uint64_t gear_ls[256];  /* gear << 1: two bytes per step */
+        uint64_t mask_s, mask_s_ls; /* before avg: two more bits than log2(avg) */
+        uint64_t mask_l, mask_l_ls; /* from avg to max: two fewer bits */
         uint32_t min, avg, max;
 };
 
@@ -157,6 +158,18 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 /* 1 when the repository has the chunk (committed or pending). */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
 void store_get_stats(const struct store *s, struct store_stats *ret);
+
+/* Read-ahead: queue chunk ids with store_prefetch_add() while
+ * store_prefetch_room() allows, and take them back, verified, in the same
+ * order with store_prefetch_next() (the buffer stays valid until the next
+ * call).  Reader threads do the reading and decompression. */
+struct store_prefetch;
+int store_prefetch_new(struct store *s, size_t window, struct store_prefetch **ret);
+void store_prefetch_free(struct store_prefetch *p);
+static inline void store_prefetch_freep(struct store_prefetch **p) { store_prefetch_free(*p); }
+size_t store_prefetch_room(const struct store_prefetch *p);
+int store_prefetch_add(struct store_prefetch *p, const uint8_t id[HASH_LEN]);
+int store_prefetch_next(struct store_prefetch *p, const struct buf **ret);
 /* Cuts as many chunks as b holds (all of it at eof), stores each, calls
  * add(ud, id, len) in order, and removes them from b. */
 int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,

@@ -133,6 +133,7 @@ struct held_link {
 
 struct restorer {
         struct store *store;
+        struct store_prefetch *prefetch;
         struct archive *disk;
         struct archive_entry *ae;
         const struct restore_options *o;
@@ -193,30 +194,55 @@ static void rwarn(struct restorer *r, const char *path, const char *fmt, ...)
                 r->o->events.warning(r->o->events.ud, *path ? path : ".", msg);
 }
 
+/* Drains what is still queued, so an abandoned file leaves the read-ahead
+ * empty for the next one. */
+static void drain(struct store_prefetch *p, size_t n)
+{
+        const struct buf *b;
+        while (n-- > 0)
+                store_prefetch_next(p, &b);
+        error_clear();
+}
+
 static int write_content(struct restorer *r, const struct entry *e)
 {
         uint64_t pos = 0;
+        size_t queued = 0;
         for (size_t i = 0; i < e->nchunks; i++) {
-                int k = store_read(r->store, e->chunks[i].id, &r->data);
-                if (k < 0)
-                        return k;
-                if (r->data.len != e->chunks[i].len)
-                        return error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", e->path);
+                const struct buf *data;
+                int k = 0;
+                while (queued < e->nchunks && store_prefetch_room(r->prefetch) > 0 && k == 0)
+                        if ((k = store_prefetch_add(r->prefetch, e->chunks[queued].id)) == 0)
+                                queued++;
+                if (k == 0)
+                        k = store_prefetch_next(r->prefetch, &data);
+                if (k == 0 && data->len != e->chunks[i].len)
+                        k = error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", e->path);
+                if (k < 0) {
+                        char msg[1024];
+                        snprintf(msg, sizeof msg, "%s", error_message() ? error_message() : berth_strerror(k));
+                        drain(r->prefetch, queued - i - 1);
+                        return error_set(k, "%s", msg);
+                }
                 size_t done = 0;
-                while (done < r->data.len) {
+                while (done < data->len) {
                         uint64_t run;
                         uint64_t off = entry_stream_offset(e, pos + done, &run);
-                        size_t n = (size_t)MIN((uint64_t)(r->data.len - done), run);
-                        if (n == 0)
-                                return error_set(BERTH_ECORRUPT, "'%s' has more data than its sparse map", e->path);
-                        la_ssize_t w = archive_write_data_block(r->disk, r->data.data + done, n, (la_int64_t)off);
-                        if (w < ARCHIVE_OK)
-                                return error_set(archive_errno(r->disk) > 0 ? archive_errno(r->disk) : EIO,
-                                                 "cannot write '%s': %s", e->path, archive_error_string(r->disk));
+                        size_t n = (size_t)MIN((uint64_t)(data->len - done), run);
+                        la_ssize_t w = n == 0 ? -1 : archive_write_data_block(r->disk, data->data + done, n, (la_int64_t)off);
+                        if (w < ARCHIVE_OK) {
+                                k = n == 0 ? error_set(BERTH_ECORRUPT, "'%s' has more data than its sparse map", e->path)
+                                           : error_set(archive_errno(r->disk) > 0 ? archive_errno(r->disk) : EIO,
+                                                       "cannot write '%s': %s", e->path, archive_error_string(r->disk));
+                                char msg[1024];
+                                snprintf(msg, sizeof msg, "%s", error_message());
+                                drain(r->prefetch, queued - i - 1);
+                                return error_set(k, "%s", msg);
+                        }
                         done += n;
                 }
-                pos += r->data.len;
-                r->bytes += r->data.len;
+                pos += data->len;
+                r->bytes += data->len;
                 if (r->o->events.progress && mono_ns() - r->last_progress > 250 * 1000 * 1000) {
                         r->last_progress = mono_ns();
                         struct snapshot_progress p = { .files = r->res->files + r->res->dirs, .bytes = r->bytes,
@@ -344,6 +370,8 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         if (k < 0)
                 return k;
         k = store_open(repo, false, &s);
+        if (k == 0)
+                k = store_prefetch_new(s, 32, &r.prefetch);
         if (k < 0)
                 goto out;
         r.store = s;
@@ -457,6 +485,7 @@ out:
         if (r.ae)
                 archive_entry_free(r.ae);
         buf_free(&r.data);
+        store_prefetch_free(r.prefetch);
         free_held(&r);
         for (size_t i = 0; inc && i < o->ninclude; i++)
                 free(inc[i]);

@@ -248,7 +248,7 @@ int store_open(struct repo *r, bool writable, struct store **ret)
                 }
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 s->nthreads = n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
-                s->qcap = s->nthreads * 4;
+                s->qcap = s->nthreads * 8;
                 s->queue = xcalloc(s->qcap, sizeof *s->queue);
                 s->threads = xcalloc(s->nthreads, sizeof *s->threads);
                 for (unsigned i = 0; i < s->nthreads; i++) {
@@ -531,4 +531,227 @@ int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, b
         }
         buf_consume(b, pos);
         return r < 0 ? r : 0;
+}
+
+/* ---- read-ahead ------------------------------------------------------------------
+ *
+ * The calling thread resolves where each chunk lives (the catalog is
+ * single-threaded) and queues it; reader threads pread, decompress and
+ * verify ahead; the caller takes the chunks back in the order it queued
+ * them.  Restores and exports use every core this way.
+ */
+
+struct prefetch_slot {
+        struct pack_entry e;
+        int64_t pack;
+        char path[80];
+        int state;               /* 0 free, 1 queued, 2 being read, 3 done */
+        int err;
+        char msg[256];
+        struct buf data;
+};
+
+struct store_prefetch {
+        struct store *store;
+        struct prefetch_slot *slots;
+        size_t cap;
+        size_t head, tail, work; /* consume, fill, next for a reader (all counting up) */
+        bool returned;           /* the slot at head was handed out and not yet freed */
+        pthread_t *threads;
+        unsigned nthreads;
+        pthread_mutex_t lock;
+        pthread_cond_t cond_work, cond_done;
+        bool stop;
+};
+
+struct reader_fds {
+        int64_t pack[4];
+        int fd[4];
+        unsigned next;
+};
+
+static int reader_fd(struct store_prefetch *p, struct reader_fds *f, const struct prefetch_slot *sl, int *ret)
+{
+        for (unsigned i = 0; i < 4; i++)
+                if (f->fd[i] >= 0 && f->pack[i] == sl->pack) {
+                        *ret = f->fd[i];
+                        return 0;
+                }
+        int fd = openat(p->store->repo->dirfd, sl->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        unsigned i = f->next++ % 4;
+        if (f->fd[i] >= 0)
+                close(f->fd[i]);
+        f->fd[i] = fd;
+        f->pack[i] = sl->pack;
+        *ret = fd;
+        return 0;
+}
+
+static void *reader_main(void *arg)
+{
+        struct store_prefetch *p = arg;
+        struct reader_fds fds = { .fd = { -1, -1, -1, -1 } };
+        struct buf stored = { 0 };
+        ZSTD_DCtx *dctx = ZSTD_createDCtx();
+        if (!dctx)
+                abort();
+        for (;;) {
+                pthread_mutex_lock(&p->lock);
+                while (!p->stop && p->work == p->tail)
+                        pthread_cond_wait(&p->cond_work, &p->lock);
+                if (p->stop) {
+                        pthread_mutex_unlock(&p->lock);
+                        break;
+                }
+                struct prefetch_slot *sl = &p->slots[p->work++ % p->cap];
+                sl->state = 2;
+                pthread_mutex_unlock(&p->lock);
+
+                int fd = -1, k = reader_fd(p, &fds, sl, &fd);
+                if (k == -ENOENT)
+                        k = -BERTH_ECORRUPT;
+                if (k == 0) {
+                        buf_reset(&stored);
+                        buf_reserve(&stored, sl->e.stored_len ? sl->e.stored_len : 1);
+                        k = pread_all(fd, stored.data, sl->e.stored_len, sl->e.offset);
+                        if (k == -EIO)
+                                k = -BERTH_ECORRUPT;
+                }
+                if (k == 0)
+                        k = chunk_decode(&sl->e, stored.data, &sl->data, dctx);
+                if (k < 0) {
+                        char hex[2 * HASH_LEN + 1];
+                        hex_encode(sl->e.id, HASH_LEN, hex);
+                        if (k == -BERTH_ECORRUPT)
+                                snprintf(sl->msg, sizeof sl->msg,
+                                         "chunk %.16s in pack %s is damaged or missing (its bytes do not match its hash)",
+                                         hex, sl->path);
+                        else
+                                snprintf(sl->msg, sizeof sl->msg, "cannot read pack %s: %s", sl->path,
+                                         berth_strerror(k));
+                }
+                pthread_mutex_lock(&p->lock);
+                sl->err = k;
+                sl->state = 3;
+                pthread_cond_broadcast(&p->cond_done);
+                pthread_mutex_unlock(&p->lock);
+        }
+        for (unsigned i = 0; i < 4; i++)
+                if (fds.fd[i] >= 0)
+                        close(fds.fd[i]);
+        buf_free(&stored);
+        ZSTD_freeDCtx(dctx);
+        return NULL;
+}
+
+int store_prefetch_new(struct store *s, size_t window, struct store_prefetch **ret)
+{
+        struct store_prefetch *p = xcalloc(1, sizeof *p);
+        p->store = s;
+        p->cap = window < 2 ? 2 : window;
+        p->slots = xcalloc(p->cap, sizeof *p->slots);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond_work, NULL);
+        pthread_cond_init(&p->cond_done, NULL);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p->nthreads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+        p->threads = xcalloc(p->nthreads, sizeof *p->threads);
+        for (unsigned i = 0; i < p->nthreads; i++) {
+                int k = pthread_create(&p->threads[i], NULL, reader_main, p);
+                if (k != 0) {
+                        p->nthreads = i;
+                        store_prefetch_free(p);
+                        return error_set(k, "cannot start reader threads: %s", strerror(k));
+                }
+        }
+        *ret = p;
+        return 0;
+}
+
+void store_prefetch_free(struct store_prefetch *p)
+{
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond_work);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < p->nthreads; i++)
+                pthread_join(p->threads[i], NULL);
+        for (size_t i = 0; i < p->cap; i++)
+                buf_free(&p->slots[i].data);
+        free(p->slots);
+        free(p->threads);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->cond_work);
+        pthread_cond_destroy(&p->cond_done);
+        free(p);
+}
+
+size_t store_prefetch_room(const struct store_prefetch *p)
+{
+        return p->cap - (p->tail - p->head);
+}
+
+int store_prefetch_add(struct store_prefetch *p, const uint8_t id[HASH_LEN])
+{
+        struct catalog_chunk ch;
+        uint8_t pack_hash[HASH_LEN];
+        char hex[2 * HASH_LEN + 1];
+
+        if (store_prefetch_room(p) == 0)
+                return error_set(ENOBUFS, "read-ahead window is full");
+        int r = catalog_chunk_get(p->store->repo->catalog, id, &ch);
+        if (r == 0) {
+                hex_encode(id, HASH_LEN, hex);
+                return error_set(BERTH_ECORRUPT, "chunk %s is missing from the repository", hex);
+        }
+        if (r > 0)
+                r = catalog_pack_get(p->store->repo->catalog, ch.pack, pack_hash, NULL);
+        if (r == 0)
+                return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld", (long long)ch.pack);
+        if (r < 0)
+                return r;
+        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
+                return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
+
+        struct prefetch_slot *sl = &p->slots[p->tail % p->cap];
+        sl->e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
+                                     .flags = ch.flags };
+        memcpy(sl->e.id, id, HASH_LEN);
+        sl->pack = ch.pack;
+        pack_path(pack_hash, sl->path, sizeof sl->path);
+        sl->err = 0;
+        pthread_mutex_lock(&p->lock);
+        sl->state = 1;
+        p->tail++;
+        pthread_cond_signal(&p->cond_work);
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+}
+
+int store_prefetch_next(struct store_prefetch *p, const struct buf **ret)
+{
+        pthread_mutex_lock(&p->lock);
+        if (p->returned) {
+                /* The caller is done with the chunk handed out last. */
+                p->slots[p->head % p->cap].state = 0;
+                p->head++;
+                p->returned = false;
+        }
+        if (p->head == p->tail) {
+                pthread_mutex_unlock(&p->lock);
+                return error_set(EINVAL, "nothing queued to read");
+        }
+        struct prefetch_slot *sl = &p->slots[p->head % p->cap];
+        while (sl->state != 3)
+                pthread_cond_wait(&p->cond_done, &p->lock);
+        p->returned = true;
+        pthread_mutex_unlock(&p->lock);
+        if (sl->err < 0)
+                return error_set(sl->err, "%s", sl->msg);
+        *ret = &sl->data;
+        return 0;
 }

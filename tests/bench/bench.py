@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""bench.py — Berth against restic, borg and tar|zstd on the same data, in one run.
+
+Corpora (built deterministically under $BENCH_DIR, default /var/tmp/berth-bench):
+  pg     a PostgreSQL data directory: initdb + pgbench -i (v1), then a bounded
+         pgbench run and a CHECKPOINT (v2); the server listens on a unix socket
+         only and is started and stopped with its own pg_ctl
+  files  tens of thousands of small files copied from /usr; v2 has 1% of them
+         modified, 0.5% deleted and a few added (seeded)
+  rand   incompressible data; v2 has a few MB overwritten in the middle of one file
+
+For each corpus and tool: backup of v1 (wall, CPU, peak RSS, repository size),
+a rerun with nothing changed, a backup of v2 (wall, repository growth), and a
+restore of v2 (wall), verified against the source.  Caches are warm: the data
+is read once before each timed step.  Prints a table with the ratio
+Berth/peer for each figure and writes a TSV.
+
+Usage: bench.py [--quick] [--corpora pg,files,rand] [--tools berth,restic,borg,tarzstd]
+                [--chunk-table] [--out FILE.tsv]
+"""
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+BERTH = os.environ.get("BERTH", "berth")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(cmd, check=True, env=None, cwd=None, capture=False):
+    r = subprocess.run(cmd, shell=isinstance(cmd, str), env=env, cwd=cwd,
+                       stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if check and r.returncode != 0:
+        sys.stderr.write(r.stderr.decode(errors="replace"))
+        raise SystemExit("bench: command failed (%d): %s" % (r.returncode, cmd))
+    return r.stdout.decode(errors="replace") if capture else r.returncode
+
+
+def timed(cmd, env=None, cwd=None):
+    """Runs cmd under GNU time; returns (wall, cpu, max_rss_kib)."""
+    tf = os.path.join(WORK, "time.out")
+    full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf, "sh", "-c", cmd]
+    r = subprocess.run(full, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr.decode(errors="replace")[-2000:])
+        raise SystemExit("bench: command failed (%d): %s" % (r.returncode, cmd))
+    wall, user, sys_, rss = open(tf).read().split()[-4:]
+    return float(wall), float(user) + float(sys_), int(rss)
+
+
+def du(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for d, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(d, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def warm(path):
+    sh("tar -C '%s' -cf - . > /dev/null" % path, check=False)
+
+
+# ---- corpora -----------------------------------------------------------------
+
+def seeded_bytes(seed, n):
+    """Incompressible, reproducible bytes: AES-CTR keystream from openssl."""
+    key = hashlib.sha256(str(seed).encode()).hexdigest()[:32]
+    return subprocess.run("openssl enc -aes-128-ctr -K %s -iv 0 -nosalt < /dev/zero 2>/dev/null | head -c %d"
+                          % (key, n), shell=True, stdout=subprocess.PIPE).stdout
+
+
+def build_rand(base, quick):
+    v1, v2 = base + "/rand-v1", base + "/rand-v2"
+    if os.path.exists(v2 + "/.done"):
+        return v1, v2
+    shutil.rmtree(v1, ignore_errors=True)
+    shutil.rmtree(v2, ignore_errors=True)
+    os.makedirs(v1)
+    sizes = [8 << 20] * 8 if quick else [96 << 20] * 5 + [16 << 20] * 5
+    for i, n in enumerate(sizes):
+        with open("%s/blob%02d" % (v1, i), "wb") as f:
+            f.write(seeded_bytes(1000 + i, n))
+    sh(["cp", "-a", v1, v2])
+    # v2: a few MB overwritten in the middle of one file
+    with open(v2 + "/blob01", "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(size // 2)
+        f.write(seeded_bytes(77, min(4 << 20, size // 4)))
+    open(v2 + "/.done", "w").close()
+    return v1, v2
+
+
+def build_files(base, quick):
+    v1, v2 = base + "/files-v1", base + "/files-v2"
+    if os.path.exists(v2 + "/.done"):
+        return v1, v2
+    shutil.rmtree(v1, ignore_errors=True)
+    shutil.rmtree(v2, ignore_errors=True)
+    want = 5000 if quick else 40000
+    files = []
+    for root in ["/usr/share", "/usr/include", "/usr/lib/python3", "/usr/lib/x86_64-linux-gnu"]:
+        for d, dirs, names in os.walk(root):
+            dirs.sort()
+            for n in sorted(names):
+                p = os.path.join(d, n)
+                if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) < (4 << 20):
+                    files.append(p)
+    files = files[:want]
+    for p in files:
+        dst = v1 + p
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(p, dst)
+    sh(["cp", "-a", v1, v2])
+    rng = random.Random(42)
+    rel = sorted(os.path.relpath(v2 + p, v2) for p in files)
+    for r in rng.sample(rel, len(rel) // 100):          # 1% modified
+        with open(os.path.join(v2, r), "ab") as f:
+            f.write(("changed %d\n" % rng.randrange(1 << 30)).encode() * 4)
+    for r in rng.sample(rel, len(rel) // 200):          # 0.5% deleted
+        try:
+            os.unlink(os.path.join(v2, r))
+        except FileNotFoundError:
+            pass
+    os.makedirs(v2 + "/added", exist_ok=True)
+    for i in range(20):                                  # a few added
+        with open("%s/added/new%02d.txt" % (v2, i), "wb") as f:
+            f.write(("new file %d %d\n" % (i, rng.randrange(1 << 30))).encode() * 200)
+    open(v2 + "/.done", "w").close()
+    return v1, v2
+
+
+def pg_bin(name):
+    for v in sorted(os.listdir("/usr/lib/postgresql"), reverse=True):
+        p = "/usr/lib/postgresql/%s/bin/%s" % (v, name)
+        if os.path.exists(p):
+            return p
+    raise SystemExit("bench: PostgreSQL is not installed (apt-get install postgresql)")
+
+
+def build_pg(base, quick):
+    v1, v2 = base + "/pg-v1", base + "/pg-v2"
+    if os.path.exists(v2 + "/.done"):
+        return v1, v2
+    data, sock = base + "/pg-live", base + "/pg-sock"
+    for p in (v1, v2, data, sock):
+        shutil.rmtree(p, ignore_errors=True)
+    for d in (sock, data):
+        os.makedirs(d)
+        shutil.chown(d, "postgres", "postgres")
+    os.chmod(data, 0o700)
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    sh(as_pg + [pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"])
+    port = "54329"
+    start = as_pg + [pg_bin("pg_ctl"), "-D", data, "-w", "-l", sock + "/pg.log", "-o",
+                     "-k %s -p %s -c listen_addresses='' -c fsync=off" % (sock, port), "start"]
+    stop = as_pg + [pg_bin("pg_ctl"), "-D", data, "-w", "-m", "fast", "stop"]
+    conn = ["-h", sock, "-p", port, "-U", "postgres"]
+    try:
+        sh(start)
+        sh(as_pg + [pg_bin("createdb")] + conn + ["bench"])
+        sh(as_pg + [pg_bin("pgbench")] + conn + ["-i", "-s", "2" if quick else "25", "bench"])
+        sh(stop)
+        sh(["cp", "-a", data, v1])
+        sh(start)
+        sh(as_pg + [pg_bin("pgbench")] + conn + ["-c", "2", "-j", "2", "-t", "100" if quick else "500",
+                                                 "--random-seed=7", "bench"])
+        sh(as_pg + [pg_bin("psql")] + conn + ["-c", "CHECKPOINT", "bench"])
+        sh(stop)
+    except SystemExit:
+        sh(stop, check=False)
+        raise
+    sh(["cp", "-a", data, v2])
+    shutil.rmtree(data)
+    open(v2 + "/.done", "w").close()
+    return v1, v2
+
+
+# ---- tools ---------------------------------------------------------------------
+
+class Tool:
+    name = ""
+
+    def __init__(self, work):
+        self.work = work
+        self.repo = os.path.join(work, "repo-" + self.name)
+        self.env = dict(os.environ)
+
+    def reset(self):
+        shutil.rmtree(self.repo, ignore_errors=True)
+
+    def size(self):
+        return du(self.repo)
+
+
+class Berth(Tool):
+    name = "berth"
+
+    def __init__(self, work, init_args=""):
+        super().__init__(work)
+        self.init_args = init_args
+        self.env["BERTH_REPO"] = self.repo
+        self.env["BERTH_CONFIG"] = "/dev/null"
+        self.last = {}
+
+    def init(self):
+        sh("%s init -q %s" % (BERTH, self.init_args), env=self.env)
+
+    def backup(self, src):
+        out = os.path.join(self.work, "berth.json")
+        r = timed("%s --json --no-progress backup --path '%s' --name bench > '%s'" % (BERTH, src, out), env=self.env)
+        self.last = json.load(open(out))
+        return r
+
+    def restore(self, dst):
+        return timed("%s -q restore bench@latest --target '%s'" % (BERTH, dst), env=self.env)
+
+
+class Restic(Tool):
+    name = "restic"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.env["RESTIC_PASSWORD"] = "bench"
+        self.env["RESTIC_REPOSITORY"] = self.repo
+        self.env["RESTIC_CACHE_DIR"] = os.path.join(work, "restic-cache")
+
+    def init(self):
+        sh("restic init -q", env=self.env)
+
+    def backup(self, src):
+        return timed("restic backup -q --host bench '%s'" % src, env=self.env)
+
+    def restore(self, dst):
+        return timed("restic restore -q latest --target '%s'" % dst, env=self.env)
+
+    def fix_restore(self, dst, src):
+        # restic restores the absolute path below the target
+        return dst + src
+
+
+class Borg(Tool):
+    name = "borg"
+
+    def __init__(self, work):
+        super().__init__(work)
+        self.env["BORG_BASE_DIR"] = os.path.join(work, "borg-base")
+        self.env["BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK"] = "yes"
+        self.env["BORG_RELOCATED_REPO_ACCESS_IS_OK"] = "yes"
+        self.n = 0
+
+    def init(self):
+        sh("borg init -e none '%s'" % self.repo, env=self.env)
+
+    def backup(self, src):
+        self.n += 1
+        return timed("borg create --compression zstd,3 '%s::a%d' ." % (self.repo, self.n), env=self.env, cwd=src)
+
+    def restore(self, dst):
+        os.makedirs(dst, exist_ok=True)
+        return timed("borg extract '%s::a%d'" % (self.repo, self.n), env=self.env, cwd=dst)
+
+
+class TarZstd(Tool):
+    name = "tarzstd"
+
+    def init(self):
+        os.makedirs(self.repo, exist_ok=True)
+        self.n = 0
+
+    def backup(self, src):
+        self.n += 1
+        return timed("tar -C '%s' -cf - . | zstd -3 -T0 -q -o '%s/a%d.tar.zst'" % (src, self.repo, self.n))
+
+    def restore(self, dst):
+        os.makedirs(dst, exist_ok=True)
+        return timed("zstd -dc -q '%s/a%d.tar.zst' | tar -C '%s' -xf -" % (self.repo, self.n, dst))
+
+
+def verify(src, dst):
+    r = subprocess.run(["diff", "-r", "--no-dereference", "-q", src, dst], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise SystemExit("bench: a restore differs from its source:\n" + r.stdout.decode()[:2000])
+
+
+def run_tool(tool, corpus, v1, v2):
+    """The four steps on one corpus; returns a dict of figures."""
+    data = os.path.join(WORK, "data")
+    res = {}
+    shutil.rmtree(data, ignore_errors=True)
+    sh(["cp", "-a", v1, data])
+    tool.reset()
+    tool.init()
+    warm(data)
+    res["v1_wall"], res["v1_cpu"], res["v1_rss_kib"] = tool.backup(data)
+    res["v1_size"] = tool.size()
+    if isinstance(tool, Berth):
+        res["chunks"] = tool.last.get("index_chunks", 0)
+        res["index_bytes"] = tool.last.get("index_bytes", 0)
+    warm(data)
+    res["rerun_wall"], _, res["rerun_rss_kib"] = tool.backup(data)
+    size1 = tool.size()
+    # v1 -> v2 in place, as the application changed it: rsync writes changed
+    # files in place and leaves the others (and their inodes) alone
+    sh("rsync -a --checksum --delete --inplace --exclude=.done '%s/' '%s/'" % (v2, data))
+    warm(data)
+    res["v2_wall"], _, res["v2_rss_kib"] = tool.backup(data)
+    res["v2_growth"] = tool.size() - size1
+    dst = os.path.join(WORK, "restored")
+    shutil.rmtree(dst, ignore_errors=True)
+    res["restore_wall"], _, res["restore_rss_kib"] = tool.restore(dst)
+    got = tool.fix_restore(dst, data) if hasattr(tool, "fix_restore") else dst
+    verify(data, got)
+    shutil.rmtree(dst, ignore_errors=True)
+    return res
+
+
+def human(v, metric):
+    if metric.endswith("_size") or metric.endswith("growth") or metric == "index_bytes":
+        for unit in ["B", "KiB", "MiB", "GiB"]:
+            if abs(v) < 1024 or unit == "GiB":
+                return "%.1f %s" % (v, unit) if unit != "B" else "%d B" % v
+            v /= 1024.0
+    if metric.endswith("_kib"):
+        return "%.1f MiB" % (v / 1024.0)
+    if metric.endswith("_wall") or metric.endswith("_cpu"):
+        return "%.2fs" % v
+    return str(v)
+
+
+METRICS = ["v1_wall", "v1_cpu", "v1_rss_kib", "v1_size", "rerun_wall", "v2_wall", "v2_growth", "restore_wall"]
+
+
+def chunker_speed():
+    exe = os.environ.get("CHUNKER_BENCH")
+    if not exe or not os.path.exists(exe):
+        return None
+    out = sh([exe], capture=True)
+    return out.strip()
+
+
+def main():
+    global WORK
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--corpora", default="pg,files,rand")
+    ap.add_argument("--tools", default="berth,restic,borg,tarzstd")
+    ap.add_argument("--chunk-table", action="store_true",
+                    help="instead: Berth with several chunk sizes on every corpus")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+
+    base = os.environ.get("BENCH_DIR", "/var/tmp/berth-bench") + ("-quick" if a.quick else "")
+    WORK = os.path.join(base, "work")
+    os.makedirs(WORK, exist_ok=True)
+    builders = {"pg": build_pg, "files": build_files, "rand": build_rand}
+    corpora = {}
+    for c in a.corpora.split(","):
+        print("building corpus %s ..." % c, flush=True)
+        corpora[c] = builders[c](base, a.quick)
+
+    rows = []
+    if a.chunk_table:
+        sizes = [("4K", "16K", "64K"), ("8K", "32K", "128K"), ("16K", "64K", "256K"), ("64K", "256K", "1M")]
+        print("\nchunk sizes: min/avg/max; per corpus: v1 backup wall, v2 growth, chunks in the index")
+        for mn, avg, mx in sizes:
+            for c, (v1, v2) in corpora.items():
+                t = Berth(WORK, "--chunk-min %s --chunk-avg %s --chunk-max %s" % (mn, avg, mx))
+                r = run_tool(t, c, v1, v2)
+                rows.append(("%s/%s/%s" % (mn, avg, mx), c, r))
+                print("%-14s %-6s v1 %7.2fs  v2 growth %10s  chunks %8d  index %s" % (
+                    "%s/%s/%s" % (mn, avg, mx), c, r["v1_wall"], human(r["v2_growth"], "v2_growth"),
+                    r["chunks"], human(r["index_bytes"], "index_bytes")), flush=True)
+        return
+
+    tools = {"berth": Berth, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
+    results = {}
+    for c, (v1, v2) in corpora.items():
+        for tname in a.tools.split(","):
+            print("%s: %s ..." % (c, tname), flush=True)
+            results[(c, tname)] = run_tool(tools[tname](WORK), c, v1, v2)
+
+    out = a.out or os.path.join(base, "results.tsv")
+    with open(out, "w") as f:
+        f.write("corpus\ttool\tmetric\tvalue\n")
+        for (c, t), r in sorted(results.items()):
+            for m, v in sorted(r.items()):
+                f.write("%s\t%s\t%s\t%s\n" % (c, t, m, v))
+
+    peers = [t for t in a.tools.split(",") if t != "berth"]
+    print("\nWarm cache (data read once before each step); machine: %d cores, %s" % (
+        os.cpu_count(), open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": ")))
+    for c in corpora:
+        print("\n== %s (%s)" % (c, human(du(corpora[c][0]), "v1_size")))
+        hdr = "%-14s" % "" + "".join("%14s" % t for t in a.tools.split(","))
+        hdr += "".join("%14s" % ("berth/" + p) for p in peers if "berth" in a.tools)
+        print(hdr)
+        for m in METRICS:
+            line = "%-14s" % m.replace("_kib", "")
+            for t in a.tools.split(","):
+                line += "%14s" % human(results[(c, t)][m], m)
+            if "berth" in a.tools:
+                b = results[(c, "berth")][m]
+                for p in peers:
+                    v = results[(c, p)][m]
+                    line += "%14s" % ("%.2f" % (b / v) if v else "-")
+            print(line)
+        if "berth" in a.tools:
+            r = results[(c, "berth")]
+            if r.get("chunks"):
+                print("%-14s %d chunks, lookup table %s (%.1f MiB per million chunks)" % (
+                    "berth index", r["chunks"], human(r["index_bytes"], "index_bytes"),
+                    r["index_bytes"] / r["chunks"] * 1e6 / 1048576))
+    sp = chunker_speed()
+    if sp:
+        print("\n" + sp)
+    print("\nTSV: %s" % out)
+
+
+if __name__ == "__main__":
+    main()
