@@ -60,6 +60,16 @@ int settings_load(void);
  * one, 0 when not, -1 on a bad value (after saying so). */
 int global_option(int c, const char *arg);
 
+enum { OPT_DONE = -1, OPT_UNKNOWN = -2 };
+/* Parses a command's options (argv[0] is its name; opts must include
+ * GLOBAL_OPTIONS, or be NULL when it has none of its own): global options
+ * are applied, -h/--help prints the command's help, and each other option
+ * goes to fn, which returns OPT_DONE to go on, OPT_UNKNOWN, or an exit
+ * status to stop with.  Returns OPT_DONE when the arguments start at
+ * optind, else the exit status to return. */
+int parse_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  int (*fn)(int c, const char *arg, void *ud), void *ud);
+
 struct command {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -104,6 +114,7 @@ json_object *json_file(const struct catalog_file *f);
  * trailing '/'; "" is the top.  The caller frees. */
 char *normalize_snapshot_path(const char *p);
 void print_backup_result(const char *source, const char *name, const struct backup_result *b);
+json_object *json_backup_result(const char *source, const char *name, const struct backup_result *b);
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,

@@ -77,20 +77,8 @@ static void report(struct plan *p, const char *source, const char *name, const s
         if (!res->complete)
                 p->any_incomplete = true;
         if (settings.json) {
-                /* The shared printer writes one object; collect them instead. */
-                json_object *o = json_object_new_object();
-                char t[32];
-                json_object_object_add(o, "id", json_object_new_string(res->id));
-                json_object_object_add(o, "name", json_object_new_string(name));
-                json_object_object_add(o, "source", json_object_new_string(source));
-                json_object_object_add(o, "time", json_object_new_string(format_time(res->started, t, sizeof t)));
-                json_object_object_add(o, "status", json_object_new_string(res->complete ? "complete" : "incomplete"));
-                json_object_object_add(o, "files", json_object_new_int64((int64_t)res->files));
-                json_object_object_add(o, "bytes", json_object_new_int64((int64_t)res->bytes));
-                json_object_object_add(o, "files_read", json_object_new_int64((int64_t)res->files_read));
-                json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)res->files_reused));
-                json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)res->bytes_added));
-                json_object_object_add(o, "warnings", json_object_new_int64((int64_t)res->warnings));
+                /* Several volumes make one array: collect the objects. */
+                json_object *o = json_backup_result(source, name, res);
                 json_object_object_add(o, "quiesce_window_ns", json_object_new_int64(q ? quiesce_window(q) : 0));
                 json_object_object_add(o, "two_phase", json_object_new_boolean(two));
                 json_object_array_add(p->results, o);
@@ -261,6 +249,70 @@ static int backup_docker(struct plan *p, char *const *names, size_t nnames, bool
         return 0;
 }
 
+struct backup_args {
+        struct plan *p;
+        const char *unchanged, *container;
+        bool all, binds;
+};
+
+static int option(int c, const char *arg, void *ud)
+{
+        struct backup_args *a = ud;
+        struct backup_options *o = &a->p->base;
+        enum quiesce_action q;
+        switch (c) {
+        case 1:
+                o->path = arg;
+                break;
+        case 'n':
+                o->name = arg;
+                break;
+        case 2:
+                a->unchanged = arg;
+                break;
+        case 3:
+                o->force_read = true;
+                break;
+        case 4:
+                o->one_file_system = true;
+                break;
+        case 5:
+                o->parent = arg;
+                break;
+        case 6:
+                o->host = arg;
+                break;
+        case 7:
+                settings.level = atoi(arg);
+                if (settings.level < 1 || settings.level > 19)
+                        return usage_error("backup", "--level must be 1..19");
+                break;
+        case 8:
+                a->all = true;
+                break;
+        case 'c':
+                a->container = arg;
+                break;
+        case 9:
+                a->binds = true;
+                break;
+        case 10:
+                if (quiesce_parse(arg, &q) < 0)
+                        return usage_error("backup", "--quiesce takes pause, stop or none");
+                a->p->override = (int)q;
+                break;
+        case 11:
+                a->p->two_phase = 1;
+                break;
+        case 12:
+                a->p->two_phase = 0;
+                break;
+        default:
+                return OPT_UNKNOWN;
+        }
+        return OPT_DONE;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -287,71 +339,12 @@ static int run(int argc, char **argv)
                 .two_phase = -1,
         };
         struct backup_options *o = &p.base;
-        const char *unchanged = settings.unchanged, *container = NULL;
-        bool all = false, binds = false;
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "n:c:", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                switch (c) {
-                case 'h':
-                        return command_help("backup");
-                case 1:
-                        o->path = optarg;
-                        break;
-                case 'n':
-                        o->name = optarg;
-                        break;
-                case 2:
-                        unchanged = optarg;
-                        break;
-                case 3:
-                        o->force_read = true;
-                        break;
-                case 4:
-                        o->one_file_system = true;
-                        break;
-                case 5:
-                        o->parent = optarg;
-                        break;
-                case 6:
-                        o->host = optarg;
-                        break;
-                case 7:
-                        settings.level = atoi(optarg);
-                        if (settings.level < 1 || settings.level > 19)
-                                return usage_error("backup", "--level must be 1..19");
-                        break;
-                case 8:
-                        all = true;
-                        break;
-                case 'c':
-                        container = optarg;
-                        break;
-                case 9:
-                        binds = true;
-                        break;
-                case 10: {
-                        enum quiesce_action a;
-                        if (quiesce_parse(optarg, &a) < 0)
-                                return usage_error("backup", "--quiesce takes pause, stop or none");
-                        p.override = (int)a;
-                        break;
-                }
-                case 11:
-                        p.two_phase = 1;
-                        break;
-                case 12:
-                        p.two_phase = 0;
-                        break;
-                default:
-                        return usage_error("backup", "unknown option");
-                }
-        }
+        struct backup_args a = { .p = &p, .unchanged = settings.unchanged };
+        int pr = parse_options(argc, argv, "n:c:", options, option, &a);
+        if (pr != OPT_DONE)
+                return pr;
+        const char *unchanged = a.unchanged, *container = a.container;
+        bool all = a.all, binds = a.binds;
         size_t nnames = (size_t)(argc - optind);
         int modes = (o->path != NULL) + (all ? 1 : 0) + (container != NULL) + (nnames > 0);
         if (modes == 0)

@@ -13,25 +13,15 @@ static const char help[] =
 
 static int run(int argc, char **argv)
 {
-        static const struct option options[] = { GLOBAL_OPTIONS, {} };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("cat");
-                return usage_error("cat", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind != 2)
                 return usage_error("cat", "give a SNAPSHOT and a PATH");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         struct catalog_snapshot s = { 0 };
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r == 0)
                 r = snapshot_resolve(repo, argv[optind], &s);
         if (r == 0)

@@ -18,25 +18,15 @@ static const char help[] =
 
 static int run(int argc, char **argv)
 {
-        static const struct option options[] = { GLOBAL_OPTIONS, {} };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("catalog");
-                return usage_error("catalog", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind != 1 || strcmp(argv[optind], "rebuild") != 0)
                 return usage_error("catalog", "the only subcommand is 'rebuild'");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         int64_t t0 = mono_ns();
-        int r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);
+        r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);
         uint64_t packs = 0, snaps = 0;
         if (r == 0)
                 r = repo_rebuild_catalog(repo, &packs, &snaps);

@@ -41,30 +41,26 @@ static void on_progress(void *ud, const struct snapshot_progress *p)
         progress_update(ud, &q);
 }
 
+static int option(int c, const char *arg, void *ud)
+{
+        if (c != 1)
+                return OPT_UNKNOWN;
+        ((struct check_options *)ud)->read_data = true;
+        return OPT_DONE;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = { GLOBAL_OPTIONS, { "read-data", no_argument, NULL, 1 }, {} };
         struct check_options o = { .problem = on_problem, .events = { .progress = on_progress, .cancel = &interrupted } };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("check");
-                if (c == 1)
-                        o.read_data = true;
-                else
-                        return usage_error("check", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, options, option, &o);
+        if (r != OPT_DONE)
+                return r;
         if (optind < argc)
                 return usage_error("check", "unexpected argument '%s'", argv[optind]);
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r < 0)
                 return fail(r, "check");
         problems = json_object_new_array();

@@ -60,25 +60,15 @@ static int on_change(void *ud, const struct catalog_file *a, const struct catalo
 
 static int run(int argc, char **argv)
 {
-        static const struct option options[] = { GLOBAL_OPTIONS, {} };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("diff");
-                return usage_error("diff", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind != 2)
                 return usage_error("diff", "give two snapshots");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         struct catalog_snapshot a = { 0 }, b = { 0 };
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r == 0)
                 r = snapshot_resolve(repo, argv[optind], &a);
         if (r == 0)

@@ -31,6 +31,30 @@ static bool ends_with(const char *s, const char *suffix)
         return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+struct export_args {
+        struct export_options o;
+        const char **inc;
+        const char *out;
+};
+
+static int option(int c, const char *arg, void *ud)
+{
+        struct export_args *a = ud;
+        switch (c) {
+        case 'o':
+                a->out = arg;
+                return OPT_DONE;
+        case 1:
+                a->o.zstd = true;
+                return OPT_DONE;
+        case 'i':
+                a->inc[a->o.ninclude++] = arg;
+                return OPT_DONE;
+        default:
+                return OPT_UNKNOWN;
+        }
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -40,33 +64,16 @@ static int run(int argc, char **argv)
                 { "include", required_argument, NULL, 'i' },
                 {},
         };
-        struct export_options o = { .fd = STDOUT_FILENO, .events = { .progress = progress_update, .cancel = &interrupted } };
-        const char *out = NULL;
-        _cleanup_free_ const char **inc = xcalloc((size_t)argc + 1, sizeof *inc);
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "o:i:", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                switch (c) {
-                case 'h':
-                        return command_help("export");
-                case 'o':
-                        out = optarg;
-                        break;
-                case 1:
-                        o.zstd = true;
-                        break;
-                case 'i':
-                        inc[o.ninclude++] = optarg;
-                        break;
-                default:
-                        return usage_error("export", "unknown option");
-                }
-        }
+        struct export_args a = {
+                .o = { .fd = STDOUT_FILENO, .events = { .progress = progress_update, .cancel = &interrupted } },
+                .inc = xcalloc((size_t)argc + 1, sizeof *a.inc),
+        };
+        _cleanup_free_ const char **inc = a.inc;
+        int pr = parse_options(argc, argv, "o:i:", options, option, &a);
+        if (pr != OPT_DONE)
+                return pr;
+        struct export_options o = a.o;
+        const char *out = a.out;
         o.include = inc;
         if (argc - optind != 1)
                 return usage_error("export", "give one SNAPSHOT");

@@ -44,25 +44,21 @@ static int print_hit(void *ud, const struct catalog_hit *h)
         return 0;
 }
 
+static int option(int c, const char *arg, void *ud)
+{
+        if (c != 'n')
+                return OPT_UNKNOWN;
+        *(const char **)ud = arg;
+        return OPT_DONE;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = { GLOBAL_OPTIONS, { "name", required_argument, NULL, 'n' }, {} };
         const char *name = NULL;
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "n:", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("find");
-                if (c == 'n')
-                        name = optarg;
-                else
-                        return usage_error("find", "unknown option");
-        }
+        int r = parse_options(argc, argv, "n:", options, option, &name);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind != 1)
                 return usage_error("find", "give one PATTERN");
         const char *pattern = argv[optind];
@@ -72,7 +68,7 @@ static int run(int argc, char **argv)
                 return usage_error("find", "the pattern is empty");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r < 0)
                 return fail(r, "find");
         struct find_state st = { 0 };

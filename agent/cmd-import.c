@@ -28,6 +28,24 @@ static const char help[] =
         "      --json                      print the result as a JSON object\n"
         "  -h, --help                      this help\n";
 
+static int option(int c, const char *arg, void *ud)
+{
+        struct import_options *o = ud;
+        switch (c) {
+        case 'n':
+                o->name = arg;
+                return OPT_DONE;
+        case 1:
+                o->allow_absolute_symlinks = true;
+                return OPT_DONE;
+        case 2:
+                o->host = arg;
+                return OPT_DONE;
+        default:
+                return OPT_UNKNOWN;
+        }
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -40,30 +58,9 @@ static int run(int argc, char **argv)
         struct import_options o = {
                 .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted },
         };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "n:", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                switch (c) {
-                case 'h':
-                        return command_help("import");
-                case 'n':
-                        o.name = optarg;
-                        break;
-                case 1:
-                        o.allow_absolute_symlinks = true;
-                        break;
-                case 2:
-                        o.host = optarg;
-                        break;
-                default:
-                        return usage_error("import", "unknown option");
-                }
-        }
+        int pr = parse_options(argc, argv, "n:", options, option, &o);
+        if (pr != OPT_DONE)
+                return pr;
         if (argc - optind != 1)
                 return usage_error("import", "give one FILE, or '-' for stdin");
         if (!o.name || !*o.name || strchr(o.name, '@'))

@@ -21,6 +21,34 @@ static const char help[] =
         "databases better and cost more index.  The defaults are measured; see the\n"
         "README's Performance section.\n";
 
+static int option(int c, const char *arg, void *ud)
+{
+        struct repo_init_options *o = ud;
+        uint64_t v;
+        switch (c) {
+        case 1:
+        case 2:
+        case 3:
+        case 5:
+                if (parse_size(arg, &v) < 0 || v == 0 || (c != 5 && v > (16u << 20)))
+                        return usage_error("init", "'%s' is not a valid size", arg);
+                if (c == 1)
+                        o->chunk_min = (uint32_t)v;
+                else if (c == 2)
+                        o->chunk_avg = (uint32_t)v;
+                else if (c == 3)
+                        o->chunk_max = (uint32_t)v;
+                else
+                        o->pack_size = v;
+                return OPT_DONE;
+        case 4:
+                o->level = atoi(arg);
+                return OPT_DONE;
+        default:
+                return OPT_UNKNOWN;
+        }
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -32,45 +60,14 @@ static int run(int argc, char **argv)
                 { "pack-size", required_argument, NULL, 5 },
                 {},
         };
-        struct repo_init_options o = { .level = settings.level };
-        uint64_t v;
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                switch (c) {
-                case 'h':
-                        return command_help("init");
-                case 1:
-                case 2:
-                case 3:
-                case 5:
-                        if (parse_size(optarg, &v) < 0 || v == 0 || (c != 5 && v > (16u << 20)))
-                                return usage_error("init", "'%s' is not a valid size", optarg);
-                        if (c == 1)
-                                o.chunk_min = (uint32_t)v;
-                        else if (c == 2)
-                                o.chunk_avg = (uint32_t)v;
-                        else if (c == 3)
-                                o.chunk_max = (uint32_t)v;
-                        else
-                                o.pack_size = v;
-                        break;
-                case 4:
-                        o.level = atoi(optarg);
-                        break;
-                default:
-                        return usage_error("init", "unknown option");
-                }
-        }
+        struct repo_init_options st = { .level = settings.level };
+        int pr = parse_options(argc, argv, NULL, options, option, &st);
+        if (pr != OPT_DONE)
+                return pr;
         if (optind < argc)
                 return usage_error("init", "unexpected argument '%s'", argv[optind]);
 
-        int r = repo_init(settings.repo, &o);
+        int r = repo_init(settings.repo, &st);
         if (r < 0)
                 return fail(r, "init");
         if (settings.json) {

@@ -52,32 +52,28 @@ static int print_entry(void *ud, const struct catalog_file *f)
         return 0;
 }
 
+static int option(int c, const char *arg, void *ud)
+{
+        if (c != 'l')
+                return OPT_UNKNOWN;
+        ((struct ls_state *)ud)->lng = true;
+        return OPT_DONE;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = { GLOBAL_OPTIONS, { "long", no_argument, NULL, 'l' }, {} };
         struct ls_state st = { 0 };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "l", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("ls");
-                if (c == 'l')
-                        st.lng = true;
-                else
-                        return usage_error("ls", "unknown option");
-        }
+        int r = parse_options(argc, argv, "l", options, option, &st);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind < 1 || argc - optind > 2)
                 return usage_error("ls", "give a SNAPSHOT and optionally a PATH");
         _cleanup_free_ char *path = normalize_snapshot_path(optind + 1 < argc ? argv[optind + 1] : "");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         struct catalog_snapshot s = { 0 };
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r == 0)
                 r = snapshot_resolve(repo, argv[optind], &s);
         if (r < 0)

@@ -19,19 +19,9 @@ static const char help[] =
 
 static int run(int argc, char **argv)
 {
-        static const struct option options[] = { GLOBAL_OPTIONS, {} };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("recover");
-                return usage_error("recover", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
         if (optind < argc)
                 return usage_error("recover", "unexpected argument '%s'", argv[optind]);
 
@@ -45,7 +35,7 @@ static int run(int argc, char **argv)
         }
         _cleanup_(repo_freep) struct repo *repo = NULL;
         settings.no_auto_recover = true;
-        int r = open_repo(REPO_WRITE, &repo);
+        r = open_repo(REPO_WRITE, &repo);
         unsigned resumed = 0;
         if (r == 0)
                 r = recover_containers(repo, true, &resumed);

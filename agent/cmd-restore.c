@@ -151,6 +151,37 @@ out:
         return r;
 }
 
+struct restore_args {
+        struct restore_options o;
+        const char **inc;
+        const char *volume;
+        bool force;
+};
+
+static int option(int c, const char *arg, void *ud)
+{
+        struct restore_args *a = ud;
+        switch (c) {
+        case 't':
+                a->o.target = arg;
+                return OPT_DONE;
+        case 'i':
+                a->inc[a->o.ninclude++] = arg;
+                return OPT_DONE;
+        case 1:
+                a->o.partial = true;
+                return OPT_DONE;
+        case 2:
+                a->volume = arg;
+                return OPT_DONE;
+        case 3:
+                a->force = true;
+                return OPT_DONE;
+        default:
+                return OPT_UNKNOWN;
+        }
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -162,44 +193,20 @@ static int run(int argc, char **argv)
                 { "force", no_argument, NULL, 3 },
                 {},
         };
-        const char *volume = NULL;
-        bool force = false;
-        struct restore_options o = {
-                .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted },
+        struct restore_args a = {
+                .o = { .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted } },
+                .inc = xcalloc((size_t)argc + 1, sizeof *a.inc),
         };
-        const char **inc = xcalloc((size_t)argc + 1, sizeof *inc);
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT "t:i:", options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                switch (c) {
-                case 'h':
-                        free(inc);
-                        return command_help("restore");
-                case 't':
-                        o.target = optarg;
-                        break;
-                case 'i':
-                        inc[o.ninclude++] = optarg;
-                        break;
-                case 1:
-                        o.partial = true;
-                        break;
-                case 2:
-                        volume = optarg;
-                        break;
-                case 3:
-                        force = true;
-                        break;
-                default:
-                        free(inc);
-                        return usage_error("restore", "unknown option");
-                }
+        struct restore_options o;
+        const char **inc = a.inc;
+        int pr = parse_options(argc, argv, "t:i:", options, option, &a);
+        if (pr != OPT_DONE) {
+                free(inc);
+                return pr;
         }
+        o = a.o;
+        const char *volume = a.volume;
+        bool force = a.force;
         o.include = inc;
         if (argc - optind != 1) {
                 free(inc);

@@ -21,25 +21,15 @@ static const char help[] =
 
 static int run(int argc, char **argv)
 {
-        static const struct option options[] = { GLOBAL_OPTIONS, {} };
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("snapshots");
-                return usage_error("snapshots", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
         if (argc - optind > 1)
                 return usage_error("snapshots", "give at most one NAME");
         const char *name = optind < argc ? argv[optind] : NULL;
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
-        int r = open_repo(REPO_READ, &repo);
+        r = open_repo(REPO_READ, &repo);
         if (r < 0)
                 return fail(r, "snapshots");
         struct catalog_snapshot *list;

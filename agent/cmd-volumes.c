@@ -34,25 +34,21 @@ static char *age(int64_t ns, char *buf, size_t size)
         return buf;
 }
 
+static int option(int c, const char *arg, void *ud)
+{
+        if (c != 1)
+                return OPT_UNKNOWN;
+        *(bool *)ud = false;
+        return OPT_DONE;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = { GLOBAL_OPTIONS, { "no-size", no_argument, NULL, 1 }, {} };
         bool sizes = true;
-        int c;
-
-        while ((c = getopt_long(argc, argv, GLOBAL_SHORT, options, NULL)) != -1) {
-                int g = global_option(c, optarg);
-                if (g < 0)
-                        return EXIT_USAGE;
-                if (g)
-                        continue;
-                if (c == 'h')
-                        return command_help("volumes");
-                if (c == 1)
-                        sizes = false;
-                else
-                        return usage_error("volumes", "unknown option");
-        }
+        int r = parse_options(argc, argv, NULL, options, option, &sizes);
+        if (r != OPT_DONE)
+                return r;
         if (optind < argc)
                 return usage_error("volumes", "unexpected argument '%s'", argv[optind]);
 
@@ -61,7 +57,7 @@ static int run(int argc, char **argv)
         struct volume_target *t = NULL;
         size_t nlist = 0, n = 0;
         unsigned skipped = 0;
-        int r = docker_open(settings.docker_wait, &d);
+        r = docker_open(settings.docker_wait, &d);
         if (r == 0)
                 r = docker_containers(d, &list, &nlist);
         if (r == 0)

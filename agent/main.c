@@ -135,6 +135,31 @@ int global_option(int c, const char *arg)
         }
 }
 
+int parse_options(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  int (*fn)(int c, const char *arg, void *ud), void *ud)
+{
+        static const struct option global_only[] = { GLOBAL_OPTIONS, {} };
+        char all_short[64];
+        int c;
+
+        snprintf(all_short, sizeof all_short, "%s%s", GLOBAL_SHORT, shortopts ? shortopts : "");
+        while ((c = getopt_long(argc, argv, all_short, opts ? opts : global_only, NULL)) != -1) {
+                int g = global_option(c, optarg);
+                if (g < 0)
+                        return EXIT_USAGE;
+                if (g)
+                        continue;
+                if (c == 'h')
+                        return command_help(argv[0]);
+                int r = fn && c != '?' && c != ':' ? fn(c, optarg, ud) : OPT_UNKNOWN;
+                if (r == OPT_UNKNOWN)
+                        return usage_error(argv[0], "unknown option");
+                if (r >= 0)
+                        return r;
+        }
+        return OPT_DONE;
+}
+
 /* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
  * error, so a typo does not silently fall back to a default. */
 static int load_config_file(const char *path, bool required)

@@ -104,32 +104,39 @@ json_object *json_snapshot(const struct catalog_snapshot *s)
         return o;
 }
 
+json_object *json_backup_result(const char *source, const char *name, const struct backup_result *b)
+{
+        char t[32];
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(b->id));
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "source", json_object_new_string(source));
+        json_object_object_add(o, "time", json_object_new_string(format_time(b->started, t, sizeof t)));
+        json_object_object_add(o, "status", json_object_new_string(b->complete ? "complete" : "incomplete"));
+        json_object_object_add(o, "files", json_object_new_int64((int64_t)b->files));
+        json_object_object_add(o, "dirs", json_object_new_int64((int64_t)b->dirs));
+        json_object_object_add(o, "bytes", json_object_new_int64((int64_t)b->bytes));
+        json_object_object_add(o, "files_read", json_object_new_int64((int64_t)b->files_read));
+        json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)b->files_reused));
+        json_object_object_add(o, "bytes_read", json_object_new_int64((int64_t)b->bytes_read));
+        json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)b->bytes_added));
+        json_object_object_add(o, "chunks_new", json_object_new_int64((int64_t)b->chunks_new));
+        json_object_object_add(o, "chunks_dup", json_object_new_int64((int64_t)b->chunks_dup));
+        json_object_object_add(o, "warnings", json_object_new_int64((int64_t)b->warnings));
+        json_object_object_add(o, "skipped", json_object_new_int64((int64_t)b->skipped));
+        json_object_object_add(o, "inconsistent", json_object_new_int64((int64_t)b->inconsistent));
+        json_object_object_add(o, "duration_ns", json_object_new_int64(b->finished - b->started));
+        json_object_object_add(o, "index_bytes", json_object_new_int64((int64_t)b->index_bytes));
+        json_object_object_add(o, "index_chunks", json_object_new_int64((int64_t)b->index_chunks));
+        return o;
+}
+
 void print_backup_result(const char *path, const char *name, const struct backup_result *b)
 {
-        char t[32], bytes[32], read[32], added[32], dur[32], idx[32];
+        char bytes[32], read[32], added[32], dur[32], idx[32];
         format_duration(b->finished - b->started, dur, sizeof dur);
         if (settings.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(b->id));
-                json_object_object_add(o, "name", json_object_new_string(name));
-                json_object_object_add(o, "source", json_object_new_string(path));
-                json_object_object_add(o, "time", json_object_new_string(format_time(b->started, t, sizeof t)));
-                json_object_object_add(o, "status", json_object_new_string(b->complete ? "complete" : "incomplete"));
-                json_object_object_add(o, "files", json_object_new_int64((int64_t)b->files));
-                json_object_object_add(o, "dirs", json_object_new_int64((int64_t)b->dirs));
-                json_object_object_add(o, "bytes", json_object_new_int64((int64_t)b->bytes));
-                json_object_object_add(o, "files_read", json_object_new_int64((int64_t)b->files_read));
-                json_object_object_add(o, "files_reused", json_object_new_int64((int64_t)b->files_reused));
-                json_object_object_add(o, "bytes_read", json_object_new_int64((int64_t)b->bytes_read));
-                json_object_object_add(o, "bytes_added", json_object_new_int64((int64_t)b->bytes_added));
-                json_object_object_add(o, "chunks_new", json_object_new_int64((int64_t)b->chunks_new));
-                json_object_object_add(o, "chunks_dup", json_object_new_int64((int64_t)b->chunks_dup));
-                json_object_object_add(o, "warnings", json_object_new_int64((int64_t)b->warnings));
-                json_object_object_add(o, "skipped", json_object_new_int64((int64_t)b->skipped));
-                json_object_object_add(o, "inconsistent", json_object_new_int64((int64_t)b->inconsistent));
-                json_object_object_add(o, "duration_ns", json_object_new_int64(b->finished - b->started));
-                json_object_object_add(o, "index_bytes", json_object_new_int64((int64_t)b->index_bytes));
-                json_object_object_add(o, "index_chunks", json_object_new_int64((int64_t)b->index_chunks));
+                json_object *o = json_backup_result(path, name, b);
                 json_print(o);
                 return;
         }

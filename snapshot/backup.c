@@ -69,7 +69,30 @@ struct walker {
         size_t links_cap, nlinks;
         int64_t last_progress;
         uint64_t bytes_done;
+        /* Chunks in flight: workers hash them, and their ids come back in
+         * submission order; refs[] says which entry and which chunk each
+         * belongs to.  Entries are numbered in walk order; the current
+         * one (cur_entry) is still being read. */
+        struct chunk_dest {
+                uint64_t entry;
+                uint32_t idx;
+        } *refs;
+        uint64_t refs_head, refs_tail;
+        uint64_t cur_entry;
+        size_t cur_missing;
+        /* Entries encoded but still waiting for chunk ids, oldest first;
+         * they reach the manifest in order. */
+        struct queued {
+                struct buf rec;
+                size_t chunks_off, missing;
+        } *q;
+        size_t q_head, q_len, q_cap;
+        size_t q_bytes;
 };
+
+/* Queued entries may hold this many bytes of records before the walk
+ * waits for the workers. */
+#define QUEUE_BYTES (8u << 20)
 
 /* ---- small helpers ------------------------------------------------------------- */
 
@@ -318,10 +341,76 @@ static void add_chunk(struct walker *w, const uint8_t id[HASH_LEN], size_t len)
         w->nchunks++;
 }
 
-static int take_chunk(void *ud, const uint8_t id[HASH_LEN], size_t len)
+/* Takes back the id of the oldest chunk in flight (waiting for it when
+ * `wait`) and puts it where it belongs; 1 when one was resolved. */
+static int resolve_one(struct walker *w, bool wait)
 {
-        struct walker *w = ud;
-        add_chunk(w, id, len);
+        uint8_t id[HASH_LEN];
+        int k = store_resolve(w->store, wait, id);
+        if (k <= 0)
+                return k;
+        size_t window = store_ticket_window();
+        struct chunk_dest d = w->refs[w->refs_head++ % window];
+        if (d.entry == w->cur_entry) {
+                memcpy(w->chunks[d.idx].id, id, HASH_LEN);
+                w->cur_missing--;
+                return 1;
+        }
+        /* An entry already encoded: patch its record. */
+        struct queued *qe = &w->q[(w->q_head + (size_t)(d.entry - (w->cur_entry - w->q_len))) % w->q_cap];
+        memcpy(qe->rec.data + qe->chunks_off + (size_t)d.idx * ENTRY_CHUNK_REF_SIZE, id, HASH_LEN);
+        qe->missing--;
+        return 1;
+}
+
+/* Resolves what is ready (everything when `all`) and writes the complete
+ * entries at the head of the queue to the manifest. */
+static int pump(struct walker *w, bool all)
+{
+        while (w->refs_head < w->refs_tail) {
+                int k = resolve_one(w, all);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+        }
+        while (w->q_len > 0 && w->q[w->q_head].missing == 0) {
+                struct queued *qe = &w->q[w->q_head];
+                int k = manifest_writer_add_record(w->mw, qe->rec.data, qe->rec.len);
+                w->q_bytes -= qe->rec.len;
+                buf_free(&qe->rec);
+                w->q_head = (w->q_head + 1) % w->q_cap;
+                w->q_len--;
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* Forgets the chunks read for the current entry (a retry, or a file
+ * skipped): they must be resolved first, since ids come back in order. */
+static int drop_current(struct walker *w)
+{
+        int k = w->cur_missing ? pump(w, true) : 0;
+        w->nchunks = 0;
+        return k;
+}
+
+static int submit_chunk(struct walker *w, const uint8_t *p, size_t len)
+{
+        size_t window = store_ticket_window();
+        while (store_outstanding(w->store) >= window) {
+                int k = resolve_one(w, true);
+                if (k < 0)
+                        return k;
+        }
+        int k = store_submit(w->store, p, len);
+        if (k < 0)
+                return k;
+        static const uint8_t unknown[HASH_LEN];
+        add_chunk(w, unknown, len);
+        w->refs[w->refs_tail++ % window] = (struct chunk_dest){ w->cur_entry, (uint32_t)(w->nchunks - 1) };
+        w->cur_missing++;
         w->bytes_done += len;
         progress(w, false);
         if (w->o->events.cancel && *w->o->events.cancel)
@@ -375,9 +464,17 @@ static int read_content(struct walker *w, int fd, uint64_t *ret_bytes)
                         b->len += (size_t)k;
                         total += (uint64_t)k;
                 }
-                int k = store_put_stream(w->store, &w->repo->chunker, b, eof, take_chunk, w);
-                if (k < 0)
-                        return k;
+                size_t pos = 0;
+                for (;;) {
+                        size_t cut = chunker_cut(&w->repo->chunker, b->data + pos, b->len - pos, eof);
+                        if (cut == 0)
+                                break;
+                        int k = submit_chunk(w, b->data + pos, cut);
+                        if (k < 0)
+                                return k;
+                        pos += cut;
+                }
+                buf_consume(b, pos);
                 if (eof && b->len == 0)
                         break;
         }
@@ -481,6 +578,7 @@ static void reuse_from(struct walker *w, const struct entry *p, bool metadata)
 static int emit(struct walker *w)
 {
         struct entry *e = &w->e;
+        int k;
         e->chunks = w->chunks;
         e->nchunks = e->type == ENTRY_REG ? w->nchunks : 0;
         if (e->type == ENTRY_DIR)
@@ -489,7 +587,34 @@ static int emit(struct walker *w)
                 w->res->files++;
         if (e->type == ENTRY_REG)
                 w->res->bytes += e->size;
-        int k = manifest_writer_add(w->mw, e);
+
+        if (w->cur_missing == 0 && w->q_len == 0)
+                k = manifest_writer_add(w->mw, e);
+        else {
+                /* Some ids are still being computed: queue the record, with
+                 * room for them, behind the entries before it. */
+                if (w->q_len == w->q_cap) {
+                        size_t cap = w->q_cap ? w->q_cap * 2 : 64;
+                        struct queued *q = xcalloc(cap, sizeof *q);
+                        for (size_t i = 0; i < w->q_len; i++)
+                                q[i] = w->q[(w->q_head + i) % w->q_cap];
+                        free(w->q);
+                        w->q = q;
+                        w->q_cap = cap;
+                        w->q_head = 0;
+                }
+                struct queued *qe = &w->q[(w->q_head + w->q_len) % w->q_cap];
+                *qe = (struct queued){ .missing = w->cur_missing };
+                entry_encode(e, &qe->rec);
+                qe->chunks_off = qe->rec.len - e->nchunks * ENTRY_CHUNK_REF_SIZE;
+                w->q_len++;
+                w->q_bytes += qe->rec.len;
+                k = 0;
+        }
+        w->cur_entry++;
+        w->cur_missing = 0;
+        if (k == 0)
+                k = pump(w, w->q_bytes > QUEUE_BYTES);
         progress(w, false);
         return k;
 }
@@ -588,7 +713,7 @@ static int do_file(struct walker *w, int dfd, const char *name, const struct sta
                         if (k < 0) {
                                 warn(w, "skipped: cannot read it: %s", berth_strerror(k));
                                 w->res->skipped++;
-                                return 0;
+                                return drop_current(w);
                         }
                         w->res->bytes_read += n;
                         if (!w->nsparse)
@@ -610,6 +735,9 @@ static int do_file(struct walker *w, int dfd, const char *name, const struct sta
                         fst = after;
                         if (lseek(fd, 0, SEEK_SET) < 0)
                                 return -errno;
+                        k = drop_current(w);
+                        if (k < 0)
+                                return k;
                 }
         }
         if (reuse) {
@@ -772,6 +900,10 @@ int parse_unchanged_fields(const char *s, unsigned *ret)
 
 static void walker_free(struct walker *w)
 {
+        /* On failure, ids still in flight must be taken back (into storage
+         * that is still ours) so that the store's next user starts clean. */
+        while (w->store && w->refs_head < w->refs_tail && resolve_one(w, true) > 0)
+                ;
         if (w->disk)
                 archive_read_free(w->disk);
         if (w->ae)
@@ -788,6 +920,10 @@ static void walker_free(struct walker *w)
         for (size_t i = 0; i < w->links_cap; i++)
                 free(w->links[i].path);
         free(w->links);
+        for (size_t i = 0; i < w->q_len; i++)
+                buf_free(&w->q[(w->q_head + i) % w->q_cap].rec);
+        free(w->q);
+        free(w->refs);
 }
 
 char *host_name(void)
@@ -897,6 +1033,11 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
         k = repo_store(r, &w.store);
         if (k < 0)
                 goto out;
+        if (store_outstanding(w.store) != 0) {
+                k = error_set(EBUSY, "another backup's chunks are still in flight");
+                goto out;
+        }
+        w.refs = xcalloc(store_ticket_window(), sizeof *w.refs);
         store_get_stats(w.store, &run->before);
         k = open_parent(&w, run);
         if (k < 0)
@@ -923,6 +1064,10 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
         k = emit(&w);
         if (k == 0)
                 k = walk_dir(&w, root);
+        if (k == 0)
+                k = pump(&w, true);
+        if (k == 0 && w.q_len != 0)
+                k = error_set(EIO, "internal error: entries left without chunk ids");
         if (k == 0)
                 k = manifest_writer_finish(w.mw, &run->manifest, &run->nmanifest);
         if (k < 0)

@@ -151,6 +151,15 @@ static inline void store_freep(struct store **s) { store_free(*s); }
 /* Stores data (tree: a manifest chunk) and writes its id.  Returns 1 when
  * the chunk was new, 0 when the repository had it. */
 int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN]);
+/* Hands a data chunk to the workers, which hash it; its id comes back from
+ * store_resolve(), in submission order.  -ENOBUFS when
+ * store_ticket_window() chunks already await resolving. */
+int store_submit(struct store *s, const uint8_t *data, size_t len);
+size_t store_outstanding(const struct store *s);
+size_t store_ticket_window(void);
+/* The id of the oldest submitted chunk: 1 and ret_id, 0 when it is not
+ * hashed yet and !wait, or -errno (a worker failed). */
+int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);
 /* Waits for the workers, finishes the open pack, records everything. */
 int store_flush(struct store *s);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
@@ -239,8 +248,10 @@ struct entry {
         size_t nchunks;
 };
 
-/* Appends an entry's record to out. */
+/* Appends an entry's record to out.  The chunk list comes last, as
+ * (32-byte id, le32 length) pairs: ids can be filled in afterwards. */
 void entry_encode(const struct entry *e, struct buf *out);
+#define ENTRY_CHUNK_REF_SIZE (HASH_LEN + 4)
 
 /* Decoded entries point into storage owned by this holder. */
 struct entry_store {
@@ -266,6 +277,8 @@ void entry_digests(const struct entry *e, uint8_t content[16], uint8_t meta[8]);
 struct manifest_writer;
 int manifest_writer_new(struct store *s, const struct chunker *ch, struct manifest_writer **ret);
 int manifest_writer_add(struct manifest_writer *w, const struct entry *e);
+/* An entry already encoded with entry_encode(). */
+int manifest_writer_add_record(struct manifest_writer *w, const uint8_t *rec, size_t len);
 /* Flushes the rest; *ret_ids (caller frees) lists the manifest chunks. */
 int manifest_writer_finish(struct manifest_writer *w, uint8_t (**ret_ids)[HASH_LEN], size_t *ret_n);
 void manifest_writer_free(struct manifest_writer *w);

@@ -292,13 +292,18 @@ static int writer_emit(struct manifest_writer *w, bool eof)
         return 0;
 }
 
+int manifest_writer_add_record(struct manifest_writer *w, const uint8_t *rec, size_t len)
+{
+        buf_put_varint(&w->stream, len);
+        buf_append(&w->stream, rec, len);
+        return writer_emit(w, false);
+}
+
 int manifest_writer_add(struct manifest_writer *w, const struct entry *e)
 {
         buf_reset(&w->record);
         entry_encode(e, &w->record);
-        buf_put_varint(&w->stream, w->record.len);
-        buf_append(&w->stream, w->record.data, w->record.len);
-        return writer_emit(w, false);
+        return manifest_writer_add_record(w, w->record.data, w->record.len);
 }
 
 int manifest_writer_finish(struct manifest_writer *w, uint8_t (**ret_ids)[HASH_LEN], size_t *ret_n)

@@ -1,15 +1,20 @@
 /* store.c — the chunk store: dedup lookup, compression workers, packs.
  *
- * The calling thread hashes each chunk and decides whether it is new: first
- * the set of chunks submitted in this run but not yet recorded ("pending"),
- * then an in-memory filter of 8-byte id prefixes of every recorded chunk,
- * and only on a filter hit the catalog (a false hit costs one query; a
- * false "new" is impossible).  New chunks go through a bounded queue to
- * worker threads, which compress them with zstd, decompress and re-hash
- * the result (a chunk counts as stored only once verified), and append
- * them to the open pack.  A worker that fills a pack finishes it (fsync,
- * rename) outside the lock; the calling thread records finished packs in
- * the catalog, one transaction per pack.
+ * A chunk reaches the store in one of two ways.  store_submit() hands the
+ * bytes to a worker thread and returns at once: the worker hashes them,
+ * decides whether they are new, and the caller collects the id later, in
+ * submission order, with store_resolve() ("tickets").  store_put() does
+ * the same but hashes in the calling thread and returns the id at once.
+ *
+ * Is a chunk new?  First the set of chunks taken in this run but not yet
+ * recorded in the catalog ("pending"), then an in-memory filter of 8-byte
+ * prefixes of every recorded chunk, and only on a filter hit the catalog
+ * (on the calling thread: a false hit costs one query; a false "new" is
+ * impossible).  New chunks are compressed with zstd, decompressed and
+ * compared with the original (a chunk counts as stored only once
+ * verified), and appended to the open pack.  A worker that fills a pack
+ * finishes it (fsync, rename) outside the lock; the calling thread records
+ * finished packs in the catalog, one transaction per pack.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,11 +24,25 @@
 #include "internal.h"
 
 #define PACK_FD_CACHE 8
+#define NO_TICKET UINT64_MAX
+#define TICKETS 4096
 
 struct job {
         uint8_t id[HASH_LEN];
+        bool known;              /* id computed and dedup decided already */
         uint8_t flags;
+        uint64_t ticket;         /* NO_TICKET for store_put() */
         uint8_t *data;
+        size_t len;
+};
+
+enum { TICKET_WAITING, TICKET_DONE, TICKET_MAYBE };
+
+struct ticket {
+        uint8_t id[HASH_LEN];
+        uint8_t state;
+        uint8_t flags;
+        uint8_t *data;           /* TICKET_MAYBE: the bytes, in case the catalog lacks them */
         size_t len;
 };
 
@@ -52,18 +71,19 @@ struct store {
         struct pack_fd fds[PACK_FD_CACHE];
         uint64_t fd_clock;
 
-        /* Lookup, calling thread only. */
+        /* Everything below is under `lock`. */
+        pthread_mutex_t lock;
         struct idfilter filter;
         struct idset pending;
         struct store_stats stats;
-
-        /* Workers: everything below is under `lock`. */
+        struct ticket *tickets;
+        uint64_t submitted, resolved;
         pthread_t *threads;
         unsigned nthreads;
-        pthread_mutex_t lock;
         pthread_cond_t cond_job;
         pthread_cond_t cond_space;
         pthread_cond_t cond_idle;
+        pthread_cond_t cond_ticket;
         struct job *queue;
         size_t qcap, qhead, qlen;
         unsigned busy;
@@ -82,15 +102,22 @@ static void set_worker_error(struct store *s, int r)
         s->error = r;
         const char *m = error_message();
         snprintf(s->error_msg, sizeof s->error_msg, "%s", m ? m : berth_strerror(r));
+        pthread_cond_broadcast(&s->cond_ticket);
+        pthread_cond_broadcast(&s->cond_space);
+}
+
+/* Called with the lock held. */
+static int locked_error(struct store *s)
+{
+        if (s->error)
+                error_set(s->error, "%s", s->error_msg);
+        return s->error;
 }
 
 static int worker_error(struct store *s)
 {
-        int r;
         pthread_mutex_lock(&s->lock);
-        r = s->error;
-        if (r)
-                error_set(r, "%s", s->error_msg);
+        int r = locked_error(s);
         pthread_mutex_unlock(&s->lock);
         return r;
 }
@@ -147,6 +174,44 @@ static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, s
         return j->flags | PACK_F_ZSTD;
 }
 
+/* With the lock held: the dedup decision for a hashed chunk that is not
+ * known to need the catalog.  Returns TICKET_DONE when it is a duplicate,
+ * TICKET_MAYBE when the catalog must be asked, or -1 when it is new (and
+ * now pending). */
+static int locked_decide(struct store *s, const uint8_t id[HASH_LEN], size_t len)
+{
+        if (idset_contains(&s->pending, id)) {
+                s->stats.chunks_dup++;
+                return TICKET_DONE;
+        }
+        if (idfilter_maybe(&s->filter, id))
+                return TICKET_MAYBE;
+        idset_add(&s->pending, id);
+        s->stats.chunks_new++;
+        s->stats.raw_new += len;
+        return -1;
+}
+
+/* Hashes and decides a submitted chunk; returns true when it must be stored. */
+static bool worker_hash(struct store *s, struct job *j)
+{
+        hash_sha256(j->data, j->len, j->id);
+        pthread_mutex_lock(&s->lock);
+        int d = locked_decide(s, j->id, j->len);
+        struct ticket *t = &s->tickets[j->ticket % TICKETS];
+        memcpy(t->id, j->id, HASH_LEN);
+        t->flags = j->flags;
+        if (d == TICKET_MAYBE) {
+                /* The calling thread asks the catalog; the bytes go with it. */
+                t->data = TAKE_PTR(j->data);
+                t->len = j->len;
+        }
+        t->state = d == TICKET_MAYBE ? TICKET_MAYBE : TICKET_DONE;
+        pthread_cond_broadcast(&s->cond_ticket);
+        pthread_mutex_unlock(&s->lock);
+        return d < 0;
+}
+
 static void *worker_main(void *arg)
 {
         struct store *s = arg;
@@ -175,7 +240,8 @@ static void *worker_main(void *arg)
                 bool failed = s->error != 0;
                 pthread_mutex_unlock(&s->lock);
 
-                int flags = failed ? -ECANCELED : encode_chunk(&j, cctx, dctx, &stored, &check);
+                bool store = !failed && (j.known || worker_hash(s, &j));
+                int flags = store ? encode_chunk(&j, cctx, dctx, &stored, &check) : -ECANCELED;
                 struct pack_writer *full = NULL;
 
                 pthread_mutex_lock(&s->lock);
@@ -239,6 +305,7 @@ int store_open(struct repo *r, bool writable, struct store **ret)
         pthread_cond_init(&s->cond_job, NULL);
         pthread_cond_init(&s->cond_space, NULL);
         pthread_cond_init(&s->cond_idle, NULL);
+        pthread_cond_init(&s->cond_ticket, NULL);
 
         if (writable) {
                 k = catalog_chunk_foreach(r->catalog, load_filter, &s->filter);
@@ -250,6 +317,7 @@ int store_open(struct repo *r, bool writable, struct store **ret)
                 s->nthreads = n < 1 ? 1 : n > 16 ? 16 : (unsigned)n;
                 s->qcap = s->nthreads * 8;
                 s->queue = xcalloc(s->qcap, sizeof *s->queue);
+                s->tickets = xcalloc(TICKETS, sizeof *s->tickets);
                 s->threads = xcalloc(s->nthreads, sizeof *s->threads);
                 for (unsigned i = 0; i < s->nthreads; i++) {
                         k = pthread_create(&s->threads[i], NULL, worker_main, s);
@@ -276,6 +344,8 @@ void store_free(struct store *s)
                 pthread_join(s->threads[i], NULL);
         for (size_t i = 0; i < s->qlen; i++)
                 free(s->queue[(s->qhead + i) % s->qcap].data);
+        for (size_t i = 0; s->tickets && i < TICKETS; i++)
+                free(s->tickets[i].data);
         /* An unfinished pack is dropped; finished but unrecorded packs stay
          * on disk and are indexed by the next writer. */
         pack_writer_abort(s->writer);
@@ -289,6 +359,7 @@ void store_free(struct store *s)
                 if (s->fds[i].fd >= 0)
                         close(s->fds[i].fd);
         free(s->queue);
+        free(s->tickets);
         free(s->threads);
         ZSTD_freeDCtx(s->dctx);
         buf_free(&s->stored);
@@ -298,6 +369,7 @@ void store_free(struct store *s)
         pthread_cond_destroy(&s->cond_job);
         pthread_cond_destroy(&s->cond_space);
         pthread_cond_destroy(&s->cond_idle);
+        pthread_cond_destroy(&s->cond_ticket);
         free(s);
 }
 
@@ -335,12 +407,14 @@ static int record_done(struct store *s)
                                 catalog_rollback(c);
                         if (r >= 0) {
                                 r = 0;
+                                pthread_mutex_lock(&s->lock);
                                 for (size_t i = 0; i < f->n; i++) {
                                         idset_remove(&s->pending, f->entries[i].id);
                                         idfilter_add(&s->filter, f->entries[i].id);
                                 }
                                 s->stats.bytes_added += f->size;
                                 s->stats.packs++;
+                                pthread_mutex_unlock(&s->lock);
                         }
                 }
                 free(f->entries);
@@ -349,19 +423,80 @@ static int record_done(struct store *s)
         return r;
 }
 
+static bool have_done(struct store *s)
+{
+        pthread_mutex_lock(&s->lock);
+        bool d = s->done != NULL;
+        pthread_mutex_unlock(&s->lock);
+        return d;
+}
+
 int store_has(struct store *s, const uint8_t id[HASH_LEN])
 {
-        if (idset_contains(&s->pending, id))
+        pthread_mutex_lock(&s->lock);
+        bool pending = idset_contains(&s->pending, id);
+        bool maybe = !s->writable || idfilter_maybe(&s->filter, id);
+        pthread_mutex_unlock(&s->lock);
+        if (pending)
                 return 1;
-        if (s->writable && !idfilter_maybe(&s->filter, id))
+        if (!maybe)
                 return 0;
         return catalog_chunk_get(s->repo->catalog, id, NULL);
+}
+
+/* Queues a job, waiting for room; takes ownership of j->data. */
+static int enqueue(struct store *s, struct job *j, bool ticket)
+{
+        pthread_mutex_lock(&s->lock);
+        while (s->qlen == s->qcap && !s->error)
+                pthread_cond_wait(&s->cond_space, &s->lock);
+        if (s->error) {
+                int r = locked_error(s);
+                pthread_mutex_unlock(&s->lock);
+                free(j->data);
+                return r;
+        }
+        if (ticket) {
+                j->ticket = s->submitted++;
+                s->tickets[j->ticket % TICKETS].state = TICKET_WAITING;
+        }
+        s->queue[(s->qhead + s->qlen) % s->qcap] = *j;
+        s->qlen++;
+        pthread_cond_signal(&s->cond_job);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+/* A filter hit: ask the catalog (this thread only); store the chunk when
+ * it is not there after all.  Returns 1 when stored, 0 when a duplicate. */
+static int confirm(struct store *s, bool tree, const uint8_t id[HASH_LEN], uint8_t *data, size_t len)
+{
+        int r = catalog_chunk_get(s->repo->catalog, id, NULL);
+        pthread_mutex_lock(&s->lock);
+        if (r > 0 || (r == 0 && idset_contains(&s->pending, id))) {
+                s->stats.chunks_dup++;
+                pthread_mutex_unlock(&s->lock);
+                free(data);
+                return 0;
+        }
+        if (r < 0) {
+                pthread_mutex_unlock(&s->lock);
+                free(data);
+                return r;
+        }
+        idset_add(&s->pending, id);
+        s->stats.chunks_new++;
+        s->stats.raw_new += len;
+        pthread_mutex_unlock(&s->lock);
+        struct job j = { .known = true, .flags = tree ? PACK_F_TREE : 0, .ticket = NO_TICKET, .data = data, .len = len };
+        memcpy(j.id, id, HASH_LEN);
+        r = enqueue(s, &j, false);
+        return r < 0 ? r : 1;
 }
 
 int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN])
 {
         uint8_t id[HASH_LEN];
-        int r;
 
         if (!s->writable)
                 return error_set(EROFS, "the repository is open read-only");
@@ -370,38 +505,78 @@ int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8
 
         hash_sha256(data, len, id);
         memcpy(ret_id, id, HASH_LEN);
-
-        r = store_has(s, id);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                s->stats.chunks_dup++;
-                return 0;
-        }
-
-        idset_add(&s->pending, id);
-        struct job j = { .flags = tree ? PACK_F_TREE : 0, .data = xmalloc(len), .len = len };
-        memcpy(j.id, id, HASH_LEN);
-        memcpy(j.data, data, len);
-
         pthread_mutex_lock(&s->lock);
-        while (s->qlen == s->qcap && !s->error)
-                pthread_cond_wait(&s->cond_space, &s->lock);
-        if (s->error) {
-                pthread_mutex_unlock(&s->lock);
-                free(j.data);
-                return worker_error(s);
-        }
-        s->queue[(s->qhead + s->qlen) % s->qcap] = j;
-        s->qlen++;
-        pthread_cond_signal(&s->cond_job);
-        bool have_done = s->done != NULL;
+        int d = locked_decide(s, id, len);
         pthread_mutex_unlock(&s->lock);
+        if (d == TICKET_DONE)
+                return 0;
+        uint8_t *copy = xmalloc(len);
+        memcpy(copy, data, len);
+        int r;
+        if (d == TICKET_MAYBE)
+                r = confirm(s, tree, id, copy, len);
+        else {
+                struct job j = { .known = true, .flags = tree ? PACK_F_TREE : 0, .ticket = NO_TICKET, .data = copy,
+                                 .len = len };
+                memcpy(j.id, id, HASH_LEN);
+                r = enqueue(s, &j, false);
+                r = r < 0 ? r : 1;
+        }
+        if (r >= 0 && have_done(s)) {
+                int k = record_done(s);
+                if (k < 0)
+                        return k;
+        }
+        return r;
+}
 
-        s->stats.chunks_new++;
-        s->stats.raw_new += len;
-        if (have_done) {
+int store_submit(struct store *s, const uint8_t *data, size_t len)
+{
+        if (!s->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        if (len > PACK_MAX_CHUNK)
+                return error_set(EINVAL, "chunk of %zu bytes is too large", len);
+        if (store_outstanding(s) >= TICKETS)
+                return error_set(ENOBUFS, "too many chunks awaiting store_resolve()");
+        struct job j = { .data = xmalloc(len), .len = len };
+        memcpy(j.data, data, len);
+        int r = enqueue(s, &j, true);
+        if (r == 0 && have_done(s))
                 r = record_done(s);
+        return r;
+}
+
+size_t store_outstanding(const struct store *s)
+{
+        return (size_t)(s->submitted - s->resolved);
+}
+
+size_t store_ticket_window(void) { return TICKETS; }
+
+int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
+{
+        pthread_mutex_lock(&s->lock);
+        if (s->resolved == s->submitted) {
+                pthread_mutex_unlock(&s->lock);
+                return error_set(EINVAL, "no chunk awaits resolving");
+        }
+        struct ticket *t = &s->tickets[s->resolved % TICKETS];
+        while (t->state == TICKET_WAITING && !s->error && wait)
+                pthread_cond_wait(&s->cond_ticket, &s->lock);
+        if (t->state == TICKET_WAITING) {
+                int r = locked_error(s);
+                pthread_mutex_unlock(&s->lock);
+                return r;
+        }
+        memcpy(ret_id, t->id, HASH_LEN);
+        uint8_t state = t->state, flags = t->flags;
+        uint8_t *data = TAKE_PTR(t->data);
+        size_t len = t->len;
+        t->state = TICKET_WAITING;
+        s->resolved++;
+        pthread_mutex_unlock(&s->lock);
+        if (state == TICKET_MAYBE) {
+                int r = confirm(s, flags & PACK_F_TREE, ret_id, data, len);
                 if (r < 0)
                         return r;
         }
@@ -431,7 +606,12 @@ int store_flush(struct store *s)
         return record_done(s);
 }
 
-void store_get_stats(const struct store *s, struct store_stats *ret) { *ret = s->stats; }
+void store_get_stats(const struct store *s, struct store_stats *ret)
+{
+        pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+        *ret = s->stats;
+        pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+}
 
 size_t store_index_bytes(const struct store *s)
 {

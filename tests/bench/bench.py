@@ -372,16 +372,18 @@ def main():
 
     rows = []
     if a.chunk_table:
-        sizes = [("4K", "16K", "64K"), ("8K", "32K", "128K"), ("16K", "64K", "256K"), ("64K", "256K", "1M")]
-        print("\nchunk sizes: min/avg/max; per corpus: v1 backup wall, v2 growth, chunks in the index")
+        sizes = [("2K", "8K", "32K"), ("4K", "16K", "64K"), ("8K", "32K", "128K"), ("16K", "64K", "256K"),
+                 ("64K", "256K", "1M")]
+        print("\nchunk sizes: min/avg/max; per corpus: v1 backup wall and size, v2 growth, chunks in the index")
         for mn, avg, mx in sizes:
             for c, (v1, v2) in corpora.items():
                 t = Berth(WORK, "--chunk-min %s --chunk-avg %s --chunk-max %s" % (mn, avg, mx))
                 r = run_tool(t, c, v1, v2)
                 rows.append(("%s/%s/%s" % (mn, avg, mx), c, r))
-                print("%-14s %-6s v1 %7.2fs  v2 growth %10s  chunks %8d  index %s" % (
-                    "%s/%s/%s" % (mn, avg, mx), c, r["v1_wall"], human(r["v2_growth"], "v2_growth"),
-                    r["chunks"], human(r["index_bytes"], "index_bytes")), flush=True)
+                print("%-14s %-6s v1 %7.2fs %10s  v2 %6.2fs growth %10s  chunks %8d  index %s" % (
+                    "%s/%s/%s" % (mn, avg, mx), c, r["v1_wall"], human(r["v1_size"], "v1_size"), r["v2_wall"],
+                    human(r["v2_growth"], "v2_growth"), r["chunks"], human(r["index_bytes"], "index_bytes")),
+                    flush=True)
         return
 
     tools = {"berth": Berth, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
