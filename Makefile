@@ -3,7 +3,8 @@
 #   make                 build ./berth
 #   make check           install missing Debian packages (as root), build, run every test
 #   make check SAN=1     the same tests against an ASan+UBSan build
-#   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run)
+#   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run);
+#                        bench-chunks, bench-catalog, bench-window: the other measurements
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make deps            install the Debian packages needed to build and test
 
@@ -59,7 +60,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 # the test rules use -MMD too: keep their .d files out of the test list
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz/fuzz-*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks install uninstall clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window install uninstall clean demo tests
 
 all: berth
 
@@ -133,6 +134,14 @@ bench: berth $(BUILD)/bench/chunker-bench
 # Berth alone with several chunk sizes on every corpus: the table the defaults come from.
 bench-chunks: berth
 	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/run.sh --chunk-table
+
+# The catalog with 100,000 files and 100 snapshots (FILES=, SNAPSHOTS= to change).
+bench-catalog: berth
+	BERTH=$(CURDIR)/$(BERTH) tests/bench/catalog-scale.py
+
+# The quiesce window of a 1 GiB volume, two-phase or not, on a private dockerd.
+bench-window: berth
+	BERTH=$(CURDIR)/$(BERTH) tests/bench/quiesce-window.sh
 
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh
