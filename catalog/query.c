@@ -145,23 +145,34 @@ int catalog_diff(struct catalog *c, const char *name_a, int64_t seq_a, const cha
         if (r <= 0)
                 return r < 0 ? r : error_set(BERTH_ENOTFOUND, "no snapshots named '%s'", name_b);
 
-        /* Rows are shared by every snapshot a version lives in: within one
-         * series, an unchanged path is the same row on both sides. */
+        /* Each side's rows probe the other side through the primary key
+         * (name, path, since), so the cost is linear in the rows compared.
+         * Within one series a version row is shared by every snapshot it is
+         * valid in, so only rows valid in exactly one of the two snapshots
+         * can differ: the others are left out first. */
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(
                 c->db,
-                "WITH a AS (SELECT * FROM files f WHERE f.name = ?1 AND " VALID_AT("?2") "),"
-                "     b AS (SELECT * FROM files f WHERE f.name = ?3 AND " VALID_AT("?4") ")"
+                "WITH a AS (SELECT * FROM files f WHERE f.name = ?1 AND " VALID_AT("?2")
+                "           AND NOT (?5 AND " VALID_AT("?4") ")),"
+                "     b AS (SELECT * FROM files f WHERE f.name = ?3 AND " VALID_AT("?4")
+                "           AND NOT (?5 AND " VALID_AT("?2") "))"
                 " SELECT p.path,"
-                "  a.since, a.type, a.mode, a.uid, a.gid, a.size, a.mtime, a.content, a.meta, a.flags, a.link,"
-                "  b.since, b.type, b.mode, b.uid, b.gid, b.size, b.mtime, b.content, b.meta, b.flags, b.link"
-                " FROM a FULL OUTER JOIN b ON a.path = b.path"
-                " JOIN paths p ON p.id = coalesce(a.path, b.path)"
-                /* Within one series an unchanged path is the same row: same since. */
-                " WHERE a.since IS NULL OR b.since IS NULL OR ((?1 != ?3 OR a.since != b.since) AND ("
-                "  a.type != b.type OR a.mode != b.mode OR a.uid != b.uid OR a.gid != b.gid OR a.size != b.size"
-                "  OR a.mtime != b.mtime OR a.content != b.content OR a.meta != b.meta OR a.flags != b.flags))"
-                " ORDER BY p.path",
+                "  1, a.type, a.mode, a.uid, a.gid, a.size, a.mtime, a.content, a.meta, a.flags, a.link,"
+                "  f.since, f.type, f.mode, f.uid, f.gid, f.size, f.mtime, f.content, f.meta, f.flags, f.link"
+                " FROM a JOIN paths p ON p.id = a.path"
+                " LEFT JOIN files f ON f.name = ?3 AND f.path = a.path AND " VALID_AT("?4")
+                " WHERE f.since IS NULL OR a.type != f.type OR a.mode != f.mode OR a.uid != f.uid"
+                "  OR a.gid != f.gid OR a.size != f.size OR a.mtime != f.mtime OR a.content != f.content"
+                "  OR a.meta != f.meta OR a.flags != f.flags"
+                " UNION ALL"
+                " SELECT p.path,"
+                "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+                "  1, b.type, b.mode, b.uid, b.gid, b.size, b.mtime, b.content, b.meta, b.flags, b.link"
+                " FROM b JOIN paths p ON p.id = b.path"
+                " WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.name = ?1 AND f.path = b.path AND "
+                VALID_AT("?2") ")"
+                " ORDER BY 1",
                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "comparing snapshots");
@@ -169,6 +180,7 @@ int catalog_diff(struct catalog *c, const char *name_a, int64_t seq_a, const cha
         sqlite3_bind_int64(st, 2, seq_a);
         sqlite3_bind_int64(st, 3, nb);
         sqlite3_bind_int64(st, 4, seq_b);
+        sqlite3_bind_int(st, 5, na == nb);
         r = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct catalog_file fa = { 0 }, fb = { 0 };

@@ -138,7 +138,6 @@ struct restorer {
         struct archive_entry *ae;
         const struct restore_options *o;
         struct restore_result *res;
-        struct buf data;
         int64_t last_progress;
         uint64_t bytes;
         bool root_seen;
@@ -484,7 +483,6 @@ out:
                 archive_write_free(r.disk);
         if (r.ae)
                 archive_entry_free(r.ae);
-        buf_free(&r.data);
         store_prefetch_free(r.prefetch);
         free_held(&r);
         for (size_t i = 0; inc && i < o->ninclude; i++)

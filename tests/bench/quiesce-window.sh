@@ -19,17 +19,26 @@ window() { # repo, then backup args; prints the window in seconds
 
 docker volume create win > /dev/null
 mp=$(docker volume inspect -f '{{.Mountpoint}}' win)
-for i in $(seq -w 1 1000); do
-        openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f -iv "$i" -nosalt < /dev/zero 2>/dev/null |
-                head -c 1048576 > "$mp/f$i"
-done
-touch -d '1 hour ago' "$mp"/f*
+python3 - "$mp" <<'PY'
+import os, random, sys, time
+rng = random.Random(5)
+old = time.time() - 3600
+for i in range(1, 1001):
+    p = "%s/f%04d" % (sys.argv[1], i)
+    with open(p, "wb") as f:
+        f.write(rng.randbytes(1 << 20))
+    os.utime(p, (old, old))
+PY
 docker run -d --name app -v win:/data berth-test:latest idle > /dev/null
-change() { # 1% of the files
-        for i in $(shuf -i 1-1000 -n 10 --random-source=<(yes)); do
-                printf -v n '%04d' "$i"
-                head -c 65536 /dev/urandom | dd of="$mp/f$n" bs=65536 seek=3 conv=notrunc 2> /dev/null
-        done
+change() { # 1% of the files: 64 KiB rewritten in each
+        python3 - "$mp" <<'PY'
+import os, random, sys
+rng = random.Random()
+for i in rng.sample(range(1, 1001), 10):
+    with open("%s/f%04d" % (sys.argv[1], i), "r+b") as f:
+        f.seek(3 << 16)
+        f.write(os.urandom(1 << 16))
+PY
 }
 
 for mode in --two-phase --no-two-phase; do

@@ -177,6 +177,29 @@ PY
         docker rm -f victim > /dev/null
 }
 
+@test "recover finds a compose container that was recreated while it was stopped" {
+        docker volume create vcomp > /dev/null
+        mp=$(mountpoint_of vcomp)
+        for i in $(seq 1 10); do head -c 40000000 /dev/urandom > "$mp/f$i"; done
+        labels=(--label com.docker.compose.project=shop --label com.docker.compose.service=db)
+        docker run -d --name shop-db-1 "${labels[@]}" -v vcomp:/data berth-test:latest idle > /dev/null
+        wait_state shop-db-1 running
+        "$BERTH" backup vcomp --quiesce stop --no-two-phase > /dev/null 2>&1 &
+        pid=$!
+        wait_state shop-db-1 exited
+        kill -9 "$pid"
+        wait "$pid" || true
+        # compose recreates the service's container: same labels, new id, not started
+        docker rm shop-db-1 > /dev/null
+        docker create --name shop-db-1 "${labels[@]}" -v vcomp:/data berth-test:latest idle > /dev/null
+        run berth recover
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"put back 1 container"* ]]
+        wait_state shop-db-1 running
+        docker rm -f shop-db-1 > /dev/null
+}
+
 @test "SIGTERM during a quiesced copy resumes the container and writes no snapshot" {
         docker volume create vterm > /dev/null
         mp=$(mountpoint_of vterm)
