@@ -110,9 +110,6 @@ char *format_duration(int64_t ns, char *buf, size_t size);
 /* "drwxr-xr-x" for a file index type (ENTRY_*) and mode; out >= 11 bytes. */
 void format_mode(uint8_t type, uint32_t mode, char out[11]);
 json_object *json_file(const struct catalog_file *f);
-/* A user's path inside a snapshot, without leading '/' or './' and
- * trailing '/'; "" is the top.  The caller frees. */
-char *normalize_snapshot_path(const char *p);
 void print_backup_result(const char *source, const char *name, const struct backup_result *b);
 json_object *json_backup_result(const char *source, const char *name, const struct backup_result *b);
 

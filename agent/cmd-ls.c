@@ -69,7 +69,7 @@ static int run(int argc, char **argv)
                 return r;
         if (argc - optind < 1 || argc - optind > 2)
                 return usage_error("ls", "give a SNAPSHOT and optionally a PATH");
-        _cleanup_free_ char *path = normalize_snapshot_path(optind + 1 < argc ? argv[optind + 1] : "");
+        _cleanup_free_ char *path = snapshot_path_normalize(optind + 1 < argc ? argv[optind + 1] : "");
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
         struct catalog_snapshot s = { 0 };

@@ -199,13 +199,3 @@ json_object *json_file(const struct catalog_file *f)
         return o;
 }
 
-char *normalize_snapshot_path(const char *p)
-{
-        while (*p == '/' || (p[0] == '.' && p[1] == '/'))
-                p += *p == '/' ? 1 : 2;
-        char *s = xstrdup(strcmp(p, ".") == 0 ? "" : p);
-        size_t n = strlen(s);
-        while (n > 0 && s[n - 1] == '/')
-                s[--n] = 0;
-        return s;
-}

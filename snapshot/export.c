@@ -9,17 +9,6 @@
 
 static const uint8_t zeros[65536];
 
-static char *normalize_path(const char *p)
-{
-        while (*p == '/' || (p[0] == '.' && p[1] == '/'))
-                p += *p == '/' ? 1 : 2;
-        char *s = xstrdup(strcmp(p, ".") == 0 ? "" : p);
-        size_t n = strlen(s);
-        while (n > 0 && s[n - 1] == '/')
-                s[--n] = 0;
-        return s;
-}
-
 /* Calls sink for a file's whole logical contents, holes as zeros.  With
  * skip_holes the holes are passed as NULL data (the caller seeks). */
 static int stream_file(struct store_prefetch *pf, const struct entry *e,
@@ -95,7 +84,7 @@ static int find_entry(struct store *s, const struct snapfile *f, const char *pat
 int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
 {
         _cleanup_(store_freep) struct store *s = NULL;
-        _cleanup_free_ char *want = normalize_path(path);
+        _cleanup_free_ char *want = snapshot_path_normalize(path);
         _cleanup_(store_prefetch_freep) struct store_prefetch *pf = NULL;
         struct snapfile f = { 0 };
         struct entry_store es = { 0 };
@@ -182,7 +171,7 @@ int snapshot_export(struct repo *r, const char *id, const struct export_options 
                 goto out;
         inc = xcalloc(o->ninclude + 1, sizeof *inc);
         for (size_t i = 0; i < o->ninclude; i++)
-                inc[i] = normalize_path(o->include[i]);
+                inc[i] = snapshot_path_normalize(o->include[i]);
 
         a = archive_write_new();
         ae = archive_entry_new();

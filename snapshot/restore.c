@@ -89,7 +89,7 @@ uint64_t entry_stream_offset(const struct entry *e, uint64_t pos, uint64_t *ret_
         return e->size;
 }
 
-static char *normalize_include(const char *p)
+char *snapshot_path_normalize(const char *p)
 {
         while (*p == '/' || (p[0] == '.' && p[1] == '/'))
                 p += *p == '/' ? 1 : 2;
@@ -379,7 +379,7 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
                 goto out;
         inc = xcalloc(o->ninclude + 1, sizeof *inc);
         for (size_t i = 0; i < o->ninclude; i++)
-                inc[i] = normalize_include(o->include[i]);
+                inc[i] = snapshot_path_normalize(o->include[i]);
 
         /* Staging next to the target, so the final rename stays inside one
          * filesystem. */

@@ -56,6 +56,11 @@ void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_sna
  * listing the candidates. */
 int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *ret);
 
+/* A user's path inside a snapshot ("/etc/x", "./etc/x/", "etc/x") as the
+ * engine names it: no leading '/' or './', no trailing '/'; "" is the top.
+ * The caller frees. */
+char *snapshot_path_normalize(const char *p);
+
 /* What the engine reports while it works. */
 struct snapshot_progress {
         uint64_t files;       /* entries done */
