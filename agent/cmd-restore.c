@@ -258,4 +258,4 @@ static int run(int argc, char **argv)
         return res.errors ? EXIT_PARTIAL : EXIT_OK;
 }
 
-const struct command command_restore = { "restore", run, "restore a snapshot into a directory", help };
+const struct command command_restore = { "restore", run, "restore a snapshot into a directory or a volume", help };
