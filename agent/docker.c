@@ -36,8 +36,6 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud)
         return size * n;
 }
 
-const char *docker_socket(const struct docker *d) { return d->socket; }
-
 /* Sends one request; *ret_status is the HTTP status, body the response. */
 static int request(struct docker *d, const char *method, const char *path, const char *json_body, long timeout,
                    long *ret_status, struct buf *body)

@@ -20,7 +20,6 @@ struct docker;
 int docker_open(uint64_t wait, struct docker **ret);
 void docker_free(struct docker *d);
 static inline void docker_freep(struct docker **d) { docker_free(*d); }
-const char *docker_socket(const struct docker *d);
 /* Whether a pending interrupt (SIGINT/SIGTERM) aborts requests; off while
  * containers are being put back. */
 void docker_set_interruptible(struct docker *d, bool on);

@@ -955,8 +955,6 @@ void backup_run_free(struct backup_run *run)
         free(run);
 }
 
-const struct backup_result *backup_run_result(const struct backup_run *run) { return &run->res; }
-
 /* Opens the previous manifest to compare with: the parent run (second
  * phase), the given snapshot, or the newest snapshot of the name.  A
  * damaged parent costs speed, not the backup. */

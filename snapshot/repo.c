@@ -218,7 +218,6 @@ void repo_free(struct repo *r)
 }
 
 struct catalog *repo_catalog(struct repo *r) { return r->catalog; }
-const char *repo_path(const struct repo *r) { return r->path; }
 void repo_set_level(struct repo *r, int level)
 {
         if (level >= 1 && level <= 19)

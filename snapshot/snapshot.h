@@ -43,7 +43,6 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);
-const char *repo_path(const struct repo *r);
 /* Sets the zstd level for chunks written through this handle. */
 void repo_set_level(struct repo *r, int level);
 /* What opening for writing repaired: packs and snapshots that an
@@ -143,7 +142,6 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
  * being committed leaves only unreferenced chunks. */
 int snapshot_backup_commit(struct repo *r, struct backup_run *run, const char *meta, int64_t quiesce_ns,
                            struct backup_result *ret);
-const struct backup_result *backup_run_result(const struct backup_run *run);
 void backup_run_free(struct backup_run *run);
 static inline void backup_run_freep(struct backup_run **run) { backup_run_free(*run); }
 
