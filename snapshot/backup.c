@@ -332,13 +332,7 @@ static int read_metadata(struct walker *w, int dfd, const char *name, int fd, co
 
 static void add_chunk(struct walker *w, const uint8_t id[HASH_LEN], size_t len)
 {
-        if (w->nchunks == w->chunks_cap) {
-                w->chunks_cap = w->chunks_cap ? w->chunks_cap * 2 : 64;
-                w->chunks = xrealloc(w->chunks, w->chunks_cap * sizeof *w->chunks);
-        }
-        memcpy(w->chunks[w->nchunks].id, id, HASH_LEN);
-        w->chunks[w->nchunks].len = (uint32_t)len;
-        w->nchunks++;
+        chunk_refs_add(&w->chunks, &w->nchunks, &w->chunks_cap, id, len);
 }
 
 /* Takes back the id of the oldest chunk in flight (waiting for it when

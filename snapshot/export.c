@@ -9,6 +9,18 @@
 
 static const uint8_t zeros[65536];
 
+/* Reads snapshot `id`'s file and opens what reading its data takes. */
+static int open_snapshot(struct repo *r, const char *id, struct snapfile *f, struct store **ret_s,
+                         struct store_prefetch **ret_pf)
+{
+        int k = snapfile_read(r, id, f);
+        if (k == 0)
+                k = store_open(r, false, ret_s);
+        if (k == 0)
+                k = store_prefetch_new(*ret_s, 32, ret_pf);
+        return k;
+}
+
 /* Calls sink for a file's whole logical contents, holes as zeros.  With
  * skip_holes the holes are passed as NULL data (the caller seeks). */
 static int stream_file(struct store_prefetch *pf, const struct entry *e,
@@ -20,16 +32,9 @@ static int stream_file(struct store_prefetch *pf, const struct entry *e,
 
         for (size_t i = 0; i < e->nchunks; i++) {
                 const struct buf *data;
-                k = 0;
-                while (queued < e->nchunks && store_prefetch_room(pf) > 0 && k == 0)
-                        if ((k = store_prefetch_add(pf, e->chunks[queued].id)) == 0)
-                                queued++;
-                if (k == 0)
-                        k = store_prefetch_next(pf, &data);
+                k = store_prefetch_chunk(pf, e->path, e->chunks, e->nchunks, i, &queued, &data);
                 if (k < 0)
                         return k; /* the whole command fails: no need to drain */
-                if (data->len != e->chunks[i].len)
-                        return error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", e->path);
                 size_t done = 0;
                 while (done < data->len) {
                         uint64_t run;
@@ -91,11 +96,7 @@ int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
         struct buf rec = { 0 };
         int k;
 
-        k = snapfile_read(r, id, &f);
-        if (k == 0)
-                k = store_open(r, false, &s);
-        if (k == 0)
-                k = store_prefetch_new(s, 32, &pf);
+        k = open_snapshot(r, id, &f, &s, &pf);
         if (k == 0)
                 k = find_entry(s, &f, want, &rec);
         if (k == 0)
@@ -160,11 +161,7 @@ int snapshot_export(struct repo *r, const char *id, const struct export_options 
         char **inc = NULL;
         int k;
 
-        k = snapfile_read(r, id, &f);
-        if (k == 0)
-                k = store_open(r, false, &s);
-        if (k == 0)
-                k = store_prefetch_new(s, 32, &pf);
+        k = open_snapshot(r, id, &f, &s, &pf);
         if (k == 0)
                 k = manifest_reader_new(s, (const uint8_t(*)[HASH_LEN])f.manifest, f.nmanifest, &mr);
         if (k < 0)

@@ -93,13 +93,7 @@ static bool link_climbs_out(const char *path, const char *target)
 static int take_chunk(void *ud, const uint8_t id[HASH_LEN], size_t len)
 {
         struct importer *imp = ud;
-        if (imp->nchunks == imp->chunks_cap) {
-                imp->chunks_cap = imp->chunks_cap ? imp->chunks_cap * 2 : 64;
-                imp->chunks = xrealloc(imp->chunks, imp->chunks_cap * sizeof *imp->chunks);
-        }
-        memcpy(imp->chunks[imp->nchunks].id, id, HASH_LEN);
-        imp->chunks[imp->nchunks].len = (uint32_t)len;
-        imp->nchunks++;
+        chunk_refs_add(&imp->chunks, &imp->nchunks, &imp->chunks_cap, id, len);
         return 0;
 }
 

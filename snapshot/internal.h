@@ -166,19 +166,25 @@ int store_flush(struct store *s);
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 /* 1 when the repository has the chunk (committed or pending). */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
-void store_get_stats(const struct store *s, struct store_stats *ret);
+void store_get_stats(struct store *s, struct store_stats *ret);
 
 /* Read-ahead: queue chunk ids with store_prefetch_add() while
  * store_prefetch_room() allows, and take them back, verified, in the same
  * order with store_prefetch_next() (the buffer stays valid until the next
  * call).  Reader threads do the reading and decompression. */
 struct store_prefetch;
+struct chunk_ref;
 int store_prefetch_new(struct store *s, size_t window, struct store_prefetch **ret);
 void store_prefetch_free(struct store_prefetch *p);
 static inline void store_prefetch_freep(struct store_prefetch **p) { store_prefetch_free(*p); }
 size_t store_prefetch_room(const struct store_prefetch *p);
 int store_prefetch_add(struct store_prefetch *p, const uint8_t id[HASH_LEN]);
 int store_prefetch_next(struct store_prefetch *p, const struct buf **ret);
+/* Reading file `path`'s chunks in order: queues chunks[*queued..n) as far
+ * as the window allows, then takes back chunk i (of length chunks[i].len)
+ * in *ret.  0, or -errno (-BERTH_ECORRUPT for a chunk of the wrong length). */
+int store_prefetch_chunk(struct store_prefetch *p, const char *path, const struct chunk_ref *chunks, size_t n, size_t i,
+                         size_t *queued, const struct buf **ret);
 /* Cuts as many chunks as b holds (all of it at eof), stores each, calls
  * add(ud, id, len) in order, and removes them from b. */
 int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,
@@ -247,6 +253,9 @@ struct entry {
         struct chunk_ref *chunks;
         size_t nchunks;
 };
+
+/* Appends a chunk reference to a growable array. */
+void chunk_refs_add(struct chunk_ref **v, size_t *n, size_t *cap, const uint8_t id[HASH_LEN], size_t len);
 
 /* Appends an entry's record to out.  The chunk list comes last, as
  * (32-byte id, le32 length) pairs: ids can be filled in afterwards. */

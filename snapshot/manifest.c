@@ -38,6 +38,17 @@ int path_cmp(const char *a, size_t an, const char *b, size_t bn)
         return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
+void chunk_refs_add(struct chunk_ref **v, size_t *n, size_t *cap, const uint8_t id[HASH_LEN], size_t len)
+{
+        if (*n == *cap) {
+                *cap = *cap ? *cap * 2 : 64;
+                *v = xrealloc(*v, *cap * sizeof **v);
+        }
+        memcpy((*v)[*n].id, id, HASH_LEN);
+        (*v)[*n].len = (uint32_t)len;
+        (*n)++;
+}
+
 void entry_encode(const struct entry *e, struct buf *out)
 {
         buf_putc(out, e->type);

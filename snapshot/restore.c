@@ -209,14 +209,7 @@ static int write_content(struct restorer *r, const struct entry *e)
         size_t queued = 0;
         for (size_t i = 0; i < e->nchunks; i++) {
                 const struct buf *data;
-                int k = 0;
-                while (queued < e->nchunks && store_prefetch_room(r->prefetch) > 0 && k == 0)
-                        if ((k = store_prefetch_add(r->prefetch, e->chunks[queued].id)) == 0)
-                                queued++;
-                if (k == 0)
-                        k = store_prefetch_next(r->prefetch, &data);
-                if (k == 0 && data->len != e->chunks[i].len)
-                        k = error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", e->path);
+                int k = store_prefetch_chunk(r->prefetch, e->path, e->chunks, e->nchunks, i, &queued, &data);
                 if (k < 0) {
                         char msg[1024];
                         snprintf(msg, sizeof msg, "%s", error_message() ? error_message() : berth_strerror(k));

@@ -606,11 +606,11 @@ int store_flush(struct store *s)
         return record_done(s);
 }
 
-void store_get_stats(const struct store *s, struct store_stats *ret)
+void store_get_stats(struct store *s, struct store_stats *ret)
 {
-        pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+        pthread_mutex_lock(&s->lock);
         *ret = s->stats;
-        pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+        pthread_mutex_unlock(&s->lock);
 }
 
 size_t store_index_bytes(const struct store *s)
@@ -934,4 +934,18 @@ int store_prefetch_next(struct store_prefetch *p, const struct buf **ret)
                 return error_set(sl->err, "%s", sl->msg);
         *ret = &sl->data;
         return 0;
+}
+
+int store_prefetch_chunk(struct store_prefetch *p, const char *path, const struct chunk_ref *chunks, size_t n, size_t i,
+                         size_t *queued, const struct buf **ret)
+{
+        int k = 0;
+        while (*queued < n && store_prefetch_room(p) > 0 && k == 0)
+                if ((k = store_prefetch_add(p, chunks[*queued].id)) == 0)
+                        (*queued)++;
+        if (k == 0)
+                k = store_prefetch_next(p, ret);
+        if (k == 0 && (*ret)->len != chunks[i].len)
+                k = error_set(BERTH_ECORRUPT, "a chunk of '%s' has the wrong length", path);
+        return k;
 }
