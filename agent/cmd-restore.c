@@ -1,6 +1,5 @@
 /* cmd-restore.c — berth restore: write a snapshot back to disk or into a
  * Docker volume. */
-#include <dirent.h>
 #include <string.h>
 
 #include "agent.h"
@@ -39,19 +38,6 @@ static const char help[] =
         "      --partial        skip files whose data is damaged, restore the rest, exit 3\n"
         "      --json           print the result as a JSON object\n"
         "  -h, --help           this help\n";
-
-static bool dir_empty(const char *path)
-{
-        DIR *d = opendir(path);
-        if (!d)
-                return true;
-        struct dirent *de;
-        bool empty = true;
-        while (empty && (de = readdir(d)))
-                empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-        closedir(d);
-        return empty;
-}
 
 /* Restores into Docker volume `name`, creating it like the one backed up. */
 static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s, const char *name, bool force,
@@ -109,7 +95,7 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
                                 }
                                 break;
                         }
-        bool empty = dir_empty(v.mountpoint);
+        bool empty = dir_empty(v.mountpoint) != 0; /* unreadable: the restore says why */
         if ((!empty || running) && !force) {
                 char in_use[700] = "";
                 if (running)

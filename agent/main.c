@@ -1,6 +1,5 @@
 /* main.c — settings, global options and the command dispatch table. */
 #include <ctype.h>
-#include <dirent.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -281,15 +280,8 @@ int settings_load(void)
 /* True when path does not exist or is an empty directory. */
 static bool missing_or_empty(const char *path)
 {
-        DIR *d = opendir(path);
-        if (!d)
-                return errno == ENOENT;
-        struct dirent *de;
-        bool empty = true;
-        while (empty && (de = readdir(d)))
-                empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-        closedir(d);
-        return empty;
+        int r = dir_empty(path);
+        return r == 1 || r == -ENOENT;
 }
 
 int open_repo(enum repo_mode mode, struct repo **ret)

@@ -180,6 +180,9 @@ int read_file_at(int dirfd, const char *name, size_t max, struct buf *ret);
 /* Full write/read loops that retry EINTR; 0 or -errno (-EIO on short read). */
 int write_all(int fd, const void *p, size_t n);
 int pread_all(int fd, void *p, size_t n, off_t off);
+/* 1 when path is a directory with no entries, 0 when it has some, -errno
+ * when it cannot be read (-ENOENT when it does not exist). */
+int dir_empty(const char *path);
 /* Recursively removes path (no symlink following); 0 or -errno. */
 int rm_rf_at(int dirfd, const char *name);
 

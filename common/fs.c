@@ -152,3 +152,16 @@ int rm_rf_at(int parent, const char *name)
                 r = -errno;
         return r;
 }
+
+int dir_empty(const char *path)
+{
+        DIR *d = opendir(path);
+        if (!d)
+                return -errno;
+        struct dirent *de;
+        int empty = 1;
+        while (empty && (de = readdir(d)))
+                empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+        closedir(d);
+        return empty;
+}

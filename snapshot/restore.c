@@ -9,7 +9,6 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -324,17 +323,9 @@ static int check_target(const char *target, bool replace)
                 return error_set(EEXIST, "target '%s' exists and is not a directory", target);
         if (replace)
                 return 0;
-        _cleanup_close_ int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd < 0 ? NULL : fdopendir(fd);
-        if (!d)
-                return error_set(errno, "cannot open target '%s': %s", target, strerror(errno));
-        fd = -1;
-        struct dirent *de;
-        bool empty = true;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-                        empty = false;
-        closedir(d);
+        int empty = dir_empty(target);
+        if (empty < 0)
+                return error_set(-empty, "cannot open target '%s': %s", target, strerror(-empty));
         if (!empty)
                 return error_set(EEXIST,
                                  "target '%s' is not empty; restore into a new or empty directory (nothing was "
