@@ -1,5 +1,7 @@
 /* fs.c — durable writes, whole-file reads and directory helpers. */
 #include <dirent.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,14 +122,41 @@ int read_file_at(int dirfd, const char *name, size_t max, struct buf *ret)
         return 0;
 }
 
+/* Clears the immutable and append-only flags of a file or directory (not
+ * of a device or fifo, whose ioctls belong to their driver), so it can be
+ * removed.  0 when there was something to clear. */
+static int clear_locked_flags(int parent, const char *name, const struct stat *st)
+{
+        if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode))
+                return -EPERM;
+        int fd = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int flags = 0, r = -EPERM;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL))) {
+                flags &= ~(FS_IMMUTABLE_FL | FS_APPEND_FL);
+                r = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0 ? 0 : -errno;
+        }
+        close(fd);
+        return r;
+}
+
 int rm_rf_at(int parent, const char *name)
 {
         struct stat st;
 
         if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        if (!S_ISDIR(st.st_mode))
+        if (!S_ISDIR(st.st_mode)) {
+                if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+                        return 0;
+                if (errno != EPERM || clear_locked_flags(parent, name, &st) < 0)
+                        return -errno;
                 return unlinkat(parent, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        }
+        /* A directory marked immutable or append-only keeps its entries:
+         * clear that first (what we remove is ours, e.g. a staging tree). */
+        clear_locked_flags(parent, name, &st);
 
         int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)

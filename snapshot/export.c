@@ -11,19 +11,19 @@ static const uint8_t zeros[65536];
 
 /* Reads snapshot `id`'s file and opens what reading its data takes. */
 static int open_snapshot(struct repo *r, const char *id, struct snapfile *f, struct store **ret_s,
-                         struct store_prefetch **ret_pf)
+                         struct readahead **ret_pf)
 {
         int k = snapfile_read(r, id, f);
         if (k == 0)
                 k = store_open(r, false, ret_s);
         if (k == 0)
-                k = store_prefetch_new(*ret_s, 32, ret_pf);
+                k = readahead_new(r, 32, ret_pf);
         return k;
 }
 
 /* Calls sink for a file's whole logical contents, holes as zeros.  With
  * skip_holes the holes are passed as NULL data (the caller seeks). */
-static int stream_file(struct store_prefetch *pf, const struct entry *e,
+static int stream_file(struct readahead *pf, const struct entry *e,
                        int (*sink)(void *ud, const void *p, size_t n), void *ud)
 {
         uint64_t pos = 0, stream = 0;
@@ -32,7 +32,7 @@ static int stream_file(struct store_prefetch *pf, const struct entry *e,
 
         for (size_t i = 0; i < e->nchunks; i++) {
                 const struct buf *data;
-                k = store_prefetch_chunk(pf, e->path, e->chunks, e->nchunks, i, &queued, &data);
+                k = readahead_chunk(pf, e->path, e->chunks, e->nchunks, i, &queued, &data);
                 if (k < 0)
                         return k; /* the whole command fails: no need to drain */
                 size_t done = 0;
@@ -90,7 +90,7 @@ int snapshot_cat(struct repo *r, const char *id, const char *path, int fd)
 {
         _cleanup_(store_freep) struct store *s = NULL;
         _cleanup_free_ char *want = snapshot_path_normalize(path);
-        _cleanup_(store_prefetch_freep) struct store_prefetch *pf = NULL;
+        _cleanup_(readahead_freep) struct readahead *pf = NULL;
         struct snapfile f = { 0 };
         struct entry_store es = { 0 };
         struct buf rec = { 0 };
@@ -154,7 +154,7 @@ int snapshot_export(struct repo *r, const char *id, const struct export_options 
         struct export_result res = { 0 };
         _cleanup_(store_freep) struct store *s = NULL;
         _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
-        _cleanup_(store_prefetch_freep) struct store_prefetch *pf = NULL;
+        _cleanup_(readahead_freep) struct readahead *pf = NULL;
         struct snapfile f = { 0 };
         struct archive *a = NULL;
         struct archive_entry *ae = NULL;

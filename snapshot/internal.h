@@ -168,28 +168,35 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
 void store_get_stats(struct store *s, struct store_stats *ret);
 
-/* Read-ahead: queue chunk ids with store_prefetch_add() while
- * store_prefetch_room() allows, and take them back, verified, in the same
- * order with store_prefetch_next() (the buffer stays valid until the next
- * call).  Reader threads do the reading and decompression. */
-struct store_prefetch;
-struct chunk_ref;
-int store_prefetch_new(struct store *s, size_t window, struct store_prefetch **ret);
-void store_prefetch_free(struct store_prefetch *p);
-static inline void store_prefetch_freep(struct store_prefetch **p) { store_prefetch_free(*p); }
-size_t store_prefetch_room(const struct store_prefetch *p);
-int store_prefetch_add(struct store_prefetch *p, const uint8_t id[HASH_LEN]);
-int store_prefetch_next(struct store_prefetch *p, const struct buf **ret);
-/* Reading file `path`'s chunks in order: queues chunks[*queued..n) as far
- * as the window allows, then takes back chunk i (of length chunks[i].len)
- * in *ret.  0, or -errno (-BERTH_ECORRUPT for a chunk of the wrong length). */
-int store_prefetch_chunk(struct store_prefetch *p, const char *path, const struct chunk_ref *chunks, size_t n, size_t i,
-                         size_t *queued, const struct buf **ret);
 /* Cuts as many chunks as b holds (all of it at eof), stores each, calls
  * add(ud, id, len) in order, and removes them from b. */
 int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,
                      int (*add)(void *ud, const uint8_t id[HASH_LEN], size_t len), void *ud);
 size_t store_index_bytes(const struct store *s);
+
+/* ---- readahead.c: reading a file's chunks ahead -------------------------------
+ *
+ * Reader threads read, decompress and verify the chunks of the file being
+ * restored or exported while the caller writes the previous ones.  It
+ * holds at most `window` chunks and about 8 MiB of plain bytes.  After a
+ * failure it holds nothing: the queue is emptied before
+ * readahead_chunk() returns the error, and the caller abandons that file.
+ */
+struct readahead;
+struct chunk_ref;
+int readahead_new(struct repo *r, size_t window, struct readahead **ret);
+void readahead_free(struct readahead *p);
+static inline void readahead_freep(struct readahead **p) { readahead_free(*p); }
+/* Drops everything queued (waits for reads in flight). */
+void readahead_reset(struct readahead *p);
+/* Reading file `path`'s chunks in order, i = 0, 1, ... n-1: queues
+ * chunks[*queued..n) as far as the window allows, then hands back chunk i,
+ * checked to be chunks[i] (id, and bytes verified against it, and length)
+ * in *ret, valid until the next call.  *queued starts at 0 for each file.
+ * Returns 0, or -errno (-BERTH_ECORRUPT for damaged or missing data); on
+ * failure the read-ahead is empty and *queued is n. */
+int readahead_chunk(struct readahead *p, const char *path, const struct chunk_ref *chunks, size_t n, size_t i,
+                    size_t *queued, const struct buf **ret);
 
 /* ---- manifest.c ---------------------------------------------------------------
  *
