@@ -215,11 +215,76 @@ static void test_missing_chunks(void **state)
         }
 }
 
+/* A snapshot whose manifest is refused part-way (a hard link to nothing),
+ * after the directories "a" and "a/b" were written: restored from a
+ * working directory holding directories of those names, whose modes and
+ * times must not change, as libarchive's deferred fix-ups would do once
+ * the process is back there. */
+static void test_refused_entry(void **state)
+{
+        struct fixture *f = *state;
+        struct repo *r;
+        struct store *s;
+        assert_int_equal(repo_open(f->repo, REPO_WRITE, 0, &r), 0);
+        assert_int_equal(repo_store(r, &s), 0);
+        struct manifest_writer *w;
+        assert_int_equal(manifest_writer_new(s, &r->tree_chunker, &w), 0);
+        const struct { uint8_t type; const char *path, *link; uint32_t mode; } specs[] = {
+                { ENTRY_DIR, "", NULL, 0700 },   { ENTRY_DIR, "a", NULL, 0700 },
+                { ENTRY_DIR, "a/b", NULL, 0750 }, { ENTRY_HARDLINK, "a/b/h", "nothere", 0644 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(specs); i++) {
+                struct entry e = { .type = specs[i].type, .path = specs[i].path, .path_len = strlen(specs[i].path),
+                                   .mode = specs[i].mode, .uname = "", .gname = "", .acl = "", .link = specs[i].link,
+                                   .link_len = specs[i].link ? strlen(specs[i].link) : 0, .mtime_sec = 981173106 };
+                assert_int_equal(manifest_writer_add(w, &e), 0);
+        }
+        struct snapfile sf = { .info = { .name = xstrdup("hostile"), .host = xstrdup("h"), .source = xstrdup("/x"),
+                                          .status = xstrdup("complete") } };
+        assert_int_equal(manifest_writer_finish(w, &sf.manifest, &sf.nmanifest), 0);
+        manifest_writer_free(w);
+        assert_int_equal(store_flush(s), 0);
+        assert_int_equal(snapfile_write(r, &sf), 0);
+
+        char cwd[160], target[200];
+        snprintf(cwd, sizeof cwd, "%s/cwd", f->dir);
+        snprintf(target, sizeof target, "%s/out", f->dir);
+        char a[200], ab[200];
+        snprintf(a, sizeof a, "%s/a", cwd);
+        snprintf(ab, sizeof ab, "%s/a/b", cwd);
+        assert_int_equal(mkdir_p(ab, 0755), 0);
+        const char *const dirs[] = { cwd, a, ab };
+        struct timespec old[2] = { { 1577836800, 0 }, { 1577836800, 0 } };
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(chmod(dirs[i], 0755), 0);
+                assert_int_equal(utimensat(AT_FDCWD, dirs[i], old, 0), 0);
+        }
+        int here = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(chdir(cwd), 0);
+        struct restore_options o = { .target = target };
+        struct restore_result res;
+        int k = snapshot_restore(r, sf.info.id, &o, &res);
+        assert_int_equal(fchdir(here), 0);
+        close(here);
+        assert_true(k < 0);
+        assert_int_equal(access(target, F_OK), -1);
+        assert_false(staging_left(f->dir));
+        for (size_t i = 0; i < 3; i++) {
+                struct stat st;
+                assert_int_equal(stat(dirs[i], &st), 0);
+                assert_int_equal(st.st_mode & 07777, 0755);
+                assert_int_equal(st.st_mtim.tv_sec, 1577836800);
+        }
+        snapfile_clear(&sf);
+        repo_free(r);
+}
+
 int main(void)
 {
         log_set_level(LOG_WARNING);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_missing_chunks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_entry, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
