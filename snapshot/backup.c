@@ -510,7 +510,7 @@ static bool reusable(const struct walker *w, const struct entry *p, const struct
                 return false;
         if ((u & UNCHANGED_INODE) && p->ino != (uint64_t)st->st_ino)
                 return false;
-        int64_t mtime = p->mtime_sec * 1000000000 + p->mtime_nsec;
+        int64_t mtime = time_ns(p->mtime_sec, p->mtime_nsec);
         if (mtime >= w->prev_started - RACY_NS)
                 return false;
         return true;
