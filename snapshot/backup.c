@@ -294,7 +294,9 @@ static int read_metadata(struct walker *w, int dfd, const char *name, int fd, co
                 w->xattrs[e->nxattrs++] = (struct xattr){ xname, xval, xlen };
 
         if (archive_entry_acl_count(w->ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E) > 0) {
-                w->acl = archive_entry_acl_to_text(w->ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+                /* With each named user's and group's id: restore maps by id. */
+                w->acl = archive_entry_acl_to_text(w->ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E |
+                                                                        ARCHIVE_ENTRY_ACL_STYLE_EXTRA_ID);
                 e->acl = w->acl ? w->acl : "";
         }
         if (e->type == ENTRY_SYMLINK) {

@@ -274,7 +274,8 @@ static int read_entry(struct importer *imp, struct archive *a, struct archive_en
         e.xattrs = imp->xattrs;
         _cleanup_free_ char *acl = NULL;
         if (archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E) > 0) {
-                acl = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+                acl = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E |
+                                                                  ARCHIVE_ENTRY_ACL_STYLE_EXTRA_ID);
                 e.acl = acl ? acl : "";
         }
 

@@ -27,6 +27,82 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
 EOF
 }
 
+# acl_tree DIR: a file and a directory with named user and group entries
+# (access and default), by names that exist in /etc/passwd and /etc/group.
+acl_tree() {
+        mkdir -p "$1/dir/sub"
+        echo hi > "$1/file"
+        echo there > "$1/dir/sub/inner"
+        setfacl -m u:nobody:rw,u:daemon:r,g:nogroup:r,g:adm:rw "$1/file"
+        setfacl -m u:nobody:rwx,g:nogroup:rx "$1/dir"
+        setfacl -d -m u:nobody:rx,g:adm:rwx "$1/dir"
+        setfacl -m u:daemon:rw "$1/dir/sub/inner"
+}
+
+acl_same() {
+        local a b
+        for p in file dir dir/sub dir/sub/inner; do
+                a=$(cd "$1" && getfacl -n --omit-header "$p")
+                b=$(cd "$2" && getfacl -n --omit-header "$p")
+                if [ "$a" != "$b" ]; then
+                        printf '%s differs:\n%s\n---\n%s\n' "$p" "$a" "$b"
+                        return 1
+                fi
+        done
+}
+
+@test "ACLs naming users and groups are restored on files and directories" {
+        acl_tree "$T/src"
+        # the test needs named entries: getfacl shows names for these ids
+        getfacl "$T/src/file" | grep -q '^user:nobody:rw-'
+        berth init
+        berth backup --path "$T/src" --name acl > /dev/null
+        run berth restore acl --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" != *warning* ]]
+        acl_same "$T/src" "$T/out"
+        # the export's pax records carry the ids, so tar on a host without
+        # these names restores them too
+        berth export acl -o "$T/acl.tar"
+        grep -a -q "SCHILY.acl.access=.*user:nobody:rw-:$(id -u nobody)" "$T/acl.tar"
+        grep -a -q "SCHILY.acl.default=.*group:adm:rwx:$(getent group adm | cut -d: -f3)" "$T/acl.tar"
+        mkdir "$T/gnu" "$T/bsd"
+        tar --acls --numeric-owner -xpf "$T/acl.tar" -C "$T/gnu"
+        acl_same "$T/src" "$T/gnu"
+        bsdtar -xpf "$T/acl.tar" -C "$T/bsd"
+        acl_same "$T/src" "$T/bsd"
+        # and an import of it restores them as well
+        berth import --name imported "$T/acl.tar" > /dev/null
+        run berth restore imported --target "$T/out2"
+        [ "$status" -eq 0 ]
+        acl_same "$T/src" "$T/out2"
+}
+
+@test "ACLs that name users without ids (another tool's tar) are restored by name" {
+        acl_tree "$T/src"
+        python3 - "$T/names.tar" <<'EOF'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    d = tarfile.TarInfo("dir"); d.type = tarfile.DIRTYPE; d.mode = 0o775
+    d.pax_headers = {"SCHILY.acl.access": "user::rwx,user:nobody:rwx,group::r-x,group:nogroup:r-x,mask::rwx,other::r-x",
+                     "SCHILY.acl.default": "user::rwx,user:nobody:r-x,group::r-x,group:adm:rwx,mask::rwx,other::r-x"}
+    t.addfile(d)
+    f = tarfile.TarInfo("file"); f.size = 3; f.mode = 0o664
+    f.pax_headers = {"SCHILY.acl.access": "user::rw-,user:nobody:rw-,user:daemon:r--,group::r--,group:nogroup:r--,group:adm:rw-,mask::rw-,other::r--"}
+    t.addfile(f, io.BytesIO(b"hi\n"))
+EOF
+        berth init
+        berth import --name names "$T/names.tar" > /dev/null
+        run berth restore names --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" != *warning* ]]
+        for p in file dir; do
+                [ "$(cd "$T/src" && getfacl -n --omit-header "$p")" = "$(cd "$T/out" && getfacl -n --omit-header "$p")" ]
+        done
+}
+
 @test "names with newlines and escape sequences cannot forge lines or reach the terminal raw" {
         forged=$'x\nberth: error: forged'
         esc=$'esc\e]0;owned\a\e[31mred'
