@@ -27,6 +27,96 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
 EOF
 }
 
+@test "export, import and restore keep absolute, climbing and chained symlinks" {
+        # the shape of a PostgreSQL data directory with a tablespace
+        mkdir -p "$T/src/pg_tblspc" "$T/src/a/b/c" "$T/src/base"
+        echo data > "$T/src/base/1"
+        ln -s /srv/tablespace/one "$T/src/pg_tblspc/16384"
+        ln -s /etc/passwd "$T/src/abs"
+        ln -s ../../../../etc "$T/src/a/b/c/climb"
+        ln -s climb "$T/src/a/b/c/link-to-link"
+        ln -s ../../../abs "$T/src/a/b/c/to-abs"
+        ln -s .. "$T/src/a/up"
+        ln -s / "$T/src/root"
+        berth init
+        berth backup --path "$T/src" --name pg > /dev/null
+        berth export pg -o "$T/pg.tar"
+        run berth import --name again "$T/pg.tar"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run berth restore again --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run python3 "$TREECMP" "$T/src" "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(readlink "$T/out/pg_tblspc/16384")" = /srv/tablespace/one ]
+        [ "$(readlink "$T/out/a/b/c/climb")" = ../../../../etc ]
+        # the old option is still accepted, as a no-op, and no longer documented
+        run berth import --name flag --allow-absolute-symlinks "$T/pg.tar"
+        [ "$status" -eq 0 ]
+        run berth import --help
+        [[ "$output" != *allow-absolute-symlinks* ]]
+}
+
+@test "import refuses entries below a symlink or a file, and hard links to anything but a file" {
+        mkdir "$T/outside"
+        berth init
+        mktar "$T/through-abs.tar" "sym:d:$T/outside" "file:d/x:pwned"
+        mktar "$T/through-rel.tar" "dir:a" "sym:a/d:../../../../../../../..$T/outside" "file:a/d/x:pwned"
+        mktar "$T/through-deep.tar" "sym:d:$T/outside" "dir:d/sub" "file:d/sub/x:pwned"
+        mktar "$T/through-file.tar" "file:f:plain" "file:f/x:pwned"
+        mktar "$T/hard-below.tar" "sym:d:$T/outside" "file:f:data" "hard:d/h:f"
+        mktar "$T/hard-to-link.tar" "file:f:data" "sym:f:$T/outside/x" "hard:h:f"
+        mktar "$T/hard-to-dir.tar" "dir:d" "hard:h:d"
+        check() {
+                run berth import --name h "$T/$1.tar"
+                echo "$output"
+                [ "$status" -eq 1 ]
+                [[ "$output" == *"refusing archive entry '$2'"* ]]
+        }
+        check through-abs d/x
+        check through-rel a/d/x
+        check through-deep d/sub
+        check through-file f/x
+        check hard-below d/h
+        check hard-to-link h
+        check hard-to-dir h
+        [ "$(berth --json snapshots | json_get '.__len__()')" -eq 0 ]
+        [ -z "$(ls -A "$T/outside")" ]
+}
+
+@test "a snapshot holding symlinks that point outside restores without writing outside" {
+        mkdir "$T/outside"
+        berth init
+        # link-to-link chains and links that climb: each is only bytes
+        mktar "$T/links.tar" "sym:d:$T/outside" "sym:e:d" "dir:sub" "sym:sub/up:../../../../../..$T/outside" \
+                "file:sub/file:ok" "sym:sub/via:../e" "file:z:last"
+        run berth import --name links "$T/links.tar"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        mkdir "$T/work"
+        # run from a directory where the link targets resolve, to be sure
+        cd "$T/work"
+        run berth restore links --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(readlink "$T/out/d")" = "$T/outside" ]
+        [ "$(readlink "$T/out/sub/via")" = ../e ]
+        [ "$(cat "$T/out/sub/file")" = ok ]
+        [ "$(cat "$T/out/z")" = last ]
+        # a sub-tree and a single path through the links are refused or
+        # written inside the target, never through the link
+        run berth restore links --target "$T/out2" --include sub
+        [ -z "$(ls -A "$T/outside")" ]
+        run berth export links -o "$T/again.tar"
+        [ "$status" -eq 0 ]
+        mkdir "$T/gnu"
+        tar -xf "$T/again.tar" -C "$T/gnu"
+        [ "$(readlink "$T/gnu/sub/up")" = "../../../../../..$T/outside" ]
+        [ -z "$(ls -A "$T/outside")" ]
+}
+
 # acl_tree DIR: a file and a directory with named user and group entries
 # (access and default), by names that exist in /etc/passwd and /etc/group.
 acl_tree() {
