@@ -179,6 +179,9 @@ void buf_put_escaped(struct buf *b, const char *s, size_t n, bool backslash);
 /* The same into a new NUL-terminated string (backslashes doubled); the
  * caller frees it. */
 char *escape_name(const char *s, size_t n);
+/* A message that quotes names, escaped as log lines are (backslashes kept
+ * as they are); the caller frees it. */
+char *escape_text(const char *s);
 
 /* The id of a user or group name from the system's databases (passwd,
  * group, NSS), or -ENOENT when there is none. */

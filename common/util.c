@@ -276,6 +276,14 @@ void buf_put_escaped(struct buf *b, const char *s, size_t n, bool backslash)
         }
 }
 
+char *escape_text(const char *s)
+{
+        struct buf b = { 0 };
+        buf_put_escaped(&b, s, strlen(s), false);
+        buf_putc(&b, 0);
+        return (char *)b.data;
+}
+
 char *escape_name(const char *s, size_t n)
 {
         struct buf b = { 0 };

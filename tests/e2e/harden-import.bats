@@ -315,3 +315,26 @@ assert d["normal"] == 1700000000 * 10**9, d'
         [ "$status" -eq 0 ]
         umount "$T/mnt"
 }
+
+@test "check and a partial restore name damaged files escaped" {
+        forged=$'x\nberth: error: forged'
+        mkdir "$T/src"
+        head -c 100000 /dev/urandom > "$T/src/$forged"
+        berth init
+        berth backup --path "$T/src" --name v > /dev/null
+        first=$(find "$BERTH_REPO/packs" -type f)
+        echo other > "$T/src/other"
+        berth backup --path "$T/src" --name v > /dev/null
+        # the first pack holds the file's data, the second the new file list
+        rm -f "$first"
+        run berth check
+        echo "$output"
+        [ "$status" -ne 0 ]
+        [ -z "$(printf '%s\n' "$output" | grep '^berth: error: forged')" ]
+        [[ "$output" == *"e.g. 'x\\nberth: error: forged'"* ]]
+        run berth restore v --partial --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 3 ]
+        [ -z "$(printf '%s\n' "$output" | grep '^berth: error: forged')" ]
+        [[ "$output" == *"'x\\nberth: error: forged'"* ]]
+}
