@@ -105,9 +105,15 @@ EOF
         [ "$(readlink "$T/out/sub/via")" = ../e ]
         [ "$(cat "$T/out/sub/file")" = ok ]
         [ "$(cat "$T/out/z")" = last ]
-        # a sub-tree and a single path through the links are refused or
-        # written inside the target, never through the link
+        # a sub-tree is written inside its target, and a path through a
+        # link matches nothing: never written through the link
         run berth restore links --target "$T/out2" --include sub
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(readlink "$T/out2/sub/up")" = "../../../../../..$T/outside" ]
+        run berth restore links --target "$T/out3" --include d/x
+        echo "$output"
+        [ ! -e "$T/out3/d/x" ]
         [ -z "$(ls -A "$T/outside")" ]
         run berth export links -o "$T/again.tar"
         [ "$status" -eq 0 ]
