@@ -109,6 +109,10 @@ json_object *json_snapshot(const struct catalog_snapshot *s);
 char *format_duration(int64_t ns, char *buf, size_t size);
 /* "drwxr-xr-x" for a file index type (ENTRY_*) and mode; out >= 11 bytes. */
 void format_mode(uint8_t type, uint32_t mode, char out[11]);
+/* Writes a name from a volume, archive or repository to stdout with
+ * control characters and invalid UTF-8 escaped (escape_name()), so a name
+ * cannot start a line of its own or drive the terminal. */
+void print_name(const char *s, size_t n);
 json_object *json_file(const struct catalog_file *f);
 void print_backup_result(const char *source, const char *name, const struct backup_result *b);
 json_object *json_backup_result(const char *source, const char *name, const struct backup_result *b);

@@ -29,8 +29,11 @@ static void on_problem(void *ud, const char *msg)
         progress_end();
         if (settings.json)
                 json_object_array_add(problems, json_object_new_string(msg));
-        else
-                printf("error: %s\n", msg);
+        else {
+                /* the message names files of the snapshot: no raw newlines */
+                _cleanup_free_ char *m = escape_text(msg);
+                printf("error: %s\n", m);
+        }
         fflush(stdout);
 }
 

@@ -52,9 +52,11 @@ static int on_change(void *ud, const struct catalog_file *a, const struct catalo
                 json_object_object_add(o, "path", json_object_new_string_len(f->path, (int)f->path_len));
                 json_object_object_add(o, "change", json_object_new_string(kind));
                 json_object_array_add(st->changes, o);
-        } else
-                printf("%c %.*s%s\n", mark, (int)(f->path_len ? f->path_len : 1), f->path_len ? f->path : ".",
-                       f->type == 1 && f->path_len ? "/" : "");
+        } else {
+                printf("%c ", mark);
+                print_name(f->path_len ? f->path : ".", f->path_len ? f->path_len : 1);
+                puts(f->type == 1 && f->path_len ? "/" : "");
+        }
         return 0;
 }
 

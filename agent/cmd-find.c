@@ -38,9 +38,11 @@ static int print_hit(void *ud, const struct catalog_hit *h)
                 json_object_put(o);
                 return 0;
         }
-        printf("%.12s  %s  %-16s %10s  %.*s%s\n", h->snapshot, format_time(h->started, t, sizeof t), h->name,
-               h->file.type == 2 ? format_bytes(h->file.size, sz, sizeof sz) : "-", (int)h->file.path_len,
-               h->file.path, h->file.type == 1 ? "/" : "");
+        _cleanup_free_ char *name = escape_name(h->name, strlen(h->name));
+        printf("%.12s  %s  %-16s %10s  ", h->snapshot, format_time(h->started, t, sizeof t), name,
+               h->file.type == 2 ? format_bytes(h->file.size, sz, sizeof sz) : "-");
+        print_name(h->file.path, h->file.path_len);
+        puts(h->file.type == 1 ? "/" : "");
         return 0;
 }
 

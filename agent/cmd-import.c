@@ -13,17 +13,16 @@ static const char help[] =
         "busybox tar czf /b/vol.tgz -C /data .'.\n"
         "\n"
         "Hostile entries are refused with a message naming the entry, and nothing is\n"
-        "imported: absolute paths, '..', hard links to anything but an earlier file of\n"
-        "the archive, symlinks that climb out of the archive's top, and absolute\n"
-        "symlinks (unless --allow-absolute-symlinks).  Missing parent directories are\n"
-        "created (mode 0755, owner root).  A path that appears twice keeps its last\n"
-        "entry, as tar does, with a warning.  The new snapshot's id is the last line.\n"
+        "imported: absolute paths, '..', hard links to anything but an earlier regular\n"
+        "file of the archive, and entries below anything that is not a directory\n"
+        "(a symlink included).  Symlink targets are data and stored as they are,\n"
+        "absolute or climbing: Berth never writes through a symlink.  Missing parent\n"
+        "directories are created (mode 0755, owner root).  A path that appears twice\n"
+        "keeps its last entry, as tar does, with a warning.  The new snapshot's id is\n"
+        "the last line.\n"
         "\n"
         "Options:\n"
         "  -n, --name NAME                 snapshot series name\n"
-        "      --allow-absolute-symlinks   accept symlinks with absolute targets (common in\n"
-        "                                  volumes; safe to restore, since Berth never\n"
-        "                                  writes through symlinks)\n"
         "      --host NAME                 host name to record (default this host's)\n"
         "      --json                      print the result as a JSON object\n"
         "  -h, --help                      this help\n";
@@ -35,8 +34,7 @@ static int option(int c, const char *arg, void *ud)
         case 'n':
                 o->name = arg;
                 return OPT_DONE;
-        case 1:
-                o->allow_absolute_symlinks = true;
+        case 1: /* --allow-absolute-symlinks: the default now, kept for old scripts */
                 return OPT_DONE;
         case 2:
                 o->host = arg;

@@ -37,17 +37,20 @@ static int print_entry(void *ud, const struct catalog_file *f)
                 return 0;
         }
         if (!st->lng) {
-                printf("%.*s%s\n", name_len, name, f->type == 1 ? "/" : "");
+                print_name(name, (size_t)name_len);
+                puts(f->type == 1 ? "/" : "");
                 return 0;
         }
         char mode[16], t[32];
         format_mode(f->type, f->mode, mode);
-        printf("%s %6u %6u %12llu %s %.*s", mode, f->uid, f->gid, (unsigned long long)f->size,
-               format_time(f->mtime, t, sizeof t), name_len, name);
-        if (f->link && f->type == 3)
-                printf(" -> %.*s", (int)f->link_len, f->link);
-        else if (f->link && f->type == 4)
-                printf(" (hard link to %.*s)", (int)f->link_len, f->link);
+        printf("%s %6u %6u %12llu %s ", mode, f->uid, f->gid, (unsigned long long)f->size,
+               format_time(f->mtime, t, sizeof t));
+        print_name(name, (size_t)name_len);
+        if (f->link && (f->type == 3 || f->type == 4)) {
+                fputs(f->type == 3 ? " -> " : " (hard link to ", stdout);
+                print_name(f->link, f->link_len);
+                fputs(f->type == 3 ? "" : ")", stdout);
+        }
         putchar('\n');
         return 0;
 }

@@ -34,6 +34,7 @@ void progress_update(void *ud, const struct snapshot_progress *p)
                 return;
         progress_last = now;
         char bytes[32], read[32], added[32], line[512];
+        _cleanup_free_ char *path = p->path ? escape_name(p->path, strlen(p->path)) : NULL;
         struct winsize ws;
         int width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
         double secs = (double)(mono_ns() - progress_start) / 1e9;
@@ -41,7 +42,7 @@ void progress_update(void *ud, const struct snapshot_progress *p)
         int n = snprintf(line, sizeof line, "%s %llu files, %s (read %s, added %s), %.0fs  %s", progress_verb,
                          (unsigned long long)p->files, format_bytes(p->bytes, bytes, sizeof bytes),
                          format_bytes(p->bytes_read, read, sizeof read), format_bytes(p->bytes_added, added, sizeof added),
-                         secs, p->path ? p->path : "");
+                         secs, path ? path : "");
         if (n >= width)
                 line[width - 1] = 0;
         fprintf(stderr, "\r\033[K%s", line);
@@ -141,7 +142,8 @@ void print_backup_result(const char *path, const char *name, const struct backup
                 return;
         }
         if (!settings.quiet) {
-                printf("backed up '%s' as '%s'%s\n", path, name, b->complete ? "" : " (incomplete)");
+                _cleanup_free_ char *p = escape_name(path, strlen(path)), *n = escape_name(name, strlen(name));
+                printf("backed up '%s' as '%s'%s\n", p, n, b->complete ? "" : " (incomplete)");
                 printf("  files     %llu (%llu read, %llu reused unchanged), %llu directories\n",
                        (unsigned long long)b->files, (unsigned long long)b->files_read,
                        (unsigned long long)b->files_reused, (unsigned long long)b->dirs);
@@ -157,6 +159,12 @@ void print_backup_result(const char *path, const char *name, const struct backup
                 printf("snapshot %.12s saved\n", b->id);
         }
         printf("%s\n", b->id);
+}
+
+void print_name(const char *s, size_t n)
+{
+        _cleanup_free_ char *e = escape_name(s, n);
+        fputs(e, stdout);
 }
 
 void format_mode(uint8_t type, uint32_t mode, char out[11])

@@ -166,6 +166,28 @@ char *format_time(int64_t ns, char *buf, size_t size);
  * (local time when no zone is given) into ns since the epoch. */
 int parse_time(const char *s, int64_t *ret);
 
+/* sec * 10^9 + nsec, saturated to INT64_MIN/INT64_MAX instead of
+ * overflowing (times in hostile or imported data can be anything). */
+int64_t time_ns(int64_t sec, int64_t nsec);
+
+/* Appends s[0..n) with what a terminal would act on made visible, as ls
+ * and journalctl do: control characters as C escapes (\n, \t, \e, ...)
+ * or \xNN, and bytes that are not valid UTF-8 (or are C1 controls) as
+ * \xNN.  With backslash, a backslash is doubled, so the result is
+ * unambiguous.  Valid printable UTF-8 passes unchanged. */
+void buf_put_escaped(struct buf *b, const char *s, size_t n, bool backslash);
+/* The same into a new NUL-terminated string (backslashes doubled); the
+ * caller frees it. */
+char *escape_name(const char *s, size_t n);
+/* A message that quotes names, escaped as log lines are (backslashes kept
+ * as they are); the caller frees it. */
+char *escape_text(const char *s);
+
+/* The id of a user or group name from the system's databases (passwd,
+ * group, NSS), or -ENOENT when there is none. */
+int64_t user_id(const char *name);
+int64_t group_id(const char *name);
+
 /* ---- files --------------------------------------------------------------- */
 
 /* mkdir -p with the given mode for missing components; 0 or -errno. */

@@ -73,16 +73,28 @@ int log_internal(int level, int err, const char *fmt, ...)
         if (log_before_write)
                 log_before_write();
 
+        /* Messages quote names from volumes, archives and repositories: a
+         * newline or an escape sequence in one must not forge a line or
+         * drive the terminal, so what a terminal would act on is shown as
+         * C escapes (as ls and journalctl do). */
+        struct buf esc = { 0 };
+        buf_put_escaped(&esc, msg, strlen(msg), false);
+        buf_putc(&esc, 0);
+
         /* One write per line so concurrent writers do not interleave. */
         char line[4352];
         const char *lvl = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " : "";
         if (log_journal)
-                snprintf(line, sizeof line, "<%d>%s%s%s%s\n", level, lvl, msg,
+                snprintf(line, sizeof line, "<%d>%s%s%s%s\n", level, lvl, (const char *)esc.data,
                          err ? ": " : "", err ? berth_strerror(err) : "");
         else
-                snprintf(line, sizeof line, "%s: %s%s%s%s\n", log_program, lvl, msg,
+                snprintf(line, sizeof line, "%s: %s%s%s%s\n", log_program, lvl, (const char *)esc.data,
                          err ? ": " : "", err ? berth_strerror(err) : "");
-        (void) !write(STDERR_FILENO, line, strlen(line));
+        buf_free(&esc);
+        size_t len = strlen(line);
+        if (len == sizeof line - 1)
+                line[len - 1] = '\n'; /* cut short: still one whole line */
+        (void) !write(STDERR_FILENO, line, len);
         return ret;
 }
 

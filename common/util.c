@@ -1,5 +1,7 @@
-/* util.c — hex, sizes, durations and times. */
+/* util.c — hex, sizes, durations and times, id lookups, escaping. */
 #include <ctype.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -187,4 +189,105 @@ int parse_time(const char *s, int64_t *ret)
                 return -EINVAL;
         *ret = (int64_t)t * 1000000000;
         return 0;
+}
+
+int64_t user_id(const char *name)
+{
+        char buf[4096];
+        struct passwd pw, *p = NULL;
+        if (getpwnam_r(name, &pw, buf, sizeof buf, &p) != 0 || !p)
+                return -ENOENT;
+        return (int64_t)p->pw_uid;
+}
+
+int64_t group_id(const char *name)
+{
+        char buf[4096];
+        struct group gr, *g = NULL;
+        if (getgrnam_r(name, &gr, buf, sizeof buf, &g) != 0 || !g)
+                return -ENOENT;
+        return (int64_t)g->gr_gid;
+}
+
+int64_t time_ns(int64_t sec, int64_t nsec)
+{
+        int64_t ns;
+        if (__builtin_mul_overflow(sec, (int64_t)1000000000, &ns) || __builtin_add_overflow(ns, nsec, &ns))
+                return sec < 0 ? INT64_MIN : INT64_MAX;
+        return ns;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+        size_t len;
+        uint32_t c;
+        if (p[0] < 0x80)
+                return 1;
+        if ((p[0] & 0xe0) == 0xc0)
+                len = 2, c = p[0] & 0x1f;
+        else if ((p[0] & 0xf0) == 0xe0)
+                len = 3, c = p[0] & 0x0f;
+        else if ((p[0] & 0xf8) == 0xf0)
+                len = 4, c = p[0] & 0x07;
+        else
+                return 0;
+        if (len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                c = c << 6 | (p[i] & 0x3f);
+        }
+        /* overlong forms, surrogates and values past U+10FFFF are invalid */
+        if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000) || c > 0x10ffff ||
+            (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        /* C1 controls (U+0080..U+009F) act as escape sequences on terminals */
+        if (c >= 0x80 && c < 0xa0)
+                return 0;
+        return len;
+}
+
+void buf_put_escaped(struct buf *b, const char *s, size_t n, bool backslash)
+{
+        const uint8_t *p = (const uint8_t *)s;
+        for (size_t i = 0; i < n;) {
+                uint8_t c = p[i];
+                size_t len = c >= 0x20 && c != 0x7f ? utf8_len(p + i, n - i) : 0;
+                if (len > 0 && !(backslash && c == '\\')) {
+                        buf_append(b, p + i, len);
+                        i += len;
+                        continue;
+                }
+                static const char names[] = { ['\a'] = 'a', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\v'] = 'v',
+                                              ['\f'] = 'f', ['\r'] = 'r', [0x1b] = 'e', ['\\'] = '\\' };
+                char esc[5] = "\\x";
+                if (c < sizeof names && names[c]) {
+                        esc[1] = names[c];
+                        buf_append(b, esc, 2);
+                } else {
+                        static const char digits[] = "0123456789abcdef";
+                        esc[2] = digits[c >> 4];
+                        esc[3] = digits[c & 15];
+                        buf_append(b, esc, 4);
+                }
+                i++;
+        }
+}
+
+char *escape_text(const char *s)
+{
+        struct buf b = { 0 };
+        buf_put_escaped(&b, s, strlen(s), false);
+        buf_putc(&b, 0);
+        return (char *)b.data;
+}
+
+char *escape_name(const char *s, size_t n)
+{
+        struct buf b = { 0 };
+        buf_put_escaped(&b, s, n, true);
+        buf_putc(&b, 0);
+        return (char *)b.data;
 }

@@ -294,7 +294,9 @@ static int read_metadata(struct walker *w, int dfd, const char *name, int fd, co
                 w->xattrs[e->nxattrs++] = (struct xattr){ xname, xval, xlen };
 
         if (archive_entry_acl_count(w->ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E) > 0) {
-                w->acl = archive_entry_acl_to_text(w->ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+                /* With each named user's and group's id: restore maps by id. */
+                w->acl = archive_entry_acl_to_text(w->ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E |
+                                                                        ARCHIVE_ENTRY_ACL_STYLE_EXTRA_ID);
                 e->acl = w->acl ? w->acl : "";
         }
         if (e->type == ENTRY_SYMLINK) {
@@ -510,7 +512,7 @@ static bool reusable(const struct walker *w, const struct entry *p, const struct
                 return false;
         if ((u & UNCHANGED_INODE) && p->ino != (uint64_t)st->st_ino)
                 return false;
-        int64_t mtime = p->mtime_sec * 1000000000 + p->mtime_nsec;
+        int64_t mtime = time_ns(p->mtime_sec, p->mtime_nsec);
         if (mtime >= w->prev_started - RACY_NS)
                 return false;
         return true;

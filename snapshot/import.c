@@ -69,27 +69,6 @@ static int clean_path(const char *name, struct buf *out)
         return 0;
 }
 
-/* True when a relative symlink at `path` reaches above the root. */
-static bool link_climbs_out(const char *path, const char *target)
-{
-        long depth = 0;
-        for (const char *p = path; *p; p++)
-                if (*p == '/')
-                        depth++;
-        /* depth = number of directories the link sits in below the root */
-        for (const char *p = target; *p;) {
-                const char *slash = strchr(p, '/');
-                size_t len = slash ? (size_t)(slash - p) : strlen(p);
-                if (len == 2 && p[0] == '.' && p[1] == '.') {
-                        if (--depth < 0)
-                                return true;
-                } else if (len > 0 && !(len == 1 && p[0] == '.'))
-                        depth++;
-                p += len + (slash ? 1 : 0);
-        }
-        return false;
-}
-
 static int take_chunk(void *ud, const uint8_t id[HASH_LEN], size_t len)
 {
         struct importer *imp = ud;
@@ -248,10 +227,9 @@ static int read_entry(struct importer *imp, struct archive *a, struct archive_en
                 const char *t = archive_entry_symlink(ae);
                 if (!t)
                         return hostile(name, "symlink without a target");
-                if (t[0] == '/' && !imp->o->allow_absolute_symlinks)
-                        return hostile(name, "absolute symlink (pass --allow-absolute-symlinks if the archive is trusted)");
-                if (t[0] != '/' && link_climbs_out(e.path, t))
-                        return hostile(name, "symlink that points outside the archive's root");
+                /* A symlink's target is data, stored as it is, absolute or
+                 * climbing: restore never writes through a symlink, and
+                 * entries below one are refused in write_manifest(). */
                 e.link = t;
                 e.link_len = strlen(t);
         } else if (e.type == ENTRY_CHR || e.type == ENTRY_BLK)
@@ -274,7 +252,8 @@ static int read_entry(struct importer *imp, struct archive *a, struct archive_en
         e.xattrs = imp->xattrs;
         _cleanup_free_ char *acl = NULL;
         if (archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E) > 0) {
-                acl = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+                acl = archive_entry_acl_to_text(ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E |
+                                                                  ARCHIVE_ENTRY_ACL_STYLE_EXTRA_ID);
                 e.acl = acl ? acl : "";
         }
 
@@ -327,6 +306,16 @@ static ssize_t find_rec(const struct importer *imp, const char *path, size_t len
         return path_cmp(base + r->path_off, r->path_len, path, len) == 0 ? (ssize_t)(lo - 1) : -1;
 }
 
+/* True when a later record of the archive has the same path as record i
+ * (sorted), so record i is not written. */
+static bool superseded(const struct importer *imp, size_t i)
+{
+        const char *base = (const char *)imp->paths.data;
+        const struct rec *r = &imp->index[i];
+        return i + 1 < imp->n && imp->index[i + 1].path_len == r->path_len &&
+               memcmp(base + imp->index[i + 1].path_off, base + r->path_off, r->path_len) == 0;
+}
+
 /* A tar names a hard-link group's contents at whichever path its writer met
  * first; the manifest needs them at the group's first path in manifest
  * order.  For every record, *group is the record holding the contents
@@ -342,11 +331,24 @@ static int link_groups(struct importer *imp, struct entry_store *es, ssize_t *gr
                 int k = entry_decode(imp->recs.data + r->rec_off, r->rec_len, es);
                 if (k < 0)
                         return k;
-                if (es->e.type != ENTRY_HARDLINK)
+                if (es->e.type != ENTRY_HARDLINK || superseded(imp, i))
                         continue;
                 ssize_t t = find_rec(imp, es->e.link, es->e.link_len);
                 if (t < 0)
                         return hostile(es->e.path, "hard link to a path that is not in the archive");
+                /* The path was a regular file when the link was read, but a
+                 * later entry of the same path wins: it must be one too. */
+                struct entry_store target = { 0 };
+                const struct rec *tr = &imp->index[t];
+                k = entry_decode(imp->recs.data + tr->rec_off, tr->rec_len, &target);
+                bool regular = k >= 0 && target.e.type == ENTRY_REG;
+                entry_store_free(&target);
+                if (k < 0)
+                        return k;
+                if (!regular) {
+                        _cleanup_free_ char *name = xstrndup(es->e.path, es->e.path_len);
+                        return hostile(name, "hard link to a path whose last entry is not a regular file");
+                }
                 group[i] = t;
                 group[t] = t;
                 if (i < first[t])
@@ -381,7 +383,7 @@ static int write_manifest(struct importer *imp, struct manifest_writer *mw)
         sort_imp = NULL;
         k = link_groups(imp, &es, group, first);
 
-        if (imp->n == 0 || imp->index[0].path_len != 0) {
+        if (k >= 0 && (imp->n == 0 || imp->index[0].path_len != 0)) {
                 k = emit_dir(mw, "", 0);
                 imp->res->dirs++;
         }
@@ -389,8 +391,7 @@ static int write_manifest(struct importer *imp, struct manifest_writer *mw)
         for (size_t i = 0; i < imp->n && k >= 0; i++) {
                 const struct rec *r = &imp->index[i];
                 const char *p = base + r->path_off;
-                if (i + 1 < imp->n && imp->index[i + 1].path_len == r->path_len &&
-                    memcmp(base + imp->index[i + 1].path_off, p, r->path_len) == 0) {
+                if (superseded(imp, i)) {
                         if (imp->o->events.warning) {
                                 _cleanup_free_ char *name = xstrndup(p, r->path_len);
                                 imp->o->events.warning(imp->o->events.ud, r->path_len ? name : ".",

@@ -19,7 +19,7 @@ static void to_row(const struct entry *e, struct catalog_file *f)
                 .uid = e->uid,
                 .gid = e->gid,
                 .size = e->size,
-                .mtime = e->mtime_sec * 1000000000 + e->mtime_nsec,
+                .mtime = time_ns(e->mtime_sec, e->mtime_nsec),
                 .flags = e->flags,
                 .link = e->type == ENTRY_SYMLINK || e->type == ENTRY_HARDLINK ? e->link : NULL,
                 .link_len = e->type == ENTRY_SYMLINK || e->type == ENTRY_HARDLINK ? e->link_len : 0,

@@ -70,8 +70,40 @@ void entry_to_archive(const struct entry *e, const char *path, struct archive_en
                 archive_entry_set_fflags(ae, (unsigned long)e->fflags_set, (unsigned long)e->fflags_clear);
         for (size_t i = 0; i < e->nxattrs; i++)
                 archive_entry_xattr_add_entry(ae, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len);
-        if (e->acl && *e->acl)
-                archive_entry_acl_from_text(ae, e->acl, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+        if (!e->acl || !*e->acl)
+                return;
+        /* Snapshots store each named user's and group's numeric id beside
+         * its name (ACL_STYLE_EXTRA_ID), and the disk writer, which has no
+         * name lookup, uses the id.  Older snapshots and other tools' tars
+         * have names only: those are looked up here; an unknown name keeps
+         * id -1, and the writer warns about that entry as before. */
+        archive_entry_acl_from_text(ae, e->acl, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+        int n = archive_entry_acl_reset(ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E);
+        struct { int type, perm, tag, id; char *name; } *v = xcalloc(n > 0 ? (size_t)n : 1, sizeof *v);
+        size_t nv = 0;
+        bool resolved = false;
+        int type, perm, tag, id;
+        const char *name;
+        while (nv < (size_t)MAX(n, 0) && archive_entry_acl_next(ae, ARCHIVE_ENTRY_ACL_TYPE_POSIX1E, &type, &perm,
+                                                                &tag, &id, &name) == ARCHIVE_OK) {
+                if ((tag == ARCHIVE_ENTRY_ACL_USER || tag == ARCHIVE_ENTRY_ACL_GROUP) && id < 0 && name) {
+                        int64_t found = tag == ARCHIVE_ENTRY_ACL_USER ? user_id(name) : group_id(name);
+                        if (found >= 0 && found <= INT32_MAX) {
+                                id = (int)found;
+                                resolved = true;
+                        }
+                }
+                v[nv].type = type, v[nv].perm = perm, v[nv].tag = tag, v[nv].id = id;
+                v[nv++].name = name ? xstrdup(name) : NULL;
+        }
+        if (resolved) {
+                archive_entry_acl_clear(ae);
+                for (size_t i = 0; i < nv; i++)
+                        archive_entry_acl_add_entry(ae, v[i].type, v[i].perm, v[i].tag, v[i].id, v[i].name);
+        }
+        for (size_t i = 0; i < nv; i++)
+                free(v[i].name);
+        free(v);
 }
 
 /* Maps a position in a file's data stream to its offset in the file. */

@@ -193,15 +193,15 @@ struct import_options {
         const char *source;        /* recorded as the snapshot's source */
         const char *name;          /* series name */
         const char *host;          /* NULL: this host's name */
-        bool allow_absolute_symlinks;
         struct snapshot_events events;
 };
 
 /* Reads a tar into a new snapshot, deduplicating against the repository.
  * Entries with absolute paths or '..', hard links to anything but an
- * earlier file of the archive, symlinks that climb out of the root (and
- * absolute symlinks unless allowed), and duplicate paths are refused with
- * -BERTH_EHOSTILE naming the entry; nothing is recorded then.  Missing
+ * earlier regular file of the archive, and entries below a non-directory
+ * (a symlink included) are refused with -BERTH_EHOSTILE naming the entry;
+ * nothing is recorded then.  Symlink targets are stored as they are.  Of
+ * duplicate paths the last entry wins.  Missing
  * parent directories are created (0755, owned by root).  The entry list
  * (not the data) is held in memory. */
 int snapshot_import(struct repo *r, const struct import_options *o, struct backup_result *ret);

@@ -151,7 +151,7 @@ EOF
         berth backup --path "$T/src" --name orig > /dev/null
         berth restore orig --target "$T/r1"
         berth export orig -o "$T/orig.tar.zst"
-        run berth import --name again --allow-absolute-symlinks "$T/orig.tar.zst"
+        run berth import --name again "$T/orig.tar.zst"
         [ "$status" -eq 0 ]
         [[ "$(last_line)" =~ ^[0-9a-f]{64}$ ]]
         # everything was already in the repository
@@ -202,8 +202,6 @@ def mk(name, members):
                 ti.type = tarfile.LNKTYPE; ti.linkname = arg; t.addfile(ti)
 mk("dotdot", [("ok", "file", "x"), ("../evil", "file", "pwned")])
 mk("abs", [("/etc/evil", "file", "pwned")])
-mk("symesc", [("a/esc", "sym", "../../etc")])
-mk("symabs", [("etc", "sym", "/etc")])
 mk("through", [("etc", "sym", "/etc"), ("etc/passwd", "file", "pwned")])
 mk("hardout", [("h", "hard", "/etc/passwd")])
 mk("hardmissing", [("h", "hard", "nothere")])
@@ -216,11 +214,9 @@ EOF
         }
         check dotdot ../evil
         check abs /etc/evil
-        check symesc a/esc
-        check symabs etc
         check hardout h
         check hardmissing h
-        run berth import --name h --allow-absolute-symlinks "$T/through.tar"
+        run berth import --name h "$T/through.tar"
         [ "$status" -eq 1 ]
         [[ "$output" == *"'etc/passwd': it is inside a path that is not a directory"* ]]
         [ "$(berth --json snapshots | json_get '.__len__()')" -eq 0 ]
