@@ -393,7 +393,7 @@ static int drop_current(struct walker *w)
 static int submit_chunk(struct walker *w, const uint8_t *p, size_t len)
 {
         size_t window = store_ticket_window();
-        while (store_outstanding(w->store) >= window) {
+        while (!store_submit_ready(w->store, len)) {
                 int k = resolve_one(w, true);
                 if (k < 0)
                         return k;

@@ -152,11 +152,17 @@ static inline void store_freep(struct store **s) { store_free(*s); }
  * the chunk was new, 0 when the repository had it. */
 int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN]);
 /* Hands a data chunk to the workers, which hash it; its id comes back from
- * store_resolve(), in submission order.  -ENOBUFS when
- * store_ticket_window() chunks already await resolving. */
+ * store_resolve(), in submission order.  Blocks while the workers hold too
+ * many bytes; -ENOBUFS when store_ticket_window() chunks await resolving.
+ * Callers wait for store_submit_ready() first. */
 int store_submit(struct store *s, const uint8_t *data, size_t len);
 size_t store_outstanding(const struct store *s);
 size_t store_ticket_window(void);
+/* false when the caller must store_resolve() the oldest chunk before it
+ * submits one of len bytes: store_ticket_window() chunks await resolving,
+ * or the ones that wait for the caller hold too many bytes.  Memory is
+ * bounded in bytes (a few MiB of chunk copies), whatever the dedup rate. */
+bool store_submit_ready(struct store *s, size_t len);
 /* The id of the oldest submitted chunk: 1 and ret_id, 0 when it is not
  * hashed yet and !wait, or -errno (a worker failed). */
 int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);

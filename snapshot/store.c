@@ -26,6 +26,12 @@
 #define PACK_FD_CACHE 8
 #define NO_TICKET UINT64_MAX
 #define TICKETS 4096
+/* Copies of chunk bytes the store may hold for workers (queued or being
+ * worked on), and again for the calling thread (chunks whose dedup needs a
+ * catalog lookup).  Bytes, not chunks: with duplicates the workers drain
+ * at once and only this bound keeps the tickets from holding 4096 chunks. */
+#define WORK_BYTES (8u << 20)
+#define TICKET_BYTES (8u << 20)
 
 struct job {
         uint8_t id[HASH_LEN];
@@ -78,6 +84,8 @@ struct store {
         struct store_stats stats;
         struct ticket *tickets;
         uint64_t submitted, resolved;
+        size_t work_bytes;       /* chunk bytes queued or in a worker's hands */
+        size_t ticket_bytes;     /* chunk bytes held by TICKET_MAYBE tickets */
         pthread_t *threads;
         unsigned nthreads;
         pthread_cond_t cond_job;
@@ -205,6 +213,8 @@ static bool worker_hash(struct store *s, struct job *j)
                 /* The calling thread asks the catalog; the bytes go with it. */
                 t->data = TAKE_PTR(j->data);
                 t->len = j->len;
+                s->work_bytes -= j->len;
+                s->ticket_bytes += j->len;
         }
         t->state = d == TICKET_MAYBE ? TICKET_MAYBE : TICKET_DONE;
         pthread_cond_broadcast(&s->cond_ticket);
@@ -267,9 +277,13 @@ static void *worker_main(void *arg)
 
                 if (full)
                         finish_pack(s, full);
-                free(j.data);
+                free(j.data); /* counted out of work_bytes below */
 
                 pthread_mutex_lock(&s->lock);
+                if (j.data) {
+                        s->work_bytes -= j.len;
+                        pthread_cond_broadcast(&s->cond_space);
+                }
                 s->busy--;
                 if (s->qlen == 0 && s->busy == 0)
                         pthread_cond_broadcast(&s->cond_idle);
@@ -444,11 +458,13 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN])
         return catalog_chunk_get(s->repo->catalog, id, NULL);
 }
 
-/* Queues a job, waiting for room; takes ownership of j->data. */
+/* Queues a job, waiting for room (a free slot, and the bytes the workers
+ * hold under WORK_BYTES: only workers release those, so waiting cannot
+ * deadlock); takes ownership of j->data. */
 static int enqueue(struct store *s, struct job *j, bool ticket)
 {
         pthread_mutex_lock(&s->lock);
-        while (s->qlen == s->qcap && !s->error)
+        while ((s->qlen == s->qcap || (s->work_bytes > 0 && s->work_bytes + j->len > WORK_BYTES)) && !s->error)
                 pthread_cond_wait(&s->cond_space, &s->lock);
         if (s->error) {
                 int r = locked_error(s);
@@ -462,6 +478,7 @@ static int enqueue(struct store *s, struct job *j, bool ticket)
         }
         s->queue[(s->qhead + s->qlen) % s->qcap] = *j;
         s->qlen++;
+        s->work_bytes += j->len;
         pthread_cond_signal(&s->cond_job);
         pthread_mutex_unlock(&s->lock);
         return 0;
@@ -536,6 +553,8 @@ int store_submit(struct store *s, const uint8_t *data, size_t len)
                 return error_set(EROFS, "the repository is open read-only");
         if (len > PACK_MAX_CHUNK)
                 return error_set(EINVAL, "chunk of %zu bytes is too large", len);
+        /* Only the count is a hard limit: workers may move bytes into
+         * tickets between store_submit_ready() and here. */
         if (store_outstanding(s) >= TICKETS)
                 return error_set(ENOBUFS, "too many chunks awaiting store_resolve()");
         struct job j = { .data = xmalloc(len), .len = len };
@@ -552,6 +571,18 @@ size_t store_outstanding(const struct store *s)
 }
 
 size_t store_ticket_window(void) { return TICKETS; }
+
+bool store_submit_ready(struct store *s, size_t len)
+{
+        if (s->submitted == s->resolved)
+                return true;
+        if (s->submitted - s->resolved >= TICKETS)
+                return false;
+        pthread_mutex_lock(&s->lock);
+        bool ok = s->ticket_bytes + len <= TICKET_BYTES;
+        pthread_mutex_unlock(&s->lock);
+        return ok;
+}
 
 int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
 {
@@ -572,6 +603,8 @@ int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
         uint8_t state = t->state, flags = t->flags;
         uint8_t *data = TAKE_PTR(t->data);
         size_t len = t->len;
+        if (data)
+                s->ticket_bytes -= len;
         t->state = TICKET_WAITING;
         s->resolved++;
         pthread_mutex_unlock(&s->lock);
