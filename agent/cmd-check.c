@@ -97,6 +97,11 @@ static int run(int argc, char **argv)
                         printf("%llu snapshot(s) depend on damaged or missing data (listed above); restore them "
                                "with --partial to recover the rest\n",
                                (unsigned long long)res.damaged_snapshots);
+                if (res.damaged_packs)
+                        printf("to heal: back up each affected volume again; a backup never reuses chunks of a "
+                               "missing pack, so it stores again the data that still exists, and older snapshots "
+                               "sharing that data become whole again; run 'berth check' again to see what stays "
+                               "damaged, then 'berth catalog rebuild' to drop missing packs from the catalog\n");
                 if (res.unindexed && !settings.quiet)
                         printf("%llu pack(s)/snapshot(s) left by an interrupted run are not indexed yet; the next "
                                "backup indexes them\n",

@@ -170,8 +170,17 @@ int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);
 int store_flush(struct store *s);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
-/* 1 when the repository has the chunk (committed or pending). */
+/* 1 when the repository has the chunk (committed or pending); a chunk
+ * whose pack is missing counts as absent in a writable store. */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
+/* How many packs the catalog lists that a writable store found missing or
+ * truncated when it opened (their chunks are stored again when met). */
+size_t store_missing_packs(const struct store *s);
+struct chunk_ref;
+/* 1 when every chunk of the list can be reused (committed in a pack that is
+ * there, or pending), 0 when one cannot, or -errno.  Free of catalog
+ * lookups unless packs are missing. */
+int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t n);
 void store_get_stats(struct store *s, struct store_stats *ret);
 
 /* Read-ahead: queue chunk ids with store_prefetch_add() while

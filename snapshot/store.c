@@ -15,7 +15,14 @@
  * verified), and appended to the open pack.  A worker that fills a pack
  * finishes it (fsync, rename) outside the lock; the calling thread records
  * finished packs in the catalog, one transaction per pack.
+ *
+ * A pack the catalog lists may be gone (deleted, or truncated) while its
+ * chunks are still listed.  A writer stats every listed pack when it opens
+ * (the pack list is small) and treats the chunks of a missing one as
+ * absent: they are stored again, and their catalog rows re-pointed at the
+ * new pack, so new snapshots never depend on lost data.
  */
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +77,8 @@ struct store {
         struct repo *repo;
         bool writable;
         uint64_t pack_target;
+        int64_t *missing;        /* rowids of listed packs that are gone, ascending */
+        size_t nmissing;
 
         /* Reading, calling thread only. */
         ZSTD_DCtx *dctx;
@@ -302,6 +311,64 @@ static int load_filter(void *ud, const uint8_t id[CATALOG_HASH_LEN])
         return 0;
 }
 
+/* catalog_pack_foreach() callback: notes a listed pack that is missing or
+ * shorter/longer than recorded (a truncated pack loses its trailer). */
+static int note_missing(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct store *s = ud;
+        char path[128];
+        struct stat st;
+        pack_path(hash, path, sizeof path);
+        if (fstatat(s->repo->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size == size)
+                return 0;
+        log_debug("pack %s is missing or damaged: its chunks count as absent", path);
+        s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
+        s->missing[s->nmissing++] = id; /* rowid order: stays sorted */
+        return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static bool pack_missing(const struct store *s, int64_t pack)
+{
+        return s->nmissing && bsearch(&pack, s->missing, s->nmissing, sizeof pack, cmp_i64);
+}
+
+size_t store_missing_packs(const struct store *s) { return s->nmissing; }
+
+/* 1 when the catalog lists the chunk in a pack that is there, 0 when it is
+ * unknown or its pack is missing, or -errno.  Calling thread only. */
+static int chunk_stored(struct store *s, const uint8_t id[HASH_LEN])
+{
+        struct catalog_chunk ch;
+        int r = catalog_chunk_get(s->repo->catalog, id, &ch);
+        if (r > 0 && pack_missing(s, ch.pack))
+                return 0;
+        return r;
+}
+
+int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t n)
+{
+        if (!s->nmissing)
+                return 1;
+        for (size_t i = 0; i < n; i++) {
+                pthread_mutex_lock(&s->lock);
+                bool pending = idset_contains(&s->pending, chunks[i].id);
+                pthread_mutex_unlock(&s->lock);
+                if (pending)
+                        continue;
+                int r = chunk_stored(s, chunks[i].id);
+                if (r <= 0)
+                        return r;
+        }
+        return 1;
+}
+
 int store_open(struct repo *r, bool writable, struct store **ret)
 {
         struct store *s = xcalloc(1, sizeof *s);
@@ -323,6 +390,8 @@ int store_open(struct repo *r, bool writable, struct store **ret)
 
         if (writable) {
                 k = catalog_chunk_foreach(r->catalog, load_filter, &s->filter);
+                if (k == 0)
+                        k = catalog_pack_foreach(r->catalog, note_missing, s);
                 if (k < 0) {
                         store_free(s);
                         return k;
@@ -375,6 +444,7 @@ void store_free(struct store *s)
         free(s->queue);
         free(s->tickets);
         free(s->threads);
+        free(s->missing);
         ZSTD_freeDCtx(s->dctx);
         buf_free(&s->stored);
         idfilter_free(&s->filter);
@@ -413,7 +483,9 @@ static int record_done(struct store *s)
                                                             .raw_len = f->entries[i].raw_len,
                                                             .flags = f->entries[i].flags };
                                 memcpy(ch.id, f->entries[i].id, HASH_LEN);
-                                r = catalog_chunk_add(c, &ch);
+                                /* With packs missing, a chunk stored again
+                                 * must be found here, not in the lost pack. */
+                                r = s->nmissing ? catalog_chunk_set(c, &ch) : catalog_chunk_add(c, &ch);
                         }
                         if (r >= 0)
                                 r = catalog_commit(c);
@@ -455,7 +527,7 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN])
                 return 1;
         if (!maybe)
                 return 0;
-        return catalog_chunk_get(s->repo->catalog, id, NULL);
+        return chunk_stored(s, id);
 }
 
 /* Queues a job, waiting for room (a free slot, and the bytes the workers
@@ -488,7 +560,7 @@ static int enqueue(struct store *s, struct job *j, bool ticket)
  * it is not there after all.  Returns 1 when stored, 0 when a duplicate. */
 static int confirm(struct store *s, bool tree, const uint8_t id[HASH_LEN], uint8_t *data, size_t len)
 {
-        int r = catalog_chunk_get(s->repo->catalog, id, NULL);
+        int r = chunk_stored(s, id);
         pthread_mutex_lock(&s->lock);
         if (r > 0 || (r == 0 && idset_contains(&s->pending, id))) {
                 s->stats.chunks_dup++;
