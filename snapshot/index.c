@@ -39,11 +39,13 @@ static int open_manifest(struct store *s, const struct snapfile *f, struct manif
         return manifest_reader_new(s, (const uint8_t(*)[HASH_LEN])f->manifest, f->nmanifest, ret);
 }
 
-/* Indexes f against `prev` (NULL: against nothing, closing every current
- * row of the name) in one transaction.  *ret_prev_failed tells whether a
- * failure came from reading prev. */
+/* Indexes f against `prev` in one transaction.  With prev NULL, against
+ * nothing: every path is new, and with `unreadable` (the name has a
+ * previous snapshot that cannot be read) every current row of the name is
+ * closed first.  *ret_prev_failed tells whether a failure came from
+ * reading prev. */
 static int index_against(struct repo *r, struct store *s, struct snapfile *f, const struct snapfile *prev,
-                         bool *ret_prev_failed)
+                         bool unreadable, bool *ret_prev_failed)
 {
         struct catalog *c = r->catalog;
         _cleanup_(manifest_reader_freep) struct manifest_reader *a = NULL, *b = NULL;
@@ -69,7 +71,7 @@ static int index_against(struct repo *r, struct store *s, struct snapfile *f, co
         k = catalog_snapshot_add(c, &f->info);
         if (k == 0)
                 k = catalog_index_begin(c, f->info.name, f->info.seq, &ix);
-        if (k == 0 && !a)
+        if (k == 0 && !a && unreadable)
                 k = catalog_index_close_all(ix);
 
         const struct entry *ea = NULL, *eb = NULL;
@@ -114,13 +116,14 @@ int index_snapshot(struct repo *r, struct store *s, struct snapfile *f)
 {
         struct catalog_snapshot prev_info = { 0 };
         struct snapfile prev = { 0 };
-        bool have_prev = false, prev_failed = false;
+        bool exists, have_prev = false, prev_failed = false;
         int k;
 
         k = catalog_snapshot_latest(r->catalog, f->info.name, INT64_MAX, &prev_info);
         if (k < 0)
                 return k;
-        if (k > 0) {
+        exists = k > 0;
+        if (exists) {
                 have_prev = snapfile_read(r, prev_info.id, &prev) == 0;
                 if (!have_prev) {
                         log_debug("indexing snapshot in full: snapshot %.12s cannot be read: %s", prev_info.id,
@@ -128,7 +131,7 @@ int index_snapshot(struct repo *r, struct store *s, struct snapfile *f)
                         error_clear();
                 }
         }
-        k = index_against(r, s, f, have_prev ? &prev : NULL, &prev_failed);
+        k = index_against(r, s, f, have_prev ? &prev : NULL, exists, &prev_failed);
         if (k < 0 && prev_failed) {
                 /* The newest snapshot of the name is damaged (a lost pack
                  * holding its manifest): index this one in full rather
@@ -136,7 +139,7 @@ int index_snapshot(struct repo *r, struct store *s, struct snapfile *f)
                 log_debug("indexing snapshot in full: snapshot %.12s cannot be read: %s", prev_info.id,
                           error_message());
                 error_clear();
-                k = index_against(r, s, f, NULL, &prev_failed);
+                k = index_against(r, s, f, NULL, true, &prev_failed);
         }
         catalog_snapshot_clear(&prev_info);
         snapfile_clear(&prev);
