@@ -16,16 +16,26 @@
  * finishes it (fsync, rename) outside the lock; the calling thread records
  * finished packs in the catalog, one transaction per pack.
  *
+ * Memory is bounded in bytes, whatever the dedup rate: copies of chunk
+ * bytes held for workers (queued or being compressed) stay under
+ * WORK_BYTES (enqueue waits, and only workers release them), and those held
+ * for the calling thread (TICKET_MAYBE: a filter hit the catalog must
+ * confirm) under TICKET_BYTES, checked by store_submit_ready(): the caller
+ * resolves its oldest ticket before submitting more.  After a worker
+ * fails, the first error is kept; the workers drain the queue without
+ * storing, tickets not yet hashed stay TICKET_WAITING, and store_resolve()
+ * and enqueue return the error instead of waiting.
+ *
  * A pack the catalog lists may be gone (deleted, or truncated) while its
  * chunks are still listed.  A writer stats every listed pack when it opens
  * (the pack list is small) and treats the chunks of a missing one as
  * absent: they are stored again, and their catalog rows re-pointed at the
  * new pack, so new snapshots never depend on lost data.
  */
-#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include "internal.h"
