@@ -296,11 +296,12 @@ static void *worker_main(void *arg)
 
                 if (full)
                         finish_pack(s, full);
-                free(j.data); /* counted out of work_bytes below */
+                size_t held = j.data ? j.len : 0; /* not handed to a ticket */
+                free(j.data);
 
                 pthread_mutex_lock(&s->lock);
-                if (j.data) {
-                        s->work_bytes -= j.len;
+                if (held) {
+                        s->work_bytes -= held;
                         pthread_cond_broadcast(&s->cond_space);
                 }
                 s->busy--;
