@@ -11,6 +11,11 @@ static const char help[] =
         "re-hashed.  Each problem is printed on its own line, naming the pack, and each\n"
         "snapshot that depends on damaged or missing data is named with an example path.\n"
         "\n"
+        "After a pack is lost, back up the affected volumes again: a backup never reuses\n"
+        "chunks of a missing pack, so it stores again the data that still exists (older\n"
+        "snapshots sharing it become whole again); 'berth catalog rebuild' then drops\n"
+        "the missing packs from the catalog.\n"
+        "\n"
         "Packs or snapshots that an interrupted backup left on disk but not in the\n"
         "catalog are counted as unindexed (not an error); the next backup indexes them.\n"
         "\n"
@@ -19,10 +24,17 @@ static const char help[] =
         "Options:\n"
         "      --read-data   read and verify all data (slow: reads the whole repository)\n"
         "      --json        {\"ok\", \"problems\": [...], \"snapshots\", \"packs\", \"chunks\",\n"
-        "                    \"bytes_read\", \"damaged_packs\", \"damaged_snapshots\", \"unindexed\"}\n"
+        "                    \"bytes_read\", \"damaged_packs\", \"damaged_snapshots\", \"unindexed\",\n"
+        "                    \"hint\" (how to heal, when packs are damaged)}\n"
         "  -h, --help        this help\n";
 
 static json_object *problems;
+
+static const char heal_hint[] =
+        "to heal: back up each affected volume again; a backup never reuses chunks of a missing pack, so it "
+        "stores again the data that still exists, and older snapshots sharing that data become whole again; run "
+        "'berth check' again to see what stays damaged, then 'berth catalog rebuild' to drop missing packs from "
+        "the catalog";
 
 static void on_problem(void *ud, const char *msg)
 {
@@ -87,6 +99,8 @@ static int run(int argc, char **argv)
                 json_object_object_add(j, "damaged_packs", json_object_new_int64((int64_t)res.damaged_packs));
                 json_object_object_add(j, "damaged_snapshots", json_object_new_int64((int64_t)res.damaged_snapshots));
                 json_object_object_add(j, "unindexed", json_object_new_int64((int64_t)res.unindexed));
+                if (res.damaged_packs)
+                        json_object_object_add(j, "hint", json_object_new_string(heal_hint));
                 json_print(j);
         } else {
                 json_object_put(problems);
@@ -100,6 +114,8 @@ static int run(int argc, char **argv)
                         printf("%llu snapshot(s) depend on damaged or missing data (listed above); restore them "
                                "with --partial to recover the rest\n",
                                (unsigned long long)res.damaged_snapshots);
+                if (res.damaged_packs)
+                        printf("%s\n", heal_hint);
                 if (res.unindexed && !settings.quiet)
                         printf("%llu pack(s)/snapshot(s) left by an interrupted run are not indexed yet; the next "
                                "backup indexes them\n",

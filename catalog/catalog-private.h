@@ -21,7 +21,7 @@ int catalog_error(struct catalog *c, int rc, const char *what);
 enum {
         STMT_PACK_ADD, STMT_PACK_FIND, STMT_PACK_GET, STMT_CHUNK_ADD, STMT_CHUNK_GET,
         STMT_SNAP_ADD, STMT_SNAP_KNOWN, STMT_NAME_ID, STMT_NAME_ADD, STMT_SNAP_MAXSEQ,
-        STMT_PATH_FIND, STMT_PATH_ADD,
+        STMT_PATH_FIND, STMT_PATH_ADD, STMT_CHUNK_SET,
         STMT__MAX = 32,
 };
 

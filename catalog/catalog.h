@@ -60,6 +60,9 @@ int catalog_pack_foreach(struct catalog *c,
                          void *ud);
 /* Adds a chunk location; a chunk already recorded keeps its first location. */
 int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch);
+/* Records a chunk location, replacing the one recorded before: for a chunk
+ * written again because the pack it was recorded in is lost. */
+int catalog_chunk_set(struct catalog *c, const struct catalog_chunk *ch);
 /* 1 and the chunk's location, or 0 when unknown. */
 int catalog_chunk_get(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN], struct catalog_chunk *ret);
 /* Calls fn with every chunk id, in no particular order. */
@@ -139,6 +142,9 @@ int catalog_index_begin(struct catalog *c, const char *name, int64_t seq, struct
 int catalog_index_put(struct catalog_index *ix, const struct catalog_file *f, bool replaces);
 /* A path of the previous snapshot that this one no longer has. */
 int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len);
+/* Closes every current row of the name: the previous snapshot cannot be
+ * read to compare with, so every path of this one is then put as new. */
+int catalog_index_close_all(struct catalog_index *ix);
 void catalog_index_free(struct catalog_index *ix);
 static inline void catalog_index_freep(struct catalog_index **ix) { catalog_index_free(*ix); }
 

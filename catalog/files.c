@@ -207,3 +207,19 @@ int catalog_index_remove(struct catalog_index *ix, const char *path, size_t len)
                 return r;
         return close_row(ix, path_id);
 }
+
+int catalog_index_close_all(struct catalog_index *ix)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(ix->c->db, "UPDATE files SET until = ?2 WHERE name = ?1 AND until IS NULL", -1, &st,
+                                    NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, ix->name_id);
+                sqlite3_bind_int64(st, 2, ix->seq);
+                rc = sqlite3_step(st);
+                sqlite3_finalize(st);
+        }
+        if (rc != SQLITE_OK && rc != SQLITE_DONE)
+                return catalog_error(ix->c, rc, "updating the file index");
+        return 0;
+}

@@ -38,11 +38,14 @@ struct link_slot {
         char *path;
 };
 
+struct backup_run;
+
 struct walker {
         struct repo *repo;
         struct store *store;
         const struct backup_options *o;
         struct backup_result *res;
+        struct backup_run *run;
         struct archive *disk;
         struct archive_entry *ae;
         struct manifest_writer *mw;
@@ -193,6 +196,19 @@ static void path_pop(struct walker *w, size_t saved)
                 w->path.data[saved] = 0;
 }
 
+static void parent_unusable(struct walker *w);
+
+/* Stops comparing with the previous snapshot, whose manifest could not be
+ * read (error_message() says why): the rest of the walk reads every file.
+ * A damaged parent costs speed, never the backup. */
+static void drop_prev(struct walker *w)
+{
+        parent_unusable(w);
+        manifest_reader_free(w->prev);
+        w->prev = NULL;
+        w->prev_state = 0;
+}
+
 /* Moves the previous manifest forward to the current path; returns its
  * entry for this path or NULL. */
 static int prev_lookup(struct walker *w, const struct entry **ret)
@@ -207,8 +223,10 @@ static int prev_lookup(struct walker *w, const struct entry **ret)
                 if (c > 0)
                         return 0;
                 int k = manifest_reader_next(w->prev, &w->prev_e);
-                if (k < 0)
-                        return k;
+                if (k < 0) {
+                        drop_prev(w);
+                        return 0;
+                }
                 w->prev_state = k;
         }
         return 0;
@@ -395,7 +413,7 @@ static int drop_current(struct walker *w)
 static int submit_chunk(struct walker *w, const uint8_t *p, size_t len)
 {
         size_t window = store_ticket_window();
-        while (store_outstanding(w->store) >= window) {
+        while (!store_submit_ready(w->store, len)) {
                 int k = resolve_one(w, true);
                 if (k < 0)
                         return k;
@@ -678,6 +696,14 @@ static int do_file(struct walker *w, int dfd, const char *name, const struct sta
         }
 
         bool reuse = reusable(w, p, st);
+        if (reuse) {
+                /* Not when a pack holding some of its chunks is lost: read
+                 * it, and the chunks are stored again. */
+                k = store_chunks_usable(w->store, p->chunks, p->nchunks);
+                if (k < 0)
+                        return k;
+                reuse = k > 0;
+        }
         if (reuse && (w->unchanged & UNCHANGED_CTIME)) {
                 /* Nothing about the file changed: do not even open it. */
                 entry_from_stat(w, st, ENTRY_REG);
@@ -936,6 +962,7 @@ struct backup_run {
         uint8_t (*manifest)[HASH_LEN];
         size_t nmanifest;
         char *name, *host, *source, *parent;
+        char *parent_problem;          /* why the newest snapshot could not be compared with */
         struct store_stats before;     /* store counters when the run (or its first phase) began */
 };
 
@@ -948,12 +975,39 @@ void backup_run_free(struct backup_run *run)
         free(run->host);
         free(run->source);
         free(run->parent);
+        free(run->parent_problem);
         free(run);
+}
+
+/* Warns that the previous snapshot (run->parent, or the one named `id`)
+ * cannot be compared with, and keeps the reason for a second phase (the
+ * first one reports no warnings).  The new snapshot records no parent. */
+static void parent_unusable_id(struct walker *w, const char *id)
+{
+        struct backup_run *run = w->run;
+        const char *why = error_message() ? error_message() : "damaged";
+        free(run->parent_problem);
+        run->parent_problem = xasprintf("the previous snapshot %.12s cannot be read (%s); backing up as if it did "
+                                        "not exist: every file is read",
+                                        id, why);
+        warn(w, "%s", run->parent_problem);
+        error_clear();
+        if (!w->o->parent_run) {
+                free(run->parent);
+                run->parent = NULL;
+        }
+}
+
+static void parent_unusable(struct walker *w)
+{
+        _cleanup_free_ char *id = xstrdup(w->run->parent ? w->run->parent : "of this name");
+        parent_unusable_id(w, id);
 }
 
 /* Opens the previous manifest to compare with: the parent run (second
  * phase), the given snapshot, or the newest snapshot of the name.  A
- * damaged parent costs speed, not the backup. */
+ * damaged parent (its snapshot file, or a lost pack holding its manifest)
+ * costs speed and one warning, never the backup. */
 static int open_parent(struct walker *w, struct backup_run *run)
 {
         struct repo *r = w->repo;
@@ -974,6 +1028,10 @@ static int open_parent(struct walker *w, struct backup_run *run)
                 w->prev_started = o->parent_run->res.started;
                 run->parent = o->parent_run->parent ? xstrdup(o->parent_run->parent) : NULL;
                 run->before = o->parent_run->before;
+                if (o->parent_run->parent_problem) {
+                        run->parent_problem = xstrdup(o->parent_run->parent_problem);
+                        warn(w, "%s", run->parent_problem);
+                }
         } else {
                 if (o->parent)
                         k = snapshot_resolve(r, o->parent, &pinfo) == 0 ? 1 : -1;
@@ -986,7 +1044,8 @@ static int open_parent(struct walker *w, struct backup_run *run)
                         n = parent.nmanifest;
                         w->prev_started = parent.info.started;
                         run->parent = xstrdup(pinfo.id);
-                }
+                } else if (k > 0)
+                        parent_unusable_id(w, pinfo.id);
         }
         k = 0;
         if (ids) {
@@ -996,11 +1055,7 @@ static int open_parent(struct walker *w, struct backup_run *run)
                         k = w->prev_state < 0 ? w->prev_state : 0;
                 }
                 if (k < 0) {
-                        log_debug("not comparing with the previous snapshot: %s", error_message());
-                        error_clear();
-                        manifest_reader_free(w->prev);
-                        w->prev = NULL;
-                        w->prev_state = 0;
+                        drop_prev(w);
                         k = 0;
                 }
         }
@@ -1012,7 +1067,7 @@ static int open_parent(struct walker *w, struct backup_run *run)
 int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct backup_run **ret)
 {
         struct backup_run *run = xcalloc(1, sizeof *run);
-        struct walker w = { .repo = r, .o = o, .res = &run->res };
+        struct walker w = { .repo = r, .o = o, .res = &run->res, .run = run };
         int k;
 
         run->res.started = now_ns();
@@ -1033,6 +1088,10 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
         }
         w.refs = xcalloc(store_ticket_window(), sizeof *w.refs);
         store_get_stats(w.store, &run->before);
+        if (store_missing_packs(w.store))
+                warn(&w, "%zu pack(s) listed in the catalog are missing or truncated: data they held is stored "
+                         "again where this backup finds it; run 'berth check' to see which snapshots are damaged",
+                     store_missing_packs(w.store));
         k = open_parent(&w, run);
         if (k < 0)
                 goto out;

@@ -55,6 +55,31 @@ static int mark_bad(void *ud, const struct catalog_chunk *ch)
         return 0;
 }
 
+static int count_row(void *ud, const struct catalog_chunk *ch)
+{
+        (*(uint64_t *)ud)++;
+        return 0;
+}
+
+/* A listed pack that is gone: says whether backups since have stored its
+ * chunks again (the catalog then points them elsewhere) or what is lost. */
+static int missing_pack(struct checker *c, int64_t id, const char *path, int err)
+{
+        uint64_t left = 0;
+        int k = catalog_chunk_foreach_in_pack(c->repo->catalog, id, count_row, &left);
+        if (k < 0)
+                return k;
+        if (left == 0)
+                problem(c, "pack %s is missing, but every chunk it held has been stored again since; "
+                           "'berth catalog rebuild' forgets it",
+                        path);
+        else
+                problem(c, "pack %s is missing: %s; %llu chunk(s) of data are only there (the next backup of a "
+                           "volume that still has that data stores it again)",
+                        path, strerror(err), (unsigned long long)left);
+        return 0;
+}
+
 static int by_offset(const void *a, const void *b)
 {
         const struct pack_entry *x = a, *y = b;
@@ -122,7 +147,9 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
         tick(c, path);
         _cleanup_close_ int fd = openat(c->repo->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 || fstat(fd, &st) < 0) {
-                problem(c, "pack %s is missing: %s", path, strerror(errno));
+                int k = missing_pack(c, id, path, errno);
+                if (k < 0)
+                        return k;
                 damaged = true;
                 goto done;
         }

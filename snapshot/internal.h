@@ -152,11 +152,17 @@ static inline void store_freep(struct store **s) { store_free(*s); }
  * the chunk was new, 0 when the repository had it. */
 int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8_t ret_id[HASH_LEN]);
 /* Hands a data chunk to the workers, which hash it; its id comes back from
- * store_resolve(), in submission order.  -ENOBUFS when
- * store_ticket_window() chunks already await resolving. */
+ * store_resolve(), in submission order.  Blocks while the workers hold too
+ * many bytes; -ENOBUFS when store_ticket_window() chunks await resolving.
+ * Callers wait for store_submit_ready() first. */
 int store_submit(struct store *s, const uint8_t *data, size_t len);
 size_t store_outstanding(const struct store *s);
 size_t store_ticket_window(void);
+/* false when the caller must store_resolve() the oldest chunk before it
+ * submits one of len bytes: store_ticket_window() chunks await resolving,
+ * or the ones that wait for the caller hold too many bytes.  Memory is
+ * bounded in bytes (a few MiB of chunk copies), whatever the dedup rate. */
+bool store_submit_ready(struct store *s, size_t len);
 /* The id of the oldest submitted chunk: 1 and ret_id, 0 when it is not
  * hashed yet and !wait, or -errno (a worker failed). */
 int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);
@@ -164,8 +170,17 @@ int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);
 int store_flush(struct store *s);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
-/* 1 when the repository has the chunk (committed or pending). */
+/* 1 when the repository has the chunk (committed or pending); a chunk
+ * whose pack is missing counts as absent in a writable store. */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);
+/* How many packs the catalog lists that a writable store found missing or
+ * truncated when it opened (their chunks are stored again when met). */
+size_t store_missing_packs(const struct store *s);
+struct chunk_ref;
+/* 1 when every chunk of the list can be reused (committed in a pack that is
+ * there, or pending), 0 when one cannot, or -errno.  Free of catalog
+ * lookups unless packs are missing. */
+int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t n);
 void store_get_stats(struct store *s, struct store_stats *ret);
 
 /* Cuts as many chunks as b holds (all of it at eof), stores each, calls

@@ -15,10 +15,27 @@
  * verified), and appended to the open pack.  A worker that fills a pack
  * finishes it (fsync, rename) outside the lock; the calling thread records
  * finished packs in the catalog, one transaction per pack.
+ *
+ * Memory is bounded in bytes, whatever the dedup rate: copies of chunk
+ * bytes held for workers (queued or being compressed) stay under
+ * WORK_BYTES (enqueue waits, and only workers release them), and those held
+ * for the calling thread (TICKET_MAYBE: a filter hit the catalog must
+ * confirm) under TICKET_BYTES, checked by store_submit_ready(): the caller
+ * resolves its oldest ticket before submitting more.  After a worker
+ * fails, the first error is kept; the workers drain the queue without
+ * storing, tickets not yet hashed stay TICKET_WAITING, and store_resolve()
+ * and enqueue return the error instead of waiting.
+ *
+ * A pack the catalog lists may be gone (deleted, or truncated) while its
+ * chunks are still listed.  A writer stats every listed pack when it opens
+ * (the pack list is small) and treats the chunks of a missing one as
+ * absent: they are stored again, and their catalog rows re-pointed at the
+ * new pack, so new snapshots never depend on lost data.
  */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include "internal.h"
@@ -26,6 +43,12 @@
 #define PACK_FD_CACHE 8
 #define NO_TICKET UINT64_MAX
 #define TICKETS 4096
+/* Copies of chunk bytes the store may hold for workers (queued or being
+ * worked on), and again for the calling thread (chunks whose dedup needs a
+ * catalog lookup).  Bytes, not chunks: with duplicates the workers drain
+ * at once and only this bound keeps the tickets from holding 4096 chunks. */
+#define WORK_BYTES (8u << 20)
+#define TICKET_BYTES (8u << 20)
 
 struct job {
         uint8_t id[HASH_LEN];
@@ -64,6 +87,8 @@ struct store {
         struct repo *repo;
         bool writable;
         uint64_t pack_target;
+        int64_t *missing;        /* rowids of listed packs that are gone, ascending */
+        size_t nmissing;
 
         /* Reading, calling thread only. */
         ZSTD_DCtx *dctx;
@@ -78,6 +103,8 @@ struct store {
         struct store_stats stats;
         struct ticket *tickets;
         uint64_t submitted, resolved;
+        size_t work_bytes;       /* chunk bytes queued or in a worker's hands */
+        size_t ticket_bytes;     /* chunk bytes held by TICKET_MAYBE tickets */
         pthread_t *threads;
         unsigned nthreads;
         pthread_cond_t cond_job;
@@ -205,6 +232,8 @@ static bool worker_hash(struct store *s, struct job *j)
                 /* The calling thread asks the catalog; the bytes go with it. */
                 t->data = TAKE_PTR(j->data);
                 t->len = j->len;
+                s->work_bytes -= j->len;
+                s->ticket_bytes += j->len;
         }
         t->state = d == TICKET_MAYBE ? TICKET_MAYBE : TICKET_DONE;
         pthread_cond_broadcast(&s->cond_ticket);
@@ -267,9 +296,14 @@ static void *worker_main(void *arg)
 
                 if (full)
                         finish_pack(s, full);
+                size_t held = j.data ? j.len : 0; /* not handed to a ticket */
                 free(j.data);
 
                 pthread_mutex_lock(&s->lock);
+                if (held) {
+                        s->work_bytes -= held;
+                        pthread_cond_broadcast(&s->cond_space);
+                }
                 s->busy--;
                 if (s->qlen == 0 && s->busy == 0)
                         pthread_cond_broadcast(&s->cond_idle);
@@ -286,6 +320,64 @@ static int load_filter(void *ud, const uint8_t id[CATALOG_HASH_LEN])
 {
         idfilter_add(ud, id);
         return 0;
+}
+
+/* catalog_pack_foreach() callback: notes a listed pack that is missing or
+ * shorter/longer than recorded (a truncated pack loses its trailer). */
+static int note_missing(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct store *s = ud;
+        char path[128];
+        struct stat st;
+        pack_path(hash, path, sizeof path);
+        if (fstatat(s->repo->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size == size)
+                return 0;
+        log_debug("pack %s is missing or damaged: its chunks count as absent", path);
+        s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
+        s->missing[s->nmissing++] = id; /* rowid order: stays sorted */
+        return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+static bool pack_missing(const struct store *s, int64_t pack)
+{
+        return s->nmissing && bsearch(&pack, s->missing, s->nmissing, sizeof pack, cmp_i64);
+}
+
+size_t store_missing_packs(const struct store *s) { return s->nmissing; }
+
+/* 1 when the catalog lists the chunk in a pack that is there, 0 when it is
+ * unknown or its pack is missing, or -errno.  Calling thread only. */
+static int chunk_stored(struct store *s, const uint8_t id[HASH_LEN])
+{
+        struct catalog_chunk ch;
+        int r = catalog_chunk_get(s->repo->catalog, id, &ch);
+        if (r > 0 && pack_missing(s, ch.pack))
+                return 0;
+        return r;
+}
+
+int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t n)
+{
+        if (!s->nmissing)
+                return 1;
+        for (size_t i = 0; i < n; i++) {
+                pthread_mutex_lock(&s->lock);
+                bool pending = idset_contains(&s->pending, chunks[i].id);
+                pthread_mutex_unlock(&s->lock);
+                if (pending)
+                        continue;
+                int r = chunk_stored(s, chunks[i].id);
+                if (r <= 0)
+                        return r;
+        }
+        return 1;
 }
 
 int store_open(struct repo *r, bool writable, struct store **ret)
@@ -309,6 +401,8 @@ int store_open(struct repo *r, bool writable, struct store **ret)
 
         if (writable) {
                 k = catalog_chunk_foreach(r->catalog, load_filter, &s->filter);
+                if (k == 0)
+                        k = catalog_pack_foreach(r->catalog, note_missing, s);
                 if (k < 0) {
                         store_free(s);
                         return k;
@@ -361,6 +455,7 @@ void store_free(struct store *s)
         free(s->queue);
         free(s->tickets);
         free(s->threads);
+        free(s->missing);
         ZSTD_freeDCtx(s->dctx);
         buf_free(&s->stored);
         idfilter_free(&s->filter);
@@ -399,7 +494,9 @@ static int record_done(struct store *s)
                                                             .raw_len = f->entries[i].raw_len,
                                                             .flags = f->entries[i].flags };
                                 memcpy(ch.id, f->entries[i].id, HASH_LEN);
-                                r = catalog_chunk_add(c, &ch);
+                                /* With packs missing, a chunk stored again
+                                 * must be found here, not in the lost pack. */
+                                r = s->nmissing ? catalog_chunk_set(c, &ch) : catalog_chunk_add(c, &ch);
                         }
                         if (r >= 0)
                                 r = catalog_commit(c);
@@ -441,14 +538,16 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN])
                 return 1;
         if (!maybe)
                 return 0;
-        return catalog_chunk_get(s->repo->catalog, id, NULL);
+        return chunk_stored(s, id);
 }
 
-/* Queues a job, waiting for room; takes ownership of j->data. */
+/* Queues a job, waiting for room (a free slot, and the bytes the workers
+ * hold under WORK_BYTES: only workers release those, so waiting cannot
+ * deadlock); takes ownership of j->data. */
 static int enqueue(struct store *s, struct job *j, bool ticket)
 {
         pthread_mutex_lock(&s->lock);
-        while (s->qlen == s->qcap && !s->error)
+        while ((s->qlen == s->qcap || (s->work_bytes > 0 && s->work_bytes + j->len > WORK_BYTES)) && !s->error)
                 pthread_cond_wait(&s->cond_space, &s->lock);
         if (s->error) {
                 int r = locked_error(s);
@@ -462,6 +561,7 @@ static int enqueue(struct store *s, struct job *j, bool ticket)
         }
         s->queue[(s->qhead + s->qlen) % s->qcap] = *j;
         s->qlen++;
+        s->work_bytes += j->len;
         pthread_cond_signal(&s->cond_job);
         pthread_mutex_unlock(&s->lock);
         return 0;
@@ -471,7 +571,7 @@ static int enqueue(struct store *s, struct job *j, bool ticket)
  * it is not there after all.  Returns 1 when stored, 0 when a duplicate. */
 static int confirm(struct store *s, bool tree, const uint8_t id[HASH_LEN], uint8_t *data, size_t len)
 {
-        int r = catalog_chunk_get(s->repo->catalog, id, NULL);
+        int r = chunk_stored(s, id);
         pthread_mutex_lock(&s->lock);
         if (r > 0 || (r == 0 && idset_contains(&s->pending, id))) {
                 s->stats.chunks_dup++;
@@ -536,6 +636,8 @@ int store_submit(struct store *s, const uint8_t *data, size_t len)
                 return error_set(EROFS, "the repository is open read-only");
         if (len > PACK_MAX_CHUNK)
                 return error_set(EINVAL, "chunk of %zu bytes is too large", len);
+        /* Only the count is a hard limit: workers may move bytes into
+         * tickets between store_submit_ready() and here. */
         if (store_outstanding(s) >= TICKETS)
                 return error_set(ENOBUFS, "too many chunks awaiting store_resolve()");
         struct job j = { .data = xmalloc(len), .len = len };
@@ -552,6 +654,18 @@ size_t store_outstanding(const struct store *s)
 }
 
 size_t store_ticket_window(void) { return TICKETS; }
+
+bool store_submit_ready(struct store *s, size_t len)
+{
+        if (s->submitted == s->resolved)
+                return true;
+        if (s->submitted - s->resolved >= TICKETS)
+                return false;
+        pthread_mutex_lock(&s->lock);
+        bool ok = s->ticket_bytes + len <= TICKET_BYTES;
+        pthread_mutex_unlock(&s->lock);
+        return ok;
+}
 
 int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
 {
@@ -572,6 +686,8 @@ int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
         uint8_t state = t->state, flags = t->flags;
         uint8_t *data = TAKE_PTR(t->data);
         size_t len = t->len;
+        if (data)
+                s->ticket_bytes -= len;
         t->state = TICKET_WAITING;
         s->resolved++;
         pthread_mutex_unlock(&s->lock);

@@ -5,7 +5,7 @@ set -eu
 
 PKGS="gcc make pkg-config libc6-dev
 libarchive-dev libzstd-dev libssl-dev libsqlite3-dev libjson-c-dev libcurl4-openssl-dev
-libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps
+libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps time
 docker.io busybox-static"
 
 missing=""

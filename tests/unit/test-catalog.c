@@ -102,6 +102,20 @@ static void test_packs_and_chunks(void **state)
         assert_int_equal(catalog_chunk_get(f->c, unknown, &got), 0);
         assert_int_equal(catalog_chunk_count(f->c), 1);
 
+        /* stored again after its pack was lost: the new location wins */
+        uint8_t h3[CATALOG_HASH_LEN];
+        int64_t p3;
+        id_of(3, h3);
+        assert_int_equal(catalog_pack_add(f->c, h3, 500, 1, &p3), 1);
+        struct catalog_chunk moved = ch;
+        moved.pack = p3;
+        moved.offset = 16;
+        assert_int_equal(catalog_chunk_set(f->c, &moved), 0);
+        assert_int_equal(catalog_chunk_get(f->c, ch.id, &got), 1);
+        assert_int_equal(got.pack, p3);
+        assert_int_equal(got.offset, 16);
+        assert_int_equal(catalog_chunk_count(f->c), 1);
+
         /* a rolled-back transaction leaves nothing */
         id_of(2, h);
         assert_int_equal(catalog_begin(f->c), 0);
@@ -213,6 +227,23 @@ static void test_file_index(void **state)
         assert_int_equal(n, 1); /* a */
         n = 0;
         assert_int_equal(catalog_ls(f->c, "v", 2, "c", 1, count_ls, &n), 0);
+
+        /* the previous snapshot cannot be read: every current row closes,
+         * and the new snapshot lists only what it puts */
+        add_snapshot(f->c, "v", "dd03", 3);
+        assert_int_equal(catalog_begin(f->c), 0);
+        assert_int_equal(catalog_index_begin(f->c, "v", 3, &ix), 0);
+        assert_int_equal(catalog_index_close_all(ix), 0);
+        put(ix, "", 1, 0, false);
+        put(ix, "d", 2, 3, false);
+        catalog_index_free(ix);
+        assert_int_equal(catalog_commit(f->c), 0);
+        n = 0;
+        assert_int_equal(catalog_ls(f->c, "v", 3, "", 0, count_ls, &n), 1);
+        assert_int_equal(n, 1); /* d */
+        n = 0;
+        assert_int_equal(catalog_ls(f->c, "v", 2, "", 0, count_ls, &n), 1);
+        assert_int_equal(n, 1); /* a, as before */
 }
 
 int main(void)
