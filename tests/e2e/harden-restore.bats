@@ -243,7 +243,7 @@ restore_and_signal() {
         echo x > "$T/src/f"
         berth init
         berth backup --path "$T/src" --name v > /dev/null
-        strace -f -qq -e trace=syncfs,rename,renameat,renameat2 -o "$T/trace" "$BERTH" restore v --target "$T/out"
+        ASAN_OPTIONS=detect_leaks=0 strace -f -qq -e trace=syncfs,rename,renameat,renameat2 -o "$T/trace" "$BERTH" restore v --target "$T/out"
         cat "$T/trace"
         grep -n 'syncfs\|rename' "$T/trace" | grep -v ENOENT > "$T/calls"
         first_sync=$(grep -m1 -n syncfs "$T/calls" | cut -d: -f1)
