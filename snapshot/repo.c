@@ -19,6 +19,10 @@
 #define TREE_MAX (32u << 10)
 #define DEFAULT_LEVEL 3
 #define DEFAULT_PACK_SIZE (16u << 20)
+/* One range for init and for every later open, so init cannot make a
+ * repository that nothing can open. */
+#define PACK_SIZE_MIN (1ULL << 20)
+#define PACK_SIZE_MAX (1ULL << 31)
 
 static const char *const repo_dirs[] = { "packs", "snapshots", "tmp" };
 
@@ -92,7 +96,7 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 snprintf(c->id, sizeof c->id, "%s", json_object_get_string(v));
         if (ch && json_object_object_get_ex(ch, "seed", &v) && json_object_is_type(v, json_type_string))
                 c->seed = strtoull(json_object_get_string(v), NULL, 16);
-        if (c->pack_size < (1u << 20) || c->pack_size > (1ULL << 31))
+        if (c->pack_size < PACK_SIZE_MIN || c->pack_size > PACK_SIZE_MAX)
                 r = error_set(BERTH_ECORRUPT, "%s/config: pack_size out of range", path);
         json_object_put(o);
         return r;
@@ -119,6 +123,9 @@ int repo_init(const char *path, const struct repo_init_options *o)
                                  c.min, c.avg, c.max);
         if (c.level < 1 || c.level > 19)
                 return error_set(EINVAL, "compression level %d is out of range 1..19", c.level);
+        if (c.pack_size < PACK_SIZE_MIN || c.pack_size > PACK_SIZE_MAX)
+                return error_set(EINVAL, "pack size %llu is out of range 1M..2G",
+                                 (unsigned long long)c.pack_size);
         if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);
@@ -568,34 +575,62 @@ int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *r
                 return 0;
         }
 
+        /* A bare reference may be a name, an id prefix, or both: a volume
+         * called 'cafe' or '2024' is also a plausible prefix.  Both lookups
+         * run, and a reference that is both is refused rather than guessed. */
+        struct catalog_snapshot named = { 0 };
+        k = catalog_snapshot_latest(r->catalog, ref, INT64_MAX, &named);
+        if (k < 0)
+                return k;
+        bool have_name = k > 0;
+        struct catalog_snapshot *list = NULL;
+        size_t n = 0;
         if (is_hex(ref) && strlen(ref) >= 4 && strlen(ref) <= 2 * HASH_LEN) {
-                struct catalog_snapshot *list;
-                size_t n;
                 _cleanup_free_ char *lower = xstrdup(ref);
                 for (char *p = lower; *p; p++)
                         if (*p >= 'A' && *p <= 'F')
                                 *p = (char)(*p - 'A' + 'a');
                 k = catalog_snapshot_by_prefix(r->catalog, lower, 11, &list, &n);
-                if (k < 0)
-                        return k;
-                if (n == 1) {
-                        *ret = list[0];
-                        free(list);
-                        return 0;
-                }
-                if (n > 1) {
-                        k = list_candidates(r, ref, list, n, BERTH_EAMBIGUOUS);
-                        catalog_snapshot_list_free(list, n);
+                if (k < 0) {
+                        catalog_snapshot_clear(&named);
                         return k;
                 }
-                free(list);
         }
-        k = catalog_snapshot_latest(r->catalog, ref, INT64_MAX, ret);
-        if (k < 0)
+        /* The series' own newest snapshot may be the only one its name
+         * prefixes: then both readings agree. */
+        if (have_name && n == 1 && strcmp(list[0].id, named.id) == 0) {
+                catalog_snapshot_list_free(list, n);
+                list = NULL;
+                n = 0;
+        }
+        if (have_name && n > 0) {
+                char t[32], t2[32];
+                k = error_set(BERTH_EAMBIGUOUS,
+                              "'%s' is both the name of a snapshot series (newest %.12s, %s) and the start of the "
+                              "id of %s%.12s (%s, %s); use '%s@latest' for the series, or give more of the id",
+                              ref, named.id, format_time(named.started, t, sizeof t), n > 1 ? "several snapshots, e.g. " : "",
+                              list[0].id, list[0].name, format_time(list[0].started, t2, sizeof t2), ref);
+                catalog_snapshot_clear(&named);
+                catalog_snapshot_list_free(list, n);
                 return k;
-        if (k == 0)
-                return names_hint(r, ref);
-        return 0;
+        }
+        if (have_name) {
+                free(list);
+                *ret = named;
+                return 0;
+        }
+        if (n == 1) {
+                *ret = list[0];
+                free(list);
+                return 0;
+        }
+        if (n > 1) {
+                k = list_candidates(r, ref, list, n, BERTH_EAMBIGUOUS);
+                catalog_snapshot_list_free(list, n);
+                return k;
+        }
+        free(list);
+        return names_hint(r, ref);
 }
 
 /* ---- catalog rebuild ---------------------------------------------------------------- */

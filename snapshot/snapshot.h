@@ -52,7 +52,8 @@ void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_sna
 /* Resolves a snapshot reference: a full id or unique id prefix, NAME,
  * NAME@latest, or NAME@TIME (newest at or before TIME).  No match is
  * -BERTH_ENOTFOUND and several are -BERTH_EAMBIGUOUS, each with a message
- * listing the candidates. */
+ * listing the candidates; a bare reference that is both a series name and
+ * an id prefix is -BERTH_EAMBIGUOUS too (NAME@latest picks the series). */
 int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *ret);
 
 /* A user's path inside a snapshot ("/etc/x", "./etc/x/", "etc/x") as the
