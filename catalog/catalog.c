@@ -216,6 +216,93 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         return 0;
 }
 
+/* "file:" URI for path with everything but a few safe bytes escaped, so a
+ * repository path holding '?', '#' or '%' still names the file. */
+static char *path_uri(const char *path, const char *query)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(path);
+        char *u = xmalloc(8 + 3 * n + strlen(query) + 2), *p = u;
+
+        p = stpcpy(p, path[0] == '/' ? "file://" : "file:");
+        for (const unsigned char *q = (const unsigned char *)path; *q; q++) {
+                if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                    strchr("/._-~", *q))
+                        *p++ = (char)*q;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[*q >> 4];
+                        *p++ = hex[*q & 15];
+                }
+        }
+        *p++ = '?';
+        strcpy(p, query);
+        return u;
+}
+
+static int open_uri(struct catalog *c, const char *uri)
+{
+        int rc = sqlite3_open_v2(uri, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "open");
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, 10000);
+        /* Opening is lazy: read something now so that a file SQLite cannot
+         * use fails here, not at the first query. */
+        int v;
+        return user_version(c, &v);
+}
+
+int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, sqlite_setup);
+        struct catalog *c = xcalloc(1, sizeof *c);
+        int r, v = 0;
+
+        c->path = xstrdup(path);
+        c->readonly = true;
+        /* mode=ro reads a WAL too, but needs the WAL index (-shm) or the
+         * right to create it.  On media nothing can write to (a read-only
+         * mount, chattr +i) there may be neither: then the file is opened
+         * as immutable, read as it is, without locks, since nothing can
+         * change it there. */
+        _cleanup_free_ char *uri = path_uri(path, "mode=ro");
+        r = open_uri(c, uri);
+        if (r < 0 && frozen) {
+                log_debug("%s; reading catalog %s as immutable", error_message(), path);
+                error_clear();
+                sqlite3_close(c->db);
+                c->db = NULL;
+                free(uri);
+                uri = path_uri(path, "mode=ro&immutable=1");
+                r = open_uri(c, uri);
+        }
+        if (r == 0)
+                r = user_version(c, &v);
+        if (r == 0 && v > CATALOG_SCHEMA_VERSION)
+                r = error_set(BERTH_EFORMAT, "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
+                              path, v, CATALOG_SCHEMA_VERSION);
+        if (r < 0) {
+                catalog_free(c);
+                return r;
+        }
+        if (v < CATALOG_SCHEMA_VERSION && !frozen) {
+                /* An older catalog where it can be written: upgrade it once,
+                 * as any writer would, then read it read-only. */
+                catalog_free(c);
+                r = catalog_open(path, false, &c);
+                if (r < 0)
+                        return r;
+                catalog_free(c);
+                return catalog_open_readonly(path, frozen, ret);
+        }
+        if (v < CATALOG_SCHEMA_VERSION)
+                log_debug("catalog %s has schema version %d and cannot be upgraded here; reading it as it is", path, v);
+        *ret = c;
+        return 0;
+}
+
 void catalog_free(struct catalog *c)
 {
         if (!c)

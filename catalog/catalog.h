@@ -25,6 +25,14 @@ struct catalog;
  * migrations.  A catalog newer than this program is refused with
  * -BERTH_EFORMAT.  WAL mode, synchronous=FULL. */
 int catalog_open(const char *path, bool create, struct catalog **ret);
+/* Opens the catalog at path for reading only (SQLite mode=ro): no
+ * migration, no journal-mode change, nothing written.  `frozen` says the
+ * repository directory cannot be written (read-only media, chattr +i):
+ * when SQLite cannot open the file read-only there (no WAL index and no
+ * right to create one), it is opened as immutable, without locks.  An
+ * older schema is upgraded first when not frozen, and read as it is when
+ * frozen.  Writing through the handle fails with -EACCES. */
+int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret);
 void catalog_free(struct catalog *c);
 static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 

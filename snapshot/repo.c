@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -158,37 +159,89 @@ int repo_init(const char *path, const struct repo_init_options *o)
         return fsync_dirfd(dfd);
 }
 
-static int lock_holder(int fd, bool exclusive)
+/* The lock file holds two one-byte POSIX record locks:
+ *
+ *   byte 0, "maintenance": readers and writers take it shared; catalog
+ *           rebuild (and a future prune) takes it exclusive, because it
+ *           replaces what everyone else reads.
+ *   byte 1, "writer": writers (backup, import, recover) take it
+ *           exclusive, so one at a time adds packs and runs recovery.
+ *           Readers never touch it, so a long restore, export or
+ *           `volumes` never stops the nightly backup.
+ *
+ * Record locks are released by the kernel when the process dies, however
+ * it dies, and F_GETLK names the holder.  A berth from before this layout
+ * locks the whole file, which conflicts with both bytes: old and new
+ * exclude each other as each expects. */
+enum { LOCK_MAINTENANCE = 0, LOCK_WRITER = 1 };
+
+static int lock_range(int fd, int cmd, short type, off_t start)
 {
-        struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
-        if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-                return 0;
-        return fl.l_pid;
+        struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1 };
+        if (fcntl(fd, cmd, &fl) < 0)
+                return -errno;
+        return cmd == F_GETLK ? (fl.l_type == F_UNLCK ? 0 : fl.l_pid) : 0;
 }
 
-static int take_lock(struct repo *r, bool exclusive, uint64_t wait)
+static int open_lock_file(struct repo *r, enum repo_mode mode)
 {
         r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (r->lockfd < 0 && !exclusive)
-                r->lockfd = openat(r->dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (r->lockfd < 0)
+        if (r->lockfd >= 0)
+                return 0;
+        if (mode != REPO_READ)
                 return error_set(errno, "cannot open %s/lock: %s", r->path, strerror(errno));
+        /* A shared lock needs only a descriptor open for reading. */
+        r->lockfd = openat(r->dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (r->lockfd >= 0)
+                return 0;
+        if (errno == EROFS || errno == EACCES || errno == EPERM || errno == ENOENT) {
+                /* Read-only media: nothing can write there, so there is
+                 * nothing to be protected from. */
+                log_debug("reading %s without a lock: cannot create %s/lock: %s", r->path, r->path, strerror(errno));
+                return 0;
+        }
+        return error_set(errno, "cannot open %s/lock: %s", r->path, strerror(errno));
+}
 
-        /* POSIX record locks: released by the kernel when the process dies,
-         * however it dies, and F_GETLK names the holder. */
+static int take_lock(struct repo *r, enum repo_mode mode, uint64_t wait)
+{
+        int k = open_lock_file(r, mode);
+        if (k < 0 || r->lockfd < 0)
+                return k;
+
+        short maint = mode == REPO_REBUILD ? F_WRLCK : F_RDLCK;
+        bool have_maint = false, have_writer = mode != REPO_WRITE;
         int64_t deadline = mono_ns() + (int64_t)wait * 1000000000;
         for (;;) {
-                struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
-                if (fcntl(r->lockfd, F_SETLK, &fl) == 0)
+                off_t blocked = -1;
+                short type = F_UNLCK;
+                if (!have_maint) {
+                        k = lock_range(r->lockfd, F_SETLK, maint, LOCK_MAINTENANCE);
+                        if (k == 0)
+                                have_maint = true;
+                        else
+                                blocked = LOCK_MAINTENANCE, type = maint;
+                }
+                if (have_maint && !have_writer) {
+                        k = lock_range(r->lockfd, F_SETLK, F_WRLCK, LOCK_WRITER);
+                        if (k == 0)
+                                have_writer = true;
+                        else
+                                blocked = LOCK_WRITER, type = F_WRLCK;
+                }
+                if (have_maint && have_writer)
                         return 0;
-                if (errno != EAGAIN && errno != EACCES)
-                        return error_set(errno, "cannot lock %s: %s", r->path, strerror(errno));
+                if (k != -EAGAIN && k != -EACCES)
+                        return error_set(-k, "cannot lock %s: %s", r->path, strerror(-k));
                 if (mono_ns() >= deadline) {
-                        int pid = lock_holder(r->lockfd, exclusive);
+                        int pid = lock_range(r->lockfd, F_GETLK, type, blocked);
+                        const char *why = blocked == LOCK_WRITER ? "another backup or import is writing to it"
+                                          : mode == REPO_REBUILD ? "another berth is using it"
+                                                                 : "its catalog is being rebuilt";
                         return error_set(BERTH_ELOCKED,
                                          "repository %s is locked by pid %d (%s); wait for it to finish, or "
                                          "pass --lock-wait SECONDS",
-                                         r->path, pid, exclusive ? "another berth is using it" : "a backup is writing to it");
+                                         r->path, pid > 0 ? pid : 0, why);
                 }
                 struct timespec ts = { 0, 200 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
@@ -264,7 +317,7 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", path);
                 goto fail;
         }
-        k = take_lock(r, r->writable, lock_wait);
+        k = take_lock(r, mode, lock_wait);
         if (k < 0)
                 goto fail;
         r->tmp_dirfd = openat(r->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -281,8 +334,15 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 goto fail;
         }
         /* A rebuild replaces the catalog, which may be missing or damaged. */
-        if (mode != REPO_REBUILD) {
-                k = catalog_open(dbpath, r->writable, &r->catalog);
+        if (mode == REPO_READ) {
+                /* Readers never write the catalog; where the repository
+                 * cannot be written at all it may be read as immutable. */
+                bool frozen = faccessat(r->dirfd, ".", W_OK, AT_EACCESS) < 0;
+                k = catalog_open_readonly(dbpath, frozen, &r->catalog);
+                if (k < 0)
+                        goto fail;
+        } else if (mode == REPO_WRITE) {
+                k = catalog_open(dbpath, true, &r->catalog);
                 if (k < 0)
                         goto fail;
         }

@@ -40,3 +40,186 @@ load lib
         run berth snapshots
         [ "$status" -eq 0 ]
 }
+
+# --- item 5: read-only repositories are readable -----------------------------
+
+# ro_mount DIR MNT: a read-only bind mount of DIR at MNT
+ro_mount() {
+        mkdir -p "$2"
+        mount --bind "$1" "$2"
+        mount -o remount,ro,bind "$2"
+}
+
+@test "every reader works on a repository behind a read-only bind mount" {
+        make_tree "$T/src"
+        chattr -i "$T/src/immutable"
+        rm "$T/src/immutable"
+        berth init > /dev/null
+        id=$(berth backup --path "$T/src" --name vol | tail -n 1)
+        echo changed > "$T/src/seq.txt"
+        berth backup --path "$T/src" --name vol > /dev/null
+        # as a backup disk would be: no lock file, no WAL left
+        rm -f "$BERTH_REPO/lock"
+        ro_mount "$BERTH_REPO" "$T/ro"
+        export BERTH_REPO="$T/ro"
+        run berth snapshots
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"${id:0:12}"*vol* ]]
+        run berth ls vol sub
+        [ "$status" -eq 0 ]
+        [[ "$output" == *app* || "$output" == *copy.txt* ]]
+        run berth find 'copy.txt'
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"sub/copy.txt"* ]]
+        run berth diff "$id" vol
+        [ "$status" -eq 0 ]
+        [[ "$output" == *seq.txt* ]]
+        [ "$(berth cat vol seq.txt)" = changed ]
+        berth export "$id" > "$T/x.tar"
+        tar -tf "$T/x.tar" | grep -q 'sub/copy.txt'
+        run berth check --read-data
+        [ "$status" -eq 0 ]
+        berth restore "$id" --target "$T/out"
+        echo 1 > /dev/null
+        cmp "$T/src/rand.bin" "$T/out/rand.bin"
+        [ "$(head -n 1 "$T/out/seq.txt")" = 1 ]
+        # nothing was written on the way
+        [ ! -e "$T/ro/lock" ]
+        # a writer is refused with the reason
+        mkdir "$T/other"
+        run berth backup --path "$T/other" --name other
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"Read-only file system"* ]]
+}
+
+@test "a repository whose directory is immutable is readable, a WAL left behind included" {
+        mkdir "$T/src"
+        echo one > "$T/src/f"
+        berth init > /dev/null
+        berth backup --path "$T/src" --name vol > /dev/null
+        # a copy taken while a writer was running: its last commit is only in the WAL
+        cp -a "$BERTH_REPO" "$T/copy"
+        python3 - "$BERTH_REPO/catalog.db" "$T/copy" <<'PY'
+import sqlite3, sys, shutil, os
+c = sqlite3.connect(sys.argv[1])
+c.execute("PRAGMA wal_autocheckpoint=0")
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE IF NOT EXISTS marker (x)")
+c.execute("INSERT INTO marker VALUES (1)")
+c.commit()
+d = os.path.dirname(sys.argv[1])
+for s in ["", "-wal", "-shm"]:
+    if os.path.exists(sys.argv[1] + s):
+        shutil.copy(sys.argv[1] + s, os.path.join(sys.argv[2], "catalog.db" + s))
+c.close()
+PY
+        [ -s "$T/copy/catalog.db-wal" ]
+        chattr +i "$T/copy"
+        run berth -r "$T/copy" snapshots
+        chattr -i "$T/copy"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *vol*complete* ]]
+        chattr +i "$T/copy"
+        [ "$(berth -r "$T/copy" cat vol f)" = one ]
+        chattr -i "$T/copy"
+        # read-only media with the WAL but no -shm: the checkpointed state is read
+        rm -f "$T/copy/catalog.db-shm"
+        ro_mount "$T/copy" "$T/ro"
+        run berth -r "$T/ro" snapshots
+        [ "$status" -eq 0 ]
+        [[ "$output" == *vol*complete* ]]
+}
+
+# --- item 12: readers never stop backups --------------------------------------
+
+# wait_lock PID: until process PID holds a lock on the repository's lock file
+wait_lock() {
+        local ino
+        for i in $(seq 100); do
+                ino=$(stat -c %i "$BERTH_REPO/lock" 2>/dev/null || true)
+                if [ -n "$ino" ] && grep -q " $1 [0-9a-f]*:[0-9a-f]*:$ino " /proc/locks; then
+                        return 0
+                fi
+                sleep 0.1
+        done
+        return 1
+}
+
+@test "a backup runs while a reader holds the repository; catalog rebuild is refused meanwhile" {
+        mkdir "$T/src" "$T/more"
+        head -c 20000000 /dev/urandom > "$T/src/big"
+        echo more > "$T/more/f"
+        berth init > /dev/null
+        berth backup --path "$T/src" --name big > /dev/null
+        # a reader stuck writing into a pipe nobody reads yet
+        mkfifo "$T/fifo"
+        timeout -k 5 60 "$BERTH" cat big big > "$T/fifo" &
+        BG_PIDS="$!"
+        exec 7<> "$T/fifo"      # open both ends: the reader starts and fills the pipe
+        for i in $(seq 50); do
+                reader=$(cat "/proc/$BG_PIDS/task/$BG_PIDS/children" 2>/dev/null | tr -d ' ')
+                [ -n "$reader" ] && break
+                sleep 0.1
+        done
+        wait_lock "$reader"
+        run timeout -k 5 60 "$BERTH" backup --path "$T/more" --name more
+        echo "$output"
+        [ "$status" -eq 0 ]
+        tar -C "$T/more" -cf "$T/more.tar" .
+        run timeout -k 5 60 "$BERTH" import --name imp "$T/more.tar"
+        [ "$status" -eq 0 ]
+        run timeout -k 5 60 "$BERTH" catalog rebuild
+        [ "$status" -eq 4 ]
+        [[ "$output" == *"locked by pid $reader"* ]]
+        # the reader still finishes with the right bytes
+        timeout -k 5 60 head -c 20000000 <&7 > "$T/got"
+        wait "$BG_PIDS"
+        exec 7<&-
+        cmp "$T/got" "$T/src/big"
+        [ "$(berth cat more f)" = more ]
+        run berth catalog rebuild
+        [ "$status" -eq 0 ]
+}
+
+@test "a backup waits for a catalog rebuild, and a second writer for the first" {
+        mkdir "$T/src" && echo x > "$T/src/f"
+        berth init > /dev/null
+        berth snapshots > /dev/null
+        # hold the maintenance byte exclusively, as catalog rebuild does
+        python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)
+print(os.getpid(), flush=True)
+time.sleep(3)
+' "$BERTH_REPO/lock" > "$T/holder" &
+        BG_PIDS="$!"
+        for i in $(seq 50); do [ -s "$T/holder" ] && break; sleep 0.1; done
+        holder=$(cat "$T/holder")
+        run berth backup --path "$T/src" --name l
+        [ "$status" -eq 4 ]
+        [[ "$output" == *"locked by pid $holder"*"rebuilt"* ]]
+        run berth snapshots
+        [ "$status" -eq 4 ]
+        run berth --lock-wait 20 backup --path "$T/src" --name l
+        [ "$status" -eq 0 ]
+        # the writer byte: a second writer waits, a reader does not
+        python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_SH, 1, 0)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 1)
+print(os.getpid(), flush=True)
+time.sleep(3)
+' "$BERTH_REPO/lock" > "$T/holder2" &
+        BG_PIDS="$BG_PIDS $!"
+        for i in $(seq 50); do [ -s "$T/holder2" ] && break; sleep 0.1; done
+        holder=$(cat "$T/holder2")
+        run berth backup --path "$T/src" --name l
+        [ "$status" -eq 4 ]
+        [[ "$output" == *"locked by pid $holder"*"writing"* ]]
+        run berth snapshots
+        [ "$status" -eq 0 ]
+        run berth --lock-wait 20 backup --path "$T/src" --name l
+        [ "$status" -eq 0 ]
+}
