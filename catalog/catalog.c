@@ -208,6 +208,15 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                     " PRAGMA cache_size=-8192;");
         if (r == 0)
                 r = migrate(c);
+        /* Snapshot ids a writer announced before writing their files (see
+         * catalog_snapshot_intend).  A table of its own, created when
+         * missing rather than by a migration: an older berth ignores it,
+         * and nothing in it is needed to read the repository. */
+        if (r == 0)
+                r = exec(c, "CREATE TABLE IF NOT EXISTS snapshot_intents ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of snapshots/<hash> */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ")");
         if (r < 0) {
                 catalog_free(c);
                 return r;

@@ -101,6 +101,16 @@ void catalog_snapshot_list_free(struct catalog_snapshot *list, size_t n);
 /* Inserts a snapshot row.  When s->seq is 0 it becomes one more than the
  * newest of its name, and is written back into s. */
 int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s);
+/* Announces that this repository's writer is about to write
+ * snapshots/<id>: durable on return when called outside a transaction.
+ * Crash recovery indexes only announced snapshot files; anything else in
+ * snapshots/ waits for an explicit catalog rebuild.  catalog_snapshot_add()
+ * drops the announcement in its own transaction. */
+int catalog_snapshot_intend(struct catalog *c, const char *id);
+int catalog_snapshot_intent_drop(struct catalog *c, const char *id);
+/* The announced ids not recorded yet, oldest first; free with catalog_id_list_free. */
+int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n);
+void catalog_id_list_free(char **list, size_t n);
 /* 1 when a snapshot with this full id is recorded. */
 int catalog_snapshot_known(struct catalog *c, const char *id);
 /* Snapshots ordered by start time (oldest first), all or of one name. */

@@ -350,7 +350,9 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 struct store *s;
                 k = store_open(r, false, &s);
                 if (k == 0) {
-                        k = repo_recover(r, s);
+                        /* A catalog this writer had to create is a rebuild:
+                         * everything on disk is indexed. */
+                        k = repo_recover(r, s, missing);
                         store_free(s);
                 }
                 if (k < 0)
@@ -367,8 +369,9 @@ fail:
 
 static int clean_tmp(struct repo *r)
 {
-        /* Holding the exclusive lock, anything in tmp/ belongs to a writer
-         * that died. */
+        /* Holding the writer lock, anything in tmp/ belongs to a writer
+         * that died: only writers use tmp/ (readers, running alongside,
+         * never do), and there is one writer at a time. */
         int fd = dup(r->tmp_dirfd);
         if (fd < 0)
                 return -errno;
@@ -415,6 +418,9 @@ static int foreach_hex_file(int parent, const char *sub, bool clean, int (*fn)(v
 
 struct recover_state {
         struct repo *repo;
+        bool all;               /* index every snapshot file, announced or not */
+        char **intents;         /* ids this repository's writers announced */
+        size_t nintents;
         uint64_t packs;
         struct snapfile *snaps;
         size_t nsnaps, cap;
@@ -501,6 +507,20 @@ static int collect_snapshot(void *ud, int dfd, const char *name)
         int k = catalog_snapshot_known(st->repo->catalog, name);
         if (k != 0)
                 return k < 0 ? k : 0;
+        if (!st->all) {
+                bool announced = false;
+                for (size_t i = 0; i < st->nintents && !announced; i++)
+                        announced = strcmp(st->intents[i], name) == 0;
+                if (!announced) {
+                        /* Not written by a writer of this repository (planted,
+                         * or copied in): data, not instructions.  It is not
+                         * even read; `catalog rebuild` indexes it on purpose. */
+                        log_debug("not indexing snapshots/%s: no writer of this repository announced it; "
+                                  "'berth catalog rebuild' indexes it",
+                                  name);
+                        return 0;
+                }
+        }
         struct snapfile f = { 0 };
         if (snapfile_read(st->repo, name, &f) < 0) {
                 log_debug("not indexing snapshot %s: %s", name, error_message());
@@ -523,11 +543,14 @@ static int by_start(const void *a, const void *b)
         return strcmp(x->info.id, y->info.id);
 }
 
-int repo_recover(struct repo *r, struct store *s)
+int repo_recover(struct repo *r, struct store *s, bool all)
 {
-        struct recover_state st = { .repo = r };
+        struct recover_state st = { .repo = r, .all = all };
         int k;
 
+        k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
+        if (k < 0)
+                return k;
         k = clean_tmp(r);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
@@ -550,10 +573,16 @@ int repo_recover(struct repo *r, struct store *s)
                         r->recovered_snapshots++;
         }
         r->recovered_packs += st.packs;
+        /* What is still announced now has no file (its writer died before
+         * writing it) or a file that cannot be indexed: stop re-reading it. */
+        for (size_t i = 0; i < st.nintents && k >= 0; i++)
+                if (catalog_snapshot_known(r->catalog, st.intents[i]) == 0)
+                        k = catalog_snapshot_intent_drop(r->catalog, st.intents[i]);
 out:
         for (size_t i = 0; i < st.nsnaps; i++)
                 snapfile_clear(&st.snaps[i]);
         free(st.snaps);
+        catalog_id_list_free(st.intents, st.nintents);
         return k < 0 ? k : 0;
 }
 
@@ -722,7 +751,7 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
                 struct store *s;
                 k = store_open(r, false, &s);
                 if (k == 0) {
-                        k = repo_recover(r, s);
+                        k = repo_recover(r, s, true);
                         store_free(s);
                 }
         }

@@ -223,3 +223,71 @@ time.sleep(3)
         run berth --lock-wait 20 backup --path "$T/src" --name l
         [ "$status" -eq 0 ]
 }
+
+# --- item 2 (second half) and item 13: what a writer indexes by itself ---------
+
+@test "a snapshot file planted in snapshots/ is not indexed by the next writer, only by catalog rebuild" {
+        # a snapshot made elsewhere, with its packs
+        mkdir "$T/evil" "$T/src"
+        echo planted > "$T/evil/f"
+        echo mine > "$T/src/f"
+        berth -r "$T/other" init > /dev/null
+        pid=$(berth -r "$T/other" backup --path "$T/evil" --name planted | tail -n 1)
+        berth init > /dev/null
+        berth backup --path "$T/src" --name mine > /dev/null
+        cp -r "$T/other/packs/." "$BERTH_REPO/packs/"
+        cp "$T/other/snapshots/$pid" "$BERTH_REPO/snapshots/"
+        run berth backup --path "$T/src" --name mine
+        [ "$status" -eq 0 ]
+        [[ "$output" != *"1 snapshot"* ]]
+        run berth snapshots
+        [[ "$output" != *planted* ]]
+        run berth cat "$pid" f
+        [ "$status" -eq 1 ]
+        run berth check
+        [[ "$output" == *"not indexed"* ]]
+        # it stays a file on disk, and an explicit rebuild takes it
+        [ -e "$BERTH_REPO/snapshots/$pid" ]
+        run berth catalog rebuild
+        [ "$status" -eq 0 ]
+        [ "$(berth cat planted f)" = planted ]
+}
+
+@test "a snapshot whose commit the catalog refuses leaves no file behind; a crashed writer's file is still indexed" {
+        mkdir "$T/src"
+        echo one > "$T/src/f"
+        berth init > /dev/null
+        berth backup --path "$T/src" --name vol > /dev/null
+        # the catalog refuses the next snapshot row
+        sqlite3 "$BERTH_REPO/catalog.db" \
+                "CREATE TRIGGER refuse BEFORE INSERT ON snapshots BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+        echo two > "$T/src/f"
+        run berth backup --path "$T/src" --name vol
+        [ "$status" -ne 0 ]
+        tar -C "$T/src" -cf "$T/src.tar" .
+        run berth import --name imp "$T/src.tar"
+        [ "$status" -ne 0 ]
+        [ "$(ls "$BERTH_REPO/snapshots" | wc -l)" -eq 1 ]
+        sqlite3 "$BERTH_REPO/catalog.db" "DROP TRIGGER refuse"
+        run berth check
+        [ "$status" -eq 0 ]
+        [[ "$output" != *"not indexed"* ]]
+        [ "$(berth --json snapshots | json_get '.__len__()')" -eq 1 ]
+        # a writer killed between the snapshot file and its catalog row: the
+        # file was announced, so the next writer indexes it
+        id=$(berth backup --path "$T/src" --name vol | tail -n 1)
+        [ "$(sqlite3 "$BERTH_REPO/catalog.db" "SELECT count(*) FROM snapshot_intents")" -eq 0 ]
+        sqlite3 "$BERTH_REPO/catalog.db" "PRAGMA foreign_keys=OFF;
+                DELETE FROM files WHERE since = (SELECT max(seq) FROM snapshots);
+                UPDATE files SET until = NULL WHERE until = (SELECT max(seq) FROM snapshots);
+                DELETE FROM snapshots WHERE hash = '$id';
+                INSERT INTO snapshot_intents VALUES ('$id', 1);"
+        run berth check
+        [[ "$output" == *"not indexed"* ]]
+        mkdir "$T/o" && echo o > "$T/o/f"
+        run berth backup --path "$T/o" --name o
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"indexed 0 pack(s) and 1 snapshot(s)"* ]]
+        [ "$(berth cat vol f)" = two ]
+        [ "$(sqlite3 "$BERTH_REPO/catalog.db" "SELECT count(*) FROM snapshot_intents")" -eq 0 ]
+}
