@@ -561,6 +561,119 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
         return r < 0 ? r : 0;
 }
 
+/* The column names of table in schema db ("main" or an attached name);
+ * none when the table does not exist. */
+static int table_columns(struct catalog *c, const char *db, const char *table, char ***ret, size_t *ret_n)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT name FROM pragma_table_info(?1, ?2)", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "reading a table's columns");
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, db, -1, SQLITE_STATIC);
+        char **cols = NULL;
+        size_t n = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const unsigned char *t = sqlite3_column_text(st, 0);
+                if (!t)
+                        continue;
+                cols = xrealloc(cols, (n + 1) * sizeof *cols);
+                cols[n++] = xstrdup((const char *)t);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+                catalog_id_list_free(cols, n);
+                return catalog_error(c, rc, "reading a table's columns");
+        }
+        *ret = cols;
+        *ret_n = n;
+        return 0;
+}
+
+static void append_ident(struct buf *b, const char *name)
+{
+        buf_putc(b, '"');
+        for (const char *p = name; *p; p++) {
+                if (*p == '"')
+                        buf_putc(b, '"');
+                buf_putc(b, *p);
+        }
+        buf_putc(b, '"');
+}
+
+int catalog_carry_table(struct catalog *c, const char *from_path, const char *table, int64_t *ret_rows)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "ATTACH DATABASE ?1 AS carry_from", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "opening the old catalog");
+        sqlite3_bind_text(st, 1, from_path, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "opening the old catalog");
+
+        /* The columns both tables have, so a column added to one schema
+         * and not the other does not stop the copy. */
+        char **to = NULL, **from = NULL;
+        size_t nto = 0, nfrom = 0;
+        int64_t rows = 0;
+        int r = table_columns(c, "main", table, &to, &nto);
+        if (r == 0)
+                r = table_columns(c, "carry_from", table, &from, &nfrom);
+        struct buf cols = { 0 };
+        for (size_t i = 0; r == 0 && i < nto; i++)
+                for (size_t j = 0; j < nfrom; j++)
+                        if (strcmp(to[i], from[j]) == 0) {
+                                if (cols.len)
+                                        buf_putc(&cols, ',');
+                                append_ident(&cols, to[i]);
+                                break;
+                        }
+        if (r == 0 && cols.len) {
+                buf_putc(&cols, 0);
+                struct buf t = { 0 };
+                append_ident(&t, table);
+                buf_putc(&t, 0);
+                _cleanup_free_ char *sql = xasprintf("INSERT INTO main.%s (%s) SELECT %s FROM carry_from.%s",
+                                                     (char *)t.data, (char *)cols.data, (char *)cols.data,
+                                                     (char *)t.data);
+                buf_free(&t);
+                r = exec(c, sql);
+                if (r == 0)
+                        rows = sqlite3_changes(c->db);
+        }
+        buf_free(&cols);
+        catalog_id_list_free(to, nto);
+        catalog_id_list_free(from, nfrom);
+        sqlite3_exec(c->db, "DETACH DATABASE carry_from", NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (ret_rows)
+                *ret_rows = rows;
+        return 0;
+}
+
+int catalog_close_standalone(struct catalog *c)
+{
+        /* Out of WAL mode: every page is in the main file and no -wal or
+         * -shm is left to travel with it or to be confused with another's. */
+        int r = exec(c, "PRAGMA journal_mode=DELETE");
+        catalog_free(c);
+        return r;
+}
+
+int catalog_checkpoint_path(const char *path)
+{
+        struct catalog *c;
+        int r = catalog_open(path, false, &c);
+        if (r < 0)
+                return r;
+        r = exec(c, "PRAGMA wal_checkpoint(TRUNCATE)");
+        catalog_free(c);
+        return r;
+}
+
 int64_t catalog_count(struct catalog *c, const char *table)
 {
         char sql[128];

@@ -210,6 +210,22 @@ int catalog_quiesce_end(struct catalog *c, int64_t id);
 int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);
 void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n);
 
+/* ---- catalog rebuild ----------------------------------------------------------- */
+
+/* Copies the rows of `table` from the catalog file at from_path into the
+ * same table of c, column by column for the columns both have (so either
+ * side may have columns the other lacks).  For what a rebuild cannot derive
+ * from packs, such as the quiesce journal.  *ret_rows (may be NULL) is the
+ * number copied.  A from_path that is not a catalog fails, changing
+ * nothing. */
+int catalog_carry_table(struct catalog *c, const char *from_path, const char *table, int64_t *ret_rows);
+/* Frees c after taking its database out of WAL mode, so that it is one
+ * self-contained file that can be renamed into place. */
+int catalog_close_standalone(struct catalog *c);
+/* Opens the catalog at path, moves everything in its WAL into the main
+ * file and empties the WAL, and closes it. */
+int catalog_checkpoint_path(const char *path);
+
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);
 

@@ -367,7 +367,12 @@ fail:
 
 /* ---- recovery ------------------------------------------------------------------ */
 
-static int clean_tmp(struct repo *r)
+/* catalog rebuild builds its new catalog in tmp/ under this name. */
+#define REBUILD_NAME "catalog-rebuild.db"
+
+/* Removes everything in tmp/ but, when `keep` is set, the files whose name
+ * starts with it. */
+static int clean_tmp(struct repo *r, const char *keep)
 {
         /* Holding the writer lock, anything in tmp/ belongs to a writer
          * that died: only writers use tmp/ (readers, running alongside,
@@ -383,6 +388,8 @@ static int clean_tmp(struct repo *r)
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+                        continue;
+                if (keep && strncmp(de->d_name, keep, strlen(keep)) == 0)
                         continue;
                 rm_rf_at(r->tmp_dirfd, de->d_name);
         }
@@ -551,7 +558,8 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
         if (k < 0)
                 return k;
-        k = clean_tmp(r);
+        /* A rebuild (`all`) is building its catalog in tmp/. */
+        k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
         k = foreach_pack_subdir(&st);
@@ -724,49 +732,92 @@ int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *r
 
 /* ---- catalog rebuild ---------------------------------------------------------------- */
 
-static const char *const catalog_files[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm" };
+/* The new catalog is built in tmp/ (REBUILD_NAME), where a rebuild killed
+ * part-way leaves it for the next writer's clean_tmp(), and renamed over
+ * catalog.db in one step: until then readers and writers see the old
+ * catalog, whole. */
 
-static void move_catalog(struct repo *r, const char *from_suffix, const char *to_suffix)
+static void unlink_db_files(int dfd, const char *name)
 {
-        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
-                _cleanup_free_ char *from = xasprintf("%s%s", catalog_files[i], from_suffix);
-                _cleanup_free_ char *to = xasprintf("%s%s", catalog_files[i], to_suffix);
-                if (renameat(r->dirfd, from, r->dirfd, to) < 0 && errno == ENOENT)
-                        unlinkat(r->dirfd, to, 0);
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *f = xasprintf("%s%s", name, suffixes[i]);
+                unlinkat(dfd, f, 0);
         }
+}
+
+static int build_catalog(struct repo *r, const char *newpath, const char *oldpath, bool have_old)
+{
+        int k = catalog_open(newpath, true, &r->catalog);
+        if (k < 0)
+                return k;
+        struct store *s;
+        k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = repo_recover(r, s, true);
+        store_free(s);
+        if (k < 0 || !have_old)
+                return k;
+        /* The quiesce journal is not derived from packs: without it
+         * `recover` could not find containers a crashed run left paused. */
+        int64_t rows = 0;
+        if (catalog_carry_table(r->catalog, oldpath, "quiesce_journal", &rows) < 0) {
+                log_debug("the old catalog's quiesce journal cannot be read, not carried over: %s",
+                          error_message());
+                error_clear();
+        } else
+                log_debug("carried %lld quiesce journal row(s) into the new catalog", (long long)rows);
+        return 0;
 }
 
 int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots)
 {
         if (!r->writable)
                 return error_set(EROFS, "the repository is open read-only");
+        if (r->tmp_dirfd < 0)
+                return error_set(ENOENT, "cannot open %s/tmp", r->path);
         catalog_free(r->catalog);
         r->catalog = NULL;
-        /* Keep the old catalog until the new one is complete. */
-        move_catalog(r, "", ".old");
         _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", r->path);
+        _cleanup_free_ char *newpath = xasprintf("%s/tmp/" REBUILD_NAME, r->path);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        bool have_old = faccessat(r->dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
         uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;
-        int k = catalog_open(dbpath, true, &r->catalog);
+
+        int k = build_catalog(r, newpath, dbpath, have_old);
         if (k == 0) {
-                struct store *s;
-                k = store_open(r, false, &s);
-                if (k == 0) {
-                        k = repo_recover(r, s, true);
-                        store_free(s);
-                }
+                struct catalog *c = TAKE_PTR(r->catalog);
+                k = catalog_close_standalone(c);
         }
+        _cleanup_close_ int fd = k < 0 ? -1 : openat(r->tmp_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
+        if (k == 0 && (fd < 0 || fsync(fd) < 0))
+                k = error_set(errno, "cannot write %s: %s", newpath, strerror(errno));
+        if (k == 0 && have_old) {
+                /* A -wal left beside catalog.db would be replayed into the
+                 * new file.  Empty it into the old catalog first, so that
+                 * removing it loses nothing should we stop before the
+                 * rename; a damaged old catalog has nothing to lose. */
+                if (catalog_checkpoint_path(dbpath) < 0) {
+                        log_debug("cannot checkpoint the old catalog: %s", error_message());
+                        error_clear();
+                }
+                unlinkat(r->dirfd, "catalog.db-wal", 0);
+                unlinkat(r->dirfd, "catalog.db-shm", 0);
+        }
+        if (k == 0 && renameat(r->tmp_dirfd, REBUILD_NAME, r->dirfd, "catalog.db") < 0)
+                k = error_set(errno, "cannot move the new catalog into place: %s", strerror(errno));
         if (k < 0) {
                 catalog_free(r->catalog);
                 r->catalog = NULL;
-                move_catalog(r, ".old", "");
-                catalog_open(dbpath, false, &r->catalog);
+                unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
                 return k;
         }
-        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
-                _cleanup_free_ char *old = xasprintf("%s.old", catalog_files[i]);
-                unlinkat(r->dirfd, old, 0);
-        }
         fsync_dirfd(r->dirfd);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        k = catalog_open(dbpath, false, &r->catalog);
+        if (k < 0)
+                return k;
         *ret_packs = r->recovered_packs - packs0;
         *ret_snapshots = r->recovered_snapshots - snaps0;
         return 0;
