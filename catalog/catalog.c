@@ -90,23 +90,52 @@ _Static_assert(ELEMENTSOF(migrations) == CATALOG_SCHEMA_VERSION, "schema version
 int catalog_error(struct catalog *c, int rc, const char *what)
 {
         const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
-        int err;
+        const char *path = c && c->path ? c->path : "catalog.db";
 
+        /* SQLite's words (and the statement) are for whoever debugs berth;
+         * the user is told what happened and what to do about it. */
+        log_debug("catalog %s: %s: %s (SQLite result %d)", path, what, msg, rc);
         switch (rc & 0xff) {
-        case SQLITE_FULL: err = ENOSPC; break;
+        case SQLITE_FULL:
+                return error_set(ENOSPC, "catalog %s: the disk is full (while %s); free some space and try again",
+                                 path, what);
         case SQLITE_BUSY:
-        case SQLITE_LOCKED: err = EBUSY; break;
+        case SQLITE_LOCKED:
+                return error_set(EBUSY,
+                                 "catalog %s is busy: another process kept it locked (while %s); try again when "
+                                 "it has finished",
+                                 path, what);
         case SQLITE_CORRUPT:
-        case SQLITE_NOTADB: err = BERTH_ECORRUPT; break;
-        case SQLITE_CANTOPEN: err = ENOENT; break;
+        case SQLITE_NOTADB:
+                return error_set(BERTH_ECORRUPT,
+                                 "catalog %s is damaged (while %s); recreate it from the packs and snapshot files "
+                                 "with 'berth catalog rebuild'",
+                                 path, what);
+        case SQLITE_CANTOPEN:
+                return error_set(ENOENT,
+                                 "cannot open catalog %s (while %s); if it was lost or damaged, recreate it with "
+                                 "'berth catalog rebuild'",
+                                 path, what);
         case SQLITE_READONLY:
         case SQLITE_PERM:
-        case SQLITE_AUTH: err = EACCES; break;
-        case SQLITE_NOMEM: err = ENOMEM; break;
-        default: err = EIO; break;
+        case SQLITE_AUTH:
+                return error_set(EACCES,
+                                 "catalog %s cannot be written (while %s): the file or its file system is "
+                                 "read-only, or this user may not write it",
+                                 path, what);
+        case SQLITE_NOMEM:
+                return error_set(ENOMEM, "out of memory (catalog %s, while %s)", path, what);
+        case SQLITE_IOERR:
+                return error_set(EIO,
+                                 "catalog %s: I/O error (while %s); check the disk; if catalog.db is damaged, "
+                                 "recreate it with 'berth catalog rebuild'",
+                                 path, what);
+        default:
+                return error_set(EIO,
+                                 "catalog %s cannot be used (while %s): it may be damaged or not Berth's; "
+                                 "recreate it with 'berth catalog rebuild' (run with --verbose for details)",
+                                 path, what);
         }
-        return error_set(err, "catalog%s%s: %s: %s", c && c->path ? " " : "", c && c->path ? c->path : "", what,
-                         msg);
 }
 
 sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql)
@@ -114,7 +143,7 @@ sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql)
         if (!c->stmts[slot]) {
                 int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot], NULL);
                 if (rc != SQLITE_OK) {
-                        catalog_error(c, rc, "prepare");
+                        catalog_error(c, rc, "reading it");
                         return NULL;
                 }
         }
@@ -128,11 +157,14 @@ static void sqlite_setup(void)
         sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static int exec(struct catalog *c, const char *sql)
+/* Runs sql; `what` says what it does, for the message when it fails. */
+static int exec(struct catalog *c, const char *sql, const char *what)
 {
         int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, sql);
+        if (rc != SQLITE_OK) {
+                log_debug("catalog %s: failed statement: %s", c->path, sql);
+                return catalog_error(c, rc, what);
+        }
         return 0;
 }
 
@@ -169,10 +201,10 @@ static int migrate(struct catalog *c)
                 r = catalog_begin(c);
                 if (r < 0)
                         return r;
-                r = exec(c, migrations[v]);
+                r = exec(c, migrations[v], "upgrading its schema");
                 snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
                 if (r == 0)
-                        r = exec(c, pragma);
+                        r = exec(c, pragma, "upgrading its schema");
                 if (r == 0)
                         r = catalog_commit(c);
                 if (r < 0) {
@@ -196,7 +228,7 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         c->path = xstrdup(path);
         rc = sqlite3_open_v2(path, &c->db, flags, NULL);
         if (rc != SQLITE_OK) {
-                r = catalog_error(c, rc, "open");
+                r = catalog_error(c, rc, "opening it");
                 catalog_free(c);
                 return r;
         }
@@ -205,7 +237,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         /* WAL so readers never block the writer; FULL so a commit that makes
          * a snapshot visible is on disk when it returns. */
         r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                    " PRAGMA cache_size=-8192;");
+                    " PRAGMA cache_size=-8192;",
+                 "opening it");
         if (r == 0)
                 r = migrate(c);
         /* Snapshot ids a writer announced before writing their files (see
@@ -216,7 +249,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                 r = exec(c, "CREATE TABLE IF NOT EXISTS snapshot_intents ("
                             "  hash TEXT PRIMARY KEY,"     /* hex id of snapshots/<hash> */
                             "  created INTEGER NOT NULL"   /* ns */
-                            ")");
+                            ")",
+                            "opening it");
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -253,7 +287,7 @@ static int open_uri(struct catalog *c, const char *uri)
 {
         int rc = sqlite3_open_v2(uri, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "open");
+                return catalog_error(c, rc, "opening it");
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, 10000);
         /* Opening is lazy: read something now so that a file SQLite cannot
@@ -329,7 +363,7 @@ int catalog_begin(struct catalog *c)
 {
         /* IMMEDIATE takes the write lock now, not at the first write, so a
          * transaction never fails half-way with SQLITE_BUSY. */
-        int r = exec(c, "BEGIN IMMEDIATE");
+        int r = exec(c, "BEGIN IMMEDIATE", "starting a change");
         if (r == 0)
                 c->in_tx = true;
         return r;
@@ -339,7 +373,7 @@ int catalog_commit(struct catalog *c)
 {
         int rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
-                int r = catalog_error(c, rc, "commit");
+                int r = catalog_error(c, rc, "committing a change");
                 /* A failed COMMIT (a failed fsync among them) is rolled back,
                  * never retried into a success. */
                 catalog_rollback(c);
@@ -639,7 +673,7 @@ int catalog_carry_table(struct catalog *c, const char *from_path, const char *ta
                                                      (char *)t.data, (char *)cols.data, (char *)cols.data,
                                                      (char *)t.data);
                 buf_free(&t);
-                r = exec(c, sql);
+                r = exec(c, sql, "copying rows from the old catalog");
                 if (r == 0)
                         rows = sqlite3_changes(c->db);
         }
@@ -658,7 +692,7 @@ int catalog_close_standalone(struct catalog *c)
 {
         /* Out of WAL mode: every page is in the main file and no -wal or
          * -shm is left to travel with it or to be confused with another's. */
-        int r = exec(c, "PRAGMA journal_mode=DELETE");
+        int r = exec(c, "PRAGMA journal_mode=DELETE", "finishing it");
         catalog_free(c);
         return r;
 }
@@ -669,7 +703,7 @@ int catalog_checkpoint_path(const char *path)
         int r = catalog_open(path, false, &c);
         if (r < 0)
                 return r;
-        r = exec(c, "PRAGMA wal_checkpoint(TRUNCATE)");
+        r = exec(c, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing it");
         catalog_free(c);
         return r;
 }
