@@ -184,6 +184,12 @@ static int user_version(struct catalog *c, int *ret)
         return 0;
 }
 
+static int too_new(struct catalog *c, int v)
+{
+        return error_set(BERTH_EFORMAT, "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
+                         c->path, v, CATALOG_SCHEMA_VERSION);
+}
+
 static int migrate(struct catalog *c)
 {
         int v = 0, r;
@@ -192,16 +198,23 @@ static int migrate(struct catalog *c)
         if (r < 0)
                 return r;
         if (v > CATALOG_SCHEMA_VERSION)
-                return error_set(BERTH_EFORMAT,
-                                 "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
-                                 c->path, v, CATALOG_SCHEMA_VERSION);
-        for (; v < CATALOG_SCHEMA_VERSION; v++) {
+                return too_new(c, v);
+        while (v < CATALOG_SCHEMA_VERSION) {
                 char pragma[64];
 
                 r = catalog_begin(c);
                 if (r < 0)
                         return r;
-                r = exec(c, migrations[v], "upgrading its schema");
+                /* Read again inside the write transaction: readers and
+                 * writers do not exclude each other, so another berth may
+                 * have just upgraded it. */
+                r = user_version(c, &v);
+                if (r == 0 && v >= CATALOG_SCHEMA_VERSION) {
+                        catalog_rollback(c);
+                        return v > CATALOG_SCHEMA_VERSION ? too_new(c, v) : 0;
+                }
+                if (r == 0)
+                        r = exec(c, migrations[v], "upgrading its schema");
                 snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
                 if (r == 0)
                         r = exec(c, pragma, "upgrading its schema");
@@ -211,7 +224,7 @@ static int migrate(struct catalog *c)
                         catalog_rollback(c);
                         return r;
                 }
-                log_debug("catalog migrated to schema version %d", v + 1);
+                log_debug("catalog migrated to schema version %d", ++v);
         }
         return 0;
 }
@@ -324,8 +337,7 @@ int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret)
         if (r == 0)
                 r = user_version(c, &v);
         if (r == 0 && v > CATALOG_SCHEMA_VERSION)
-                r = error_set(BERTH_EFORMAT, "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
-                              path, v, CATALOG_SCHEMA_VERSION);
+                r = too_new(c, v);
         if (r < 0) {
                 catalog_free(c);
                 return r;
