@@ -345,15 +345,17 @@ int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret)
         if (v < CATALOG_SCHEMA_VERSION && !frozen) {
                 /* An older catalog where it can be written: upgrade it once,
                  * as any writer would, then read it read-only. */
-                catalog_free(c);
-                r = catalog_open(path, false, &c);
-                if (r < 0)
-                        return r;
-                catalog_free(c);
-                return catalog_open_readonly(path, frozen, ret);
+                struct catalog *w;
+                if (catalog_open(path, false, &w) == 0) {
+                        catalog_free(w);
+                        catalog_free(c);
+                        return catalog_open_readonly(path, frozen, ret);
+                }
+                log_debug("cannot upgrade catalog %s: %s", path, error_message());
+                error_clear();
         }
         if (v < CATALOG_SCHEMA_VERSION)
-                log_debug("catalog %s has schema version %d and cannot be upgraded here; reading it as it is", path, v);
+                log_debug("catalog %s has schema version %d; reading it as it is", path, v);
         *ret = c;
         return 0;
 }
