@@ -10,7 +10,6 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
-        bool readonly;         /* opened by catalog_open_readonly() */
         sqlite3_stmt *stmts[32];
 };
 

@@ -296,9 +296,9 @@ static char *path_uri(const char *path, const char *query)
         return u;
 }
 
-static int open_uri(struct catalog *c, const char *uri)
+static int open_uri(struct catalog *c, const char *uri, int flags)
 {
-        int rc = sqlite3_open_v2(uri, &c->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+        int rc = sqlite3_open_v2(uri, &c->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "opening it");
         sqlite3_extended_result_codes(c->db, 1);
@@ -309,30 +309,45 @@ static int open_uri(struct catalog *c, const char *uri)
         return user_version(c, &v);
 }
 
-int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret)
+int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
 {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         pthread_once(&once, sqlite_setup);
+        /* Tried in order.  Where the repository can be written, the
+         * connection may write (a reader closes the quiesce journal rows
+         * of containers it put back) but is never created, migrated or
+         * switched to another journal mode here; SQLite itself falls back
+         * to read-only when the file is write-protected.  mode=ro reads a
+         * WAL too, but needs the WAL index (-shm) or the right to create
+         * it; on media nothing can write to (a read-only mount, chattr +i)
+         * there may be neither: then the file is read as immutable, as it
+         * is, without locks, since nothing can change it there. */
+        static const struct {
+                const char *query;
+                int flags;
+                bool frozen_only;
+        } modes[] = {
+                { "mode=rw", SQLITE_OPEN_READWRITE, false },
+                { "mode=ro", SQLITE_OPEN_READONLY, false },
+                { "mode=ro&immutable=1", SQLITE_OPEN_READONLY, true },
+        };
         struct catalog *c = xcalloc(1, sizeof *c);
-        int r, v = 0;
+        int r = -EIO, v = 0;
 
         c->path = xstrdup(path);
-        c->readonly = true;
-        /* mode=ro reads a WAL too, but needs the WAL index (-shm) or the
-         * right to create it.  On media nothing can write to (a read-only
-         * mount, chattr +i) there may be neither: then the file is opened
-         * as immutable, read as it is, without locks, since nothing can
-         * change it there. */
-        _cleanup_free_ char *uri = path_uri(path, "mode=ro");
-        r = open_uri(c, uri);
-        if (r < 0 && frozen) {
-                log_debug("%s; reading catalog %s as immutable", error_message(), path);
-                error_clear();
+        for (size_t i = frozen ? 1 : 0; i < ELEMENTSOF(modes); i++) {
+                if (modes[i].frozen_only && !frozen)
+                        break;
+                if (i > (frozen ? 1u : 0u)) {
+                        log_debug("%s; trying %s", error_message(), modes[i].query);
+                        error_clear();
+                }
                 sqlite3_close(c->db);
                 c->db = NULL;
-                free(uri);
-                uri = path_uri(path, "mode=ro&immutable=1");
-                r = open_uri(c, uri);
+                _cleanup_free_ char *uri = path_uri(path, modes[i].query);
+                r = open_uri(c, uri, modes[i].flags);
+                if (r == 0)
+                        break;
         }
         if (r == 0)
                 r = user_version(c, &v);
@@ -344,12 +359,12 @@ int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret)
         }
         if (v < CATALOG_SCHEMA_VERSION && !frozen) {
                 /* An older catalog where it can be written: upgrade it once,
-                 * as any writer would, then read it read-only. */
+                 * as any writer would. */
                 struct catalog *w;
                 if (catalog_open(path, false, &w) == 0) {
                         catalog_free(w);
                         catalog_free(c);
-                        return catalog_open_readonly(path, frozen, ret);
+                        return catalog_open_reader(path, frozen, ret);
                 }
                 log_debug("cannot upgrade catalog %s: %s", path, error_message());
                 error_clear();

@@ -25,14 +25,17 @@ struct catalog;
  * migrations.  A catalog newer than this program is refused with
  * -BERTH_EFORMAT.  WAL mode, synchronous=FULL. */
 int catalog_open(const char *path, bool create, struct catalog **ret);
-/* Opens the catalog at path for reading only (SQLite mode=ro): no
- * migration, no journal-mode change, nothing written.  `frozen` says the
- * repository directory cannot be written (read-only media, chattr +i):
- * when SQLite cannot open the file read-only there (no WAL index and no
- * right to create one), it is opened as immutable, without locks.  An
- * older schema is upgraded first when not frozen, and read as it is when
- * frozen.  Writing through the handle fails with -EACCES. */
-int catalog_open_readonly(const char *path, bool frozen, struct catalog **ret);
+/* Opens the catalog at path for a reader: never created, migrated (but
+ * see below) or switched to another journal mode, and nothing is written
+ * but what the caller writes (a reader closes quiesce journal rows).
+ * `frozen` says the repository directory cannot be written (read-only
+ * media, chattr +i): the file is then opened read-only (SQLite mode=ro),
+ * and as immutable, without locks, when SQLite cannot open it read-only
+ * there (no WAL index and no right to create one).  Where the file is
+ * write-protected, SQLite opens it read-only too.  An older schema is
+ * upgraded first when not frozen, and read as it is when frozen.  Writing
+ * through a read-only handle fails with -EACCES. */
+int catalog_open_reader(const char *path, bool frozen, struct catalog **ret);
 void catalog_free(struct catalog *c);
 static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 

@@ -335,10 +335,11 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
         }
         /* A rebuild replaces the catalog, which may be missing or damaged. */
         if (mode == REPO_READ) {
-                /* Readers never write the catalog; where the repository
-                 * cannot be written at all it may be read as immutable. */
+                /* Readers change nothing but the quiesce journal; where the
+                 * repository cannot be written at all, the catalog is opened
+                 * read-only, or even as immutable. */
                 bool frozen = faccessat(r->dirfd, ".", W_OK, AT_EACCESS) < 0;
-                k = catalog_open_readonly(dbpath, frozen, &r->catalog);
+                k = catalog_open_reader(dbpath, frozen, &r->catalog);
                 if (k < 0)
                         goto fail;
         } else if (mode == REPO_WRITE) {
