@@ -794,12 +794,13 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
         _cleanup_close_ int fd = k < 0 ? -1 : openat(r->tmp_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
         if (k == 0 && (fd < 0 || fsync(fd) < 0))
                 k = error_set(errno, "cannot write %s: %s", newpath, strerror(errno));
-        if (k == 0 && have_old) {
+        if (k == 0) {
                 /* A -wal left beside catalog.db would be replayed into the
                  * new file.  Empty it into the old catalog first, so that
                  * removing it loses nothing should we stop before the
-                 * rename; a damaged old catalog has nothing to lose. */
-                if (catalog_checkpoint_path(dbpath) < 0) {
+                 * rename; a damaged or missing old catalog has nothing to
+                 * lose. */
+                if (have_old && catalog_checkpoint_path(dbpath) < 0) {
                         log_debug("cannot checkpoint the old catalog: %s", error_message());
                         error_clear();
                 }
