@@ -90,23 +90,52 @@ _Static_assert(ELEMENTSOF(migrations) == CATALOG_SCHEMA_VERSION, "schema version
 int catalog_error(struct catalog *c, int rc, const char *what)
 {
         const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
-        int err;
+        const char *path = c && c->path ? c->path : "catalog.db";
 
+        /* SQLite's words (and the statement) are for whoever debugs berth;
+         * the user is told what happened and what to do about it. */
+        log_debug("catalog %s: %s: %s (SQLite result %d)", path, what, msg, rc);
         switch (rc & 0xff) {
-        case SQLITE_FULL: err = ENOSPC; break;
+        case SQLITE_FULL:
+                return error_set(ENOSPC, "catalog %s: the disk is full (while %s); free some space and try again",
+                                 path, what);
         case SQLITE_BUSY:
-        case SQLITE_LOCKED: err = EBUSY; break;
+        case SQLITE_LOCKED:
+                return error_set(EBUSY,
+                                 "catalog %s is busy: another process kept it locked (while %s); try again when "
+                                 "it has finished",
+                                 path, what);
         case SQLITE_CORRUPT:
-        case SQLITE_NOTADB: err = BERTH_ECORRUPT; break;
-        case SQLITE_CANTOPEN: err = ENOENT; break;
+        case SQLITE_NOTADB:
+                return error_set(BERTH_ECORRUPT,
+                                 "catalog %s is damaged (while %s); recreate it from the packs and snapshot files "
+                                 "with 'berth catalog rebuild'",
+                                 path, what);
+        case SQLITE_CANTOPEN:
+                return error_set(ENOENT,
+                                 "cannot open catalog %s (while %s); if it was lost or damaged, recreate it with "
+                                 "'berth catalog rebuild'",
+                                 path, what);
         case SQLITE_READONLY:
         case SQLITE_PERM:
-        case SQLITE_AUTH: err = EACCES; break;
-        case SQLITE_NOMEM: err = ENOMEM; break;
-        default: err = EIO; break;
+        case SQLITE_AUTH:
+                return error_set(EACCES,
+                                 "catalog %s cannot be written (while %s): the file or its file system is "
+                                 "read-only, or this user may not write it",
+                                 path, what);
+        case SQLITE_NOMEM:
+                return error_set(ENOMEM, "out of memory (catalog %s, while %s)", path, what);
+        case SQLITE_IOERR:
+                return error_set(EIO,
+                                 "catalog %s: I/O error (while %s); check the disk; if catalog.db is damaged, "
+                                 "recreate it with 'berth catalog rebuild'",
+                                 path, what);
+        default:
+                return error_set(EIO,
+                                 "catalog %s cannot be used (while %s): it may be damaged or not Berth's; "
+                                 "recreate it with 'berth catalog rebuild' (run with --verbose for details)",
+                                 path, what);
         }
-        return error_set(err, "catalog%s%s: %s: %s", c && c->path ? " " : "", c && c->path ? c->path : "", what,
-                         msg);
 }
 
 sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql)
@@ -114,7 +143,7 @@ sqlite3_stmt *catalog_stmt(struct catalog *c, unsigned slot, const char *sql)
         if (!c->stmts[slot]) {
                 int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[slot], NULL);
                 if (rc != SQLITE_OK) {
-                        catalog_error(c, rc, "prepare");
+                        catalog_error(c, rc, "reading it");
                         return NULL;
                 }
         }
@@ -128,11 +157,14 @@ static void sqlite_setup(void)
         sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-static int exec(struct catalog *c, const char *sql)
+/* Runs sql; `what` says what it does, for the message when it fails. */
+static int exec(struct catalog *c, const char *sql, const char *what)
 {
         int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, sql);
+        if (rc != SQLITE_OK) {
+                log_debug("catalog %s: failed statement: %s", c->path, sql);
+                return catalog_error(c, rc, what);
+        }
         return 0;
 }
 
@@ -152,6 +184,12 @@ static int user_version(struct catalog *c, int *ret)
         return 0;
 }
 
+static int too_new(struct catalog *c, int v)
+{
+        return error_set(BERTH_EFORMAT, "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
+                         c->path, v, CATALOG_SCHEMA_VERSION);
+}
+
 static int migrate(struct catalog *c)
 {
         int v = 0, r;
@@ -160,26 +198,33 @@ static int migrate(struct catalog *c)
         if (r < 0)
                 return r;
         if (v > CATALOG_SCHEMA_VERSION)
-                return error_set(BERTH_EFORMAT,
-                                 "catalog %s has schema version %d, this berth knows up to %d: upgrade berth",
-                                 c->path, v, CATALOG_SCHEMA_VERSION);
-        for (; v < CATALOG_SCHEMA_VERSION; v++) {
+                return too_new(c, v);
+        while (v < CATALOG_SCHEMA_VERSION) {
                 char pragma[64];
 
                 r = catalog_begin(c);
                 if (r < 0)
                         return r;
-                r = exec(c, migrations[v]);
+                /* Read again inside the write transaction: readers and
+                 * writers do not exclude each other, so another berth may
+                 * have just upgraded it. */
+                r = user_version(c, &v);
+                if (r == 0 && v >= CATALOG_SCHEMA_VERSION) {
+                        catalog_rollback(c);
+                        return v > CATALOG_SCHEMA_VERSION ? too_new(c, v) : 0;
+                }
+                if (r == 0)
+                        r = exec(c, migrations[v], "upgrading its schema");
                 snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
                 if (r == 0)
-                        r = exec(c, pragma);
+                        r = exec(c, pragma, "upgrading its schema");
                 if (r == 0)
                         r = catalog_commit(c);
                 if (r < 0) {
                         catalog_rollback(c);
                         return r;
                 }
-                log_debug("catalog migrated to schema version %d", v + 1);
+                log_debug("catalog migrated to schema version %d", ++v);
         }
         return 0;
 }
@@ -196,7 +241,7 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         c->path = xstrdup(path);
         rc = sqlite3_open_v2(path, &c->db, flags, NULL);
         if (rc != SQLITE_OK) {
-                r = catalog_error(c, rc, "open");
+                r = catalog_error(c, rc, "opening it");
                 catalog_free(c);
                 return r;
         }
@@ -205,13 +250,127 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         /* WAL so readers never block the writer; FULL so a commit that makes
          * a snapshot visible is on disk when it returns. */
         r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                    " PRAGMA cache_size=-8192;");
+                    " PRAGMA cache_size=-8192;",
+                 "opening it");
         if (r == 0)
                 r = migrate(c);
+        /* Snapshot ids a writer announced before writing their files (see
+         * catalog_snapshot_intend).  A table of its own, created when
+         * missing rather than by a migration: an older berth ignores it,
+         * and nothing in it is needed to read the repository. */
+        if (r == 0)
+                r = exec(c, "CREATE TABLE IF NOT EXISTS snapshot_intents ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of snapshots/<hash> */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ")",
+                            "opening it");
         if (r < 0) {
                 catalog_free(c);
                 return r;
         }
+        *ret = c;
+        return 0;
+}
+
+/* "file:" URI for path with everything but a few safe bytes escaped, so a
+ * repository path holding '?', '#' or '%' still names the file. */
+static char *path_uri(const char *path, const char *query)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(path);
+        char *u = xmalloc(8 + 3 * n + strlen(query) + 2), *p = u;
+
+        p = stpcpy(p, path[0] == '/' ? "file://" : "file:");
+        for (const unsigned char *q = (const unsigned char *)path; *q; q++) {
+                if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                    strchr("/._-~", *q))
+                        *p++ = (char)*q;
+                else {
+                        *p++ = '%';
+                        *p++ = hex[*q >> 4];
+                        *p++ = hex[*q & 15];
+                }
+        }
+        *p++ = '?';
+        strcpy(p, query);
+        return u;
+}
+
+static int open_uri(struct catalog *c, const char *uri, int flags)
+{
+        int rc = sqlite3_open_v2(uri, &c->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "opening it");
+        sqlite3_extended_result_codes(c->db, 1);
+        sqlite3_busy_timeout(c->db, 10000);
+        /* Opening is lazy: read something now so that a file SQLite cannot
+         * use fails here, not at the first query. */
+        int v;
+        return user_version(c, &v);
+}
+
+int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, sqlite_setup);
+        /* Tried in order.  Where the repository can be written, the
+         * connection may write (a reader closes the quiesce journal rows
+         * of containers it put back) but is never created, migrated or
+         * switched to another journal mode here; SQLite itself falls back
+         * to read-only when the file is write-protected.  mode=ro reads a
+         * WAL too, but needs the WAL index (-shm) or the right to create
+         * it; on media nothing can write to (a read-only mount, chattr +i)
+         * there may be neither: then the file is read as immutable, as it
+         * is, without locks, since nothing can change it there. */
+        static const struct {
+                const char *query;
+                int flags;
+                bool frozen_only;
+        } modes[] = {
+                { "mode=rw", SQLITE_OPEN_READWRITE, false },
+                { "mode=ro", SQLITE_OPEN_READONLY, false },
+                { "mode=ro&immutable=1", SQLITE_OPEN_READONLY, true },
+        };
+        struct catalog *c = xcalloc(1, sizeof *c);
+        int r = -EIO, v = 0;
+
+        c->path = xstrdup(path);
+        for (size_t i = frozen ? 1 : 0; i < ELEMENTSOF(modes); i++) {
+                if (modes[i].frozen_only && !frozen)
+                        break;
+                if (i > (frozen ? 1u : 0u)) {
+                        log_debug("%s; trying %s", error_message(), modes[i].query);
+                        error_clear();
+                }
+                sqlite3_close(c->db);
+                c->db = NULL;
+                _cleanup_free_ char *uri = path_uri(path, modes[i].query);
+                r = open_uri(c, uri, modes[i].flags);
+                if (r == 0)
+                        break;
+        }
+        if (r == 0)
+                r = user_version(c, &v);
+        if (r == 0 && v > CATALOG_SCHEMA_VERSION)
+                r = too_new(c, v);
+        if (r < 0) {
+                catalog_free(c);
+                return r;
+        }
+        if (v < CATALOG_SCHEMA_VERSION && !frozen) {
+                /* An older catalog where it can be written: upgrade it once,
+                 * as any writer would. */
+                struct catalog *w;
+                if (catalog_open(path, false, &w) == 0) {
+                        catalog_free(w);
+                        catalog_free(c);
+                        return catalog_open_reader(path, frozen, ret);
+                }
+                log_debug("cannot upgrade catalog %s: %s", path, error_message());
+                error_clear();
+        }
+        if (v < CATALOG_SCHEMA_VERSION)
+                log_debug("catalog %s has schema version %d; reading it as it is", path, v);
         *ret = c;
         return 0;
 }
@@ -233,7 +392,7 @@ int catalog_begin(struct catalog *c)
 {
         /* IMMEDIATE takes the write lock now, not at the first write, so a
          * transaction never fails half-way with SQLITE_BUSY. */
-        int r = exec(c, "BEGIN IMMEDIATE");
+        int r = exec(c, "BEGIN IMMEDIATE", "starting a change");
         if (r == 0)
                 c->in_tx = true;
         return r;
@@ -243,7 +402,7 @@ int catalog_commit(struct catalog *c)
 {
         int rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
-                int r = catalog_error(c, rc, "commit");
+                int r = catalog_error(c, rc, "committing a change");
                 /* A failed COMMIT (a failed fsync among them) is rolled back,
                  * never retried into a success. */
                 catalog_rollback(c);
@@ -479,6 +638,119 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                 r = catalog_error(c, rc, "listing a pack's chunks");
         sqlite3_finalize(st);
         return r < 0 ? r : 0;
+}
+
+/* The column names of table in schema db ("main" or an attached name);
+ * none when the table does not exist. */
+static int table_columns(struct catalog *c, const char *db, const char *table, char ***ret, size_t *ret_n)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT name FROM pragma_table_info(?1, ?2)", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "reading a table's columns");
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, db, -1, SQLITE_STATIC);
+        char **cols = NULL;
+        size_t n = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const unsigned char *t = sqlite3_column_text(st, 0);
+                if (!t)
+                        continue;
+                cols = xrealloc(cols, (n + 1) * sizeof *cols);
+                cols[n++] = xstrdup((const char *)t);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+                catalog_id_list_free(cols, n);
+                return catalog_error(c, rc, "reading a table's columns");
+        }
+        *ret = cols;
+        *ret_n = n;
+        return 0;
+}
+
+static void append_ident(struct buf *b, const char *name)
+{
+        buf_putc(b, '"');
+        for (const char *p = name; *p; p++) {
+                if (*p == '"')
+                        buf_putc(b, '"');
+                buf_putc(b, *p);
+        }
+        buf_putc(b, '"');
+}
+
+int catalog_carry_table(struct catalog *c, const char *from_path, const char *table, int64_t *ret_rows)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "ATTACH DATABASE ?1 AS carry_from", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "opening the old catalog");
+        sqlite3_bind_text(st, 1, from_path, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "opening the old catalog");
+
+        /* The columns both tables have, so a column added to one schema
+         * and not the other does not stop the copy. */
+        char **to = NULL, **from = NULL;
+        size_t nto = 0, nfrom = 0;
+        int64_t rows = 0;
+        int r = table_columns(c, "main", table, &to, &nto);
+        if (r == 0)
+                r = table_columns(c, "carry_from", table, &from, &nfrom);
+        struct buf cols = { 0 };
+        for (size_t i = 0; r == 0 && i < nto; i++)
+                for (size_t j = 0; j < nfrom; j++)
+                        if (strcmp(to[i], from[j]) == 0) {
+                                if (cols.len)
+                                        buf_putc(&cols, ',');
+                                append_ident(&cols, to[i]);
+                                break;
+                        }
+        if (r == 0 && cols.len) {
+                buf_putc(&cols, 0);
+                struct buf t = { 0 };
+                append_ident(&t, table);
+                buf_putc(&t, 0);
+                _cleanup_free_ char *sql = xasprintf("INSERT INTO main.%s (%s) SELECT %s FROM carry_from.%s",
+                                                     (char *)t.data, (char *)cols.data, (char *)cols.data,
+                                                     (char *)t.data);
+                buf_free(&t);
+                r = exec(c, sql, "copying rows from the old catalog");
+                if (r == 0)
+                        rows = sqlite3_changes(c->db);
+        }
+        buf_free(&cols);
+        catalog_id_list_free(to, nto);
+        catalog_id_list_free(from, nfrom);
+        sqlite3_exec(c->db, "DETACH DATABASE carry_from", NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        if (ret_rows)
+                *ret_rows = rows;
+        return 0;
+}
+
+int catalog_close_standalone(struct catalog *c)
+{
+        /* Out of WAL mode: every page is in the main file and no -wal or
+         * -shm is left to travel with it or to be confused with another's. */
+        int r = exec(c, "PRAGMA journal_mode=DELETE", "finishing it");
+        catalog_free(c);
+        return r;
+}
+
+int catalog_checkpoint_path(const char *path)
+{
+        struct catalog *c;
+        int r = catalog_open(path, false, &c);
+        if (r < 0)
+                return r;
+        r = exec(c, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing it");
+        catalog_free(c);
+        return r;
 }
 
 int64_t catalog_count(struct catalog *c, const char *table)

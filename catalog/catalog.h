@@ -25,6 +25,17 @@ struct catalog;
  * migrations.  A catalog newer than this program is refused with
  * -BERTH_EFORMAT.  WAL mode, synchronous=FULL. */
 int catalog_open(const char *path, bool create, struct catalog **ret);
+/* Opens the catalog at path for a reader: never created, migrated (but
+ * see below) or switched to another journal mode, and nothing is written
+ * but what the caller writes (a reader closes quiesce journal rows).
+ * `frozen` says the repository directory cannot be written (read-only
+ * media, chattr +i): the file is then opened read-only (SQLite mode=ro),
+ * and as immutable, without locks, when SQLite cannot open it read-only
+ * there (no WAL index and no right to create one).  Where the file is
+ * write-protected, SQLite opens it read-only too.  An older schema is
+ * upgraded first when not frozen, and read as it is when frozen.  Writing
+ * through a read-only handle fails with -EACCES. */
+int catalog_open_reader(const char *path, bool frozen, struct catalog **ret);
 void catalog_free(struct catalog *c);
 static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 
@@ -96,6 +107,16 @@ void catalog_snapshot_list_free(struct catalog_snapshot *list, size_t n);
 /* Inserts a snapshot row.  When s->seq is 0 it becomes one more than the
  * newest of its name, and is written back into s. */
 int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s);
+/* Announces that this repository's writer is about to write
+ * snapshots/<id>: durable on return when called outside a transaction.
+ * Crash recovery indexes only announced snapshot files; anything else in
+ * snapshots/ waits for an explicit catalog rebuild.  catalog_snapshot_add()
+ * drops the announcement in its own transaction. */
+int catalog_snapshot_intend(struct catalog *c, const char *id);
+int catalog_snapshot_intent_drop(struct catalog *c, const char *id);
+/* The announced ids not recorded yet, oldest first; free with catalog_id_list_free. */
+int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n);
+void catalog_id_list_free(char **list, size_t n);
 /* 1 when a snapshot with this full id is recorded. */
 int catalog_snapshot_known(struct catalog *c, const char *id);
 /* Snapshots ordered by start time (oldest first), all or of one name. */
@@ -197,6 +218,22 @@ int catalog_quiesce_end(struct catalog *c, int64_t id);
 /* The rows still open, oldest first. */
 int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);
 void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n);
+
+/* ---- catalog rebuild ----------------------------------------------------------- */
+
+/* Copies the rows of `table` from the catalog file at from_path into the
+ * same table of c, column by column for the columns both have (so either
+ * side may have columns the other lacks).  For what a rebuild cannot derive
+ * from packs, such as the quiesce journal.  *ret_rows (may be NULL) is the
+ * number copied.  A from_path that is not a catalog fails, changing
+ * nothing. */
+int catalog_carry_table(struct catalog *c, const char *from_path, const char *table, int64_t *ret_rows);
+/* Frees c after taking its database out of WAL mode, so that it is one
+ * self-contained file that can be renamed into place. */
+int catalog_close_standalone(struct catalog *c);
+/* Opens the catalog at path, moves everything in its WAL into the main
+ * file and empties the WAL, and closes it. */
+int catalog_checkpoint_path(const char *path);
 
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);

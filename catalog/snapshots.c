@@ -143,7 +143,67 @@ int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s)
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, "recording a snapshot");
+        /* In the same transaction: once recorded it is no longer pending. */
+        return catalog_snapshot_intent_drop(c, s->id);
+}
+
+/* Runs one statement with a text parameter and no result rows. */
+static int exec_text(struct catalog *c, const char *sql, const char *arg, int64_t i2, const char *what)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, what);
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, i2);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, what);
         return 0;
+}
+
+int catalog_snapshot_intend(struct catalog *c, const char *id)
+{
+        return exec_text(c, "INSERT OR REPLACE INTO snapshot_intents (hash, created) VALUES (?1, ?2)", id, now_ns(),
+                         "announcing a snapshot");
+}
+
+int catalog_snapshot_intent_drop(struct catalog *c, const char *id)
+{
+        return exec_text(c, "DELETE FROM snapshot_intents WHERE hash = ?1", id, 0, "forgetting a snapshot");
+}
+
+int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT hash FROM snapshot_intents ORDER BY created", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "listing announced snapshots");
+        char **list = NULL;
+        size_t n = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const unsigned char *h = sqlite3_column_text(st, 0);
+                if (!h)
+                        continue;
+                list = xrealloc(list, (n + 1) * sizeof *list);
+                list[n++] = xstrdup((const char *)h);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) {
+                catalog_id_list_free(list, n);
+                return catalog_error(c, rc, "listing announced snapshots");
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+void catalog_id_list_free(char **list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(list[i]);
+        free(list);
 }
 
 int catalog_snapshot_known(struct catalog *c, const char *id)

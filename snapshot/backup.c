@@ -1210,9 +1210,7 @@ int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const s
         f->info.finished = now_ns();
         /* The packs are durable (store_flush); now the snapshot file, then
          * the catalog row that makes it visible. */
-        k = snapfile_write(r, f);
-        if (k == 0)
-                k = index_snapshot(r, s, f);
+        k = snapfile_commit(r, s, f);
         log_debug("commit: flush %.3fs, snapshot file and index %.3fs", (double)(t1 - t0) / 1e9,
                   (double)(mono_ns() - t1) / 1e9);
         return k;

@@ -345,8 +345,15 @@ struct snapfile {
         int64_t quiesce_ns;             /* time the application was quiesced */
 };
 void snapfile_clear(struct snapfile *f);
-/* Serializes to JSON, writes snapshots/<sha256> atomically, fills f->info.id. */
-int snapfile_write(struct repo *r, struct snapfile *f);
+/* Serializes to JSON, fills f->info.id, announces the id in the catalog
+ * (catalog_snapshot_intend) and writes snapshots/<id> atomically.
+ * *ret_created (may be NULL) says whether this call created the file: false
+ * when identical bytes were already there. */
+int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created);
+/* snapfile_write() then index_snapshot(); when indexing fails, the file this
+ * call wrote and its announcement are removed again, and the failure is
+ * returned. */
+int snapfile_commit(struct repo *r, struct store *s, struct snapfile *f);
 /* Reads and verifies snapshots/<id> (its content must hash to its name). */
 int snapfile_read(struct repo *r, const char *id, struct snapfile *ret);
 int snapfile_parse(const uint8_t *p, size_t n, struct snapfile *ret);
@@ -394,7 +401,9 @@ struct repo {
 };
 
 /* Indexes packs and snapshot files that a crashed writer left unrecorded,
- * and removes its temporary files.  Needs the exclusive lock. */
-int repo_recover(struct repo *r, struct store *s);
+ * and removes its temporary files.  Snapshot files are indexed only when a
+ * writer announced them (catalog_snapshot_intend), or all of them when
+ * `all` (catalog rebuild).  Needs the writer lock. */
+int repo_recover(struct repo *r, struct store *s, bool all);
 
 #endif

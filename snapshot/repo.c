@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -19,6 +20,10 @@
 #define TREE_MAX (32u << 10)
 #define DEFAULT_LEVEL 3
 #define DEFAULT_PACK_SIZE (16u << 20)
+/* One range for init and for every later open, so init cannot make a
+ * repository that nothing can open. */
+#define PACK_SIZE_MIN (1ULL << 20)
+#define PACK_SIZE_MAX (1ULL << 31)
 
 static const char *const repo_dirs[] = { "packs", "snapshots", "tmp" };
 
@@ -92,7 +97,7 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 snprintf(c->id, sizeof c->id, "%s", json_object_get_string(v));
         if (ch && json_object_object_get_ex(ch, "seed", &v) && json_object_is_type(v, json_type_string))
                 c->seed = strtoull(json_object_get_string(v), NULL, 16);
-        if (c->pack_size < (1u << 20) || c->pack_size > (1ULL << 31))
+        if (c->pack_size < PACK_SIZE_MIN || c->pack_size > PACK_SIZE_MAX)
                 r = error_set(BERTH_ECORRUPT, "%s/config: pack_size out of range", path);
         json_object_put(o);
         return r;
@@ -119,6 +124,9 @@ int repo_init(const char *path, const struct repo_init_options *o)
                                  c.min, c.avg, c.max);
         if (c.level < 1 || c.level > 19)
                 return error_set(EINVAL, "compression level %d is out of range 1..19", c.level);
+        if (c.pack_size < PACK_SIZE_MIN || c.pack_size > PACK_SIZE_MAX)
+                return error_set(EINVAL, "pack size %llu is out of range 1M..2G",
+                                 (unsigned long long)c.pack_size);
         if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);
@@ -151,37 +159,89 @@ int repo_init(const char *path, const struct repo_init_options *o)
         return fsync_dirfd(dfd);
 }
 
-static int lock_holder(int fd, bool exclusive)
+/* The lock file holds two one-byte POSIX record locks:
+ *
+ *   byte 0, "maintenance": readers and writers take it shared; catalog
+ *           rebuild (and a future prune) takes it exclusive, because it
+ *           replaces what everyone else reads.
+ *   byte 1, "writer": writers (backup, import, recover) take it
+ *           exclusive, so one at a time adds packs and runs recovery.
+ *           Readers never touch it, so a long restore, export or
+ *           `volumes` never stops the nightly backup.
+ *
+ * Record locks are released by the kernel when the process dies, however
+ * it dies, and F_GETLK names the holder.  A berth from before this layout
+ * locks the whole file, which conflicts with both bytes: old and new
+ * exclude each other as each expects. */
+enum { LOCK_MAINTENANCE = 0, LOCK_WRITER = 1 };
+
+static int lock_range(int fd, int cmd, short type, off_t start)
 {
-        struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
-        if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-                return 0;
-        return fl.l_pid;
+        struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1 };
+        if (fcntl(fd, cmd, &fl) < 0)
+                return -errno;
+        return cmd == F_GETLK ? (fl.l_type == F_UNLCK ? 0 : fl.l_pid) : 0;
 }
 
-static int take_lock(struct repo *r, bool exclusive, uint64_t wait)
+static int open_lock_file(struct repo *r, enum repo_mode mode)
 {
         r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (r->lockfd < 0 && !exclusive)
-                r->lockfd = openat(r->dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (r->lockfd < 0)
+        if (r->lockfd >= 0)
+                return 0;
+        if (mode != REPO_READ)
                 return error_set(errno, "cannot open %s/lock: %s", r->path, strerror(errno));
+        /* A shared lock needs only a descriptor open for reading. */
+        r->lockfd = openat(r->dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (r->lockfd >= 0)
+                return 0;
+        if (errno == EROFS || errno == EACCES || errno == EPERM || errno == ENOENT) {
+                /* Read-only media: nothing can write there, so there is
+                 * nothing to be protected from. */
+                log_debug("reading %s without a lock: cannot create %s/lock: %s", r->path, r->path, strerror(errno));
+                return 0;
+        }
+        return error_set(errno, "cannot open %s/lock: %s", r->path, strerror(errno));
+}
 
-        /* POSIX record locks: released by the kernel when the process dies,
-         * however it dies, and F_GETLK names the holder. */
+static int take_lock(struct repo *r, enum repo_mode mode, uint64_t wait)
+{
+        int k = open_lock_file(r, mode);
+        if (k < 0 || r->lockfd < 0)
+                return k;
+
+        short maint = mode == REPO_REBUILD ? F_WRLCK : F_RDLCK;
+        bool have_maint = false, have_writer = mode != REPO_WRITE;
         int64_t deadline = mono_ns() + (int64_t)wait * 1000000000;
         for (;;) {
-                struct flock fl = { .l_type = exclusive ? F_WRLCK : F_RDLCK, .l_whence = SEEK_SET };
-                if (fcntl(r->lockfd, F_SETLK, &fl) == 0)
+                off_t blocked = -1;
+                short type = F_UNLCK;
+                if (!have_maint) {
+                        k = lock_range(r->lockfd, F_SETLK, maint, LOCK_MAINTENANCE);
+                        if (k == 0)
+                                have_maint = true;
+                        else
+                                blocked = LOCK_MAINTENANCE, type = maint;
+                }
+                if (have_maint && !have_writer) {
+                        k = lock_range(r->lockfd, F_SETLK, F_WRLCK, LOCK_WRITER);
+                        if (k == 0)
+                                have_writer = true;
+                        else
+                                blocked = LOCK_WRITER, type = F_WRLCK;
+                }
+                if (have_maint && have_writer)
                         return 0;
-                if (errno != EAGAIN && errno != EACCES)
-                        return error_set(errno, "cannot lock %s: %s", r->path, strerror(errno));
+                if (k != -EAGAIN && k != -EACCES)
+                        return error_set(-k, "cannot lock %s: %s", r->path, strerror(-k));
                 if (mono_ns() >= deadline) {
-                        int pid = lock_holder(r->lockfd, exclusive);
+                        int pid = lock_range(r->lockfd, F_GETLK, type, blocked);
+                        const char *why = blocked == LOCK_WRITER ? "another backup or import is writing to it"
+                                          : mode == REPO_REBUILD ? "another berth is using it"
+                                                                 : "its catalog is being rebuilt";
                         return error_set(BERTH_ELOCKED,
                                          "repository %s is locked by pid %d (%s); wait for it to finish, or "
                                          "pass --lock-wait SECONDS",
-                                         r->path, pid, exclusive ? "another berth is using it" : "a backup is writing to it");
+                                         r->path, pid > 0 ? pid : 0, why);
                 }
                 struct timespec ts = { 0, 200 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
@@ -257,7 +317,7 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", path);
                 goto fail;
         }
-        k = take_lock(r, r->writable, lock_wait);
+        k = take_lock(r, mode, lock_wait);
         if (k < 0)
                 goto fail;
         r->tmp_dirfd = openat(r->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -274,8 +334,16 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 goto fail;
         }
         /* A rebuild replaces the catalog, which may be missing or damaged. */
-        if (mode != REPO_REBUILD) {
-                k = catalog_open(dbpath, r->writable, &r->catalog);
+        if (mode == REPO_READ) {
+                /* Readers change nothing but the quiesce journal; where the
+                 * repository cannot be written at all, the catalog is opened
+                 * read-only, or even as immutable. */
+                bool frozen = faccessat(r->dirfd, ".", W_OK, AT_EACCESS) < 0;
+                k = catalog_open_reader(dbpath, frozen, &r->catalog);
+                if (k < 0)
+                        goto fail;
+        } else if (mode == REPO_WRITE) {
+                k = catalog_open(dbpath, true, &r->catalog);
                 if (k < 0)
                         goto fail;
         }
@@ -283,7 +351,9 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 struct store *s;
                 k = store_open(r, false, &s);
                 if (k == 0) {
-                        k = repo_recover(r, s);
+                        /* A catalog this writer had to create is a rebuild:
+                         * everything on disk is indexed. */
+                        k = repo_recover(r, s, missing);
                         store_free(s);
                 }
                 if (k < 0)
@@ -298,10 +368,16 @@ fail:
 
 /* ---- recovery ------------------------------------------------------------------ */
 
-static int clean_tmp(struct repo *r)
+/* catalog rebuild builds its new catalog in tmp/ under this name. */
+#define REBUILD_NAME "catalog-rebuild.db"
+
+/* Removes everything in tmp/ but, when `keep` is set, the files whose name
+ * starts with it. */
+static int clean_tmp(struct repo *r, const char *keep)
 {
-        /* Holding the exclusive lock, anything in tmp/ belongs to a writer
-         * that died. */
+        /* Holding the writer lock, anything in tmp/ belongs to a writer
+         * that died: only writers use tmp/ (readers, running alongside,
+         * never do), and there is one writer at a time. */
         int fd = dup(r->tmp_dirfd);
         if (fd < 0)
                 return -errno;
@@ -313,6 +389,8 @@ static int clean_tmp(struct repo *r)
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+                        continue;
+                if (keep && strncmp(de->d_name, keep, strlen(keep)) == 0)
                         continue;
                 rm_rf_at(r->tmp_dirfd, de->d_name);
         }
@@ -348,6 +426,9 @@ static int foreach_hex_file(int parent, const char *sub, bool clean, int (*fn)(v
 
 struct recover_state {
         struct repo *repo;
+        bool all;               /* index every snapshot file, announced or not */
+        char **intents;         /* ids this repository's writers announced */
+        size_t nintents;
         uint64_t packs;
         struct snapfile *snaps;
         size_t nsnaps, cap;
@@ -434,6 +515,20 @@ static int collect_snapshot(void *ud, int dfd, const char *name)
         int k = catalog_snapshot_known(st->repo->catalog, name);
         if (k != 0)
                 return k < 0 ? k : 0;
+        if (!st->all) {
+                bool announced = false;
+                for (size_t i = 0; i < st->nintents && !announced; i++)
+                        announced = strcmp(st->intents[i], name) == 0;
+                if (!announced) {
+                        /* Not written by a writer of this repository (planted,
+                         * or copied in): data, not instructions.  It is not
+                         * even read; `catalog rebuild` indexes it on purpose. */
+                        log_debug("not indexing snapshots/%s: no writer of this repository announced it; "
+                                  "'berth catalog rebuild' indexes it",
+                                  name);
+                        return 0;
+                }
+        }
         struct snapfile f = { 0 };
         if (snapfile_read(st->repo, name, &f) < 0) {
                 log_debug("not indexing snapshot %s: %s", name, error_message());
@@ -456,12 +551,16 @@ static int by_start(const void *a, const void *b)
         return strcmp(x->info.id, y->info.id);
 }
 
-int repo_recover(struct repo *r, struct store *s)
+int repo_recover(struct repo *r, struct store *s, bool all)
 {
-        struct recover_state st = { .repo = r };
+        struct recover_state st = { .repo = r, .all = all };
         int k;
 
-        k = clean_tmp(r);
+        k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
+        if (k < 0)
+                return k;
+        /* A rebuild (`all`) is building its catalog in tmp/. */
+        k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
         k = foreach_pack_subdir(&st);
@@ -483,10 +582,16 @@ int repo_recover(struct repo *r, struct store *s)
                         r->recovered_snapshots++;
         }
         r->recovered_packs += st.packs;
+        /* What is still announced now has no file (its writer died before
+         * writing it) or a file that cannot be indexed: stop re-reading it. */
+        for (size_t i = 0; i < st.nintents && k >= 0; i++)
+                if (catalog_snapshot_known(r->catalog, st.intents[i]) == 0)
+                        k = catalog_snapshot_intent_drop(r->catalog, st.intents[i]);
 out:
         for (size_t i = 0; i < st.nsnaps; i++)
                 snapfile_clear(&st.snaps[i]);
         free(st.snaps);
+        catalog_id_list_free(st.intents, st.nintents);
         return k < 0 ? k : 0;
 }
 
@@ -568,81 +673,153 @@ int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *r
                 return 0;
         }
 
+        /* A bare reference may be a name, an id prefix, or both: a volume
+         * called 'cafe' or '2024' is also a plausible prefix.  Both lookups
+         * run, and a reference that is both is refused rather than guessed. */
+        struct catalog_snapshot named = { 0 };
+        k = catalog_snapshot_latest(r->catalog, ref, INT64_MAX, &named);
+        if (k < 0)
+                return k;
+        bool have_name = k > 0;
+        struct catalog_snapshot *list = NULL;
+        size_t n = 0;
         if (is_hex(ref) && strlen(ref) >= 4 && strlen(ref) <= 2 * HASH_LEN) {
-                struct catalog_snapshot *list;
-                size_t n;
                 _cleanup_free_ char *lower = xstrdup(ref);
                 for (char *p = lower; *p; p++)
                         if (*p >= 'A' && *p <= 'F')
                                 *p = (char)(*p - 'A' + 'a');
                 k = catalog_snapshot_by_prefix(r->catalog, lower, 11, &list, &n);
-                if (k < 0)
-                        return k;
-                if (n == 1) {
-                        *ret = list[0];
-                        free(list);
-                        return 0;
-                }
-                if (n > 1) {
-                        k = list_candidates(r, ref, list, n, BERTH_EAMBIGUOUS);
-                        catalog_snapshot_list_free(list, n);
+                if (k < 0) {
+                        catalog_snapshot_clear(&named);
                         return k;
                 }
-                free(list);
         }
-        k = catalog_snapshot_latest(r->catalog, ref, INT64_MAX, ret);
-        if (k < 0)
+        /* The series' own newest snapshot may be the only one its name
+         * prefixes: then both readings agree. */
+        if (have_name && n == 1 && strcmp(list[0].id, named.id) == 0) {
+                catalog_snapshot_list_free(list, n);
+                list = NULL;
+                n = 0;
+        }
+        if (have_name && n > 0) {
+                char t[32], t2[32];
+                k = error_set(BERTH_EAMBIGUOUS,
+                              "'%s' is both the name of a snapshot series (newest %.12s, %s) and the start of the "
+                              "id of %s%.12s (%s, %s); use '%s@latest' for the series, or give more of the id",
+                              ref, named.id, format_time(named.started, t, sizeof t), n > 1 ? "several snapshots, e.g. " : "",
+                              list[0].id, list[0].name, format_time(list[0].started, t2, sizeof t2), ref);
+                catalog_snapshot_clear(&named);
+                catalog_snapshot_list_free(list, n);
                 return k;
-        if (k == 0)
-                return names_hint(r, ref);
-        return 0;
+        }
+        if (have_name) {
+                free(list);
+                *ret = named;
+                return 0;
+        }
+        if (n == 1) {
+                *ret = list[0];
+                free(list);
+                return 0;
+        }
+        if (n > 1) {
+                k = list_candidates(r, ref, list, n, BERTH_EAMBIGUOUS);
+                catalog_snapshot_list_free(list, n);
+                return k;
+        }
+        free(list);
+        return names_hint(r, ref);
 }
 
 /* ---- catalog rebuild ---------------------------------------------------------------- */
 
-static const char *const catalog_files[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm" };
+/* The new catalog is built in tmp/ (REBUILD_NAME), where a rebuild killed
+ * part-way leaves it for the next writer's clean_tmp(), and renamed over
+ * catalog.db in one step: until then readers and writers see the old
+ * catalog, whole. */
 
-static void move_catalog(struct repo *r, const char *from_suffix, const char *to_suffix)
+static void unlink_db_files(int dfd, const char *name)
 {
-        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
-                _cleanup_free_ char *from = xasprintf("%s%s", catalog_files[i], from_suffix);
-                _cleanup_free_ char *to = xasprintf("%s%s", catalog_files[i], to_suffix);
-                if (renameat(r->dirfd, from, r->dirfd, to) < 0 && errno == ENOENT)
-                        unlinkat(r->dirfd, to, 0);
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *f = xasprintf("%s%s", name, suffixes[i]);
+                unlinkat(dfd, f, 0);
         }
+}
+
+static int build_catalog(struct repo *r, const char *newpath, const char *oldpath, bool have_old)
+{
+        int k = catalog_open(newpath, true, &r->catalog);
+        if (k < 0)
+                return k;
+        struct store *s;
+        k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = repo_recover(r, s, true);
+        store_free(s);
+        if (k < 0 || !have_old)
+                return k;
+        /* The quiesce journal is not derived from packs: without it
+         * `recover` could not find containers a crashed run left paused. */
+        int64_t rows = 0;
+        if (catalog_carry_table(r->catalog, oldpath, "quiesce_journal", &rows) < 0) {
+                log_debug("the old catalog's quiesce journal cannot be read, not carried over: %s",
+                          error_message());
+                error_clear();
+        } else
+                log_debug("carried %lld quiesce journal row(s) into the new catalog", (long long)rows);
+        return 0;
 }
 
 int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots)
 {
         if (!r->writable)
                 return error_set(EROFS, "the repository is open read-only");
+        if (r->tmp_dirfd < 0)
+                return error_set(ENOENT, "cannot open %s/tmp", r->path);
         catalog_free(r->catalog);
         r->catalog = NULL;
-        /* Keep the old catalog until the new one is complete. */
-        move_catalog(r, "", ".old");
         _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", r->path);
+        _cleanup_free_ char *newpath = xasprintf("%s/tmp/" REBUILD_NAME, r->path);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        bool have_old = faccessat(r->dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
         uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;
-        int k = catalog_open(dbpath, true, &r->catalog);
+
+        int k = build_catalog(r, newpath, dbpath, have_old);
         if (k == 0) {
-                struct store *s;
-                k = store_open(r, false, &s);
-                if (k == 0) {
-                        k = repo_recover(r, s);
-                        store_free(s);
-                }
+                struct catalog *c = TAKE_PTR(r->catalog);
+                k = catalog_close_standalone(c);
         }
+        _cleanup_close_ int fd = k < 0 ? -1 : openat(r->tmp_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
+        if (k == 0 && (fd < 0 || fsync(fd) < 0))
+                k = error_set(errno, "cannot write %s: %s", newpath, strerror(errno));
+        if (k == 0) {
+                /* A -wal left beside catalog.db would be replayed into the
+                 * new file.  Empty it into the old catalog first, so that
+                 * removing it loses nothing should we stop before the
+                 * rename; a damaged or missing old catalog has nothing to
+                 * lose. */
+                if (have_old && catalog_checkpoint_path(dbpath) < 0) {
+                        log_debug("cannot checkpoint the old catalog: %s", error_message());
+                        error_clear();
+                }
+                unlinkat(r->dirfd, "catalog.db-wal", 0);
+                unlinkat(r->dirfd, "catalog.db-shm", 0);
+        }
+        if (k == 0 && renameat(r->tmp_dirfd, REBUILD_NAME, r->dirfd, "catalog.db") < 0)
+                k = error_set(errno, "cannot move the new catalog into place: %s", strerror(errno));
         if (k < 0) {
                 catalog_free(r->catalog);
                 r->catalog = NULL;
-                move_catalog(r, ".old", "");
-                catalog_open(dbpath, false, &r->catalog);
+                unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
                 return k;
         }
-        for (size_t i = 0; i < ELEMENTSOF(catalog_files); i++) {
-                _cleanup_free_ char *old = xasprintf("%s.old", catalog_files[i]);
-                unlinkat(r->dirfd, old, 0);
-        }
         fsync_dirfd(r->dirfd);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        k = catalog_open(dbpath, false, &r->catalog);
+        if (k < 0)
+                return k;
         *ret_packs = r->recovered_packs - packs0;
         *ret_snapshots = r->recovered_snapshots - snaps0;
         return 0;

@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -28,7 +29,7 @@ static void add_str(json_object *o, const char *k, const char *v)
 
 static void add_int(json_object *o, const char *k, int64_t v) { json_object_object_add(o, k, json_object_new_int64(v)); }
 
-int snapfile_write(struct repo *r, struct snapfile *f)
+int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created)
 {
         const struct catalog_snapshot *s = &f->info;
         json_object *o = json_object_new_object();
@@ -73,11 +74,55 @@ int snapfile_write(struct repo *r, struct snapfile *f)
         char name[2 * HASH_LEN + 16];
         snprintf(name, sizeof name, "snapshots/%s", f->info.id);
         _cleanup_close_ int dfd = openat(r->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int k = dfd < 0 ? -errno : write_file_atomic(dfd, f->info.id, text, len, 0644);
+        if (dfd < 0) {
+                int e = errno;
+                json_object_put(o);
+                return error_set(e, "cannot open %s/snapshots: %s", r->path, strerror(e));
+        }
+        /* Identical bytes are already there (the id is their hash): nothing
+         * to write, and nothing this run may remove on failure. */
+        if (faccessat(dfd, f->info.id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+                json_object_put(o);
+                if (ret_created)
+                        *ret_created = false;
+                return 0;
+        }
+        /* Announce the id before the file exists: recovery indexes only
+         * what this repository's writers announced. */
+        int k = catalog_snapshot_intend(r->catalog, f->info.id);
+        if (k < 0) {
+                json_object_put(o);
+                return k;
+        }
+        k = write_file_atomic(dfd, f->info.id, text, len, 0644);
         json_object_put(o);
-        if (k < 0)
+        if (k < 0) {
+                catalog_snapshot_intent_drop(r->catalog, f->info.id);
                 return error_set(k, "cannot write %s: %s", name, berth_strerror(k));
+        }
+        if (ret_created)
+                *ret_created = true;
         return 0;
+}
+
+int snapfile_commit(struct repo *r, struct store *s, struct snapfile *f)
+{
+        bool created = false;
+        int k = snapfile_write(r, f, &created);
+        if (k < 0)
+                return k;
+        k = index_snapshot(r, s, f);
+        if (k < 0 && created) {
+                /* The catalog refused it: a file nobody will index would be
+                 * re-read by every writer and reported by check forever. */
+                _cleanup_free_ char *msg = xstrdup(error_message() ? error_message() : berth_strerror(k));
+                _cleanup_close_ int dfd = openat(r->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0 && unlinkat(dfd, f->info.id, 0) == 0)
+                        fsync_dirfd(dfd);
+                catalog_snapshot_intent_drop(r->catalog, f->info.id);
+                k = error_set(-k, "%s", msg);
+        }
+        return k;
 }
 
 static const char *get_str(json_object *o, const char *k)

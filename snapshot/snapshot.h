@@ -31,14 +31,15 @@ struct repo_init_options {
 int repo_init(const char *path, const struct repo_init_options *o);
 
 enum repo_mode {
-        REPO_READ,    /* shared lock: many readers, no writer */
-        REPO_WRITE,   /* exclusive lock; repairs what a crashed writer left */
-        REPO_REBUILD, /* exclusive lock, no repair: for repo_rebuild_catalog() */
+        REPO_READ,    /* any number, alongside one writer; catalog opened read-only */
+        REPO_WRITE,   /* one at a time, alongside readers; repairs what a crashed writer left */
+        REPO_REBUILD, /* alone: no reader or writer; no repair: for repo_rebuild_catalog() */
 };
 
 /* Opens and locks a repository.  When the lock is held elsewhere, waits up
  * to lock_wait seconds, then fails with -BERTH_ELOCKED and a message naming
- * the holder's pid. */
+ * the holder's pid.  A reader of a repository where the lock file cannot be
+ * created (read-only media) goes without it. */
 int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct repo **ret);
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
@@ -52,7 +53,8 @@ void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_sna
 /* Resolves a snapshot reference: a full id or unique id prefix, NAME,
  * NAME@latest, or NAME@TIME (newest at or before TIME).  No match is
  * -BERTH_ENOTFOUND and several are -BERTH_EAMBIGUOUS, each with a message
- * listing the candidates. */
+ * listing the candidates; a bare reference that is both a series name and
+ * an id prefix is -BERTH_EAMBIGUOUS too (NAME@latest picks the series). */
 int snapshot_resolve(struct repo *r, const char *ref, struct catalog_snapshot *ret);
 
 /* A user's path inside a snapshot ("/etc/x", "./etc/x/", "etc/x") as the
