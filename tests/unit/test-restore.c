@@ -244,7 +244,7 @@ static void test_refused_entry(void **state)
         assert_int_equal(manifest_writer_finish(w, &sf.manifest, &sf.nmanifest), 0);
         manifest_writer_free(w);
         assert_int_equal(store_flush(s), 0);
-        assert_int_equal(snapfile_write(r, &sf), 0);
+        assert_int_equal(snapfile_write(r, &sf, NULL), 0);
 
         char cwd[160], target[200];
         snprintf(cwd, sizeof cwd, "%s/cwd", f->dir);
