@@ -142,3 +142,143 @@ no_opts() { local o; o=$(vol_opts "$1"); [ "$o" = null ] || [ "$o" = "{}" ]; }
         [ "$status" -eq 0 ]
         [ "$(docker run --rm -v vmem3:/data berth-test:latest cat /data/f)" = inram ]
 }
+
+# fill VOLUME N: N files of 40 MB of random data in the volume.
+fill() {
+        local mp i
+        mp=$(mountpoint_of "$1")
+        for i in $(seq 1 "$2"); do head -c 40000000 /dev/urandom > "$mp/f$i"; done
+}
+
+@test "a forged quiesce journal row starts nothing, in snapshots or recover, and is named in a warning" {
+        docker volume create vforge > /dev/null
+        docker run -d --name opstopped -v vforge:/data berth-test:latest idle > /dev/null
+        wait_state opstopped running
+        docker stop opstopped > /dev/null
+        wait_state opstopped exited
+        berth init > /dev/null
+        cid=$(docker inspect -f '{{.Id}}' opstopped)
+        sqlite3 "$BERTH_REPO/catalog.db" "INSERT INTO quiesce_journal (container, container_name, action, host,
+                owner_pid, owner_start, started) VALUES ('$cid', 'opstopped', 'stop', '$(hostname)', 999999, 1, 1)"
+        run berth snapshots
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"ignoring quiesce journal row 1 (stop container 'opstopped')"* ]]
+        sleep 0.5
+        [ "$(state opstopped)" = exited ]
+        run berth recover
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"ignoring quiesce journal row 1"* ]]
+        [[ "$output" == *"no container needed putting back"* ]]
+        [ "$(state opstopped)" = exited ]
+        # a row with a made-up HMAC is no better
+        sqlite3 "$BERTH_REPO/catalog.db" "UPDATE quiesce_journal SET mac = '$(printf '%064d' 7)'"
+        run berth recover
+        [[ "$output" == *"ignoring quiesce journal row 1"* ]]
+        [ "$(state opstopped)" = exited ]
+        # berth's own rows still work: kill -9 while paused, and recover puts it back
+        docker start opstopped > /dev/null
+        wait_state opstopped running
+        fill vforge 10
+        "$BERTH" backup vforge --no-two-phase > /dev/null 2>&1 &
+        pid=$!
+        wait_state opstopped paused
+        kill -9 "$pid"
+        wait "$pid" || true
+        run berth recover
+        echo "$output"
+        [[ "$output" == *"put back 1 container"* ]]
+        [ "$(state opstopped)" = running ]
+        docker rm -f opstopped > /dev/null
+}
+
+@test "two quick SIGTERMs while paused: berth still resumes every container before it exits" {
+        docker volume create vsig > /dev/null
+        fill vsig 10
+        for i in 1 2 3 4 5 6; do
+                docker run -d --name "sigged$i" -v vsig:/data berth-test:latest idle > /dev/null
+        done
+        for i in 1 2 3 4 5 6; do wait_state "sigged$i" running; done
+        "$BERTH" backup vsig --no-two-phase > "$T/out" 2>&1 &
+        pid=$!
+        for i in 1 2 3 4 5 6; do wait_state "sigged$i" paused; done
+        kill -TERM "$pid"
+        # the second one arrives while the containers are being resumed
+        sleep 0.05
+        kill -TERM "$pid" 2> /dev/null || true
+        rc=0
+        wait "$pid" || rc=$?
+        cat "$T/out"
+        echo "exit status $rc"
+        [ "$rc" -ne 0 ]
+        for i in 1 2 3 4 5 6; do [ "$(state "sigged$i")" = running ]; done
+        grep -q "interrupted" "$T/out"
+        [ "$(berth --json snapshots vsig | json_get '.__len__()')" -eq 0 ]
+        run berth recover
+        [[ "$output" == *"no container needed putting back"* ]]
+        for i in 1 2 3 4 5 6; do docker rm -f "sigged$i" > /dev/null; done
+}
+
+@test "--max-window: a quiesced copy that takes too long is abandoned, the container resumed, exit 1" {
+        docker volume create vwin > /dev/null
+        fill vwin 20
+        docker run -d --name windowed -v vwin:/data berth-test:latest idle > /dev/null
+        wait_state windowed running
+        run timeout -k 5 120 "$BERTH" backup vwin --no-two-phase --max-window 1
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"took longer than --max-window 1s"*"containers resumed"* ]]
+        [ "$(state windowed)" = running ]
+        [ "$(berth --json snapshots vwin | json_get '.__len__()')" -eq 0 ]
+        run berth backup vwin --max-window 0
+        [ "$status" -eq 2 ]
+        docker rm -f windowed > /dev/null
+}
+
+@test "the first pass is durable before the application is quiesced (packs written before the pre hook)" {
+        berth init > /dev/null
+        mkdir -p "$T/seen"
+        docker volume create vflush > /dev/null
+        head -c 5000000 /dev/urandom > "$(mountpoint_of vflush)/f"
+        docker run -d --name flusher -v vflush:/data -v "$BERTH_REPO:/repo:ro" -v "$T/seen:/seen" \
+                --label berth.pre='ls -R /repo/packs > /seen/packs' berth-test:latest idle > /dev/null
+        wait_state flusher running
+        run berth backup vflush
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"two-phase"* ]]
+        cat "$T/seen/packs"
+        grep -Eq '^[0-9a-f]{64}' "$T/seen/packs"
+        docker rm -f flusher > /dev/null
+}
+
+@test "recover puts back a container while a stuck backup holds the repository; that backup then fails" {
+        docker volume create vstuck > /dev/null
+        fill vstuck 20
+        docker run -d --name stuck -v vstuck:/data berth-test:latest idle > /dev/null
+        wait_state stuck running
+        # every chunk stored already: the stuck run writes nothing to the catalog
+        berth backup vstuck --quiesce none > /dev/null
+        "$BERTH" backup vstuck --no-two-phase --force-read > "$T/out" 2>&1 &
+        pid=$!
+        BG_PIDS="$pid"
+        wait_state stuck paused
+        sleep 0.2
+        kill -STOP "$pid"
+        run timeout -k 5 60 "$BERTH" recover
+        kill -CONT "$pid"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"put back 1 container"* ]]
+        [ "$(state stuck)" = running ]
+        rc=0
+        timeout 120 tail --pid="$pid" -f /dev/null
+        wait "$pid" || rc=$?
+        BG_PIDS=
+        cat "$T/out"
+        [ "$rc" -eq 1 ]
+        grep -q "'berth recover' put its containers back during the quiesced copy" "$T/out"
+        [ "$(berth --json snapshots vstuck | json_get '.__len__()')" -eq 1 ]
+        docker rm -f stuck > /dev/null
+}
