@@ -120,6 +120,12 @@ static int read_key(const char *path, uint8_t key[JOURNAL_KEY_LEN])
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
+        /* A key others can read or replace signs nothing. */
+        struct stat st;
+        if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+                close(fd);
+                return -EPERM;
+        }
         ssize_t n = read(fd, key, JOURNAL_KEY_LEN);
         close(fd);
         if (n != JOURNAL_KEY_LEN)
@@ -161,6 +167,10 @@ static int journal_key(uint8_t ret[JOURNAL_KEY_LEN])
                 if (k == 0)
                         k = read_key(path, key);
         }
+        if (k == -EPERM)
+                return error_set(EPERM, "this host's quiesce journal key %s must belong to uid %d and be readable "
+                                        "by it alone (chmod 600)",
+                                 path, (int)geteuid());
         if (k < 0)
                 return error_set(-k, "cannot read or create this host's quiesce journal key %s: %s (set "
                                      "BERTH_STATE_DIR to a directory only root can write)",
@@ -615,6 +625,14 @@ int quiesce_recover(struct docker *d, struct catalog *cat, bool all, unsigned *r
         int k = catalog_quiesce_open(cat, &rows, &n);
         if (k < 0) {
                 journal_unlock(lock);
+                return k;
+        }
+        uint8_t key[JOURNAL_KEY_LEN];
+        if (n > 0 && (k = journal_key(key)) < 0) {
+                /* Without the key no row can be trusted: say why once. */
+                log_warning("%s; not acting on the quiesce journal", error_message());
+                journal_unlock(lock);
+                catalog_quiesce_list_free(rows, n);
                 return k;
         }
         signals_hold();

@@ -190,6 +190,15 @@ fill() {
         echo "$output"
         [[ "$output" == *"put back 1 container"* ]]
         [ "$(state opstopped)" = running ]
+        # a key others can read signs nothing: berth refuses to quiesce with it
+        mkdir -p "$T/state"
+        head -c 32 /dev/urandom > "$T/state/journal.key"
+        chmod 644 "$T/state/journal.key"
+        BERTH_STATE_DIR="$T/state" run berth backup vforge --no-two-phase
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"journal key $T/state/journal.key must belong to uid 0"*"chmod 600"* ]]
+        [ "$(state opstopped)" = running ]
         docker rm -f opstopped > /dev/null
 }
 
