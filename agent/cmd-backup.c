@@ -213,8 +213,8 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
         if (k < 0 && win.expired)
                 snprintf(why, sizeof why,
                          "the quiesced copy took longer than --max-window %llus: it was abandoned, the containers "
-                         "resumed, and no snapshot was written (raise --max-window, or use the two-phase copy)",
-                         (unsigned long long)p->max_window);
+                         "resumed, and no snapshot was written (raise --max-window%s)",
+                         (unsigned long long)p->max_window, two ? "" : ", or drop --no-two-phase");
         else if (k < 0)
                 snprintf(why, sizeof why, "%s", error_message() ? error_message() : berth_strerror(k));
         int t2 = quiesce_thaw(&q);
@@ -365,6 +365,8 @@ static int option(int c, const char *arg, void *ud)
                 if (parse_duration(arg, &a->p->max_window) < 0 || a->p->max_window == 0)
                         return usage_error("backup", "--max-window takes a number of seconds (or 5m, 1h), not '%s'",
                                            arg);
+                if (a->p->max_window > 366 * 86400) /* a year is forever here; no overflow in ns */
+                        a->p->max_window = 366 * 86400;
                 break;
         default:
                 return OPT_UNKNOWN;
