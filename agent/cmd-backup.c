@@ -32,8 +32,11 @@ static const char help[] =
         "first and started providers first.\n"
         "\n"
         "Two-phase copy (default when a container would be quiesced): copy while the\n"
-        "application runs, then quiesce and copy only what changed.  The quiesce\n"
-        "window is printed and recorded in the snapshot.\n"
+        "application runs, make it durable, then quiesce and copy only what changed.\n"
+        "The quiesce window is printed and recorded in the snapshot; it never lasts\n"
+        "longer than --max-window.  A second SIGINT/SIGTERM while containers are\n"
+        "quiesced does not kill berth before they are back (SIGKILL does; then run\n"
+        "'berth recover').\n"
         "\n"
         "Files are cut into content-defined chunks; a chunk the repository already has\n"
         "is not stored again, and a file whose size, mtime, ctime and inode match the\n"
@@ -50,6 +53,8 @@ static const char help[] =
         "      --quiesce MODE        pause, stop or none for every container (overrides labels)\n"
         "      --two-phase           copy live first, then quiesced (default when quiescing)\n"
         "      --no-two-phase        copy once, all of it quiesced\n"
+        "      --max-window SEC      abandon the quiesced copy and resume the containers\n"
+        "                            after SEC seconds (default 300); the backup fails\n"
         "      --path DIR            back up a directory instead\n"
         "  -n, --name NAME           with --path: the snapshot name (default DIR's last component)\n"
         "      --unchanged FIELDS    stat fields that must match for a file to be reused:\n"
@@ -67,6 +72,7 @@ struct plan {
         struct backup_options base;
         int override;        /* enum quiesce_action, or -1 */
         int two_phase;       /* 1, 0, or -1: when quiescing */
+        uint64_t max_window; /* seconds */
         bool any_failed, any_incomplete;
         json_object *results; /* --json with several volumes */
 };
@@ -102,6 +108,27 @@ static void print_window(const struct quiesce *q, bool two)
         }
         printf("quiesce window %s (%s%s)\n", format_duration(quiesce_window(q), dur, sizeof dur), names,
                two ? "; two-phase copy" : "");
+}
+
+/* The quiesced pass's events: it is cancelled by a signal (through
+ * quiesce_cancel) or when the window has lasted max_window. */
+struct window {
+        const struct snapshot_events *base;
+        int64_t deadline;    /* mono_ns */
+        bool expired;
+};
+
+static void window_progress(void *ud, const struct snapshot_progress *pr)
+{
+        struct window *w = ud;
+        if (interrupted)
+                quiesce_cancel = 1;
+        if (w->deadline && mono_ns() > w->deadline) {
+                w->expired = true;
+                quiesce_cancel = 1;
+        }
+        if (w->base->progress)
+                w->base->progress(w->base->ud, pr);
 }
 
 /* Backs up a group of targets under one quiesce window. */
@@ -147,18 +174,35 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                         }
                 }
 
+        /* The first pass's packs are written and recorded now, not at the
+         * start of the quiesced pass. */
+        if (two) {
+                k = snapshot_flush(repo);
+                if (k < 0) {
+                        log_error("cannot back up '%s': %s", t[0].name, error_message());
+                        p->any_failed = true;
+                        goto out;
+                }
+        }
         k = quiesce_pre(&q);
         if (k < 0) {
                 log_error("%s", error_message());
                 p->any_failed = true;
                 goto out;
         }
+        quiesce_cancel = 0;
+        struct window win = { .base = &p->base.events };
         k = quiesce_freeze(&q);
+        if (quiesce_needed(&q))
+                win.deadline = (q.frozen_at ? q.frozen_at : mono_ns()) + (int64_t)p->max_window * 1000000000;
         for (size_t i = 0; k >= 0 && i < n; i++) {
                 struct backup_options o = p->base;
                 o.path = t[i].path;
                 o.name = t[i].name;
                 o.parent_run = first[i];
+                o.events.progress = window_progress;
+                o.events.ud = &win;
+                o.events.cancel = quiesce_needed(&q) ? &quiesce_cancel : &interrupted;
                 progress_begin(quiesce_needed(&q) ? "backup (quiesced):" : "backup:");
                 k = snapshot_backup_walk(repo, &o, &second[i]);
                 progress_end();
@@ -166,10 +210,20 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
         /* Containers go back as soon as the data is read, before the slow
          * part (compression, fsync, catalog). */
         char why[1024] = "";
-        if (k < 0)
+        if (k < 0 && win.expired)
+                snprintf(why, sizeof why,
+                         "the quiesced copy took longer than --max-window %llus: it was abandoned, the containers "
+                         "resumed, and no snapshot was written (raise --max-window%s)",
+                         (unsigned long long)p->max_window, two ? "" : ", or drop --no-two-phase");
+        else if (k < 0)
                 snprintf(why, sizeof why, "%s", error_message() ? error_message() : berth_strerror(k));
         int t2 = quiesce_thaw(&q);
         quiesce_post(&q);
+        if (k >= 0 && t2 >= 0 && q.resumed_elsewhere) {
+                k = -ECANCELED;
+                snprintf(why, sizeof why, "'berth recover' put its containers back during the quiesced copy, so "
+                                          "the copy may be inconsistent; no snapshot was written");
+        }
         if (k < 0 || t2 < 0) {
                 log_error("cannot back up %s%s: %s", t[0].name, n > 1 ? " and the other volumes" : "",
                           *why ? why : error_message());
@@ -307,6 +361,13 @@ static int option(int c, const char *arg, void *ud)
         case 12:
                 a->p->two_phase = 0;
                 break;
+        case 13:
+                if (parse_duration(arg, &a->p->max_window) < 0 || a->p->max_window == 0)
+                        return usage_error("backup", "--max-window takes a number of seconds (or 5m, 1h), not '%s'",
+                                           arg);
+                if (a->p->max_window > 366 * 86400) /* a year is forever here; no overflow in ns */
+                        a->p->max_window = 366 * 86400;
+                break;
         default:
                 return OPT_UNKNOWN;
         }
@@ -331,12 +392,14 @@ static int run(int argc, char **argv)
                 { "quiesce", required_argument, NULL, 10 },
                 { "two-phase", no_argument, NULL, 11 },
                 { "no-two-phase", no_argument, NULL, 12 },
+                { "max-window", required_argument, NULL, 13 },
                 {},
         };
         struct plan p = {
                 .base = { .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted } },
                 .override = -1,
                 .two_phase = -1,
+                .max_window = 300,
         };
         struct backup_options *o = &p.base;
         struct backup_args a = { .p = &p, .unchanged = settings.unchanged };

@@ -1,5 +1,6 @@
 /* cmd-recover.c — berth recover: put back containers a crash left quiesced. */
 #include "agent.h"
+#include "quiesce.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] recover\n"
@@ -8,14 +9,46 @@ static const char help[] =
         "stopped, from the repository's quiesce journal: a paused container is\n"
         "unpaused, a stopped one started (a container that was already stopped before\n"
         "the backup was never touched, and stays stopped).  A container that compose\n"
-        "recreated since is found by its project and service.  Takes the repository's\n"
-        "exclusive lock, so it never interferes with a backup that is still running.\n"
-        "Every berth command that opens the repository does this too; 'berth agent'\n"
-        "does it when it starts.\n"
+        "recreated since is found by its project and service.  Only rows this host's\n"
+        "berth wrote are acted on (each is signed with a key kept in $BERTH_STATE_DIR,\n"
+        "default /var/lib/berth); others are ignored with a warning.\n"
+        "\n"
+        "When another berth holds the repository (a backup that hangs or was stopped\n"
+        "while containers were quiesced), recover does not wait for it: it uses the\n"
+        "journal's own lock and puts back that backup's containers too, and that\n"
+        "backup then fails instead of recording a snapshot.  Every berth command that\n"
+        "opens the repository puts back what a dead berth left; 'berth agent' does it\n"
+        "when it starts.\n"
         "\n"
         "Options:\n"
         "      --json   {\"resumed\": N}\n"
         "  -h, --help   this help\n";
+
+/* The repository is locked by another berth: work on the quiesce journal
+ * alone, under its own lock (SQLite lets us write next to the holder). */
+static int recover_locked(unsigned *ret_resumed)
+{
+        log_notice("%s; putting back containers from the quiesce journal without waiting", error_message());
+        error_clear();
+        _cleanup_free_ char *path = xasprintf("%s/catalog.db", settings.repo);
+        _cleanup_(catalog_freep) struct catalog *cat = NULL;
+        _cleanup_(docker_freep) struct docker *d = NULL;
+        struct catalog_quiesce *rows;
+        size_t n;
+        int r = catalog_open(path, false, &cat);
+        if (r == 0)
+                r = catalog_quiesce_open(cat, &rows, &n);
+        if (r < 0)
+                return r;
+        catalog_quiesce_list_free(rows, n);
+        *ret_resumed = 0;
+        if (n == 0)
+                return 0;
+        r = docker_open(settings.docker_wait, &d);
+        if (r < 0)
+                return r;
+        return quiesce_recover(d, cat, true, ret_resumed);
+}
 
 static int run(int argc, char **argv)
 {
@@ -39,6 +72,8 @@ static int run(int argc, char **argv)
         unsigned resumed = 0;
         if (r == 0)
                 r = recover_containers(repo, true, &resumed);
+        else if (r == -BERTH_ELOCKED)
+                r = recover_locked(&resumed);
         if (r < 0)
                 return fail(r, "recover");
         if (settings.json) {

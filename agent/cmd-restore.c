@@ -1,6 +1,7 @@
 /* cmd-restore.c — berth restore: write a snapshot back to disk or into a
  * Docker volume. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent.h"
 #include "quiesce.h"
@@ -10,12 +11,18 @@ static const char help[] =
         "       berth [-r REPO] restore SNAPSHOT --to-volume NAME [--force] [OPTIONS]\n"
         "\n"
         "Restores SNAPSHOT into DIR, which must not exist or be an empty directory, or\n"
-        "into the Docker volume NAME: created through the Docker API with the driver,\n"
-        "driver options and labels the snapshot recorded (or an existing empty volume\n"
-        "that no running container uses).  A non-empty or in-use volume is refused\n"
-        "unless --force, which stops the containers using it, swaps the restored tree\n"
-        "in atomically, and starts them again.  A volume whose driver keeps no data on\n"
-        "this host is refused.\n"
+        "into the Docker volume NAME: an existing empty volume that no running\n"
+        "container uses, or one created through the Docker API with the labels the\n"
+        "snapshot recorded.  The driver and driver options it recorded are shown, not\n"
+        "applied (they can mount a host path, a device or a network share, and a\n"
+        "repository is data, not instructions): pass --volume-opts-from-snapshot to\n"
+        "apply them after reading them, or --volume-opt to give your own.  A non-empty\n"
+        "or in-use volume is refused unless --force, which stops the containers using\n"
+        "it, swaps the restored tree in atomically, and starts them again.  A volume\n"
+        "whose driver keeps no data on this host is refused, and so is a local volume\n"
+        "mounted from elsewhere (tmpfs, nfs, cifs, a device: its data is visible only\n"
+        "while a container mounts it); a bind volume (o=bind, device=DIR) is restored\n"
+        "into DIR.\n"
         "\n"
         "SNAPSHOT is an id or unique id prefix, NAME (its newest snapshot), NAME@latest,\n"
         "or NAME@TIME, the newest snapshot at or before TIME (2026-11-22T10:00 local,\n"
@@ -33,15 +40,168 @@ static const char help[] =
         "  -t, --target DIR     where to restore\n"
         "      --to-volume NAME restore into Docker volume NAME\n"
         "      --force          with --to-volume: replace a non-empty or in-use volume's contents\n"
+        "      --volume-opt KEY=VALUE\n"
+        "                       with --to-volume: a driver option for a volume it\n"
+        "                       creates; repeatable\n"
+        "      --volume-opts-from-snapshot\n"
+        "                       with --to-volume: create the volume with the driver\n"
+        "                       and options the snapshot recorded\n"
         "  -i, --include PATH   restore only PATH (a file or a sub-tree) with its parent\n"
         "                       directories; repeatable\n"
         "      --partial        skip files whose data is damaged, restore the rest, exit 3\n"
         "      --json           print the result as a JSON object\n"
         "  -h, --help           this help\n";
 
-/* Restores into Docker volume `name`, creating it like the one backed up. */
+struct volume_args {
+        json_object *opts;           /* --volume-opt KEY=VALUE, as an object (NULL: none given) */
+        bool from_snapshot;          /* --volume-opts-from-snapshot */
+};
+
+/* Appends s with control bytes escaped (\xNN): recorded values come
+ * from the repository and must not reach the terminal raw. */
+static void append_escaped(struct buf *b, const char *s)
+{
+        for (; s && *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c < 0x20 || c == 0x7f || c == '\\') {
+                        char esc[8];
+                        snprintf(esc, sizeof esc, "\\x%02x", c);
+                        buf_append(b, esc, strlen(esc));
+                } else
+                        buf_putc(b, c);
+        }
+}
+
+/* "driver=X, type=none, o=bind, device=/etc" for a message; the caller
+ * frees. */
+static char *describe_opts(const char *driver, json_object *opts)
+{
+        struct buf b = { 0 };
+        if (driver && strcmp(driver, "local") != 0) {
+                buf_append(&b, "driver=", 7);
+                append_escaped(&b, driver);
+        }
+        if (opts && json_object_is_type(opts, json_type_object)) {
+                json_object_object_foreach(opts, key, val) {
+                        if (b.len)
+                                buf_append(&b, ", ", 2);
+                        append_escaped(&b, key);
+                        buf_putc(&b, '=');
+                        append_escaped(&b, json_object_get_string(val));
+                }
+        }
+        buf_putc(&b, 0);
+        return (char *)b.data;
+}
+
+static bool has_opts(json_object *opts)
+{
+        return opts && json_object_is_type(opts, json_type_object) && json_object_object_length(opts) > 0;
+}
+
+/* Where the data of a volume with this driver and these options lives on
+ * this host, as a container would see it.  A local volume without options:
+ * Docker's own directory (*ret_dir = NULL).  A local bind volume (o=bind,
+ * device=DIR): DIR, the directory the daemon bind-mounts.  Any other
+ * mount (tmpfs, nfs, cifs, a device) is mounted only while a container
+ * uses it, so writing into Docker's directory would restore data no
+ * container sees: -ENOTSUP, saying what to do instead.  Other drivers are
+ * judged by their mountpoint later. */
+static int volume_data_dir(const char *name, const char *driver, json_object *opts, const char **ret_dir)
+{
+        *ret_dir = NULL;
+        if ((driver && strcmp(driver, "local") != 0) || !has_opts(opts))
+                return 0;
+        json_object *type = NULL, *o = NULL, *device = NULL;
+        json_object_object_get_ex(opts, "type", &type);
+        json_object_object_get_ex(opts, "o", &o);
+        json_object_object_get_ex(opts, "device", &device);
+        const char *dev = device ? json_object_get_string(device) : NULL;
+        bool bind = false;
+        if (o) {
+                _cleanup_free_ char *copy = xstrdup(json_object_get_string(o));
+                char *save = NULL;
+                for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                        if (strcmp(tok, "bind") == 0 || strcmp(tok, "rbind") == 0)
+                                bind = true;
+        }
+        if (bind && dev && dev[0] == '/') {
+                *ret_dir = dev;
+                return 0;
+        }
+        _cleanup_free_ char *what = describe_opts(driver, opts);
+        const char *t = type ? json_object_get_string(type) : "";
+        if (strcmp(t, "tmpfs") == 0)
+                return error_set(ENOTSUP,
+                                 "volume '%s' is a tmpfs mount (%s): it holds data only while a container uses it, "
+                                 "and Docker's directory for it is not what a container sees, so nothing was "
+                                 "restored; restore into a volume without mount options (no --volume-opt or "
+                                 "--volume-opts-from-snapshot), or with --target DIR",
+                                 name, what);
+        return error_set(ENOTSUP,
+                         "volume '%s' is a mount (%s): its data is on that filesystem, mounted only while a "
+                         "container uses it, not in Docker's directory for the volume, so nothing was restored; "
+                         "mount the filesystem on this host and restore into it with --target DIR, or restore into "
+                         "a volume without mount options",
+                         name, what);
+}
+
+/* Creates volume `name` for snapshot s: with its recorded labels, and with
+ * its recorded driver and options only when va->from_snapshot (they can
+ * mount a host path, a device or a network share: a repository is data,
+ * not instructions); --volume-opt options are applied as given. */
+static int create_volume(struct docker *d, const struct catalog_snapshot *s, const char *name,
+                         const struct volume_args *va)
+{
+        json_object *meta = s->meta ? json_tokener_parse(s->meta) : NULL, *vol = NULL, *drv = NULL, *ropts = NULL,
+                    *labels = NULL;
+        if (meta && json_object_object_get_ex(meta, "volume", &vol)) {
+                json_object_object_get_ex(vol, "driver", &drv);
+                json_object_object_get_ex(vol, "options", &ropts);
+                json_object_object_get_ex(vol, "labels", &labels);
+        }
+        error_clear();
+        const char *rdriver = drv ? json_object_get_string(drv) : "local";
+        const char *driver = va->from_snapshot ? rdriver : "local";
+        json_object *opts = json_object_new_object();
+        if (va->from_snapshot && has_opts(ropts)) {
+                json_object_object_foreach(ropts, rk, rv) {
+                        json_object_object_add(opts, rk, json_object_get(rv));
+                }
+        }
+        if (va->opts) {
+                json_object_object_foreach(va->opts, ck, cv) {
+                        json_object_object_add(opts, ck, json_object_get(cv));
+                }
+        }
+        if (!va->from_snapshot && (has_opts(ropts) || strcmp(rdriver, "local") != 0)) {
+                _cleanup_free_ char *what = describe_opts(rdriver, ropts);
+                log_warning("the snapshot recorded volume driver options for '%s' that were not applied (%s): they "
+                            "can mount a host path, a device or a network share; after reading them, pass "
+                            "--volume-opts-from-snapshot to apply them, or give options with --volume-opt KEY=VALUE",
+                            name, what);
+        }
+        const char *dir;
+        int r = volume_data_dir(name, driver, opts, &dir);
+        if (r == 0 && dir && mkdir(dir, 0755) < 0 && errno != EEXIST)
+                r = error_set(errno, "cannot create %s, the directory volume '%s' binds: %s", dir, name,
+                              strerror(errno));
+        if (r == 0)
+                r = docker_volume_create(d, name, driver, opts, labels);
+        if (r == 0) {
+                _cleanup_free_ char *what = describe_opts(driver, opts);
+                log_info("created volume '%s'%s%s", name, *what ? " with " : "", what);
+        }
+        json_object_put(opts);
+        json_object_put(meta);
+        return r;
+}
+
+/* Restores into Docker volume `name`, creating it when missing; *ret_dir
+ * (the caller frees) is the directory that was written. */
 static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s, const char *name, bool force,
-                             struct restore_options *o, struct restore_result *res)
+                             const struct volume_args *va, struct restore_options *o, struct restore_result *res,
+                             char **ret_dir)
 {
         _cleanup_(docker_freep) struct docker *d = NULL;
         struct docker_volume v = { 0 };
@@ -49,36 +209,35 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
         size_t nlist = 0, nusers = 0, running = 0;
         struct quiesce q = { 0 };
         char who[512] = "";
+        const char *dir = NULL;
         int r = docker_open(settings.docker_wait, &d);
         if (r < 0)
                 return r;
 
         r = docker_volume_inspect(d, name, &v);
         if (r == -BERTH_ENOTFOUND) {
-                /* Like the original: its driver, options and labels. */
-                json_object *meta = s->meta ? json_tokener_parse(s->meta) : NULL, *vol = NULL, *drv = NULL, *opts = NULL,
-                            *labels = NULL;
-                if (meta && json_object_object_get_ex(meta, "volume", &vol)) {
-                        json_object_object_get_ex(vol, "driver", &drv);
-                        json_object_object_get_ex(vol, "options", &opts);
-                        json_object_object_get_ex(vol, "labels", &labels);
-                }
-                error_clear();
-                r = docker_volume_create(d, name, drv ? json_object_get_string(drv) : "local", opts, labels);
-                json_object_put(meta);
-                if (r == 0) {
-                        log_info("created volume '%s'", name);
+                r = create_volume(d, s, name, va);
+                if (r == 0)
                         r = docker_volume_inspect(d, name, &v);
-                }
-        }
+        } else if (r == 0 && (va->opts || va->from_snapshot))
+                log_warning("volume '%s' exists: --volume-opt and --volume-opts-from-snapshot apply only to a volume "
+                            "the restore creates",
+                            name);
         if (r < 0)
                 goto out;
-        if (!v.mountpoint || !*v.mountpoint || access(v.mountpoint, F_OK) < 0) {
+        /* Where a container will see the data: never report success for
+         * data written where none does. */
+        r = volume_data_dir(name, v.driver, v.options, &dir);
+        if (r < 0)
+                goto out;
+        if (!dir && (!v.mountpoint || !*v.mountpoint || access(v.mountpoint, F_OK) < 0)) {
                 r = error_set(ENOTSUP, "volume '%s' (driver '%s') has no local mountpoint: Berth can restore only into "
                                        "volumes whose data is a directory on this host",
                               name, v.driver ? v.driver : "?");
                 goto out;
         }
+        if (!dir)
+                dir = v.mountpoint;
         r = docker_containers(d, &list, &nlist);
         if (r < 0)
                 goto out;
@@ -95,7 +254,7 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
                                 }
                                 break;
                         }
-        bool empty = dir_empty(v.mountpoint) != 0; /* unreadable: the restore says why */
+        bool empty = dir_empty(dir) != 0; /* unreadable: the restore says why */
         if ((!empty || running) && !force) {
                 char in_use[700] = "";
                 if (running)
@@ -114,11 +273,13 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
                         goto out;
                 }
         }
-        o->target = v.mountpoint;
+        o->target = dir;
         o->replace = !empty;
         progress_begin("restore:");
         r = snapshot_restore(repo, s->id, o, res);
         progress_end();
+        *ret_dir = xstrdup(dir);
+        o->target = *ret_dir;
         if (running) {
                 char why[1024] = "";
                 if (r < 0)
@@ -142,6 +303,7 @@ struct restore_args {
         const char **inc;
         const char *volume;
         bool force;
+        struct volume_args va;
 };
 
 static int option(int c, const char *arg, void *ud)
@@ -163,6 +325,19 @@ static int option(int c, const char *arg, void *ud)
         case 3:
                 a->force = true;
                 return OPT_DONE;
+        case 4: {
+                const char *eq = strchr(arg, '=');
+                if (!eq || eq == arg)
+                        return usage_error("restore", "--volume-opt takes KEY=VALUE, not '%s'", arg);
+                if (!a->va.opts)
+                        a->va.opts = json_object_new_object();
+                _cleanup_free_ char *key = xstrndup(arg, (size_t)(eq - arg));
+                json_object_object_add(a->va.opts, key, json_object_new_string(eq + 1));
+                return OPT_DONE;
+        }
+        case 5:
+                a->va.from_snapshot = true;
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
@@ -177,6 +352,8 @@ static int run(int argc, char **argv)
                 { "partial", no_argument, NULL, 1 },
                 { "to-volume", required_argument, NULL, 2 },
                 { "force", no_argument, NULL, 3 },
+                { "volume-opt", required_argument, NULL, 4 },
+                { "volume-opts-from-snapshot", no_argument, NULL, 5 },
                 {},
         };
         struct restore_args a = {
@@ -188,6 +365,7 @@ static int run(int argc, char **argv)
         int pr = parse_options(argc, argv, "t:i:", options, option, &a);
         if (pr != OPT_DONE) {
                 free(inc);
+                json_object_put(a.va.opts);
                 return pr;
         }
         o = a.o;
@@ -202,25 +380,28 @@ static int run(int argc, char **argv)
                 free(inc);
                 return usage_error("restore", "give where to restore: --target DIR or --to-volume NAME");
         }
-        if (force && !volume) {
+        if ((force || a.va.opts || a.va.from_snapshot) && !volume) {
                 free(inc);
-                return usage_error("restore", "--force goes with --to-volume");
+                json_object_put(a.va.opts);
+                return usage_error("restore", "--force, --volume-opt and --volume-opts-from-snapshot go with --to-volume");
         }
 
         _cleanup_(repo_freep) struct repo *repo = NULL;
+        _cleanup_free_ char *written = NULL;
         struct catalog_snapshot s = { 0 };
         struct restore_result res;
         int r = open_repo(REPO_READ, &repo);
         if (r == 0)
                 r = snapshot_resolve(repo, argv[optind], &s);
         if (r == 0 && volume)
-                r = restore_to_volume(repo, &s, volume, force, &o, &res);
+                r = restore_to_volume(repo, &s, volume, force, &a.va, &o, &res, &written);
         else if (r == 0) {
                 progress_begin("restore:");
                 r = snapshot_restore(repo, s.id, &o, &res);
                 progress_end();
         }
         free(inc);
+        json_object_put(a.va.opts);
         if (r < 0) {
                 catalog_snapshot_clear(&s);
                 return fail(r, "restore");

@@ -422,8 +422,9 @@ int docker_container_action(struct docker *d, const char *id, const char *action
         if (k == 0 && status != 204 && status != 304) {
                 char m[512];
                 api_message(&body, m, sizeof m);
-                /* 409 "is already paused" / "is not paused": the state we want. */
-                if (status == 409 && (strstr(m, "already paused") || strstr(m, "is not paused")))
+                /* "is already paused" / "is not paused" (409, or 500 from
+                 * some daemon versions): the state we want. */
+                if ((status == 409 || status == 500) && (strstr(m, "already paused") || strstr(m, "is not paused")))
                         k = 0;
                 else if (status == 404)
                         k = error_set(BERTH_ENOTFOUND, "no container '%s': %s", id, m);

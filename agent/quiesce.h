@@ -11,6 +11,11 @@
 
 #include "docker.h"
 
+/* Set when a SIGINT/SIGTERM arrives while containers are quiesced (see
+ * quiesce_freeze), and by the caller when the window is too long: the
+ * quiesced copy's cancel flag. */
+extern volatile sig_atomic_t quiesce_cancel;
+
 enum quiesce_action {
         QUIESCE_NONE,
         QUIESCE_PAUSE,
@@ -38,6 +43,8 @@ struct quiesce {
         size_t *order;               /* freeze order: dependants before providers */
         int64_t frozen_at, thawed_at;
         int hook_timeout;
+        bool held;                   /* SIGINT/SIGTERM held off until the thaw */
+        bool resumed_elsewhere;      /* 'berth recover' put a container back during the window */
 };
 
 /* Decides what to do with each container (copied from `containers`): a
@@ -50,10 +57,14 @@ bool quiesce_needed(const struct quiesce *q);
 /* Runs the berth.pre hooks; on a failure runs the post hooks of those
  * that succeeded and fails. */
 int quiesce_pre(struct quiesce *q);
-/* Pauses or stops, journaling each first.  On failure the caller thaws. */
+/* Pauses or stops, journaling each first (rows signed with this host's
+ * key, under the journal's own lock).  From here until quiesce_thaw()
+ * ends, SIGINT/SIGTERM only set `interrupted`: they never kill berth with
+ * containers quiesced.  On failure the caller thaws. */
 int quiesce_freeze(struct quiesce *q);
 /* Puts every journaled container back; safe to call twice.  Returns the
- * first failure but tries them all. */
+ * first failure but tries them all.  Sets q->resumed_elsewhere when a
+ * journal row had been closed by someone else ('berth recover'). */
 int quiesce_thaw(struct quiesce *q);
 /* Runs the berth.post hooks of containers whose pre hook succeeded or
  * that have no pre hook. */
@@ -65,7 +76,10 @@ void quiesce_clear(struct quiesce *q);
 
 /* Puts back containers a crashed run left paused or stopped: open journal
  * rows of this host whose owner is gone (every open row of this host when
- * `all`, for a caller holding the repository's exclusive lock). */
+ * `all`: for 'berth recover', or a caller holding the repository's
+ * exclusive lock).  Rows whose HMAC does not verify under this host's key
+ * were not written by this host's berth: ignored, with a warning.  Takes
+ * the journal's lock, not the repository's. */
 int quiesce_recover(struct docker *d, struct catalog *cat, bool all, unsigned *ret_resumed);
 
 /* This process's start time in clock ticks since boot (from /proc). */

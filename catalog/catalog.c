@@ -83,6 +83,9 @@ static const char *const migrations[] = {
         "  ended INTEGER"                     /* ns; NULL while the container is quiesced */
         ");"
         "CREATE INDEX quiesce_open ON quiesce_journal(ended);",
+        /* 2 -> 3: each journal row carries an HMAC under a key of the host
+         * that wrote it (see agent/quiesce.c); NULL once closed */
+        "ALTER TABLE quiesce_journal ADD COLUMN mac TEXT;",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == CATALOG_SCHEMA_VERSION, "schema version matches migrations");

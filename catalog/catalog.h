@@ -17,7 +17,7 @@
 #include "../common/common.h"
 
 #define CATALOG_HASH_LEN 32
-#define CATALOG_SCHEMA_VERSION 2
+#define CATALOG_SCHEMA_VERSION 3
 
 struct catalog;
 
@@ -210,10 +210,14 @@ struct catalog_quiesce {
         char *host;
         int64_t owner_pid, owner_start;
         int64_t started;
+        char *mac;             /* hex HMAC-SHA-256 by the writer's host key, NULL when none */
 };
 
 /* Records an action about to be taken (durable on return); sets q->id. */
 int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q);
+/* Closes a row (and drops its mac, so a closed row cannot be reopened by
+ * editing `ended`): 1 when it was open, 0 when something closed it
+ * before. */
 int catalog_quiesce_end(struct catalog *c, int64_t id);
 /* The rows still open, oldest first. */
 int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);

@@ -19,7 +19,8 @@ int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q)
          * touched. */
         int rc = sqlite3_prepare_v2(c->db,
                                     "INSERT INTO quiesce_journal (container, container_name, project, service, action,"
-                                    " host, owner_pid, owner_start, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    " host, owner_pid, owner_start, started, mac)"
+                                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "writing the quiesce journal");
@@ -32,6 +33,7 @@ int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q)
         sqlite3_bind_int64(st, 7, q->owner_pid);
         sqlite3_bind_int64(st, 8, q->owner_start);
         sqlite3_bind_int64(st, 9, q->started);
+        bind_text_or_null(st, 10, q->mac);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
@@ -43,7 +45,8 @@ int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q)
 int catalog_quiesce_end(struct catalog *c, int64_t id)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "UPDATE quiesce_journal SET ended = ? WHERE id = ?", -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, "UPDATE quiesce_journal SET ended = ?, mac = NULL WHERE id = ? AND ended IS NULL",
+                                    -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "closing a quiesce journal entry");
         sqlite3_bind_int64(st, 1, now_ns());
@@ -52,7 +55,7 @@ int catalog_quiesce_end(struct catalog *c, int64_t id)
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, "closing a quiesce journal entry");
-        return 0;
+        return sqlite3_changes(c->db) > 0 ? 1 : 0;
 }
 
 static char *col(sqlite3_stmt *st, int i)
@@ -66,7 +69,7 @@ int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(c->db,
                                     "SELECT id, container, container_name, project, service, action, host, owner_pid,"
-                                    " owner_start, started FROM quiesce_journal WHERE ended IS NULL ORDER BY id",
+                                    " owner_start, started, mac FROM quiesce_journal WHERE ended IS NULL ORDER BY id",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "reading the quiesce journal");
@@ -88,6 +91,7 @@ int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t
                         .owner_pid = sqlite3_column_int64(st, 7),
                         .owner_start = sqlite3_column_int64(st, 8),
                         .started = sqlite3_column_int64(st, 9),
+                        .mac = col(st, 10),
                 };
         }
         sqlite3_finalize(st);
@@ -109,6 +113,7 @@ void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n)
                 free(list[i].service);
                 free(list[i].action);
                 free(list[i].host);
+                free(list[i].mac);
         }
         free(list);
 }

@@ -261,6 +261,13 @@ int repo_store(struct repo *r, struct store **ret)
         return 0;
 }
 
+int snapshot_flush(struct repo *r)
+{
+        struct store *s = NULL;
+        int k = repo_store(r, &s);
+        return k < 0 ? k : store_flush(s);
+}
+
 void repo_free(struct repo *r)
 {
         if (!r)

@@ -145,6 +145,10 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
 int snapshot_backup_commit(struct repo *r, struct backup_run *run, const char *meta, int64_t quiesce_ns,
                            struct backup_result *ret);
 void backup_run_free(struct backup_run *run);
+/* Makes every chunk stored so far durable and recorded (packs written and
+ * fsynced, catalog committed), so that work is not done later while an
+ * application is quiesced. */
+int snapshot_flush(struct repo *r);
 static inline void backup_run_freep(struct backup_run **run) { backup_run_free(*run); }
 
 struct restore_options {

@@ -275,7 +275,7 @@ PY
         docker run --rm -v vlab:/data berth-test:latest cat /data/x | grep -qx x
 }
 
-@test "a mount-backed volume is backed up while mounted, and comes back with its driver options" {
+@test "a mount-backed volume is backed up while mounted; its driver options are shown, not applied" {
         docker volume create --opt type=tmpfs --opt device=tmpfs --opt o=size=64m vtmp > /dev/null
         # not mounted: its data is not on this host now; refuse rather than save nothing
         run berth backup vtmp
@@ -291,8 +291,9 @@ PY
         [ "$(berth cat vtmp f)" = inram ]
         run berth restore vtmp --to-volume vtmp2
         [ "$status" -eq 0 ]
-        [ "$(docker volume inspect -f '{{index .Options "type"}}' vtmp2)" = tmpfs ]
-        [ "$(docker volume inspect -f '{{index .Options "o"}}' vtmp2)" = size=64m ]
+        [[ "$output" == *"not applied"*"type=tmpfs"* ]]
+        [ "$(docker volume inspect -f '{{index .Options "type"}}' vtmp2)" = "" ]
+        [ "$(docker run --rm -v vtmp2:/data berth-test:latest cat /data/f)" = inram ]
         docker rm -f tmpuser > /dev/null
 }
 
