@@ -305,8 +305,11 @@ int open_repo(enum repo_mode mode, struct repo **ret)
         if (packs || snaps)
                 log_notice("repaired what an interrupted run left: indexed %llu pack(s) and %llu snapshot(s)",
                            (unsigned long long)packs, (unsigned long long)snaps);
+        /* Only what dead processes left: readers and writers run side by
+         * side, and a live one (a restore --force, another backup) puts
+         * back its own containers.  `berth recover` takes them all. */
         if (!settings.no_auto_recover)
-                recover_containers(*ret, mode != REPO_READ, NULL);
+                recover_containers(*ret, false, NULL);
         return 0;
 }
 

@@ -214,24 +214,6 @@ static void row_mac(const uint8_t key[JOURNAL_KEY_LEN], const struct catalog_qui
                 snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* s with control bytes as \xNN, for text from an unauthenticated row;
- * the caller frees. */
-static char *escape_name(const char *s)
-{
-        struct buf b = { 0 };
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c < 0x20 || c == 0x7f || c == '\\') {
-                        char esc[8];
-                        snprintf(esc, sizeof esc, "\\x%02x", c);
-                        buf_append(&b, esc, strlen(esc));
-                } else
-                        buf_putc(&b, c);
-        }
-        buf_putc(&b, 0);
-        return (char *)b.data;
-}
-
 /* True when the row was written by berth on this host. */
 static bool row_authentic(const struct catalog_quiesce *j)
 {
@@ -643,7 +625,7 @@ int quiesce_recover(struct docker *d, struct catalog *cat, bool all, unsigned *r
                 if (strcmp(j->host, host) != 0 || (!all && alive))
                         continue;
                 if (!row_authentic(j)) {
-                        _cleanup_free_ char *name = escape_name(j->name);
+                        _cleanup_free_ char *name = escape_name(j->name ? j->name : "", j->name ? strlen(j->name) : 0);
                         log_warning("ignoring quiesce journal row %lld (%s container '%s'): this host's berth did "
                                     "not write it",
                                     (long long)j->id, strcmp(j->action, "stop") == 0 ? "stop" : "pause", name);
