@@ -117,8 +117,9 @@ static int run(int argc, char **argv)
                 return fail(r, "export");
         }
         char b[32];
+        _cleanup_free_ char *nm = escape_name(s.name, strlen(s.name));
         if (!settings.quiet && out)
-                printf("exported snapshot %.12s (%s) to '%s': %llu files, %llu directories, %s\n", s.id, s.name, out,
+                printf("exported snapshot %.12s (%s) to '%s': %llu files, %llu directories, %s\n", s.id, nm, out,
                        (unsigned long long)res.files, (unsigned long long)res.dirs, format_bytes(res.bytes, b, sizeof b));
         catalog_snapshot_clear(&s);
         return EXIT_OK;

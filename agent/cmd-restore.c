@@ -57,19 +57,12 @@ struct volume_args {
         bool from_snapshot;          /* --volume-opts-from-snapshot */
 };
 
-/* Appends s with control bytes escaped (\xNN): recorded values come
- * from the repository and must not reach the terminal raw. */
+/* Appends s escaped: recorded values come from the repository and must
+ * not reach the terminal raw. */
 static void append_escaped(struct buf *b, const char *s)
 {
-        for (; s && *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c < 0x20 || c == 0x7f || c == '\\') {
-                        char esc[8];
-                        snprintf(esc, sizeof esc, "\\x%02x", c);
-                        buf_append(b, esc, strlen(esc));
-                } else
-                        buf_putc(b, c);
-        }
+        if (s)
+                buf_put_escaped(b, s, strlen(s), true);
 }
 
 /* "driver=X, type=none, o=bind, device=/etc" for a message; the caller
@@ -417,10 +410,12 @@ static int run(int argc, char **argv)
                 json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
                 json_object_object_add(j, "errors", json_object_new_int64((int64_t)res.errors));
                 json_print(j);
-        } else if (!settings.quiet)
-                printf("restored snapshot %.12s (%s) to %s%s%s: %llu files, %llu directories, %s%s\n", s.id, s.name,
+        } else if (!settings.quiet) {
+                _cleanup_free_ char *nm = escape_name(s.name, strlen(s.name));
+                printf("restored snapshot %.12s (%s) to %s%s%s: %llu files, %llu directories, %s%s\n", s.id, nm,
                        volume ? "volume '" : "'", volume ? volume : o.target, "'", (unsigned long long)res.files, (unsigned long long)res.dirs,
                        format_bytes(res.bytes, b, sizeof b), res.errors ? "; some entries were not restored" : "");
+        }
         catalog_snapshot_clear(&s);
         return res.errors ? EXIT_PARTIAL : EXIT_OK;
 }

@@ -51,11 +51,15 @@ static int run(int argc, char **argv)
                        "SIZE", "ADDED", "STATUS");
                 for (size_t i = 0; i < n; i++) {
                         char t[32], sz[32], add[32];
-                        printf("%.12s  %-20s  %-12s  %-20s  %9llu  %10s  %10s  %s\n", list[i].id, list[i].name,
-                               list[i].host, format_time(list[i].started, t, sizeof t),
+                        /* Names and hosts come from the repository: escaped. */
+                        _cleanup_free_ char *nm = escape_name(list[i].name, strlen(list[i].name));
+                        _cleanup_free_ char *host = escape_name(list[i].host, strlen(list[i].host));
+                        _cleanup_free_ char *status = escape_name(list[i].status, strlen(list[i].status));
+                        printf("%.12s  %-20s  %-12s  %-20s  %9llu  %10s  %10s  %s\n", list[i].id, nm,
+                               host, format_time(list[i].started, t, sizeof t),
                                (unsigned long long)(list[i].files + list[i].dirs),
                                format_bytes(list[i].bytes, sz, sizeof sz),
-                               format_bytes(list[i].bytes_added, add, sizeof add), list[i].status);
+                               format_bytes(list[i].bytes_added, add, sizeof add), status);
                 }
         }
         catalog_snapshot_list_free(list, n);

@@ -344,3 +344,21 @@ assert d["normal"] == 1700000000 * 10**9, d'
         [ -z "$(printf '%s\n' "$output" | grep '^berth: error: forged')" ]
         [[ "$output" == *"'x\\nberth: error: forged'"* ]]
 }
+
+@test "snapshot names are shown escaped by snapshots, restore and export" {
+        mkdir -p "$T/src" && echo x > "$T/src/f"
+        berth init
+        name=$'evil\nberth: error: forged'
+        berth backup --path "$T/src" --name "$name" > /dev/null
+        for i in 1 2 3; do
+                case $i in
+                1) run berth snapshots ;;
+                2) run berth restore "$name" --target "$T/out" ;;
+                3) run berth export "$name" -o "$T/x.tar" ;;
+                esac
+                echo "$output"
+                [ "$status" -eq 0 ]
+                [ -z "$(printf '%s\n' "$output" | grep '^berth: error: forged')" ]
+                [[ "$output" == *'evil\nberth'* ]]
+        done
+}

@@ -77,6 +77,6 @@ PY
         [ "$status" -ne 0 ]
         [ "$(describe_dirs "$T/w")" = "$before" ]
         [ "$(cd "$o" && find . -printf '%p %m %T@\n' | sort)" = "$old" ]
-        ! ls -a "$(dirname "$o")" | grep -q '^\.berth-restore'
+        [ -z "$(ls -a "$(dirname "$o")" | grep '^\.berth-restore')" ]
         wait_state hv-user running
 }
