@@ -530,11 +530,10 @@ int catalog_pack_foreach(struct catalog *c,
         return r < 0 ? r : 0;
 }
 
-int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch)
+/* INSERT OR <conflict> of one chunk row. */
+static int chunk_write(struct catalog *c, int which, const char *sql, const struct catalog_chunk *ch)
 {
-        sqlite3_stmt *st = catalog_stmt(c, STMT_CHUNK_ADD,
-                                        "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                                        " VALUES (?, ?, ?, ?, ?, ?)");
+        sqlite3_stmt *st = catalog_stmt(c, which, sql);
         if (!st)
                 return -EIO;
         sqlite3_bind_blob(st, 1, ch->id, CATALOG_HASH_LEN, SQLITE_STATIC);
@@ -546,20 +545,20 @@ int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch)
         return step_done(c, st, "recording a chunk");
 }
 
+int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch)
+{
+        return chunk_write(c, STMT_CHUNK_ADD,
+                           "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
+                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           ch);
+}
+
 int catalog_chunk_set(struct catalog *c, const struct catalog_chunk *ch)
 {
-        sqlite3_stmt *st = catalog_stmt(c, STMT_CHUNK_SET,
-                                        "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                                        " VALUES (?, ?, ?, ?, ?, ?)");
-        if (!st)
-                return -EIO;
-        sqlite3_bind_blob(st, 1, ch->id, CATALOG_HASH_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, ch->pack);
-        sqlite3_bind_int64(st, 3, ch->offset);
-        sqlite3_bind_int64(st, 4, ch->stored_len);
-        sqlite3_bind_int64(st, 5, ch->raw_len);
-        sqlite3_bind_int(st, 6, ch->flags);
-        return step_done(c, st, "recording a chunk");
+        return chunk_write(c, STMT_CHUNK_SET,
+                           "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
+                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           ch);
 }
 
 static void chunk_from_row(sqlite3_stmt *st, int col, struct catalog_chunk *ch)

@@ -4,6 +4,7 @@
 # put in place.
 
 load lib
+load harden
 
 # A snapshot whose directories have metadata worth stealing: modes, old
 # times, a default ACL, an immutable directory, and a last file ("z-big")
@@ -21,43 +22,6 @@ make_victim() {
         chattr +i "$d/a/b"
 }
 
-# Same-named directories where berth is started from, with other metadata.
-make_cwd() {
-        local w=$1
-        mkdir -p "$w/a/b" "$w/etc"
-        chmod 0755 "$w" "$w/a" "$w/a/b" "$w/etc"
-        touch -d '2020-01-01 00:00:00' "$w/a/b" "$w/a" "$w/etc" "$w"
-}
-
-# Everything that a deferred fix-up could change, for a directory tree.
-describe_dirs() {
-        local w=$1
-        for p in "$w" "$w/a" "$w/a/b" "$w/etc"; do
-                stat -c '%n %a %u %g %Y' "$p"
-                getfacl -cp "$p" 2>/dev/null | sort
-                lsattr -d "$p" 2>/dev/null | cut -d' ' -f1
-        done
-}
-
-# Flips a byte in the middle of z-big's data, found in its pack (random
-# data is stored uncompressed).
-damage_big() {
-        python3 - "$1/z-big" "$BERTH_REPO/packs" <<'EOF'
-import os, sys
-needle = open(sys.argv[1], 'rb').read()[2000000:2000064]
-for root, _, files in os.walk(sys.argv[2]):
-    for f in files:
-        p = os.path.join(root, f)
-        data = bytearray(open(p, 'rb').read())
-        i = data.find(needle)
-        if i >= 0:
-            data[i + 10] ^= 0xff
-            open(p, 'wb').write(data)
-            sys.exit(0)
-sys.exit("z-big's bytes not found in any pack")
-EOF
-}
-
 no_staging_left() {
         ! ls -a "$@" | grep -q '^\.berth-restore'
 }
@@ -66,7 +30,7 @@ no_staging_left() {
         make_victim "$T/src"
         berth init
         berth backup --path "$T/src" --name v > /dev/null
-        damage_big "$T/src"
+        damage_in_packs "$T/src/z-big"
         make_cwd "$T/w"
         make_cwd "$T/w/a"  # nested same names too
         before=$(describe_dirs "$T/w"; describe_dirs "$T/w/a")

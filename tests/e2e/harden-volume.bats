@@ -4,6 +4,7 @@
 
 load lib
 load docker
+load harden
 
 setup_file() {
         docker_up
@@ -11,21 +12,6 @@ setup_file() {
 
 teardown_file() {
         docker_down
-}
-
-make_cwd() {
-        local w=$1
-        mkdir -p "$w/a/b" "$w/etc"
-        chmod 0755 "$w" "$w/a" "$w/a/b" "$w/etc"
-        touch -d '2020-01-01 00:00:00' "$w/a/b" "$w/a" "$w/etc" "$w"
-}
-
-describe_dirs() {
-        for p in "$1" "$1/a" "$1/a/b" "$1/etc"; do
-                stat -c '%n %a %u %g %Y' "$p"
-                getfacl -cp "$p" 2>/dev/null | sort
-                lsattr -d "$p" 2>/dev/null | cut -d' ' -f1
-        done
 }
 
 @test "restore --to-volume failing on damaged data changes nothing in the working directory nor the old volume" {
@@ -39,20 +25,7 @@ describe_dirs() {
         touch -d '2001-02-03 04:05:06' "$d/a/b" "$d/a" "$d/etc"
         berth init
         berth backup hv-src > /dev/null
-        python3 - "$d/z-big" "$BERTH_REPO/packs" <<'PY'
-import os, sys
-needle = open(sys.argv[1], 'rb').read()[2000000:2000064]
-for root, _, files in os.walk(sys.argv[2]):
-    for f in files:
-        p = os.path.join(root, f)
-        data = bytearray(open(p, 'rb').read())
-        i = data.find(needle)
-        if i >= 0:
-            data[i + 10] ^= 0xff
-            open(p, 'wb').write(data)
-            sys.exit(0)
-sys.exit("not found")
-PY
+        damage_in_packs "$d/z-big"
         make_cwd "$T/w"
         before=$(describe_dirs "$T/w")
         # into a new volume
