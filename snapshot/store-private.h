@@ -113,8 +113,8 @@ int packer_enqueue(struct store *s, struct job *j, bool ticket);
  * it after a failure, or when it is empty).  Returns 0 or the workers'
  * first error; finished packs wait in s->done for the caller to record. */
 int packer_drain(struct store *s);
-/* The workers' first error (with error_message() set from it) or 0;
- * packer_error_locked() with the lock held. */
+/* With the lock held: the workers' first error (error_message() set from
+ * it), or 0. */
 int packer_error_locked(struct store *s);
 
 #endif
