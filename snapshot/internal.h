@@ -134,7 +134,11 @@ int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *
  * (pending set, in-memory prefix filter, then the catalog), and hands new
  * chunks to worker threads that compress, verify and append them to packs.
  * Finished packs are recorded in the catalog by the calling thread.  One
- * thread calls store_*; the workers are internal.
+ * thread calls store_*; the workers are internal (packer.c).  Memory is
+ * bounded by bytes of chunk copies (about 8 MiB for the workers, 8 MiB for
+ * tickets) plus the dedup filter; after a worker fails, every call that
+ * would wait returns its error instead, and nothing more is stored (see
+ * store.c).
  */
 struct store;
 

@@ -6,26 +6,16 @@
  * of it.  Entries go through libarchive's disk writer with its secure flags
  * into an empty staging directory next to the target (same filesystem),
  * which is renamed into place only when everything was written.
+ *
+ * This file turns entries into libarchive entries and writes them, with
+ * their contents read ahead (readahead.c); checking the target, the
+ * staging directory and putting the tree in place are stage.c's.
  */
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/fs.h>
-#include <dirent.h>
-#include <signal.h>
-#include <sys/ioctl.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 
-#include "internal.h"
-
-#define RESTORE_FLAGS                                                                                            \
-        (ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |           \
-         ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |                        \
-         ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
+#include "restorer.h"
 
 void entry_to_archive(const struct entry *e, const char *path, struct archive_entry *ae)
 {
@@ -157,47 +147,6 @@ int include_match(const struct entry *e, char *const *inc, size_t ninc)
         return best;
 }
 
-/* A linked file that --include left out, remembered in case one of its
- * hard links is included: the first such link gets the contents. */
-struct held_link {
-        char *path;            /* the left-out file */
-        struct buf record;     /* its encoded entry */
-        char *restored_as;     /* the included link that received the contents */
-        struct held_link *next;
-};
-
-/* File flags (immutable, append-only) that would stop the staged tree from
- * being moved into place: set after the move instead. */
-struct later_flags {
-        char *path;            /* "" for the top directory */
-        uint8_t type;
-        uint64_t set, clear;
-};
-
-/* Where the staged tree goes at the end. */
-enum target_kind {
-        TARGET_NEW,     /* does not exist: the staging directory is renamed to it */
-        TARGET_EMPTY,   /* an empty directory (or mount point): staged inside it, entries moved up */
-        TARGET_REPLACE, /* a directory to replace: swapped with the staging directory */
-};
-
-struct restorer {
-        struct readahead *ra;
-        struct archive *disk;
-        struct archive_entry *ae;
-        const struct restore_options *o;
-        struct restore_result *res;
-        enum target_kind kind;
-        int64_t last_progress;
-        uint64_t bytes;
-        bool root_seen;
-        struct buf root;       /* the top directory's encoded entry */
-        struct later_flags *later;
-        size_t nlater, later_cap;
-        struct held_link *held[256];
-        struct entry_store scratch;
-};
-
 static struct held_link **held_slot(struct restorer *r, const char *path)
 {
         uint8_t h[HASH_LEN];
@@ -239,8 +188,7 @@ static void restorer_clear(struct restorer *r)
         readahead_free(r->ra);
 }
 
-static void rwarn(struct restorer *r, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void rwarn(struct restorer *r, const char *path, const char *fmt, ...)
+void restorer_warn(struct restorer *r, const char *path, const char *fmt, ...)
 {
         char msg[1024];
         va_list ap;
@@ -254,7 +202,7 @@ static void rwarn(struct restorer *r, const char *path, const char *fmt, ...)
 
 /* libarchive's message for the last failure, with the system's reason
  * when libarchive's own text ("Write failed") does not give it. */
-static const char *disk_error(struct archive *a, char *buf, size_t size)
+const char *restorer_disk_error(struct archive *a, char *buf, size_t size)
 {
         const char *msg = archive_error_string(a) ? archive_error_string(a) : "unknown error";
         int e = archive_errno(a);
@@ -293,7 +241,7 @@ static int write_content(struct restorer *r, const struct entry *e)
                                 char why[512];
                                 k = n == 0 ? error_set(BERTH_ECORRUPT, "'%s' has more data than its sparse map", e->path)
                                            : error_set(disk_errno(r->disk), "cannot write '%s': %s", e->path,
-                                                       disk_error(r->disk, why, sizeof why));
+                                                       restorer_disk_error(r->disk, why, sizeof why));
                                 readahead_reset(r->ra);
                                 return k;
                         }
@@ -309,27 +257,6 @@ static int write_content(struct restorer *r, const struct entry *e)
                 }
         }
         return 0;
-}
-
-/* Whether e is moved (renamed) when the staged tree goes into place: the
- * top directory, or with TARGET_EMPTY the entries right under it.  The
- * kernel refuses to rename an immutable or append-only file, so their
- * flags are set after the move. */
-static bool moved_at_end(const struct restorer *r, const struct entry *e)
-{
-        if (e->path_len == 0)
-                return true;
-        return r->kind == TARGET_EMPTY && !memchr(e->path, '/', e->path_len);
-}
-
-static void defer_flags(struct restorer *r, const struct entry *e)
-{
-        if (r->nlater == r->later_cap) {
-                r->later_cap = r->later_cap ? 2 * r->later_cap : 8;
-                r->later = xrealloc(r->later, r->later_cap * sizeof *r->later);
-        }
-        r->later[r->nlater++] = (struct later_flags){ .path = xstrdup(e->path), .type = e->type,
-                                                      .set = e->fflags_set, .clear = e->fflags_clear };
 }
 
 static int restore_entry(struct restorer *r, const struct entry *e)
@@ -356,8 +283,8 @@ static int restore_entry(struct restorer *r, const struct entry *e)
                         return restore_entry(r, &full);
                 }
         }
-        if ((e->fflags_set || e->fflags_clear) && moved_at_end(r, e)) {
-                defer_flags(r, e);
+        if ((e->fflags_set || e->fflags_clear) && stage_moved_at_end(r, e)) {
+                stage_defer_flags(r, e);
                 if (e != &copy)
                         copy = *e;
                 copy.fflags_set = copy.fflags_clear = 0;
@@ -368,13 +295,13 @@ static int restore_entry(struct restorer *r, const struct entry *e)
         int k = archive_write_header(r->disk, r->ae);
         if (k == ARCHIVE_FATAL)
                 return error_set(disk_errno(r->disk), "cannot restore '%s': %s", path,
-                                 disk_error(r->disk, why, sizeof why));
+                                 restorer_disk_error(r->disk, why, sizeof why));
         if (k == ARCHIVE_FAILED) {
-                rwarn(r, e->path, "not restored: %s", disk_error(r->disk, why, sizeof why));
+                restorer_warn(r, e->path, "not restored: %s", restorer_disk_error(r->disk, why, sizeof why));
                 return 0;
         }
         if (k == ARCHIVE_WARN)
-                rwarn(r, e->path, "restored, but %s", disk_error(r->disk, why, sizeof why));
+                restorer_warn(r, e->path, "restored, but %s", restorer_disk_error(r->disk, why, sizeof why));
         if (e->type == ENTRY_REG) {
                 error_clear();
                 k = write_content(r, e);
@@ -387,7 +314,7 @@ static int restore_entry(struct restorer *r, const struct entry *e)
                         archive_write_finish_entry(r->disk);
                         if (unlink(path) < 0 && errno != ENOENT)
                                 return error_set(errno, "cannot remove the damaged '%s': %s", path, strerror(errno));
-                        rwarn(r, e->path, "not restored: %s", msg);
+                        restorer_warn(r, e->path, "not restored: %s", msg);
                         return 0;
                 }
                 r->res->bytes += e->size;
@@ -395,11 +322,11 @@ static int restore_entry(struct restorer *r, const struct entry *e)
         k = archive_write_finish_entry(r->disk);
         if (k == ARCHIVE_FATAL)
                 return error_set(disk_errno(r->disk), "cannot finish '%s': %s", path,
-                                 disk_error(r->disk, why, sizeof why));
+                                 restorer_disk_error(r->disk, why, sizeof why));
         if (k < ARCHIVE_WARN)
-                rwarn(r, e->path, "not finished: %s", disk_error(r->disk, why, sizeof why));
+                restorer_warn(r, e->path, "not finished: %s", restorer_disk_error(r->disk, why, sizeof why));
         else if (k == ARCHIVE_WARN)
-                rwarn(r, e->path, "restored, but %s", disk_error(r->disk, why, sizeof why));
+                restorer_warn(r, e->path, "restored, but %s", restorer_disk_error(r->disk, why, sizeof why));
         if (e->type == ENTRY_DIR)
                 r->res->dirs++;
         else
@@ -415,232 +342,6 @@ static int restore_entry(struct restorer *r, const struct entry *e)
         return 0;
 }
 
-/* Sets file flags (chattr) as libarchive would, on a directory or a
- * regular file only: anything else's ioctls belong to its driver. */
-static int set_flags_at(int dirfd, const char *name, const struct later_flags *f)
-{
-        if (f->type != ENTRY_DIR && f->type != ENTRY_REG)
-                return -EOPNOTSUPP;
-        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        int flags = 0, k = 0;
-        if (fstat(fd, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
-                k = -EOPNOTSUPP;
-        else if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
-                k = -errno;
-        else {
-                flags = (int)(((unsigned)flags | (unsigned)f->set) & ~(unsigned)f->clear);
-                if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
-                        k = -errno;
-        }
-        close(fd);
-        return k;
-}
-
-/* The deferred flags, once the tree is in place: entries right under the
- * target first, the top directory last. */
-static void apply_later_flags(struct restorer *r, int target_fd)
-{
-        for (size_t i = r->nlater; i-- > 0;) {
-                const struct later_flags *f = &r->later[i];
-                int k = set_flags_at(target_fd, *f->path ? f->path : ".", f);
-                if (k < 0)
-                        rwarn(r, f->path, "cannot set its file flags: %s", berth_strerror(k));
-        }
-}
-
-/* Applies the top directory's metadata to the target itself (TARGET_EMPTY:
- * the target is kept, only its contents came from the staging directory).
- * Runs a second disk writer with the target as its working directory, and
- * frees it there, so its deferred fix-ups land on the target only. */
-static int restore_root_into(struct restorer *r, int target_fd, int cwd)
-{
-        if (!r->root_seen)
-                return 0;
-        if (entry_decode(r->root.data, r->root.len, &r->scratch) < 0)
-                return error_set(BERTH_ECORRUPT, "cannot decode the top directory's entry");
-        struct entry e = r->scratch.e;
-        e.fflags_set = e.fflags_clear = 0; /* set after, with the others */
-        if (fchdir(target_fd) < 0)
-                return error_set(errno, "cannot enter the target: %s", strerror(errno));
-        struct archive *a = archive_write_disk_new();
-        if (!a)
-                abort();
-        archive_write_disk_set_options(a, RESTORE_FLAGS | (geteuid() == 0 ? ARCHIVE_EXTRACT_OWNER : 0));
-        entry_to_archive(&e, ".", r->ae);
-        char why[512];
-        int k = archive_write_header(a, r->ae);
-        if (k >= ARCHIVE_WARN)
-                k = archive_write_finish_entry(a);
-        if (k >= ARCHIVE_WARN)
-                k = archive_write_close(a);
-        if (k < ARCHIVE_OK)
-                rwarn(r, "", "the top directory's metadata is not fully restored: %s", disk_error(a, why, sizeof why));
-        archive_write_free(a);
-        struct timespec ts[2] = { { e.mtime_sec, e.mtime_nsec }, { e.mtime_sec, e.mtime_nsec } };
-        if (utimensat(target_fd, ".", ts, 0) < 0)
-                rwarn(r, "", "cannot set the time of the top directory: %s", strerror(errno));
-        if (fchdir(cwd) < 0)
-                return error_set(errno, "cannot return to the working directory: %s", strerror(errno));
-        return 0;
-}
-
-#define STAGING_PREFIX ".berth-restore-"
-
-/* Removes staging directories that a killed restore left in dirfd: their
- * names carry the pid that made them, and that process is gone. */
-static void clean_stale_staging(int dirfd)
-{
-        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (strncmp(de->d_name, STAGING_PREFIX, strlen(STAGING_PREFIX)) != 0)
-                        continue;
-                char *end;
-                long pid = strtol(de->d_name + strlen(STAGING_PREFIX), &end, 10);
-                if (pid <= 0 || *end != '-' || pid == getpid())
-                        continue;
-                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-                        continue;
-                log_debug("removing %s, left by a restore that was killed", de->d_name);
-                rm_rf_at(dirfd, de->d_name);
-        }
-        closedir(d);
-}
-
-/* Refuses targets that do not name a directory to create or fill: "", ".",
- * "..", "x/." and a symlink (even written "link/": Berth never writes
- * through one).  *ret_kind says what the target is. */
-static int check_target(const char *target, bool replace, enum target_kind *ret_kind)
-{
-        size_t n = strlen(target);
-        while (n > 1 && target[n - 1] == '/')
-                n--;
-        _cleanup_free_ char *t = xstrndup(target, n);
-        const char *base = strrchr(t, '/') ? strrchr(t, '/') + 1 : t;
-        if (!*t || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || strcmp(t, "/") == 0)
-                return error_set(EINVAL, "target '%s' does not name a directory to restore into; give a path such as "
-                                         "/srv/restored (nothing was changed)",
-                                 target);
-        struct stat st;
-        if (lstat(t, &st) < 0) {
-                if (errno != ENOENT)
-                        return error_set(errno, "cannot use target '%s': %s", target, strerror(errno));
-                *ret_kind = TARGET_NEW;
-                return 0;
-        }
-        if (S_ISLNK(st.st_mode))
-                return error_set(EEXIST, "target '%s' is a symbolic link; Berth does not restore through links: give "
-                                         "the directory it points to (nothing was changed)",
-                                 target);
-        if (!S_ISDIR(st.st_mode))
-                return error_set(EEXIST, "target '%s' exists and is not a directory", target);
-        _cleanup_close_ int fd = open(t, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
-                clean_stale_staging(fd);
-        int empty = dir_empty(t);
-        if (empty < 0)
-                return error_set(-empty, "cannot open target '%s': %s", target, strerror(-empty));
-        if (!empty && !replace)
-                return error_set(EEXIST,
-                                 "target '%s' is not empty; restore into a new or empty directory (nothing was "
-                                 "changed)",
-                                 target);
-        *ret_kind = empty ? TARGET_EMPTY : TARGET_REPLACE;
-        return 0;
-}
-
-/* TARGET_EMPTY: moves every entry of the staging directory up into the
- * target.  On failure the entries moved so far are moved back, so the
- * target is as empty as it was. */
-static int move_up(int staging_fd, int target_fd, const char *target)
-{
-        int fd = openat(staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd < 0 ? NULL : fdopendir(fd);
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
-                return error_set(errno, "cannot list the staging directory: %s", strerror(errno));
-        }
-        char **moved = NULL;
-        size_t nmoved = 0, cap = 0;
-        int k = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (renameat2(staging_fd, de->d_name, target_fd, de->d_name, RENAME_NOREPLACE) < 0) {
-                        k = error_set(errno, "cannot move '%s' into '%s': %s", de->d_name, target, strerror(errno));
-                        break;
-                }
-                if (nmoved == cap) {
-                        cap = cap ? 2 * cap : 64;
-                        moved = xrealloc(moved, cap * sizeof *moved);
-                }
-                moved[nmoved++] = xstrdup(de->d_name);
-        }
-        closedir(d);
-        for (size_t i = 0; i < nmoved; i++) {
-                if (k < 0 && renameat2(target_fd, moved[i], staging_fd, moved[i], RENAME_NOREPLACE) < 0)
-                        log_debug("cannot move '%s' back: %s", moved[i], strerror(errno));
-                free(moved[i]);
-        }
-        free(moved);
-        return k;
-}
-
-/* Makes the staged tree durable, then puts it in place. */
-static int put_in_place(struct restorer *r, int parent_fd, const char *staging_name, int staging_fd, int target_fd,
-                        const char *target, const char *target_name, int cwd)
-{
-        /* Everything written must be on disk before it replaces or fills
-         * the target: a power cut must not leave a half-written tree. */
-        if (syncfs(staging_fd) < 0)
-                return error_set(errno, "cannot flush the restored tree to disk: %s", strerror(errno));
-        int k;
-        switch (r->kind) {
-        case TARGET_EMPTY:
-                k = move_up(staging_fd, target_fd, target);
-                if (k < 0)
-                        return k;
-                /* Empty now; gone before the target gets its own times and
-                 * flags. */
-                if (unlinkat(target_fd, staging_name, AT_REMOVEDIR) < 0)
-                        log_debug("cannot remove %s: %s", staging_name, strerror(errno));
-                if (fsync(target_fd) < 0)
-                        log_debug("fsync of %s: %s", target, strerror(errno));
-                k = restore_root_into(r, target_fd, cwd);
-                if (k < 0)
-                        return k;
-                apply_later_flags(r, target_fd);
-                return 0;
-        case TARGET_NEW:
-                if (renameat2(parent_fd, staging_name, parent_fd, target_name, RENAME_NOREPLACE) < 0)
-                        return error_set(errno, "cannot move the restored tree to '%s': %s", target, strerror(errno));
-                break;
-        case TARGET_REPLACE:
-                /* Swap in one step, so the target is never half old, half
-                 * new; the old contents end up under the staging name. */
-                if (renameat2(parent_fd, staging_name, parent_fd, target_name, RENAME_EXCHANGE) < 0)
-                        return error_set(errno, "cannot swap the restored tree into '%s': %s", target, strerror(errno));
-                break;
-        }
-        if (fsync(parent_fd) < 0)
-                log_debug("fsync of the parent of %s: %s", target, strerror(errno));
-        /* staging_fd is the restored tree, wherever its name is now. */
-        apply_later_flags(r, staging_fd);
-        return 0;
-}
-
 int snapshot_restore(struct repo *repo, const char *id, const struct restore_options *o, struct restore_result *ret)
 {
         struct restore_result res = { 0 };
@@ -648,13 +349,11 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         _cleanup_(store_freep) struct store *s = NULL;
         _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
         struct restorer r = { .o = o, .res = &res };
+        struct stage st = STAGE_INIT;
         char **inc = NULL;
-        _cleanup_free_ char *tpath = NULL, *parent = NULL, *target_name = NULL;
-        char staging_name[64] = "";
-        int cwd = -1, parent_fd = -1, staging_fd = -1, target_fd = -1, k;
-        bool placed = false;
+        int k;
 
-        k = check_target(o->target, o->replace, &r.kind);
+        k = stage_check_target(o->target, o->replace, &r.kind);
         if (k < 0)
                 return k;
         k = snapfile_read(repo, id, &f);
@@ -671,60 +370,9 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         for (size_t i = 0; i < o->ninclude; i++)
                 inc[i] = snapshot_path_normalize(o->include[i]);
 
-        /* The staging directory is on the target's filesystem: next to a
-         * new target or one to replace, inside an empty one (a mount point
-         * cannot be renamed over). */
-        tpath = xstrdup(o->target);
-        for (size_t n = strlen(tpath); n > 1 && tpath[n - 1] == '/'; n--)
-                tpath[n - 1] = 0;
-        {
-                _cleanup_free_ char *c1 = xstrdup(tpath), *c2 = xstrdup(tpath);
-                parent = xstrdup(dirname(c1));
-                target_name = xstrdup(basename(c2));
-        }
-        if (r.kind == TARGET_NEW) {
-                k = mkdir_p(parent, 0755);
-                if (k < 0) {
-                        k = error_set(k, "cannot create '%s': %s", parent, berth_strerror(k));
-                        goto out;
-                }
-        }
-        parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (parent_fd < 0) {
-                k = error_set(errno, "cannot open '%s': %s", parent, strerror(errno));
+        k = stage_open(&st, o->target, r.kind);
+        if (k < 0)
                 goto out;
-        }
-        if (r.kind == TARGET_EMPTY) {
-                target_fd = openat(parent_fd, target_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (target_fd < 0) {
-                        k = error_set(errno, "cannot open target '%s': %s", o->target, strerror(errno));
-                        goto out;
-                }
-        } else
-                clean_stale_staging(parent_fd);
-        int home = r.kind == TARGET_EMPTY ? target_fd : parent_fd;
-        for (int tries = 0;; tries++) {
-                uint8_t rnd[6];
-                char hex[13];
-                if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
-                        memset(rnd, tries, sizeof rnd);
-                hex_encode(rnd, sizeof rnd, hex);
-                snprintf(staging_name, sizeof staging_name, STAGING_PREFIX "%ld-%s", (long)getpid(), hex);
-                if (mkdirat(home, staging_name, 0700) == 0)
-                        break;
-                if (errno != EEXIST || tries > 100) {
-                        k = error_set(errno, "cannot create a staging directory in '%s': %s",
-                                      r.kind == TARGET_EMPTY ? o->target : parent, strerror(errno));
-                        staging_name[0] = 0;
-                        goto out;
-                }
-        }
-        staging_fd = openat(home, staging_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (staging_fd < 0 || cwd < 0 || fchdir(staging_fd) < 0) {
-                k = error_set(errno, "cannot enter the staging directory: %s", strerror(errno));
-                goto out;
-        }
 
         /* The disk writer works relative to the working directory, which is
          * the staging directory from here until it is freed: its deferred
@@ -761,12 +409,13 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         if (k >= 0) {
                 char why[512];
                 if (archive_write_close(r.disk) != ARCHIVE_OK)
-                        rwarn(&r, "", "directory metadata not fully restored: %s", disk_error(r.disk, why, sizeof why));
+                        restorer_warn(&r, "", "directory metadata not fully restored: %s",
+                                      restorer_disk_error(r.disk, why, sizeof why));
                 if (r.root_seen && entry_decode(r.root.data, r.root.len, &r.scratch) == 0) {
                         struct timespec ts[2] = { { r.scratch.e.mtime_sec, r.scratch.e.mtime_nsec },
                                                   { r.scratch.e.mtime_sec, r.scratch.e.mtime_nsec } };
-                        if (utimensat(staging_fd, ".", ts, 0) < 0)
-                                rwarn(&r, "", "cannot set the time of the top directory: %s", strerror(errno));
+                        if (utimensat(st.staging_fd, ".", ts, 0) < 0)
+                                restorer_warn(&r, "", "cannot set the time of the top directory: %s", strerror(errno));
                 }
         }
         if (k >= 0 && !matched)
@@ -777,43 +426,22 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
                 goto out;
         archive_write_free(r.disk); /* closed above, still in the staging directory */
         r.disk = NULL;
-        k = put_in_place(&r, parent_fd, staging_name, staging_fd, target_fd, o->target, target_name, cwd);
+        k = stage_put_in_place(&r, &st, o->target);
         if (k < 0)
                 goto out;
-        placed = true;
+        st.placed = true;
         *ret = res;
         k = 0;
 out:
         if (r.disk) {
                 /* Failed part-way: free the writer where its fix-ups can
                  * only touch the staging tree, which goes next. */
-                if (staging_fd >= 0 && fchdir(staging_fd) == 0)
+                if (st.staging_fd >= 0 && fchdir(st.staging_fd) == 0)
                         archive_write_free(r.disk);
                 else
                         log_debug("leaving a disk writer unfreed: cannot enter the staging directory");
         }
-        if (cwd >= 0) {
-                if (fchdir(cwd) < 0 && k >= 0)
-                        k = error_set(errno, "cannot return to the working directory: %s", strerror(errno));
-                close(cwd);
-        }
-        if (staging_name[0]) {
-                int home_fd = r.kind == TARGET_EMPTY ? target_fd : parent_fd;
-                /* Placed: the staging name is empty (TARGET_EMPTY), gone
-                 * (TARGET_NEW) or holds the old tree (TARGET_REPLACE), which
-                 * goes only now that the new one is durable. */
-                if (!(placed && r.kind == TARGET_NEW)) {
-                        int q = rm_rf_at(home_fd, staging_name);
-                        if (q < 0)
-                                log_debug("cannot remove %s: %s", staging_name, berth_strerror(q));
-                }
-        }
-        if (staging_fd >= 0)
-                close(staging_fd);
-        if (target_fd >= 0)
-                close(target_fd);
-        if (parent_fd >= 0)
-                close(parent_fd);
+        k = stage_close(&st, r.kind, k);
         restorer_clear(&r);
         for (size_t i = 0; inc && i < o->ninclude; i++)
                 free(inc[i]);

@@ -1,30 +1,36 @@
-/* store.c — the chunk store: dedup lookup, compression workers, packs.
+/* store.c — the chunk store: dedup decision, tickets, reading chunks back.
  *
  * A chunk reaches the store in one of two ways.  store_submit() hands the
  * bytes to a worker thread and returns at once: the worker hashes them,
  * decides whether they are new, and the caller collects the id later, in
  * submission order, with store_resolve() ("tickets").  store_put() does
  * the same but hashes in the calling thread and returns the id at once.
+ * The workers, which also compress and pack new chunks, are packer.c's;
+ * this file decides, records finished packs in the catalog (one
+ * transaction per pack, on the calling thread) and reads chunks back.
  *
  * Is a chunk new?  First the set of chunks taken in this run but not yet
  * recorded in the catalog ("pending"), then an in-memory filter of 8-byte
  * prefixes of every recorded chunk, and only on a filter hit the catalog
  * (on the calling thread: a false hit costs one query; a false "new" is
- * impossible).  New chunks are compressed with zstd, decompressed and
- * compared with the original (a chunk counts as stored only once
- * verified), and appended to the open pack.  A worker that fills a pack
- * finishes it (fsync, rename) outside the lock; the calling thread records
- * finished packs in the catalog, one transaction per pack.
+ * impossible).
  *
  * Memory is bounded in bytes, whatever the dedup rate: copies of chunk
  * bytes held for workers (queued or being compressed) stay under
- * WORK_BYTES (enqueue waits, and only workers release them), and those held
- * for the calling thread (TICKET_MAYBE: a filter hit the catalog must
- * confirm) under TICKET_BYTES, checked by store_submit_ready(): the caller
- * resolves its oldest ticket before submitting more.  After a worker
- * fails, the first error is kept; the workers drain the queue without
- * storing, tickets not yet hashed stay TICKET_WAITING, and store_resolve()
- * and enqueue return the error instead of waiting.
+ * WORK_BYTES (packer_enqueue() waits, and only workers release them), and
+ * those held for the calling thread (TICKET_MAYBE: a filter hit the
+ * catalog must confirm) under TICKET_BYTES, checked by
+ * store_submit_ready(): the caller resolves its oldest ticket before
+ * submitting more.  Beyond those, the filter and the pending set grow with
+ * the chunks (store_index_bytes()).
+ *
+ * After a worker fails, the first error is kept; the workers drain the
+ * queue without storing, tickets not yet hashed stay TICKET_WAITING, and
+ * store_resolve() and packer_enqueue() return the error instead of
+ * waiting.  TICKET_MAYBE tickets keep their bytes until resolved or
+ * store_free().  Packs finished before the failure stay on the done list,
+ * unrecorded (store_flush() returns the error first); store_free() leaves
+ * their files for the next writer's recovery (repo_recover()).
  *
  * A pack the catalog lists may be gone (deleted, or truncated) while its
  * chunks are still listed.  A writer stats every listed pack when it opens
@@ -36,176 +42,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zstd.h>
 
-#include "internal.h"
+#include "store-private.h"
 
-#define PACK_FD_CACHE 8
-#define NO_TICKET UINT64_MAX
-#define TICKETS 4096
-/* Copies of chunk bytes the store may hold for workers (queued or being
- * worked on), and again for the calling thread (chunks whose dedup needs a
- * catalog lookup).  Bytes, not chunks: with duplicates the workers drain
- * at once and only this bound keeps the tickets from holding 4096 chunks. */
-#define WORK_BYTES (8u << 20)
-#define TICKET_BYTES (8u << 20)
-
-struct job {
-        uint8_t id[HASH_LEN];
-        bool known;              /* id computed and dedup decided already */
-        uint8_t flags;
-        uint64_t ticket;         /* NO_TICKET for store_put() */
-        uint8_t *data;
-        size_t len;
-};
-
-enum { TICKET_WAITING, TICKET_DONE, TICKET_MAYBE };
-
-struct ticket {
-        uint8_t id[HASH_LEN];
-        uint8_t state;
-        uint8_t flags;
-        uint8_t *data;           /* TICKET_MAYBE: the bytes, in case the catalog lacks them */
-        size_t len;
-};
-
-struct finished_pack {
-        uint8_t hash[HASH_LEN];
-        uint64_t size;
-        struct pack_entry *entries;
-        size_t n;
-        struct finished_pack *next;
-};
-
-struct pack_fd {
-        int64_t pack;
-        int fd;
-        uint64_t used;
-};
-
-struct store {
-        struct repo *repo;
-        bool writable;
-        uint64_t pack_target;
-        int64_t *missing;        /* rowids of listed packs that are gone, ascending */
-        size_t nmissing;
-
-        /* Reading, calling thread only. */
-        ZSTD_DCtx *dctx;
-        struct buf stored;
-        struct pack_fd fds[PACK_FD_CACHE];
-        uint64_t fd_clock;
-
-        /* Everything below is under `lock`. */
-        pthread_mutex_t lock;
-        struct idfilter filter;
-        struct idset pending;
-        struct store_stats stats;
-        struct ticket *tickets;
-        uint64_t submitted, resolved;
-        size_t work_bytes;       /* chunk bytes queued or in a worker's hands */
-        size_t ticket_bytes;     /* chunk bytes held by TICKET_MAYBE tickets */
-        pthread_t *threads;
-        unsigned nthreads;
-        pthread_cond_t cond_job;
-        pthread_cond_t cond_space;
-        pthread_cond_t cond_idle;
-        pthread_cond_t cond_ticket;
-        struct job *queue;
-        size_t qcap, qhead, qlen;
-        unsigned busy;
-        bool stop;
-        struct pack_writer *writer;
-        struct finished_pack *done, *done_tail;
-        int error;
-        char error_msg[512];
-};
-
-static void set_worker_error(struct store *s, int r)
-{
-        /* Called with the lock held.  The first failure wins. */
-        if (s->error)
-                return;
-        s->error = r;
-        const char *m = error_message();
-        snprintf(s->error_msg, sizeof s->error_msg, "%s", m ? m : berth_strerror(r));
-        pthread_cond_broadcast(&s->cond_ticket);
-        pthread_cond_broadcast(&s->cond_space);
-}
-
-/* Called with the lock held. */
-static int locked_error(struct store *s)
-{
-        if (s->error)
-                error_set(s->error, "%s", s->error_msg);
-        return s->error;
-}
-
-static int worker_error(struct store *s)
-{
-        pthread_mutex_lock(&s->lock);
-        int r = locked_error(s);
-        pthread_mutex_unlock(&s->lock);
-        return r;
-}
-
-static void push_done(struct store *s, struct finished_pack *f)
-{
-        /* Called with the lock held. */
-        if (s->done_tail)
-                s->done_tail->next = f;
-        else
-                s->done = f;
-        s->done_tail = f;
-}
-
-static int finish_pack(struct store *s, struct pack_writer *w)
-{
-        struct finished_pack *f = xcalloc(1, sizeof *f);
-        int r = pack_writer_finish(w, s->repo->dirfd, f->hash, &f->size, &f->entries, &f->n);
-        pthread_mutex_lock(&s->lock);
-        if (r < 0) {
-                set_worker_error(s, r);
-                free(f);
-        } else
-                push_done(s, f);
-        pthread_mutex_unlock(&s->lock);
-        return r;
-}
-
-/* Compresses and verifies one chunk into *stored; returns the pack flags or
- * -errno. */
-static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, struct buf *stored, struct buf *check)
-{
-        size_t bound = ZSTD_compressBound(j->len);
-        buf_reset(stored);
-        buf_reserve(stored, bound);
-        size_t k = ZSTD_compress2(cctx, stored->data, bound, j->data, j->len);
-        if (ZSTD_isError(k))
-                return error_set(EIO, "zstd compression failed: %s", ZSTD_getErrorName(k));
-        if (k >= j->len) {
-                /* Incompressible: store it as it is. */
-                buf_reset(stored);
-                buf_append(stored, j->data, j->len);
-                return j->flags;
-        }
-        stored->len = k;
-        /* A chunk counts as stored only once its compressed form is known to
-         * give the same bytes back.  Comparing with the bytes we hashed is
-         * the same check as re-hashing, at a fraction of the cost. */
-        buf_reset(check);
-        buf_reserve(check, j->len);
-        size_t back = ZSTD_decompressDCtx(dctx, check->data, j->len, stored->data, k);
-        if (ZSTD_isError(back) || back != j->len || memcmp(check->data, j->data, j->len) != 0)
-                return error_set(EIO, "a compressed chunk did not decompress to its own bytes; refusing to store it");
-        return j->flags | PACK_F_ZSTD;
-}
-
-/* With the lock held: the dedup decision for a hashed chunk that is not
- * known to need the catalog.  Returns TICKET_DONE when it is a duplicate,
- * TICKET_MAYBE when the catalog must be asked, or -1 when it is new (and
- * now pending). */
-static int locked_decide(struct store *s, const uint8_t id[HASH_LEN], size_t len)
+int store_decide_locked(struct store *s, const uint8_t id[HASH_LEN], size_t len)
 {
         if (idset_contains(&s->pending, id)) {
                 s->stats.chunks_dup++;
@@ -217,103 +57,6 @@ static int locked_decide(struct store *s, const uint8_t id[HASH_LEN], size_t len
         s->stats.chunks_new++;
         s->stats.raw_new += len;
         return -1;
-}
-
-/* Hashes and decides a submitted chunk; returns true when it must be stored. */
-static bool worker_hash(struct store *s, struct job *j)
-{
-        hash_sha256(j->data, j->len, j->id);
-        pthread_mutex_lock(&s->lock);
-        int d = locked_decide(s, j->id, j->len);
-        struct ticket *t = &s->tickets[j->ticket % TICKETS];
-        memcpy(t->id, j->id, HASH_LEN);
-        t->flags = j->flags;
-        if (d == TICKET_MAYBE) {
-                /* The calling thread asks the catalog; the bytes go with it. */
-                t->data = TAKE_PTR(j->data);
-                t->len = j->len;
-                s->work_bytes -= j->len;
-                s->ticket_bytes += j->len;
-        }
-        t->state = d == TICKET_MAYBE ? TICKET_MAYBE : TICKET_DONE;
-        pthread_cond_broadcast(&s->cond_ticket);
-        pthread_mutex_unlock(&s->lock);
-        return d < 0;
-}
-
-static void *worker_main(void *arg)
-{
-        struct store *s = arg;
-        ZSTD_CCtx *cctx = ZSTD_createCCtx();
-        ZSTD_DCtx *dctx = ZSTD_createDCtx();
-        struct buf stored = { 0 }, check = { 0 };
-
-        if (!cctx || !dctx)
-                abort();
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, s->repo->cfg.level);
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
-
-        for (;;) {
-                pthread_mutex_lock(&s->lock);
-                while (!s->stop && s->qlen == 0)
-                        pthread_cond_wait(&s->cond_job, &s->lock);
-                if (s->qlen == 0) {
-                        pthread_mutex_unlock(&s->lock);
-                        break;
-                }
-                struct job j = s->queue[s->qhead];
-                s->qhead = (s->qhead + 1) % s->qcap;
-                s->qlen--;
-                s->busy++;
-                pthread_cond_signal(&s->cond_space);
-                bool failed = s->error != 0;
-                pthread_mutex_unlock(&s->lock);
-
-                bool store = !failed && (j.known || worker_hash(s, &j));
-                int flags = store ? encode_chunk(&j, cctx, dctx, &stored, &check) : -ECANCELED;
-                struct pack_writer *full = NULL;
-
-                pthread_mutex_lock(&s->lock);
-                if (flags < 0) {
-                        if (flags != -ECANCELED)
-                                set_worker_error(s, flags);
-                } else if (!s->error) {
-                        int r = 0;
-                        if (!s->writer)
-                                r = pack_writer_new(s->repo->tmp_dirfd, &s->writer);
-                        if (r == 0) {
-                                struct pack_entry e = { .stored_len = (uint32_t)stored.len,
-                                                        .raw_len = (uint32_t)j.len, .flags = (uint8_t)flags };
-                                memcpy(e.id, j.id, HASH_LEN);
-                                r = pack_writer_add(s->writer, &e, stored.data);
-                        }
-                        if (r < 0)
-                                set_worker_error(s, r);
-                        else if (pack_writer_size(s->writer) >= s->pack_target)
-                                full = TAKE_PTR(s->writer);
-                }
-                pthread_mutex_unlock(&s->lock);
-
-                if (full)
-                        finish_pack(s, full);
-                size_t held = j.data ? j.len : 0; /* not handed to a ticket */
-                free(j.data);
-
-                pthread_mutex_lock(&s->lock);
-                if (held) {
-                        s->work_bytes -= held;
-                        pthread_cond_broadcast(&s->cond_space);
-                }
-                s->busy--;
-                if (s->qlen == 0 && s->busy == 0)
-                        pthread_cond_broadcast(&s->cond_idle);
-                pthread_mutex_unlock(&s->lock);
-        }
-        ZSTD_freeCCtx(cctx);
-        ZSTD_freeDCtx(dctx);
-        buf_free(&stored);
-        buf_free(&check);
-        return NULL;
 }
 
 static int load_filter(void *ud, const uint8_t id[CATALOG_HASH_LEN])
@@ -414,7 +157,7 @@ int store_open(struct repo *r, bool writable, struct store **ret)
                 s->tickets = xcalloc(TICKETS, sizeof *s->tickets);
                 s->threads = xcalloc(s->nthreads, sizeof *s->threads);
                 for (unsigned i = 0; i < s->nthreads; i++) {
-                        k = pthread_create(&s->threads[i], NULL, worker_main, s);
+                        k = pthread_create(&s->threads[i], NULL, packer_main, s);
                         if (k != 0) {
                                 s->nthreads = i;
                                 store_free(s);
@@ -541,32 +284,6 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN])
         return chunk_stored(s, id);
 }
 
-/* Queues a job, waiting for room (a free slot, and the bytes the workers
- * hold under WORK_BYTES: only workers release those, so waiting cannot
- * deadlock); takes ownership of j->data. */
-static int enqueue(struct store *s, struct job *j, bool ticket)
-{
-        pthread_mutex_lock(&s->lock);
-        while ((s->qlen == s->qcap || (s->work_bytes > 0 && s->work_bytes + j->len > WORK_BYTES)) && !s->error)
-                pthread_cond_wait(&s->cond_space, &s->lock);
-        if (s->error) {
-                int r = locked_error(s);
-                pthread_mutex_unlock(&s->lock);
-                free(j->data);
-                return r;
-        }
-        if (ticket) {
-                j->ticket = s->submitted++;
-                s->tickets[j->ticket % TICKETS].state = TICKET_WAITING;
-        }
-        s->queue[(s->qhead + s->qlen) % s->qcap] = *j;
-        s->qlen++;
-        s->work_bytes += j->len;
-        pthread_cond_signal(&s->cond_job);
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-}
-
 /* A filter hit: ask the catalog (this thread only); store the chunk when
  * it is not there after all.  Returns 1 when stored, 0 when a duplicate. */
 static int confirm(struct store *s, bool tree, const uint8_t id[HASH_LEN], uint8_t *data, size_t len)
@@ -590,7 +307,7 @@ static int confirm(struct store *s, bool tree, const uint8_t id[HASH_LEN], uint8
         pthread_mutex_unlock(&s->lock);
         struct job j = { .known = true, .flags = tree ? PACK_F_TREE : 0, .ticket = NO_TICKET, .data = data, .len = len };
         memcpy(j.id, id, HASH_LEN);
-        r = enqueue(s, &j, false);
+        r = packer_enqueue(s, &j, false);
         return r < 0 ? r : 1;
 }
 
@@ -606,7 +323,7 @@ int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8
         hash_sha256(data, len, id);
         memcpy(ret_id, id, HASH_LEN);
         pthread_mutex_lock(&s->lock);
-        int d = locked_decide(s, id, len);
+        int d = store_decide_locked(s, id, len);
         pthread_mutex_unlock(&s->lock);
         if (d == TICKET_DONE)
                 return 0;
@@ -619,7 +336,7 @@ int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8
                 struct job j = { .known = true, .flags = tree ? PACK_F_TREE : 0, .ticket = NO_TICKET, .data = copy,
                                  .len = len };
                 memcpy(j.id, id, HASH_LEN);
-                r = enqueue(s, &j, false);
+                r = packer_enqueue(s, &j, false);
                 r = r < 0 ? r : 1;
         }
         if (r >= 0 && have_done(s)) {
@@ -642,7 +359,7 @@ int store_submit(struct store *s, const uint8_t *data, size_t len)
                 return error_set(ENOBUFS, "too many chunks awaiting store_resolve()");
         struct job j = { .data = xmalloc(len), .len = len };
         memcpy(j.data, data, len);
-        int r = enqueue(s, &j, true);
+        int r = packer_enqueue(s, &j, true);
         if (r == 0 && have_done(s))
                 r = record_done(s);
         return r;
@@ -678,7 +395,7 @@ int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN])
         while (t->state == TICKET_WAITING && !s->error && wait)
                 pthread_cond_wait(&s->cond_ticket, &s->lock);
         if (t->state == TICKET_WAITING) {
-                int r = locked_error(s);
+                int r = packer_error_locked(s);
                 pthread_mutex_unlock(&s->lock);
                 return r;
         }
@@ -703,20 +420,7 @@ int store_flush(struct store *s)
 {
         if (!s->writable)
                 return 0;
-        pthread_mutex_lock(&s->lock);
-        while (s->qlen > 0 || s->busy > 0)
-                pthread_cond_wait(&s->cond_idle, &s->lock);
-        struct pack_writer *w = TAKE_PTR(s->writer);
-        int err = s->error;
-        pthread_mutex_unlock(&s->lock);
-
-        if (w) {
-                if (err || pack_writer_count(w) == 0)
-                        pack_writer_abort(w);
-                else
-                        finish_pack(s, w);
-        }
-        int r = worker_error(s);
+        int r = packer_drain(s);
         if (r < 0)
                 return r;
         return record_done(s);
