@@ -1,0 +1,345 @@
+/* recover.c — rebuilding the catalog's view of a repository from its files.
+ *
+ * Two callers: every writer, at open, indexes what a crashed writer left
+ * on disk but did not record (its packs, and the snapshot files it had
+ * announced), and removes its temporary files; `catalog rebuild` builds a
+ * whole new catalog from the packs and snapshot files alone and swaps it in.
+ * Recovery never deletes data: a pack or snapshot file that does not
+ * verify is left for `check` to report.  Opening, locking and the
+ * configuration are repo.c's; references are resolve.c's.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* catalog rebuild builds its new catalog in tmp/ under this name. */
+#define REBUILD_NAME "catalog-rebuild.db"
+
+/* Removes everything in tmp/ but, when `keep` is set, the files whose name
+ * starts with it. */
+static int clean_tmp(struct repo *r, const char *keep)
+{
+        /* Holding the writer lock, anything in tmp/ belongs to a writer
+         * that died: only writers use tmp/ (readers, running alongside,
+         * never do), and there is one writer at a time. */
+        int fd = dup(r->tmp_dirfd);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+                        continue;
+                if (keep && strncmp(de->d_name, keep, strlen(keep)) == 0)
+                        continue;
+                rm_rf_at(r->tmp_dirfd, de->d_name);
+        }
+        closedir(d);
+        return 0;
+}
+
+/* Calls fn for every regular file in dirfd/sub whose name is 64 hex digits;
+ * other files whose name ends in ".tmp" are removed when `clean`. */
+static int foreach_hex_file(int parent, const char *sub, bool clean, int (*fn)(void *ud, int fd, const char *name),
+                            void *ud)
+{
+        int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        struct dirent *de;
+        int k = 0;
+        while (k >= 0 && (de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len == 2 * HASH_LEN && is_hex(de->d_name))
+                        k = fn(ud, dirfd(d), de->d_name);
+                else if (clean && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
+                        unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+        return k;
+}
+
+struct recover_state {
+        struct repo *repo;
+        bool all;               /* index every snapshot file, announced or not */
+        char **intents;         /* ids this repository's writers announced */
+        size_t nintents;
+        uint64_t packs;
+        struct snapfile *snaps;
+        size_t nsnaps, cap;
+};
+
+static int recover_pack(void *ud, int dfd, const char *name)
+{
+        struct recover_state *st = ud;
+        struct catalog *c = st->repo->catalog;
+        uint8_t hash[HASH_LEN];
+        struct pack_entry *entries = NULL;
+        size_t n = 0;
+        int64_t pack_id;
+        struct stat sb;
+
+        if (hex_decode(name, hash, HASH_LEN) < 0)
+                return 0;
+        int k = catalog_pack_known(c, hash);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+                return 0;
+        uint8_t actual[HASH_LEN];
+        if (pack_read_trailer(fd, (uint64_t)sb.st_size, name, &entries, &n, actual) < 0 ||
+            memcmp(actual, hash, HASH_LEN) != 0) {
+                /* Left for `check` to report; recovery does not delete data. */
+                log_debug("not indexing pack %s: %s", name, error_message() ? error_message() : "name mismatch");
+                error_clear();
+                free(entries);
+                return 0;
+        }
+        k = catalog_begin(c);
+        if (k == 0)
+                k = catalog_pack_add(c, hash, (uint64_t)sb.st_size, (uint32_t)n, &pack_id);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
+                                            .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
+                                            .flags = entries[i].flags };
+                memcpy(ch.id, entries[i].id, HASH_LEN);
+                k = catalog_chunk_add(c, &ch);
+        }
+        free(entries);
+        if (k < 0) {
+                catalog_rollback(c);
+                return k;
+        }
+        k = catalog_commit(c);
+        if (k < 0)
+                return k;
+        st->packs++;
+        return 0;
+}
+
+static int recover_pack_dir(void *ud, int dfd, const char *name);
+
+static int foreach_pack_subdir(struct recover_state *st)
+{
+        int fd = openat(st->repo->dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        struct dirent *de;
+        int k = 0;
+        while (k >= 0 && (de = readdir(d)))
+                if (strlen(de->d_name) == 2 && is_hex(de->d_name))
+                        k = recover_pack_dir(st, dirfd(d), de->d_name);
+        closedir(d);
+        return k;
+}
+
+static int recover_pack_dir(void *ud, int dfd, const char *name)
+{
+        return foreach_hex_file(dfd, name, false, recover_pack, ud);
+}
+
+static int collect_snapshot(void *ud, int dfd, const char *name)
+{
+        struct recover_state *st = ud;
+        int k = catalog_snapshot_known(st->repo->catalog, name);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        if (!st->all) {
+                bool announced = false;
+                for (size_t i = 0; i < st->nintents && !announced; i++)
+                        announced = strcmp(st->intents[i], name) == 0;
+                if (!announced) {
+                        /* Not written by a writer of this repository (planted,
+                         * or copied in): data, not instructions.  It is not
+                         * even read; `catalog rebuild` indexes it on purpose. */
+                        log_debug("not indexing snapshots/%s: no writer of this repository announced it; "
+                                  "'berth catalog rebuild' indexes it",
+                                  name);
+                        return 0;
+                }
+        }
+        struct snapfile f = { 0 };
+        if (snapfile_read(st->repo, name, &f) < 0) {
+                log_debug("not indexing snapshot %s: %s", name, error_message());
+                error_clear();
+                return 0;
+        }
+        if (st->nsnaps == st->cap) {
+                st->cap = st->cap ? st->cap * 2 : 16;
+                st->snaps = xrealloc(st->snaps, st->cap * sizeof *st->snaps);
+        }
+        st->snaps[st->nsnaps++] = f;
+        return 0;
+}
+
+static int by_start(const void *a, const void *b)
+{
+        const struct snapfile *x = a, *y = b;
+        if (x->info.started != y->info.started)
+                return x->info.started < y->info.started ? -1 : 1;
+        return strcmp(x->info.id, y->info.id);
+}
+
+int repo_recover(struct repo *r, struct store *s, bool all)
+{
+        struct recover_state st = { .repo = r, .all = all };
+        int k;
+
+        k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
+        if (k < 0)
+                return k;
+        /* A rebuild (`all`) is building its catalog in tmp/. */
+        k = clean_tmp(r, all ? REBUILD_NAME : NULL);
+        if (k < 0)
+                return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
+        k = foreach_pack_subdir(&st);
+        if (k < 0)
+                return error_message() ? k : error_set(k, "cannot list %s/packs: %s", r->path, berth_strerror(k));
+        k = foreach_hex_file(r->dirfd, "snapshots", true, collect_snapshot, &st);
+        if (k < 0)
+                goto out;
+        /* Oldest first, so each is compared with its true predecessor. */
+        if (st.nsnaps > 1)
+                qsort(st.snaps, st.nsnaps, sizeof *st.snaps, by_start);
+        for (size_t i = 0; i < st.nsnaps && k >= 0; i++) {
+                k = index_snapshot(r, s, &st.snaps[i]);
+                if (k < 0 && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
+                        log_debug("not indexing snapshot %s: %s", st.snaps[i].info.id, error_message());
+                        error_clear();
+                        k = 0;
+                } else if (k >= 0)
+                        r->recovered_snapshots++;
+        }
+        r->recovered_packs += st.packs;
+        /* What is still announced now has no file (its writer died before
+         * writing it) or a file that cannot be indexed: stop re-reading it. */
+        for (size_t i = 0; i < st.nintents && k >= 0; i++)
+                if (catalog_snapshot_known(r->catalog, st.intents[i]) == 0)
+                        k = catalog_snapshot_intent_drop(r->catalog, st.intents[i]);
+out:
+        for (size_t i = 0; i < st.nsnaps; i++)
+                snapfile_clear(&st.snaps[i]);
+        free(st.snaps);
+        catalog_id_list_free(st.intents, st.nintents);
+        return k < 0 ? k : 0;
+}
+
+void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots)
+{
+        *ret_packs = r->recovered_packs;
+        *ret_snapshots = r->recovered_snapshots;
+}
+
+/* ---- catalog rebuild ---------------------------------------------------------------- */
+
+/* The new catalog is built in tmp/ (REBUILD_NAME), where a rebuild killed
+ * part-way leaves it for the next writer's clean_tmp(), and renamed over
+ * catalog.db in one step: until then readers and writers see the old
+ * catalog, whole. */
+
+static void unlink_db_files(int dfd, const char *name)
+{
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *f = xasprintf("%s%s", name, suffixes[i]);
+                unlinkat(dfd, f, 0);
+        }
+}
+
+static int build_catalog(struct repo *r, const char *newpath, const char *oldpath, bool have_old)
+{
+        int k = catalog_open(newpath, true, &r->catalog);
+        if (k < 0)
+                return k;
+        struct store *s;
+        k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = repo_recover(r, s, true);
+        store_free(s);
+        if (k < 0 || !have_old)
+                return k;
+        /* The quiesce journal is not derived from packs: without it
+         * `recover` could not find containers a crashed run left paused. */
+        int64_t rows = 0;
+        if (catalog_carry_table(r->catalog, oldpath, "quiesce_journal", &rows) < 0) {
+                log_debug("the old catalog's quiesce journal cannot be read, not carried over: %s",
+                          error_message());
+                error_clear();
+        } else
+                log_debug("carried %lld quiesce journal row(s) into the new catalog", (long long)rows);
+        return 0;
+}
+
+int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots)
+{
+        if (!r->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        if (r->tmp_dirfd < 0)
+                return error_set(ENOENT, "cannot open %s/tmp", r->path);
+        catalog_free(r->catalog);
+        r->catalog = NULL;
+        _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", r->path);
+        _cleanup_free_ char *newpath = xasprintf("%s/tmp/" REBUILD_NAME, r->path);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        bool have_old = faccessat(r->dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;
+
+        int k = build_catalog(r, newpath, dbpath, have_old);
+        if (k == 0) {
+                struct catalog *c = TAKE_PTR(r->catalog);
+                k = catalog_close_standalone(c);
+        }
+        _cleanup_close_ int fd = k < 0 ? -1 : openat(r->tmp_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
+        if (k == 0 && (fd < 0 || fsync(fd) < 0))
+                k = error_set(errno, "cannot write %s: %s", newpath, strerror(errno));
+        if (k == 0) {
+                /* A -wal left beside catalog.db would be replayed into the
+                 * new file.  Empty it into the old catalog first, so that
+                 * removing it loses nothing should we stop before the
+                 * rename; a damaged or missing old catalog has nothing to
+                 * lose. */
+                if (have_old && catalog_checkpoint_path(dbpath) < 0) {
+                        log_debug("cannot checkpoint the old catalog: %s", error_message());
+                        error_clear();
+                }
+                unlinkat(r->dirfd, "catalog.db-wal", 0);
+                unlinkat(r->dirfd, "catalog.db-shm", 0);
+        }
+        if (k == 0 && renameat(r->tmp_dirfd, REBUILD_NAME, r->dirfd, "catalog.db") < 0)
+                k = error_set(errno, "cannot move the new catalog into place: %s", strerror(errno));
+        if (k < 0) {
+                catalog_free(r->catalog);
+                r->catalog = NULL;
+                unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+                return k;
+        }
+        fsync_dirfd(r->dirfd);
+        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        k = catalog_open(dbpath, false, &r->catalog);
+        if (k < 0)
+                return k;
+        *ret_packs = r->recovered_packs - packs0;
+        *ret_snapshots = r->recovered_snapshots - snaps0;
+        return 0;
+}
