@@ -53,3 +53,26 @@ teardown_file() {
         [ -z "$(ls -a "$(dirname "$o")" | grep '^\.berth-restore')" ]
         wait_state hv-user running
 }
+
+@test "restore --to-volume --force: the new tree is on disk before the swap, the old one removed only after" {
+        docker volume create hv-f-src > /dev/null
+        s=$(mountpoint_of hv-f-src)
+        echo new > "$s/file"
+        berth init
+        berth backup hv-f-src > /dev/null
+        docker volume create hv-f-dst > /dev/null
+        d=$(mountpoint_of hv-f-dst)
+        echo old > "$d/old-file"
+        ASAN_OPTIONS=detect_leaks=0 timeout -k 5 120 strace -f -qq -e trace=syncfs,renameat2,unlink,unlinkat,rmdir \
+                -o "$T/trace" "$BERTH" restore hv-f-src --to-volume hv-f-dst --force
+        [ "$(cat "$d/file")" = new ]
+        [ ! -e "$d/old-file" ]
+        grep -n . "$T/trace" | grep -v ENOENT > "$T/calls"
+        cat "$T/calls"
+        sync_at=$(grep -m1 syncfs "$T/calls" | cut -d: -f1)
+        swap_at=$(grep -m1 RENAME_EXCHANGE "$T/calls" | cut -d: -f1)
+        old_gone_at=$(grep -m1 'old-file' "$T/calls" | cut -d: -f1)
+        [ -n "$sync_at" ] && [ -n "$swap_at" ] && [ -n "$old_gone_at" ]
+        [ "$sync_at" -lt "$swap_at" ]
+        [ "$swap_at" -lt "$old_gone_at" ]
+}
