@@ -16,8 +16,11 @@ static const char help[] =
         "snapshots sharing it become whole again); 'berth catalog rebuild' then drops\n"
         "the missing packs from the catalog.\n"
         "\n"
-        "Packs or snapshots that an interrupted backup left on disk but not in the\n"
-        "catalog are counted as unindexed (not an error); the next backup indexes them.\n"
+        "Packs and snapshot files on disk but not in the catalog are counted as\n"
+        "unindexed (not an error): the next backup indexes the packs, and the snapshot\n"
+        "files an interrupted backup had announced; any other snapshot file (one copied\n"
+        "or planted there) is indexed only by 'berth catalog rebuild', after you have\n"
+        "decided to trust it.\n"
         "\n"
         "Exit status 0 when no problem was found, 5 when some were.\n"
         "\n"
@@ -117,8 +120,8 @@ static int run(int argc, char **argv)
                 if (res.damaged_packs)
                         printf("%s\n", heal_hint);
                 if (res.unindexed && !settings.quiet)
-                        printf("%llu pack(s)/snapshot(s) left by an interrupted run are not indexed yet; the next "
-                               "backup indexes them\n",
+                        printf("%llu pack(s)/snapshot file(s) are not in the catalog: the next backup indexes "
+                               "what an interrupted run left; 'berth catalog rebuild' indexes everything\n",
                                (unsigned long long)res.unindexed);
         }
         return res.errors ? EXIT_DAMAGED : EXIT_OK;
