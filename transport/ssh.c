@@ -1,0 +1,771 @@
+/* ssh.c — SSH sessions (libssh2) and the channels of commands run on them.
+ *
+ * Connecting runs libssh2 in blocking mode bounded by the connect timeout
+ * (libssh2_session_set_timeout); once authenticated the session switches to
+ * non-blocking mode and every wait goes through session_wait(), which polls
+ * the socket, sends keepalives while we wait for the server, and fails with
+ * -ETIMEDOUT only when the server sent nothing at all for the I/O timeout.
+ * Blocking libssh2 calls cannot do that: they send no keepalive while they
+ * wait, so a long silence of the far command would look like a dead link.
+ *
+ * libssh2 error codes are translated here and nowhere else: its message
+ * goes into error_set()'s, its code becomes an errno. */
+#include <fcntl.h>
+#include <libssh2.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "../common/common.h"
+#include "internal.h"
+#include "transport.h"
+
+#define DEFAULT_CONNECT_TIMEOUT 30
+#define DEFAULT_IO_TIMEOUT 120
+#define DEFAULT_KEEPALIVE 15
+#define STDERR_KEEP (64 * 1024)
+
+/* What session_wait() returns through the retry macros: the real error is
+ * in s->wait_err (libssh2's codes are small negatives, errnos too). */
+#define WAIT_FAILED INT32_MIN
+
+struct ssh_session {
+        LIBSSH2_SESSION *ssh;
+        int fd;
+        char *name;             /* user@host:port, for messages */
+        int64_t io_timeout_ns;
+        int64_t last_rx_ns;     /* when the server was last heard from */
+        int wait_err;
+        bool handshaken;        /* a disconnect message can be sent */
+        unsigned channels;
+};
+
+struct ssh_channel {
+        struct ssh_session *s;
+        LIBSSH2_CHANNEL *ch;
+        char *command;
+        struct buf err;         /* stderr collected, NUL-terminated when shown */
+        size_t err_dropped;
+        bool eof_sent;
+        bool err_eof;
+        bool closed;
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_result;
+
+static void init_libssh2(void)
+{
+        init_result = libssh2_init(0);
+}
+
+/* ---- errors and waiting -------------------------------------------------- */
+
+/* libssh2's code as an errno. */
+static int ssh_errno(int rc)
+{
+        switch (rc) {
+        case LIBSSH2_ERROR_TIMEOUT: return ETIMEDOUT;
+        case LIBSSH2_ERROR_SOCKET_SEND:
+        case LIBSSH2_ERROR_SOCKET_RECV:
+        case LIBSSH2_ERROR_SOCKET_DISCONNECT: return ECONNRESET;
+        case LIBSSH2_ERROR_ALLOC: return ENOMEM;
+        case LIBSSH2_ERROR_CHANNEL_CLOSED:
+        case LIBSSH2_ERROR_CHANNEL_EOF_SENT: return EPIPE;
+        default: return EIO;
+        }
+}
+
+/* Fails with libssh2's words (or session_wait's error), saying what we were
+ * doing. */
+static int ssh_fail(struct ssh_session *s, int rc, const char *what)
+{
+        char *msg = NULL;
+
+        if (rc == WAIT_FAILED)
+                return s->wait_err;
+        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
+        return error_set(ssh_errno(rc), "%s: %s: %s", s->name, what, msg && *msg ? msg : "SSH error");
+}
+
+/* Waits until the socket is ready in the direction libssh2 is blocked on.
+ * Sends a keepalive when due and nothing else is half-sent (libssh2 refuses
+ * a new packet then).  Returns 0, or WAIT_FAILED with s->wait_err set. */
+static int session_wait(struct ssh_session *s)
+{
+        int dir = libssh2_session_block_directions(s->ssh);
+        int next_ka = 0;
+        struct pollfd pfd = { .fd = s->fd };
+
+        if (!(dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
+                int r = libssh2_keepalive_send(s->ssh, &next_ka);
+                if (r < 0) {
+                        s->wait_err = ssh_fail(s, r, "cannot send a keepalive");
+                        return WAIT_FAILED;
+                }
+        }
+        /* a read may be what unblocks a write (a window adjustment) */
+        pfd.events = POLLIN;
+        if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+                pfd.events |= POLLOUT;
+
+        for (;;) {
+                int64_t left = s->last_rx_ns + s->io_timeout_ns - mono_ns();
+                if (left <= 0) {
+                        s->wait_err = error_set(ETIMEDOUT, "%s: no answer for %lld s",
+                                                s->name, (long long)(s->io_timeout_ns / 1000000000));
+                        return WAIT_FAILED;
+                }
+                int ms = (int)MIN(left / 1000000 + 1, (int64_t)INT32_MAX);
+                if (next_ka > 0)
+                        ms = MIN(ms, next_ka * 1000);
+                int n = poll(&pfd, 1, ms);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        s->wait_err = error_set(errno, "%s: poll: %m", s->name);
+                        return WAIT_FAILED;
+                }
+                if (n > 0) {
+                        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+                                s->last_rx_ns = mono_ns();
+                        return 0;
+                }
+                if (next_ka > 0)
+                        return 0; /* time for a keepalive: back through libssh2 */
+        }
+}
+
+/* Calls an int-returning libssh2 function until it stops saying EAGAIN. */
+#define RETRY(s, call)                                                          \
+        ({                                                                      \
+                int _rc;                                                        \
+                while ((_rc = (call)) == LIBSSH2_ERROR_EAGAIN)                  \
+                        if (session_wait(s) < 0) {                              \
+                                _rc = WAIT_FAILED;                              \
+                                break;                                          \
+                        }                                                       \
+                _rc;                                                            \
+        })
+
+/* ---- connecting ---------------------------------------------------------- */
+
+static int tcp_connect(const char *host, unsigned port, unsigned timeout, int *ret_fd)
+{
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                  .ai_flags = AI_ADDRCONFIG };
+        struct addrinfo *ai = NULL;
+        char portstr[16];
+        int64_t deadline = mono_ns() + (int64_t)timeout * 1000000000;
+        int err = 0;
+
+        snprintf(portstr, sizeof portstr, "%u", port);
+        int r = getaddrinfo(host, portstr, &hints, &ai);
+        if (r != 0) {
+                if (r == EAI_SYSTEM)
+                        return error_set(errno, "cannot resolve '%s': %m", host);
+                return error_set(r == EAI_NONAME || r == EAI_NODATA ? ENOENT : EHOSTUNREACH,
+                                 "cannot resolve '%s': %s", host, gai_strerror(r));
+        }
+        for (struct addrinfo *a = ai; a; a = a->ai_next) {
+                _cleanup_close_ int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                                                a->ai_protocol);
+                if (fd < 0) {
+                        err = errno;
+                        continue;
+                }
+                if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+                        if (errno != EINPROGRESS) {
+                                err = errno;
+                                continue;
+                        }
+                        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                        int n;
+                        do {
+                                int64_t left = deadline - mono_ns();
+                                n = left <= 0 ? 0 : poll(&pfd, 1, (int)(left / 1000000 + 1));
+                        } while (n < 0 && errno == EINTR);
+                        if (n == 0) {
+                                err = ETIMEDOUT;
+                                break; /* the time is spent for every address */
+                        }
+                        socklen_t len = sizeof err;
+                        if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                                err = errno;
+                        if (err)
+                                continue;
+                }
+                int one = 1;
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+                freeaddrinfo(ai);
+                *ret_fd = TAKE_FD(fd);
+                return 0;
+        }
+        freeaddrinfo(ai);
+        if (!err)
+                err = EHOSTUNREACH;
+        if (err == ETIMEDOUT)
+                return error_set(err, "cannot connect to '%s' port %u: no answer in %u s", host, port, timeout);
+        return error_set(err, "cannot connect to '%s' port %u: %s", host, port, strerror(err));
+}
+
+static const char *home_dir(void)
+{
+        const char *h = getenv("HOME");
+        if (h && *h)
+                return h;
+        struct passwd *pw = getpwuid(getuid());
+        return pw && pw->pw_dir ? pw->pw_dir : "/";
+}
+
+/* Asks libssh2 for the host-key algorithms of the known entries first (so a
+ * server that prefers another key type still shows the one we know), then
+ * for all the others it supports (so a known host offering only a new type
+ * of key is seen, and refused as changed, rather than failing to
+ * negotiate). */
+static int prefer_known_methods(struct ssh_session *s, const char *known)
+{
+        const char **algs = NULL;
+        struct buf b = {};
+        int n, r;
+
+        n = libssh2_session_supported_algs(s->ssh, LIBSSH2_METHOD_HOSTKEY, &algs);
+        if (n <= 0)
+                return ssh_fail(s, n, "cannot list host-key algorithms");
+        /* the known ones libssh2 supports, in file order */
+        for (const char *p = known; *p;) {
+                size_t len = strcspn(p, ",");
+                for (int i = 0; i < n; i++)
+                        if (strlen(algs[i]) == len && strncmp(algs[i], p, len) == 0) {
+                                if (b.len)
+                                        buf_putc(&b, ',');
+                                buf_append(&b, p, len);
+                        }
+                p += len + (p[len] == ',');
+        }
+        for (int i = 0; i < n; i++) {
+                bool dup = false;
+                size_t len = strlen(algs[i]);
+                for (const char *p = known; *p;) {
+                        size_t l = strcspn(p, ",");
+                        if (l == len && strncmp(algs[i], p, l) == 0)
+                                dup = true;
+                        p += l + (p[l] == ',');
+                }
+                if (dup)
+                        continue;
+                if (b.len)
+                        buf_putc(&b, ',');
+                buf_append(&b, algs[i], len);
+        }
+        libssh2_free(s->ssh, algs);
+        buf_putc(&b, 0);
+        log_debug("%s: host-key algorithms: %s", s->name, (char *)b.data);
+        r = libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, (char *)b.data);
+        buf_free(&b);
+        if (r < 0)
+                return ssh_fail(s, r, "cannot set host-key algorithms");
+        return 0;
+}
+
+static int check_host_key(struct ssh_session *s, const struct ssh_options *o, const char *known_hosts,
+                          unsigned port)
+{
+        size_t len = 0;
+        int type = 0;
+        const char *key = libssh2_session_hostkey(s->ssh, &len, &type);
+        enum known_host_verdict v;
+        unsigned line;
+        char ktype[64], fp[SSH_FINGERPRINT_MAX];
+        int r;
+
+        if (!key || len == 0 || key_blob_type((const uint8_t *)key, len, ktype, sizeof ktype) < 0)
+                return error_set(EIO, "%s: the server sent no usable host key", s->name);
+        ssh_fingerprint(key, len, fp);
+        _cleanup_free_ char *kname = known_hosts_name(o->host, port);
+
+        r = known_hosts_check(known_hosts, o->host, port, (const uint8_t *)key, len, &v, &line);
+        if (r < 0)
+                return r;
+        switch (v) {
+        case KNOWN_HOST_MATCH:
+                log_debug("%s: host key %s %s matches %s line %u", s->name, ktype, fp, known_hosts, line);
+                return 0;
+        case KNOWN_HOST_REVOKED:
+                return error_set(BERTH_EHOSTKEY, "the host key of '%s' (%s %s) is marked @revoked in '%s' line %u: "
+                                 "refusing to connect", kname, ktype, fp, known_hosts, line);
+        case KNOWN_HOST_CHANGED:
+                return error_set(BERTH_EHOSTKEY, "THE HOST KEY OF '%s' HAS CHANGED: it offers %s key %s, but "
+                                 "'%s' line %u holds another key for it. Someone could be intercepting the "
+                                 "connection, or the host was reinstalled; if you know the new key is right, "
+                                 "remove that line and connect again",
+                                 kname, ktype, fp, known_hosts, line);
+        case KNOWN_HOST_UNKNOWN:
+                break;
+        }
+        if (!o->accept_new_host_key)
+                return error_set(BERTH_EHOSTKEY, "the host '%s' is unknown: its %s key is %s and '%s' has no entry "
+                                 "for it. If that is the host's key, connect once with --accept-new-host-key "
+                                 "to record it", kname, ktype, fp, known_hosts);
+        r = known_hosts_add(known_hosts, o->host, port, (const uint8_t *)key, len);
+        if (r < 0)
+                return r;
+        log_debug("%s: recorded host key %s %s in '%s'", s->name, ktype, fp, known_hosts);
+        return 0;
+}
+
+static int auth_agent(struct ssh_session *s, const char *user, struct buf *tried)
+{
+        LIBSSH2_AGENT *agent;
+        struct libssh2_agent_publickey *id = NULL, *prev = NULL;
+        unsigned count = 0;
+        int r, ok = 0;
+
+        if (!getenv("SSH_AUTH_SOCK"))
+                return 0;
+        agent = libssh2_agent_init(s->ssh);
+        if (!agent)
+                return 0;
+        if (libssh2_agent_connect(agent) < 0 || libssh2_agent_list_identities(agent) < 0) {
+                const char *t = "ssh-agent (cannot reach it), ";
+                buf_append(tried, t, strlen(t));
+                libssh2_agent_free(agent);
+                return 0;
+        }
+        while (libssh2_agent_get_identity(agent, &id, prev) == 0) {
+                count++;
+                r = libssh2_agent_userauth(agent, user, id);
+                if (r == 0) {
+                        log_debug("%s: authenticated with the agent's key '%s'", s->name, id->comment);
+                        ok = 1;
+                        break;
+                }
+                if (r != LIBSSH2_ERROR_AUTHENTICATION_FAILED && r != LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED &&
+                    r != LIBSSH2_ERROR_AGENT_PROTOCOL) {
+                        ok = ssh_fail(s, r, "agent authentication");
+                        break;
+                }
+                prev = id;
+        }
+        libssh2_agent_disconnect(agent);
+        libssh2_agent_free(agent);
+        if (ok == 0) {
+                char *t = xasprintf("ssh-agent (%u key%s refused), ", count, count == 1 ? "" : "s");
+                buf_append(tried, t, strlen(t));
+                free(t);
+        }
+        return ok;
+}
+
+/* 1 when the key file authenticated us, 0 when it was refused or could not
+ * be used (noted in tried), -errno when the connection failed. */
+static int auth_file(struct ssh_session *s, const char *user, const char *path, bool named, struct buf *tried)
+{
+        _cleanup_free_ char *pub = xasprintf("%s.pub", path);
+        _cleanup_free_ char *note = NULL;
+        char *msg = NULL;
+
+        if (access(path, R_OK) < 0) {
+                if (named || errno != ENOENT)
+                        note = xasprintf("'%s' (cannot read it: %m), ", path);
+                if (note)
+                        buf_append(tried, note, strlen(note));
+                return 0;
+        }
+        int r = libssh2_userauth_publickey_fromfile_ex(s->ssh, user, (unsigned)strlen(user),
+                                                       access(pub, R_OK) == 0 ? pub : NULL, path, NULL);
+        if (r == 0) {
+                log_debug("%s: authenticated with '%s'", s->name, path);
+                return 1;
+        }
+        libssh2_session_last_error(s->ssh, &msg, NULL, 0);
+        switch (r) {
+        case LIBSSH2_ERROR_AUTHENTICATION_FAILED:
+        case LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED:
+                note = xasprintf("'%s' (refused), ", path);
+                break;
+        case LIBSSH2_ERROR_FILE:
+        case LIBSSH2_ERROR_METHOD_NOT_SUPPORTED:
+        case LIBSSH2_ERROR_KEY_EXCHANGE_FAILURE:
+                note = xasprintf("'%s' (cannot use it: %s; a key with a passphrase must be in ssh-agent), ",
+                                 path, msg && *msg ? msg : "unreadable key");
+                break;
+        default:
+                return ssh_fail(s, r, "public-key authentication");
+        }
+        buf_append(tried, note, strlen(note));
+        return 0;
+}
+
+static int authenticate(struct ssh_session *s, const struct ssh_options *o, const char *user)
+{
+        struct buf tried = {};
+        int r;
+
+        const char *methods = libssh2_userauth_list(s->ssh, user, (unsigned)strlen(user));
+        if (!methods) {
+                if (libssh2_userauth_authenticated(s->ssh))
+                        return 0;
+                return ssh_fail(s, libssh2_session_last_errno(s->ssh), "cannot list authentication methods");
+        }
+        if (!strstr(methods, "publickey"))
+                return error_set(BERTH_EAUTH, "%s: the server allows only '%s' for user '%s'; Berth "
+                                 "authenticates with keys only", s->name, methods, user);
+
+        r = auth_agent(s, user, &tried);
+        if (r == 0) {
+                if (o->identity_file)
+                        r = auth_file(s, user, o->identity_file, true, &tried);
+                else {
+                        static const char *const names[] = { "id_ed25519", "id_ecdsa", "id_rsa" };
+                        for (size_t i = 0; r == 0 && i < ELEMENTSOF(names); i++) {
+                                _cleanup_free_ char *p = xasprintf("%s/.ssh/%s", home_dir(), names[i]);
+                                r = auth_file(s, user, p, false, &tried);
+                        }
+                }
+        }
+        if (r > 0) {
+                buf_free(&tried);
+                return 0;
+        }
+        if (r == 0) {
+                if (tried.len >= 2)
+                        tried.len -= 2; /* the last ", " */
+                buf_putc(&tried, 0);
+                r = error_set(BERTH_EAUTH, "%s refused user '%s': tried %s", s->name, user,
+                              tried.len > 1 ? (char *)tried.data : "no key (no ssh-agent, no key file in ~/.ssh: give one with -i)");
+        }
+        buf_free(&tried);
+        return r;
+}
+
+int ssh_connect(const struct ssh_options *o, struct ssh_session **ret)
+{
+        _cleanup_(ssh_session_freep) struct ssh_session *s = NULL;
+        _cleanup_free_ char *known_default = NULL, *user_alloc = NULL, *methods = NULL;
+        unsigned port = o->port ? o->port : 22;
+        unsigned ct = o->connect_timeout ? o->connect_timeout : DEFAULT_CONNECT_TIMEOUT;
+        unsigned iot = o->io_timeout ? o->io_timeout : DEFAULT_IO_TIMEOUT;
+        unsigned ka = o->keepalive_interval ? o->keepalive_interval : DEFAULT_KEEPALIVE;
+        const char *user = o->user, *known_hosts = o->known_hosts;
+        int r;
+
+        if (!o->host || !*o->host)
+                return error_set(EINVAL, "no host to connect to");
+        if (!user) {
+                struct passwd *pw = getpwuid(getuid());
+                if (!pw)
+                        return error_set(ENOENT, "no user name for uid %u: give one as user@host", (unsigned)getuid());
+                user = user_alloc = xstrdup(pw->pw_name);
+        }
+        if (!known_hosts)
+                known_hosts = known_default = xasprintf("%s/.ssh/known_hosts", home_dir());
+
+        pthread_once(&init_once, init_libssh2);
+        if (init_result != 0)
+                return error_set(EIO, "cannot initialise libssh2 (%d)", init_result);
+
+        s = xcalloc(1, sizeof *s);
+        s->fd = -1;
+        s->name = strchr(o->host, ':') ? xasprintf("%s@[%s]:%u", user, o->host, port)
+                                       : xasprintf("%s@%s:%u", user, o->host, port);
+        s->io_timeout_ns = (int64_t)iot * 1000000000;
+
+        /* what known_hosts has for this host decides which key we ask for */
+        r = known_hosts_methods(known_hosts, o->host, port, &methods);
+        if (r < 0)
+                return r;
+
+        r = tcp_connect(o->host, port, ct, &s->fd);
+        if (r < 0)
+                return r;
+        s->ssh = libssh2_session_init();
+        if (!s->ssh)
+                return error_set(ENOMEM, "cannot create an SSH session");
+        libssh2_session_set_blocking(s->ssh, 1);
+        libssh2_session_set_timeout(s->ssh, (long)ct * 1000);
+        if (methods) {
+                r = prefer_known_methods(s, methods);
+                if (r < 0)
+                        return r;
+        }
+        r = libssh2_session_handshake(s->ssh, s->fd);
+        if (r < 0)
+                return ssh_fail(s, r, "SSH handshake failed");
+        s->handshaken = true;
+
+        /* the host key, before anything of ours is sent */
+        r = check_host_key(s, o, known_hosts, port);
+        if (r < 0)
+                return r;
+
+        r = authenticate(s, o, user);
+        if (r < 0)
+                return r;
+
+        libssh2_keepalive_config(s->ssh, 1, ka);
+        libssh2_session_set_timeout(s->ssh, (long)iot * 1000);
+        libssh2_session_set_blocking(s->ssh, 0);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void ssh_session_free(struct ssh_session *s)
+{
+        if (!s)
+                return;
+        if (s->ssh) {
+                /* A polite goodbye, bounded: blocking mode with a short timeout. */
+                libssh2_session_set_blocking(s->ssh, 1);
+                libssh2_session_set_timeout(s->ssh, 5000);
+                if (s->handshaken)
+                        (void)libssh2_session_disconnect(s->ssh, "berth: done");
+                libssh2_session_free(s->ssh);
+        }
+        if (s->fd >= 0)
+                close(s->fd);
+        free(s->name);
+        free(s);
+}
+
+const char *ssh_session_name(const struct ssh_session *s)
+{
+        return s->name;
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+/* Takes whatever stderr libssh2 holds without waiting; keeps the first
+ * STDERR_KEEP bytes not yet read.  Returns the count taken, or a libssh2
+ * error. */
+static int drain_stderr(struct ssh_channel *ch)
+{
+        char tmp[4096];
+        int taken = 0;
+
+        while (!ch->err_eof) {
+                ssize_t n = libssh2_channel_read_stderr(ch->ch, tmp, sizeof tmp);
+                if (n == LIBSSH2_ERROR_EAGAIN)
+                        break;
+                if (n < 0)
+                        return (int)n;
+                if (n == 0) {
+                        if (libssh2_channel_eof(ch->ch))
+                                ch->err_eof = true;
+                        break;
+                }
+                taken = 1;
+                size_t keep = ch->err.len < STDERR_KEEP ? MIN((size_t)n, STDERR_KEEP - ch->err.len) : 0;
+                buf_append(&ch->err, tmp, keep);
+                ch->err_dropped += (size_t)n - keep;
+        }
+        return taken;
+}
+
+int ssh_exec(struct ssh_session *s, const char *command, struct ssh_channel **ret)
+{
+        _cleanup_(ssh_channel_freep) struct ssh_channel *ch = NULL;
+        int r;
+
+        ch = xcalloc(1, sizeof *ch);
+        ch->s = s;
+        ch->command = xstrdup(command);
+        s->last_rx_ns = mono_ns();
+        while (!(ch->ch = libssh2_channel_open_session(s->ssh))) {
+                r = libssh2_session_last_errno(s->ssh);
+                if (r != LIBSSH2_ERROR_EAGAIN)
+                        return ssh_fail(s, r, "cannot open a channel");
+                if (session_wait(s) < 0)
+                        return s->wait_err;
+        }
+        s->channels++;
+        r = RETRY(s, libssh2_channel_exec(ch->ch, command));
+        if (r < 0)
+                return ssh_fail(s, r, "the server refused to run the command");
+        *ret = TAKE_PTR(ch);
+        return 0;
+}
+
+ssize_t ssh_channel_read(struct ssh_channel *ch, void *p, size_t n)
+{
+        struct ssh_session *s = ch->s;
+        size_t got = 0;
+
+        s->last_rx_ns = mono_ns();
+        while (got < n) {
+                int r = drain_stderr(ch);
+                if (r < 0)
+                        return ssh_fail(s, r, "cannot read the command's stderr");
+                ssize_t k = libssh2_channel_read(ch->ch, (char *)p + got, n - got);
+                if (k > 0) {
+                        got += (size_t)k;
+                        continue;
+                }
+                if (k == 0 && libssh2_channel_eof(ch->ch))
+                        break;
+                if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
+                        return ssh_fail(s, (int)k, "cannot read from the command");
+                /* EAGAIN, or 0 without end of file: stderr came in
+                 * meanwhile (take it and look again), or libssh2 emptied
+                 * the socket without a packet for us */
+                r = drain_stderr(ch);
+                if (r < 0)
+                        return ssh_fail(s, r, "cannot read the command's stderr");
+                if (r > 0)
+                        continue;
+                if (session_wait(s) < 0)
+                        return s->wait_err;
+        }
+        return (ssize_t)got;
+}
+
+int ssh_channel_write(struct ssh_channel *ch, const void *p, size_t n)
+{
+        struct ssh_session *s = ch->s;
+
+        if (ch->eof_sent || ch->closed)
+                return error_set(EPIPE, "%s: writing to '%s' after its end", s->name, ch->command);
+        s->last_rx_ns = mono_ns();
+        while (n > 0) {
+                ssize_t k = libssh2_channel_write(ch->ch, p, n);
+                if (k > 0) {
+                        p = (const char *)p + k;
+                        n -= (size_t)k;
+                        continue;
+                }
+                if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
+                        return ssh_fail(s, (int)k, "cannot write to the command");
+                int r = drain_stderr(ch);
+                if (r < 0)
+                        return ssh_fail(s, r, "cannot read the command's stderr");
+                /* 0: the far side's window is full; wait for it to open */
+                if (session_wait(s) < 0)
+                        return s->wait_err;
+        }
+        return 0;
+}
+
+int ssh_channel_send_eof(struct ssh_channel *ch)
+{
+        if (ch->eof_sent)
+                return 0;
+        ch->s->last_rx_ns = mono_ns();
+        int r = RETRY(ch->s, libssh2_channel_send_eof(ch->ch));
+        if (r < 0)
+                return ssh_fail(ch->s, r, "cannot close the command's input");
+        ch->eof_sent = true;
+        return 0;
+}
+
+ssize_t ssh_channel_read_stderr(struct ssh_channel *ch, void *p, size_t n)
+{
+        struct ssh_session *s = ch->s;
+
+        s->last_rx_ns = mono_ns();
+        for (;;) {
+                int r = drain_stderr(ch);
+                if (r < 0)
+                        return ssh_fail(s, r, "cannot read the command's stderr");
+                if (ch->err.len > 0 || n == 0) {
+                        size_t k = MIN(n, ch->err.len);
+                        memcpy(p, ch->err.data, k);
+                        buf_consume(&ch->err, k);
+                        return (ssize_t)k;
+                }
+                if (ch->err_eof || libssh2_channel_eof(ch->ch))
+                        return 0;
+                if (session_wait(s) < 0)
+                        return s->wait_err;
+        }
+}
+
+const char *ssh_channel_stderr(struct ssh_channel *ch)
+{
+        (void)drain_stderr(ch);
+        buf_reserve(&ch->err, 1);
+        ch->err.data[ch->err.len] = 0;
+        return (const char *)ch->err.data;
+}
+
+static int signal_number(const char *name)
+{
+        static const struct { const char *name; int sig; } sigs[] = {
+                { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
+                { "ABRT", SIGABRT }, { "FPE", SIGFPE }, { "KILL", SIGKILL }, { "SEGV", SIGSEGV },
+                { "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "USR1", SIGUSR1 },
+                { "USR2", SIGUSR2 }, { "BUS", SIGBUS },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                if (strcmp(name, sigs[i].name) == 0)
+                        return sigs[i].sig;
+        return 127; /* 128 + 127 = 255: a signal we cannot name */
+}
+
+int ssh_channel_close(struct ssh_channel *ch, int *ret_exit_status)
+{
+        struct ssh_session *s = ch->s;
+        char scratch[16384];
+        ssize_t k;
+        int r;
+
+        if (!ch->closed) {
+                r = ssh_channel_send_eof(ch);
+                if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+                        return r;
+                /* the rest of stdout is nobody's: read it so the command can finish */
+                while ((k = ssh_channel_read(ch, scratch, sizeof scratch)) > 0)
+                        ;
+                if (k < 0)
+                        return (int)k;
+                /* end of file means nothing of either stream is queued */
+                (void)drain_stderr(ch);
+                r = RETRY(s, libssh2_channel_close(ch->ch));
+                if (r < 0)
+                        return ssh_fail(s, r, "cannot close the channel");
+                r = RETRY(s, libssh2_channel_wait_closed(ch->ch));
+                if (r < 0)
+                        return ssh_fail(s, r, "the channel did not close");
+                ch->closed = true;
+        }
+
+        char *sig = NULL;
+        size_t siglen = 0;
+        int status = libssh2_channel_get_exit_status(ch->ch);
+        if (libssh2_channel_get_exit_signal(ch->ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 && sig) {
+                status = 128 + signal_number(sig);
+                log_debug("%s: '%s' killed by SIG%s", s->name, ch->command, sig);
+                libssh2_free(s->ssh, sig);
+        }
+        if (ret_exit_status)
+                *ret_exit_status = status;
+        return 0;
+}
+
+void ssh_channel_free(struct ssh_channel *ch)
+{
+        if (!ch)
+                return;
+        if (ch->ch) {
+                struct ssh_session *s = ch->s;
+                /* libssh2 sends a close if none was; bounded by a short wait */
+                int64_t saved = s->io_timeout_ns;
+                s->io_timeout_ns = MIN(saved, (int64_t)5 * 1000000000);
+                s->last_rx_ns = mono_ns();
+                if (RETRY(s, libssh2_channel_free(ch->ch)) < 0)
+                        log_debug("%s: channel not freed cleanly", s->name);
+                s->io_timeout_ns = saved;
+                s->channels--;
+        }
+        buf_free(&ch->err);
+        free(ch->command);
+        free(ch);
+}
