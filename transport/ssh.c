@@ -32,6 +32,8 @@
 #define DEFAULT_IO_TIMEOUT 120
 #define DEFAULT_KEEPALIVE 15
 #define STDERR_KEEP (64 * 1024)
+/* stdout taken in while a caller waits for stderr (see read_stderr) */
+#define STDOUT_STASH_MAX (4 * 1024 * 1024)
 
 /* What session_wait() returns through the retry macros: the real error is
  * in s->wait_err (libssh2's codes are small negatives, errnos too). */
@@ -53,6 +55,7 @@ struct ssh_channel {
         LIBSSH2_CHANNEL *ch;
         char *command;
         struct buf err;         /* stderr collected, NUL-terminated when shown */
+        struct buf out;         /* stdout taken in by ssh_channel_read_stderr */
         size_t err_dropped;
         bool eof_sent;
         bool err_eof;
@@ -253,7 +256,8 @@ static int prefer_known_methods(struct ssh_session *s, const char *known)
                 p += len + (p[len] == ',');
         }
         for (int i = 0; i < n; i++) {
-                bool dup = false;
+                /* no certificates: Berth checks plain keys only */
+                bool dup = strstr(algs[i], "-cert-") != NULL;
                 size_t len = strlen(algs[i]);
                 for (const char *p = known; *p;) {
                         size_t l = strcspn(p, ",");
@@ -478,6 +482,10 @@ int ssh_connect(const struct ssh_options *o, struct ssh_session **ret)
         s->fd = -1;
         s->name = strchr(o->host, ':') ? xasprintf("%s@[%s]:%u", user, o->host, port)
                                        : xasprintf("%s@%s:%u", user, o->host, port);
+        /* libssh2 sends keepalives at most every 2 s; a few must fit in the
+         * I/O timeout, or a live but silent server would look dead */
+        ka = MIN(ka, MAX(iot / 3, 2u));
+        iot = MAX(iot, 3 * ka);
         s->io_timeout_ns = (int64_t)iot * 1000000000;
 
         /* what known_hosts has for this host decides which key we ask for */
@@ -600,6 +608,11 @@ ssize_t ssh_channel_read(struct ssh_channel *ch, void *p, size_t n)
         struct ssh_session *s = ch->s;
         size_t got = 0;
 
+        if (ch->out.len > 0) {
+                got = MIN(n, ch->out.len);
+                memcpy(p, ch->out.data, got);
+                buf_consume(&ch->out, got);
+        }
         s->last_rx_ns = mono_ns();
         while (got < n) {
                 int r = drain_stderr(ch);
@@ -681,7 +694,21 @@ ssize_t ssh_channel_read_stderr(struct ssh_channel *ch, void *p, size_t n)
                         buf_consume(&ch->err, k);
                         return (ssize_t)k;
                 }
-                if (ch->err_eof || libssh2_channel_eof(ch->ch))
+                if (ch->err_eof)
+                        return 0;
+                /* libssh2 shows end of file only once nothing is queued, stdout
+                 * included: take stdout in (bounded) so the end can show */
+                if (ch->out.len < STDOUT_STASH_MAX) {
+                        char tmp[16384];
+                        ssize_t k = libssh2_channel_read(ch->ch, tmp, MIN(sizeof tmp, STDOUT_STASH_MAX - ch->out.len));
+                        if (k > 0) {
+                                buf_append(&ch->out, tmp, (size_t)k);
+                                continue;
+                        }
+                        if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
+                                return ssh_fail(s, (int)k, "cannot read from the command");
+                }
+                if (libssh2_channel_eof(ch->ch))
                         return 0;
                 if (session_wait(s) < 0)
                         return s->wait_err;
@@ -766,6 +793,7 @@ void ssh_channel_free(struct ssh_channel *ch)
                 s->channels--;
         }
         buf_free(&ch->err);
+        buf_free(&ch->out);
         free(ch->command);
         free(ch);
 }

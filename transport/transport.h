@@ -67,7 +67,9 @@ struct ssh_options {
         bool accept_new_host_key;       /* record an unknown host's key and go on */
         unsigned connect_timeout;       /* seconds for TCP connect, handshake, auth; 0: 30 */
         unsigned io_timeout;            /* seconds without a byte from the server; 0: 120 */
-        unsigned keepalive_interval;    /* seconds between keepalives; 0: 15 */
+        unsigned keepalive_interval;    /* seconds between keepalives; 0: 15.  At least 2
+                                         * (libssh2's floor), at most a third of the I/O
+                                         * timeout, which grows to three intervals */
 };
 
 struct ssh_session;
@@ -126,7 +128,9 @@ int ssh_channel_send_eof(struct ssh_channel *ch);
 
 /* Reads up to n bytes of the command's stderr: what was collected so far
  * first, otherwise blocks until some arrives.  Returns the count, 0 at end
- * of file, or -errno.  Its stdout meanwhile is left in libssh2's buffers. */
+ * of file, or -errno.  Stdout arriving meanwhile is kept for
+ * ssh_channel_read, up to 4 MiB; past that it stays in libssh2's window and
+ * a command that keeps writing stdout stalls until it is read. */
 ssize_t ssh_channel_read_stderr(struct ssh_channel *ch, void *p, size_t n);
 
 /* The stderr collected and not yet read, NUL-terminated (at most 64 KiB:
