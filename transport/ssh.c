@@ -47,6 +47,7 @@ struct ssh_session {
         int64_t last_rx_ns;     /* when the server was last heard from */
         int wait_err;
         bool handshaken;        /* a disconnect message can be sent */
+        bool dead;              /* timed out or reset: no more I/O, see session_kill */
         unsigned channels;
 };
 
@@ -72,6 +73,18 @@ static void init_libssh2(void)
 
 /* ---- errors and waiting -------------------------------------------------- */
 
+/* After a timeout or a broken connection, libssh2's half-done packets make
+ * the session useless; shutting the socket down makes every later libssh2
+ * call fail at once instead of waiting again, so the channel and the session
+ * can still be freed (libssh2 frees neither while a close it tries to send
+ * says "again"). */
+static void session_kill(struct ssh_session *s)
+{
+        if (!s->dead && s->fd >= 0)
+                (void)shutdown(s->fd, SHUT_RDWR);
+        s->dead = true;
+}
+
 /* libssh2's code as an errno. */
 static int ssh_errno(int rc)
 {
@@ -96,6 +109,11 @@ static int ssh_fail(struct ssh_session *s, int rc, const char *what)
         if (rc == WAIT_FAILED)
                 return s->wait_err;
         libssh2_session_last_error(s->ssh, &msg, NULL, 0);
+        if (ssh_errno(rc) == ECONNRESET || ssh_errno(rc) == ETIMEDOUT) {
+                int r = error_set(ssh_errno(rc), "%s: %s: %s", s->name, what, msg && *msg ? msg : "SSH error");
+                session_kill(s);
+                return r;
+        }
         return error_set(ssh_errno(rc), "%s: %s: %s", s->name, what, msg && *msg ? msg : "SSH error");
 }
 
@@ -125,6 +143,7 @@ static int session_wait(struct ssh_session *s)
                 if (left <= 0) {
                         s->wait_err = error_set(ETIMEDOUT, "%s: no answer for %lld s",
                                                 s->name, (long long)(s->io_timeout_ns / 1000000000));
+                        session_kill(s);
                         return WAIT_FAILED;
                 }
                 int ms = (int)MIN(left / 1000000 + 1, (int64_t)INT32_MAX);
@@ -135,6 +154,7 @@ static int session_wait(struct ssh_session *s)
                         if (errno == EINTR)
                                 continue;
                         s->wait_err = error_set(errno, "%s: poll: %m", s->name);
+                        session_kill(s);
                         return WAIT_FAILED;
                 }
                 if (n > 0) {
@@ -535,7 +555,7 @@ void ssh_session_free(struct ssh_session *s)
                 /* A polite goodbye, bounded: blocking mode with a short timeout. */
                 libssh2_session_set_blocking(s->ssh, 1);
                 libssh2_session_set_timeout(s->ssh, 5000);
-                if (s->handshaken)
+                if (s->handshaken && !s->dead)
                         (void)libssh2_session_disconnect(s->ssh, "berth: done");
                 libssh2_session_free(s->ssh);
         }
@@ -787,8 +807,11 @@ void ssh_channel_free(struct ssh_channel *ch)
                 int64_t saved = s->io_timeout_ns;
                 s->io_timeout_ns = MIN(saved, (int64_t)5 * 1000000000);
                 s->last_rx_ns = mono_ns();
-                if (RETRY(s, libssh2_channel_free(ch->ch)) < 0)
+                if (RETRY(s, libssh2_channel_free(ch->ch)) < 0) {
                         log_debug("%s: channel not freed cleanly", s->name);
+                        session_kill(s);
+                        (void)libssh2_channel_free(ch->ch);
+                }
                 s->io_timeout_ns = saved;
                 s->channels--;
         }

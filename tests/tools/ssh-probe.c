@@ -39,10 +39,10 @@ int main(int argc, char **argv)
                 { "stderr-first", no_argument, NULL, 'e' },
                 {},
         };
+        _cleanup_(ssh_destination_clear) struct ssh_destination d = {};
         struct ssh_options o = {};
         _cleanup_(ssh_session_freep) struct ssh_session *s = NULL;
         _cleanup_(ssh_channel_freep) struct ssh_channel *ch = NULL;
-        struct ssh_destination d = {};
         bool send_stdin = false, stderr_first = false;
         char buf[65536];
         ssize_t n;
@@ -103,6 +103,5 @@ int main(int argc, char **argv)
         if (r < 0)
                 return fail(r);
         fputs(ssh_channel_stderr(ch), stderr);
-        ssh_destination_clear(&d);
         return status;
 }
