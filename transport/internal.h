@@ -1,7 +1,9 @@
-/* internal.h — what the files of transport/ share and nobody else sees. */
+/* internal.h — what the files of transport/ share and nobody else sees
+ * (libssh2.h is included here, and only transport/ may include this). */
 #ifndef BERTH_TRANSPORT_INTERNAL_H
 #define BERTH_TRANSPORT_INTERNAL_H
 
+#include <libssh2.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,5 +50,49 @@ int key_blob_type(const uint8_t *key, size_t n, char *out, size_t size);
 
 /* The name known_hosts uses for host:port, lower-cased; the caller frees. */
 char *known_hosts_name(const char *host, unsigned port);
+
+/* ---- sessions (ssh.c), shared with channel.c ------------------------------ */
+
+struct ssh_session {
+        LIBSSH2_SESSION *ssh;
+        int fd;
+        char *name;             /* user@host:port, for messages */
+        int64_t io_timeout_ns;
+        int64_t keepalive_ns;
+        int64_t last_rx_ns;     /* when the server was last heard from */
+        int wait_err;
+        bool handshaken;        /* a disconnect message can be sent */
+        bool dead;              /* timed out or reset: no more I/O, see session_kill */
+        unsigned channels;
+};
+
+/* What session_wait() returns through the retry macros: the real error is
+ * in s->wait_err (libssh2's codes are small negatives, errnos too). */
+#define WAIT_FAILED INT32_MIN
+
+/* Waits until the socket is ready for what libssh2 is blocked on, sending a
+ * keepalive when one is due; 0, or WAIT_FAILED with s->wait_err set (after
+ * the I/O timeout the session is killed). */
+int session_wait(struct ssh_session *s);
+
+/* Calls an int-returning libssh2 function until it stops saying EAGAIN. */
+#define RETRY(s, call)                                                          \
+        ({                                                                      \
+                int _rc;                                                        \
+                while ((_rc = (call)) == LIBSSH2_ERROR_EAGAIN)                  \
+                        if (session_wait(s) < 0) {                              \
+                                _rc = WAIT_FAILED;                              \
+                                break;                                          \
+                        }                                                       \
+                _rc;                                                            \
+        })
+
+/* Fails with libssh2's words for rc (or session_wait's error when rc is
+ * WAIT_FAILED), saying what we were doing; returns -errno.  A broken or
+ * timed-out connection kills the session. */
+int ssh_fail(struct ssh_session *s, int rc, const char *what);
+
+/* Shuts the socket down so that every later libssh2 call fails at once. */
+void session_kill(struct ssh_session *s);
 
 #endif

@@ -1,4 +1,4 @@
-/* ssh.c — SSH sessions (libssh2) and the channels of commands run on them.
+/* ssh.c — SSH sessions (libssh2): connect, check the host key, authenticate.
  *
  * Connecting runs libssh2 in blocking mode bounded by the connect timeout
  * (libssh2_session_set_timeout); once authenticated the session switches to
@@ -18,7 +18,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,37 +30,6 @@
 #define DEFAULT_CONNECT_TIMEOUT 30
 #define DEFAULT_IO_TIMEOUT 120
 #define DEFAULT_KEEPALIVE 15
-#define STDERR_KEEP (64 * 1024)
-/* stdout taken in while a caller waits for stderr (see read_stderr) */
-#define STDOUT_STASH_MAX (4 * 1024 * 1024)
-
-/* What session_wait() returns through the retry macros: the real error is
- * in s->wait_err (libssh2's codes are small negatives, errnos too). */
-#define WAIT_FAILED INT32_MIN
-
-struct ssh_session {
-        LIBSSH2_SESSION *ssh;
-        int fd;
-        char *name;             /* user@host:port, for messages */
-        int64_t io_timeout_ns;
-        int64_t last_rx_ns;     /* when the server was last heard from */
-        int wait_err;
-        bool handshaken;        /* a disconnect message can be sent */
-        bool dead;              /* timed out or reset: no more I/O, see session_kill */
-        unsigned channels;
-};
-
-struct ssh_channel {
-        struct ssh_session *s;
-        LIBSSH2_CHANNEL *ch;
-        char *command;
-        struct buf err;         /* stderr collected, NUL-terminated when shown */
-        struct buf out;         /* stdout taken in by ssh_channel_read_stderr */
-        size_t err_dropped;
-        bool eof_sent;
-        bool err_eof;
-        bool closed;
-};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_result;
@@ -78,7 +46,7 @@ static void init_libssh2(void)
  * call fail at once instead of waiting again, so the channel and the session
  * can still be freed (libssh2 frees neither while a close it tries to send
  * says "again"). */
-static void session_kill(struct ssh_session *s)
+void session_kill(struct ssh_session *s)
 {
         if (!s->dead && s->fd >= 0)
                 (void)shutdown(s->fd, SHUT_RDWR);
@@ -102,7 +70,7 @@ static int ssh_errno(int rc)
 
 /* Fails with libssh2's words (or session_wait's error), saying what we were
  * doing. */
-static int ssh_fail(struct ssh_session *s, int rc, const char *what)
+int ssh_fail(struct ssh_session *s, int rc, const char *what)
 {
         char *msg = NULL;
 
@@ -117,39 +85,50 @@ static int ssh_fail(struct ssh_session *s, int rc, const char *what)
         return error_set(ssh_errno(rc), "%s: %s: %s", s->name, what, msg && *msg ? msg : "SSH error");
 }
 
-/* Waits until the socket is ready in the direction libssh2 is blocked on.
- * Sends a keepalive when due and nothing else is half-sent (libssh2 refuses
- * a new packet then).  Returns 0, or WAIT_FAILED with s->wait_err set. */
-static int session_wait(struct ssh_session *s)
+/* Waits until the socket is ready in the direction libssh2 is blocked on,
+ * at most until a keepalive is due.  A keepalive (asking for a reply, which
+ * is what proves the server alive) goes out only after an interval without
+ * a byte from the server: libssh2 1.10 keeps every reply queued until the
+ * session ends (and walks that queue on each channel read), so keepalives
+ * sent while data flows would only pile up.  None is sent while a packet is
+ * half-sent either: libssh2 refuses a new one then.  Returns 0, or
+ * WAIT_FAILED with s->wait_err set. */
+int session_wait(struct ssh_session *s)
 {
         int dir = libssh2_session_block_directions(s->ssh);
-        int next_ka = 0;
-        struct pollfd pfd = { .fd = s->fd };
+        struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+        int64_t now = mono_ns();
+        int64_t silent = now - s->last_rx_ns;
+        int64_t wake;
 
-        if (!(dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
-                int r = libssh2_keepalive_send(s->ssh, &next_ka);
+        if (silent >= s->keepalive_ns && !(dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
+                int next = 0;
+                int r = libssh2_keepalive_send(s->ssh, &next);
                 if (r < 0) {
                         s->wait_err = ssh_fail(s, r, "cannot send a keepalive");
                         return WAIT_FAILED;
                 }
-        }
-        /* a read may be what unblocks a write (a window adjustment) */
-        pfd.events = POLLIN;
+                wake = now + (int64_t)MAX(next, 1) * 1000000000;
+        } else
+                wake = s->last_rx_ns + s->keepalive_ns;
+        /* POLLIN always: a read may be what unblocks a write (a window
+         * adjustment) */
         if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
                 pfd.events |= POLLOUT;
 
         for (;;) {
-                int64_t left = s->last_rx_ns + s->io_timeout_ns - mono_ns();
-                if (left <= 0) {
+                now = mono_ns();
+                int64_t deadline = s->last_rx_ns + s->io_timeout_ns;
+                if (now >= deadline) {
                         s->wait_err = error_set(ETIMEDOUT, "%s: no answer for %lld s",
                                                 s->name, (long long)(s->io_timeout_ns / 1000000000));
                         session_kill(s);
                         return WAIT_FAILED;
                 }
-                int ms = (int)MIN(left / 1000000 + 1, (int64_t)INT32_MAX);
-                if (next_ka > 0)
-                        ms = MIN(ms, next_ka * 1000);
-                int n = poll(&pfd, 1, ms);
+                if (now >= wake)
+                        return 0; /* a keepalive may be due: back through libssh2 */
+                int64_t until = MIN(deadline, wake) - now;
+                int n = poll(&pfd, 1, (int)MIN(until / 1000000 + 1, (int64_t)INT32_MAX));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -162,22 +141,8 @@ static int session_wait(struct ssh_session *s)
                                 s->last_rx_ns = mono_ns();
                         return 0;
                 }
-                if (next_ka > 0)
-                        return 0; /* time for a keepalive: back through libssh2 */
         }
 }
-
-/* Calls an int-returning libssh2 function until it stops saying EAGAIN. */
-#define RETRY(s, call)                                                          \
-        ({                                                                      \
-                int _rc;                                                        \
-                while ((_rc = (call)) == LIBSSH2_ERROR_EAGAIN)                  \
-                        if (session_wait(s) < 0) {                              \
-                                _rc = WAIT_FAILED;                              \
-                                break;                                          \
-                        }                                                       \
-                _rc;                                                            \
-        })
 
 /* ---- connecting ---------------------------------------------------------- */
 
@@ -382,7 +347,7 @@ static int auth_agent(struct ssh_session *s, const char *user, struct buf *tried
         }
         libssh2_agent_disconnect(agent);
         libssh2_agent_free(agent);
-        if (ok == 0) {
+        if (ok <= 0) {
                 char *t = xasprintf("ssh-agent (%u key%s refused), ", count, count == 1 ? "" : "s");
                 buf_append(tried, t, strlen(t));
                 free(t);
@@ -461,12 +426,15 @@ static int authenticate(struct ssh_session *s, const struct ssh_options *o, cons
                 buf_free(&tried);
                 return 0;
         }
-        if (r == 0) {
+        /* sshd hangs up after MaxAuthTries refused keys: still a refusal */
+        if (r == 0 || (r == -ECONNRESET && tried.len > 0)) {
                 if (tried.len >= 2)
                         tried.len -= 2; /* the last ", " */
                 buf_putc(&tried, 0);
-                r = error_set(BERTH_EAUTH, "%s refused user '%s': tried %s", s->name, user,
-                              tried.len > 1 ? (char *)tried.data : "no key (no ssh-agent, no key file in ~/.ssh: give one with -i)");
+                r = error_set(BERTH_EAUTH, "%s refused user '%s'%s: tried %s", s->name, user,
+                              r < 0 ? " and closed the connection" : "",
+                              tried.len > 1 ? (char *)tried.data
+                                            : "no key (no ssh-agent, no key file in ~/.ssh: give one with -i)");
         }
         buf_free(&tried);
         return r;
@@ -507,6 +475,7 @@ int ssh_connect(const struct ssh_options *o, struct ssh_session **ret)
         ka = MIN(ka, MAX(iot / 3, 2u));
         iot = MAX(iot, 3 * ka);
         s->io_timeout_ns = (int64_t)iot * 1000000000;
+        s->keepalive_ns = (int64_t)ka * 1000000000;
 
         /* what known_hosts has for this host decides which key we ask for */
         r = known_hosts_methods(known_hosts, o->host, port, &methods);
@@ -568,255 +537,4 @@ void ssh_session_free(struct ssh_session *s)
 const char *ssh_session_name(const struct ssh_session *s)
 {
         return s->name;
-}
-
-/* ---- channels ------------------------------------------------------------ */
-
-/* Takes whatever stderr libssh2 holds without waiting; keeps the first
- * STDERR_KEEP bytes not yet read.  Returns the count taken, or a libssh2
- * error. */
-static int drain_stderr(struct ssh_channel *ch)
-{
-        char tmp[4096];
-        int taken = 0;
-
-        while (!ch->err_eof) {
-                ssize_t n = libssh2_channel_read_stderr(ch->ch, tmp, sizeof tmp);
-                if (n == LIBSSH2_ERROR_EAGAIN)
-                        break;
-                if (n < 0)
-                        return (int)n;
-                if (n == 0) {
-                        if (libssh2_channel_eof(ch->ch))
-                                ch->err_eof = true;
-                        break;
-                }
-                taken = 1;
-                size_t keep = ch->err.len < STDERR_KEEP ? MIN((size_t)n, STDERR_KEEP - ch->err.len) : 0;
-                buf_append(&ch->err, tmp, keep);
-                ch->err_dropped += (size_t)n - keep;
-        }
-        return taken;
-}
-
-int ssh_exec(struct ssh_session *s, const char *command, struct ssh_channel **ret)
-{
-        _cleanup_(ssh_channel_freep) struct ssh_channel *ch = NULL;
-        int r;
-
-        ch = xcalloc(1, sizeof *ch);
-        ch->s = s;
-        ch->command = xstrdup(command);
-        s->last_rx_ns = mono_ns();
-        while (!(ch->ch = libssh2_channel_open_session(s->ssh))) {
-                r = libssh2_session_last_errno(s->ssh);
-                if (r != LIBSSH2_ERROR_EAGAIN)
-                        return ssh_fail(s, r, "cannot open a channel");
-                if (session_wait(s) < 0)
-                        return s->wait_err;
-        }
-        s->channels++;
-        r = RETRY(s, libssh2_channel_exec(ch->ch, command));
-        if (r < 0)
-                return ssh_fail(s, r, "the server refused to run the command");
-        *ret = TAKE_PTR(ch);
-        return 0;
-}
-
-ssize_t ssh_channel_read(struct ssh_channel *ch, void *p, size_t n)
-{
-        struct ssh_session *s = ch->s;
-        size_t got = 0;
-
-        if (ch->out.len > 0) {
-                got = MIN(n, ch->out.len);
-                memcpy(p, ch->out.data, got);
-                buf_consume(&ch->out, got);
-        }
-        s->last_rx_ns = mono_ns();
-        while (got < n) {
-                int r = drain_stderr(ch);
-                if (r < 0)
-                        return ssh_fail(s, r, "cannot read the command's stderr");
-                ssize_t k = libssh2_channel_read(ch->ch, (char *)p + got, n - got);
-                if (k > 0) {
-                        got += (size_t)k;
-                        continue;
-                }
-                if (k == 0 && libssh2_channel_eof(ch->ch))
-                        break;
-                if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
-                        return ssh_fail(s, (int)k, "cannot read from the command");
-                /* EAGAIN, or 0 without end of file: stderr came in
-                 * meanwhile (take it and look again), or libssh2 emptied
-                 * the socket without a packet for us */
-                r = drain_stderr(ch);
-                if (r < 0)
-                        return ssh_fail(s, r, "cannot read the command's stderr");
-                if (r > 0)
-                        continue;
-                if (session_wait(s) < 0)
-                        return s->wait_err;
-        }
-        return (ssize_t)got;
-}
-
-int ssh_channel_write(struct ssh_channel *ch, const void *p, size_t n)
-{
-        struct ssh_session *s = ch->s;
-
-        if (ch->eof_sent || ch->closed)
-                return error_set(EPIPE, "%s: writing to '%s' after its end", s->name, ch->command);
-        s->last_rx_ns = mono_ns();
-        while (n > 0) {
-                ssize_t k = libssh2_channel_write(ch->ch, p, n);
-                if (k > 0) {
-                        p = (const char *)p + k;
-                        n -= (size_t)k;
-                        continue;
-                }
-                if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
-                        return ssh_fail(s, (int)k, "cannot write to the command");
-                int r = drain_stderr(ch);
-                if (r < 0)
-                        return ssh_fail(s, r, "cannot read the command's stderr");
-                /* 0: the far side's window is full; wait for it to open */
-                if (session_wait(s) < 0)
-                        return s->wait_err;
-        }
-        return 0;
-}
-
-int ssh_channel_send_eof(struct ssh_channel *ch)
-{
-        if (ch->eof_sent)
-                return 0;
-        ch->s->last_rx_ns = mono_ns();
-        int r = RETRY(ch->s, libssh2_channel_send_eof(ch->ch));
-        if (r < 0)
-                return ssh_fail(ch->s, r, "cannot close the command's input");
-        ch->eof_sent = true;
-        return 0;
-}
-
-ssize_t ssh_channel_read_stderr(struct ssh_channel *ch, void *p, size_t n)
-{
-        struct ssh_session *s = ch->s;
-
-        s->last_rx_ns = mono_ns();
-        for (;;) {
-                int r = drain_stderr(ch);
-                if (r < 0)
-                        return ssh_fail(s, r, "cannot read the command's stderr");
-                if (ch->err.len > 0 || n == 0) {
-                        size_t k = MIN(n, ch->err.len);
-                        memcpy(p, ch->err.data, k);
-                        buf_consume(&ch->err, k);
-                        return (ssize_t)k;
-                }
-                if (ch->err_eof)
-                        return 0;
-                /* libssh2 shows end of file only once nothing is queued, stdout
-                 * included: take stdout in (bounded) so the end can show */
-                if (ch->out.len < STDOUT_STASH_MAX) {
-                        char tmp[16384];
-                        ssize_t k = libssh2_channel_read(ch->ch, tmp, MIN(sizeof tmp, STDOUT_STASH_MAX - ch->out.len));
-                        if (k > 0) {
-                                buf_append(&ch->out, tmp, (size_t)k);
-                                continue;
-                        }
-                        if (k < 0 && k != LIBSSH2_ERROR_EAGAIN)
-                                return ssh_fail(s, (int)k, "cannot read from the command");
-                }
-                if (libssh2_channel_eof(ch->ch))
-                        return 0;
-                if (session_wait(s) < 0)
-                        return s->wait_err;
-        }
-}
-
-const char *ssh_channel_stderr(struct ssh_channel *ch)
-{
-        (void)drain_stderr(ch);
-        buf_reserve(&ch->err, 1);
-        ch->err.data[ch->err.len] = 0;
-        return (const char *)ch->err.data;
-}
-
-static int signal_number(const char *name)
-{
-        static const struct { const char *name; int sig; } sigs[] = {
-                { "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT }, { "ILL", SIGILL },
-                { "ABRT", SIGABRT }, { "FPE", SIGFPE }, { "KILL", SIGKILL }, { "SEGV", SIGSEGV },
-                { "PIPE", SIGPIPE }, { "ALRM", SIGALRM }, { "TERM", SIGTERM }, { "USR1", SIGUSR1 },
-                { "USR2", SIGUSR2 }, { "BUS", SIGBUS },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
-                if (strcmp(name, sigs[i].name) == 0)
-                        return sigs[i].sig;
-        return 127; /* 128 + 127 = 255: a signal we cannot name */
-}
-
-int ssh_channel_close(struct ssh_channel *ch, int *ret_exit_status)
-{
-        struct ssh_session *s = ch->s;
-        char scratch[16384];
-        ssize_t k;
-        int r;
-
-        if (!ch->closed) {
-                r = ssh_channel_send_eof(ch);
-                if (r < 0 && r != -EPIPE && r != -ECONNRESET)
-                        return r;
-                /* the rest of stdout is nobody's: read it so the command can finish */
-                while ((k = ssh_channel_read(ch, scratch, sizeof scratch)) > 0)
-                        ;
-                if (k < 0)
-                        return (int)k;
-                /* end of file means nothing of either stream is queued */
-                (void)drain_stderr(ch);
-                r = RETRY(s, libssh2_channel_close(ch->ch));
-                if (r < 0)
-                        return ssh_fail(s, r, "cannot close the channel");
-                r = RETRY(s, libssh2_channel_wait_closed(ch->ch));
-                if (r < 0)
-                        return ssh_fail(s, r, "the channel did not close");
-                ch->closed = true;
-        }
-
-        char *sig = NULL;
-        size_t siglen = 0;
-        int status = libssh2_channel_get_exit_status(ch->ch);
-        if (libssh2_channel_get_exit_signal(ch->ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 && sig) {
-                status = 128 + signal_number(sig);
-                log_debug("%s: '%s' killed by SIG%s", s->name, ch->command, sig);
-                libssh2_free(s->ssh, sig);
-        }
-        if (ret_exit_status)
-                *ret_exit_status = status;
-        return 0;
-}
-
-void ssh_channel_free(struct ssh_channel *ch)
-{
-        if (!ch)
-                return;
-        if (ch->ch) {
-                struct ssh_session *s = ch->s;
-                /* libssh2 sends a close if none was; bounded by a short wait */
-                int64_t saved = s->io_timeout_ns;
-                s->io_timeout_ns = MIN(saved, (int64_t)5 * 1000000000);
-                s->last_rx_ns = mono_ns();
-                if (RETRY(s, libssh2_channel_free(ch->ch)) < 0) {
-                        log_debug("%s: channel not freed cleanly", s->name);
-                        session_kill(s);
-                        (void)libssh2_channel_free(ch->ch);
-                }
-                s->io_timeout_ns = saved;
-                s->channels--;
-        }
-        buf_free(&ch->err);
-        buf_free(&ch->out);
-        free(ch->command);
-        free(ch);
 }

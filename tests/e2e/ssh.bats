@@ -58,9 +58,7 @@ no_connection() {
         # stderr read on its own, before stdout
         run probe --stderr-first "$SSHD_DEST" 'echo one >&2; echo two; echo three >&2'
         [ "$status" -eq 0 ]
-        [ "${lines[0]}" = "stderr: one" ]
-        [ "${lines[1]}" = "stderr: three" ]
-        [ "${lines[2]}" = "two" ]
+        [ "$output" = "$(printf -- '--- stderr\none\nthree\n--- stdout\ntwo')" ]
 }
 
 @test "ssh: bytes through the channel both ways, more than a window, unchanged" {
@@ -239,6 +237,18 @@ no_connection() {
         no_connection
         [[ "$output" == *"'$T/missing' (cannot read it"* ]]
         ! grep -q 'password' "$T/sshd/sshd.log"
+        # a server that hangs up after too many refused keys: still a refusal
+        sshd_down
+        SSHD_EXTRA="MaxAuthTries 1" sshd_up "$T/sshd"
+        mkdir -p "$HOME/.ssh"
+        cp "$T/wrong" "$HOME/.ssh/id_ed25519"
+        ssh-keygen -q -t ecdsa -N '' -f "$HOME/.ssh/id_ecdsa"
+        run timeout -k 5 30 "$PROBE" --known-hosts "$KH" "$SSHD_DEST" 'echo ran'
+        no_connection
+        [[ "$output" == *"refused user 'root'"* ]]
+        [[ "$output" == *"'$HOME/.ssh/id_ed25519' (refused)"* ]]
+        [[ "$output" == *"authentication refused"* ]]
+        rm "$HOME/.ssh/id_ecdsa"*
         # the default files: ~/.ssh/id_ed25519 is found without -i
         mkdir -p "$HOME/.ssh"
         cp "$SSHD_USER_KEY" "$HOME/.ssh/id_ed25519"

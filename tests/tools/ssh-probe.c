@@ -7,8 +7,9 @@
  *     --timeout N              connect and I/O timeout in seconds
  *     --keepalive N            keepalive interval in seconds
  *     --stdin                  send our stdin to the command, then EOF
- *     --stderr-first           read the command's stderr to its end first,
- *                              printing it as "stderr: ..." on stdout
+ *     --stderr-first           read the command's stderr to its end first and
+ *                              print it on stdout between "--- stderr" and
+ *                              "--- stdout" lines
  *
  * DESTINATION is user@host:port or ssh://user@host:port.  The command's
  * stdout goes to our stdout, its stderr to our stderr, and its exit status
@@ -88,10 +89,12 @@ int main(int argc, char **argv)
                         return fail(r);
         }
         if (stderr_first) {
+                printf("--- stderr\n");
                 while ((n = ssh_channel_read_stderr(ch, buf, sizeof buf)) > 0)
-                        printf("stderr: %.*s", (int)n, buf);
+                        printf("%.*s", (int)n, buf);
                 if (n < 0)
                         return fail((int)n);
+                printf("--- stdout\n");
                 fflush(stdout);
         }
         while ((n = ssh_channel_read(ch, buf, sizeof buf)) > 0)
