@@ -219,7 +219,8 @@ static const char *home_dir(void)
  * server that prefers another key type still shows the one we know), then
  * for all the others it supports (so a known host offering only a new type
  * of key is seen, and refused as changed, rather than failing to
- * negotiate). */
+ * negotiate), certificates left out: a certificate is not a key that
+ * known_hosts can hold. */
 static int prefer_known_methods(struct ssh_session *s, const char *known)
 {
         const char **algs = NULL;
@@ -490,11 +491,9 @@ int ssh_connect(const struct ssh_options *o, struct ssh_session **ret)
                 return error_set(ENOMEM, "cannot create an SSH session");
         libssh2_session_set_blocking(s->ssh, 1);
         libssh2_session_set_timeout(s->ssh, (long)ct * 1000);
-        if (methods) {
-                r = prefer_known_methods(s, methods);
-                if (r < 0)
-                        return r;
-        }
+        r = prefer_known_methods(s, methods ? methods : "");
+        if (r < 0)
+                return r;
         r = libssh2_session_handshake(s->ssh, s->fd);
         if (r < 0)
                 return ssh_fail(s, r, "SSH handshake failed");
