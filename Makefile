@@ -16,7 +16,7 @@ SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/
 WERROR ?= 1
 SAN ?= 0
 
-PKGS := libarchive libzstd libcrypto sqlite3 json-c libcurl
+PKGS := libarchive libzstd libcrypto sqlite3 json-c libcurl libssh2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -59,6 +59,8 @@ BERTH := $(BUILD)/berth
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test-*.c))
 # the test rules use -MMD too: keep their .d files out of the test list
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz/fuzz-*.c))
+# programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window install uninstall clean demo tests
 
@@ -103,7 +105,12 @@ $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIBS)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBS) $(PKG_LIBS)
 
-tests: $(UNIT_TESTS) $(FUZZ_TARGETS)
+$(BUILD)/tests/%: tests/tools/%.c $(LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TOOL    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
+
+tests: $(UNIT_TESTS) $(FUZZ_TARGETS) $(TEST_TOOLS)
 
 # `make check` must pass on a fresh Debian 12 machine: it installs what is
 # missing first, then builds in a sub-make so pkg-config sees the new packages.
@@ -118,7 +125,7 @@ check-fuzz: tests
 	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz-}; echo "== $$t (corpus tests/fuzz/corpus/$$n)"; \
 		$$t tests/fuzz/corpus/$$n; done
 
-check-e2e: berth
+check-e2e: berth $(TEST_TOOLS)
 	BERTH=$(CURDIR)/$(BERTH) tests/e2e/run.sh
 
 deps:

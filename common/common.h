@@ -98,6 +98,8 @@ enum {
         BERTH_ENOTFOUND = 10004,/* named object does not exist */
         BERTH_EAMBIGUOUS = 10005,/* a reference matches more than one object */
         BERTH_EHOSTILE = 10006, /* an archive entry would escape its root */
+        BERTH_EHOSTKEY = 10007, /* an SSH host key is unknown, changed or revoked */
+        BERTH_EAUTH = 10008,    /* an SSH server refused every key we offered */
 };
 const char *berth_strerror(int err);
 

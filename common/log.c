@@ -53,6 +53,8 @@ const char *berth_strerror(int err)
         case BERTH_ENOTFOUND: return "not found";
         case BERTH_EAMBIGUOUS: return "ambiguous reference";
         case BERTH_EHOSTILE: return "entry would escape the target directory";
+        case BERTH_EHOSTKEY: return "host key not trusted";
+        case BERTH_EAUTH: return "authentication refused";
         default: return strerror(err);
         }
 }

@@ -6,7 +6,8 @@ set -eu
 PKGS="gcc make pkg-config libc6-dev
 libarchive-dev libzstd-dev libssl-dev libsqlite3-dev libjson-c-dev libcurl4-openssl-dev
 libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps time
-docker.io busybox-static"
+docker.io busybox-static
+libssh2-1-dev openssh-server openssh-client"
 
 missing=""
 for p in $PKGS; do
