@@ -120,7 +120,7 @@ static int run(int argc, char **argv)
                 if (res.damaged_packs)
                         printf("%s\n", heal_hint);
                 if (res.unindexed && !settings.quiet)
-                        printf("%llu pack(s)/snapshot file(s) are not in the catalog: the next backup indexes "
+                        printf("%llu pack(s)/snapshot file(s) are not indexed in the catalog: the next backup indexes "
                                "what an interrupted run left; 'berth catalog rebuild' indexes everything\n",
                                (unsigned long long)res.unindexed);
         }
