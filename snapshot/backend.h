@@ -64,24 +64,35 @@ struct backend_ops {
          * Thread-safe. */
         int (*stat)(struct backend *b, const char *name, uint64_t *ret_size);
         /* Calls fn(ud, name, size) for every object whose name starts with
-         * `prefix` (which ends in '/': "packs/", "snapshots/"), in no
-         * particular order, names in full ("packs/ab/ab12…").  0, fn's
-         * negative return, or -errno.  A missing prefix lists nothing. */
+         * `prefix` ("" or ending in '/': "packs/", "snapshots/"), in no
+         * particular order, names in full ("packs/ab/ab12…"; `name` is
+         * valid during the call only).  0, fn's negative return, or -errno.
+         * A missing prefix lists nothing.  Blocks for the whole listing (a
+         * remote one: one round trip per page); objects put meanwhile may
+         * or may not be listed.  Thread-safe. */
         int (*list)(struct backend *b, const char *prefix, backend_list_fn fn, void *ud);
-        /* Creates an object from memory, only if its name is free, and
-         * durably before it returns.  1 when created, 0 when an object of
-         * that name with these very bytes exists (success for
-         * content-addressed names), -EEXIST when one with other bytes
-         * exists (never replaced), -EROFS when opened read-only, -errno. */
+        /* Creates an object from memory (data stays the caller's), only if
+         * its name is free, and durably before it returns.  1 when
+         * created, 0 when an object of that name with these very bytes
+         * exists (success for content-addressed names), -EEXIST when one
+         * with other bytes exists (never replaced), -EROFS when opened
+         * read-only, -errno.  On failure nothing new is visible under the
+         * name.  Blocks (writes, syncs).  Thread-safe for distinct names;
+         * writers of one repository are serialized by its lock anyway. */
         int (*put)(struct backend *b, const char *name, const void *data, size_t len);
         /* put() for a big object whose bytes are a local file the caller
-         * wrote (`f`).  The same returns.  The file stays the caller's, who
-         * removes it afterwards, whatever the result. */
+         * wrote (`f`, read with pread: its offset is not used).  The same
+         * returns, blocking and thread-safety.  The file, its name and
+         * descriptor stay the caller's, who removes and closes them
+         * afterwards, whatever the result: a backend may link it (the
+         * local one, on the same file system) or send its bytes. */
         int (*put_file)(struct backend *b, const char *name, const struct backend_spool *f);
         /* Removes an object.  0, -ENOENT, -EROFS, or -errno.  Durable
-         * before it returns. */
+         * before it returns; a reader holding it open (get_range) may
+         * still finish its read.  Blocks.  Thread-safe. */
         int (*delete)(struct backend *b, const char *name);
-        /* Frees the implementation (b->impl), closing what it holds. */
+        /* Frees the implementation (b->impl), closing what it holds.  No
+         * other call may be running. */
         void (*free)(struct backend *b);
 };
 
@@ -93,6 +104,10 @@ struct backend {
 };
 
 /* ---- backend.c: the calls, with names checked ------------------------------ */
+
+/* Each backend_*() call checks the name (-EINVAL), refuses writes to a
+ * read-only backend (-EROFS, with a message) and calls the op above: the
+ * op's contract is the call's. */
 
 /* true when `name` is a valid object name (see above). */
 bool backend_name_valid(const char *name);
