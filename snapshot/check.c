@@ -7,11 +7,8 @@
  * and each snapshot that references a damaged or missing chunk is named,
  * with an example path, so the operator knows what a damaged pack costs.
  */
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <zstd.h>
 
 #include "internal.h"
@@ -103,7 +100,7 @@ static int compare_row(void *ud, const struct catalog_chunk *ch)
         return 0;
 }
 
-static int read_pack_data(struct checker *c, int fd, const char *name, const struct pack_entry *entries, size_t n,
+static int read_pack_data(struct checker *c, const char *name, const struct pack_entry *entries, size_t n,
                           uint64_t *ret_bad)
 {
         uint64_t bad = 0;
@@ -114,7 +111,7 @@ static int read_pack_data(struct checker *c, int fd, const char *name, const str
                 const struct pack_entry *e = &entries[i];
                 buf_reset(&c->data);
                 buf_reserve(&c->data, e->stored_len ? e->stored_len : 1);
-                int k = pread_all(fd, c->data.data, e->stored_len, e->offset);
+                int k = backend_get_range(c->repo->be, name, e->offset, e->stored_len, c->data.data);
                 if (k == 0)
                         k = chunk_decode(e, c->data.data, &c->out, c->dctx);
                 if (k < 0) {
@@ -136,7 +133,7 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
 {
         struct checker *c = ud;
         char path[128];
-        struct stat st;
+        uint64_t have;
         struct pack_entry *entries = NULL;
         size_t n = 0;
         uint64_t bad = 0;
@@ -145,21 +142,21 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
         pack_path(hash, path, sizeof path);
         c->res->packs++;
         tick(c, path);
-        _cleanup_close_ int fd = openat(c->repo->dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                int k = missing_pack(c, id, path, errno);
+        int err = backend_stat(c->repo->be, path, &have);
+        if (err < 0) {
+                int k = missing_pack(c, id, path, -err);
                 if (k < 0)
                         return k;
                 damaged = true;
                 goto done;
         }
-        if ((uint64_t)st.st_size != size) {
-                problem(c, "pack %s has %llu bytes, the catalog says %llu", path, (unsigned long long)st.st_size,
+        if (have != size) {
+                problem(c, "pack %s has %llu bytes, the catalog says %llu", path, (unsigned long long)have,
                         (unsigned long long)size);
                 damaged = true;
         }
         uint8_t actual[HASH_LEN];
-        if (pack_read_trailer(fd, (uint64_t)st.st_size, path, &entries, &n, actual) < 0) {
+        if (pack_read_trailer(c->repo->be, path, have, &entries, &n, actual) < 0) {
                 problem(c, "%s", error_message());
                 error_clear();
                 damaged = true;
@@ -183,7 +180,7 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
         if (n != nchunks && !damaged)
                 log_debug("pack %s holds %zu chunks, %u recorded (duplicates are recorded once)", path, n, nchunks);
         if (c->o->read_data) {
-                read_pack_data(c, fd, path, entries, n, &bad);
+                read_pack_data(c, path, entries, n, &bad);
                 if (bad)
                         damaged = true;
         } else
@@ -200,38 +197,19 @@ done:
         return 0;
 }
 
-static int count_unindexed_pack(void *ud, int dfd, const char *name)
+/* backend_list() callback: counts packs and snapshot files the catalog
+ * does not know. */
+static int count_unindexed(void *ud, const char *name, uint64_t size)
 {
         struct checker *c = ud;
         uint8_t hash[HASH_LEN];
-        if (hex_decode(name, hash, HASH_LEN) == 0 && catalog_pack_known(c->repo->catalog, hash) == 0)
+        const char *id = snapfile_name_id(name);
+        if (id) {
+                if (catalog_snapshot_known(c->repo->catalog, id) == 0)
+                        c->res->unindexed++;
+        } else if (pack_name_parse(name, hash) == 0 && catalog_pack_known(c->repo->catalog, hash) == 0)
                 c->res->unindexed++;
         return 0;
-}
-
-static void scan_dir(struct checker *c, int parent, const char *sub, bool packs)
-{
-        int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd < 0 ? NULL : fdopendir(fd);
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
-                return;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                if (packs && len == 2 && is_hex(de->d_name))
-                        scan_dir(c, dirfd(d), de->d_name, false);
-                else if (!packs && len == 2 * HASH_LEN && is_hex(de->d_name)) {
-                        if (strcmp(sub, "snapshots") == 0) {
-                                if (catalog_snapshot_known(c->repo->catalog, de->d_name) == 0)
-                                        c->res->unindexed++;
-                        } else
-                                count_unindexed_pack(c, dirfd(d), de->d_name);
-                }
-        }
-        closedir(d);
 }
 
 static void check_snapshot(struct checker *c, const struct catalog_snapshot *s)
@@ -305,8 +283,11 @@ int snapshot_check(struct repo *r, const struct check_options *o, struct check_r
         k = catalog_pack_foreach(r->catalog, check_pack, &c);
         if (k < 0)
                 goto out;
-        scan_dir(&c, r->dirfd, "packs", true);
-        scan_dir(&c, r->dirfd, "snapshots", false);
+        /* Listing failures are not the repository's damage: the counts of
+         * unindexed files are advice. */
+        if (backend_list(r->be, "packs/", count_unindexed, &c) < 0 ||
+            backend_list(r->be, "snapshots/", count_unindexed, &c) < 0)
+                error_clear();
 
         k = catalog_snapshot_list(r->catalog, NULL, &list, &n);
         if (k < 0)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../catalog/catalog.h"
+#include "backend.h"
 #include "snapshot.h"
 
 #define HASH_LEN 32
@@ -100,29 +101,33 @@ struct pack_entry {
 };
 
 struct pack_writer;
-/* Creates a temporary pack in the repository's tmp/ directory. */
-int pack_writer_new(int tmp_dirfd, struct pack_writer **ret);
+/* Creates a temporary pack in a local spool directory (the repository's
+ * tmp/ for a local repository), where the writer builds it. */
+int pack_writer_new(int spool_dirfd, struct pack_writer **ret);
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);
 uint64_t pack_writer_size(const struct pack_writer *w);
 size_t pack_writer_count(const struct pack_writer *w);
-/* Writes the trailer, fsyncs, renames to packs/<xx>/<hash>, fsyncs the
- * directory.  On success *ret_entries (caller frees) holds the entries and
- * the writer is freed; on failure the temporary file is removed and the
- * writer freed too. */
-int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
+/* Writes the trailer and hands the finished spool file to the backend as
+ * object packs/<xx>/<hash> (backend_put_file: durable when it returns).
+ * On success *ret_entries (caller frees) holds the entries; success or
+ * failure, the spool file is removed and the writer freed. */
+int pack_writer_finish(struct pack_writer *w, struct backend *be, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
                        struct pack_entry **ret_entries, size_t *ret_n);
 /* Removes the temporary file and frees. */
 void pack_writer_abort(struct pack_writer *w);
 
-/* Reads and validates the trailer of an open pack of `size` bytes; with
- * ret_name, also the pack's name (the SHA-256 of trailer and footer). */
-int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n,
+/* Reads and validates the trailer of pack object `name` of `size` bytes;
+ * with ret_name, also the pack's name (the SHA-256 of trailer and footer). */
+int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
                       uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
  * `size` bytes); used by pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);
 /* "packs/ab/abcd…" for a hash; buf >= 80 bytes. */
 void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size);
+/* The hash of an object named "packs/<2 hex>/<64 hex>": 0, or -EINVAL for
+ * any other name. */
+int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN]);
 
 /* Decompresses (when needed) and verifies stored bytes against the id.
  * Returns 0, or -BERTH_ECORRUPT when they do not match. */
@@ -360,6 +365,9 @@ int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created);
 int snapfile_commit(struct repo *r, struct store *s, struct snapfile *f);
 /* Reads and verifies snapshots/<id> (its content must hash to its name). */
 int snapfile_read(struct repo *r, const char *id, struct snapfile *ret);
+/* The id of an object named "snapshots/<64 hex>" (a pointer into name):
+ * NULL for any other name. */
+const char *snapfile_name_id(const char *name);
 int snapfile_parse(const uint8_t *p, size_t n, struct snapfile *ret);
 
 /* Finishes a new snapshot whose manifest is f->manifest: flushes the store,
@@ -390,10 +398,16 @@ struct repo_config {
         uint64_t pack_size;              /* target pack size */
 };
 
+/* The objects (config, packs, snapshot files) are reached through `be`
+ * only.  What stays local is repo.c's: the catalog, the lock and the spool
+ * directory, all in local_dirfd — the repository directory itself for a
+ * local repository; a local cache directory for remote ones later. */
 struct repo {
-        char *path;
-        int dirfd;
-        int tmp_dirfd;
+        char *path;                      /* as the user named it, for messages */
+        struct backend *be;
+        char *catalog_path;              /* catalog.db */
+        int local_dirfd;                 /* holds catalog.db, lock, tmp/ */
+        int spool_dirfd;                 /* tmp/: pack spool, catalog rebuild; -1 when absent */
         int lockfd;
         bool writable;
         struct repo_config cfg;

@@ -1,4 +1,9 @@
-/* pack.c — writing and reading pack files. */
+/* pack.c — writing and reading pack files.
+ *
+ * The writer builds a pack in a local spool file and hands the finished
+ * file to the repository's backend (backend.h), which makes it durable and
+ * visible under its name; readers read trailers through the backend.  No
+ * path or descriptor of the repository appears here. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +16,7 @@
 #define WRITE_BUFFER (1u << 20)
 
 struct pack_writer {
-        int tmp_dirfd;
+        int spool_dirfd;
         char tmpname[64];
         int fd;
         struct buf out;             /* not yet written */
@@ -38,7 +43,18 @@ static int writer_flush(struct pack_writer *w)
         return 0;
 }
 
-int pack_writer_new(int tmp_dirfd, struct pack_writer **ret)
+int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN])
+{
+        /* "packs/" + 2 hex + "/" + 64 hex */
+        if (strncmp(name, "packs/", 6) != 0 || strlen(name) != 6 + 3 + 2 * HASH_LEN || name[8] != '/')
+                return -EINVAL;
+        char dir[3] = { name[6], name[7], 0 };
+        if (!is_hex(dir) || !is_hex(name + 9) || hex_decode(name + 9, ret_hash, HASH_LEN) < 0)
+                return -EINVAL;
+        return 0;
+}
+
+int pack_writer_new(int spool_dirfd, struct pack_writer **ret)
 {
         struct pack_writer *w = xcalloc(1, sizeof *w);
         uint64_t rnd;
@@ -46,8 +62,9 @@ int pack_writer_new(int tmp_dirfd, struct pack_writer **ret)
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
                 rnd = (uint64_t)getpid() << 32 ^ (uint64_t)mono_ns();
         snprintf(w->tmpname, sizeof w->tmpname, "pack-%016llx.tmp", (unsigned long long)rnd);
-        w->tmp_dirfd = tmp_dirfd;
-        w->fd = openat(tmp_dirfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        w->spool_dirfd = spool_dirfd;
+        /* Read and write: a backend may read the file back to send it. */
+        w->fd = openat(spool_dirfd, w->tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (w->fd < 0) {
                 int r = error_set(errno, "cannot create a temporary pack: %s", strerror(errno));
                 free(w);
@@ -91,7 +108,7 @@ void pack_writer_abort(struct pack_writer *w)
 {
         if (!w)
                 return;
-        unlinkat(w->tmp_dirfd, w->tmpname, 0);
+        unlinkat(w->spool_dirfd, w->tmpname, 0);
         writer_free(w);
 }
 
@@ -116,12 +133,11 @@ static void encode_trailer(const struct pack_entry *entries, size_t n, struct bu
         buf_append(out, PACK_FOOTER_MAGIC, 8);
 }
 
-int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
+int pack_writer_finish(struct pack_writer *w, struct backend *be, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
                        struct pack_entry **ret_entries, size_t *ret_n)
 {
-        char path[128], dir[16];
+        char path[128];
         uint8_t hash[HASH_LEN];
-        _cleanup_close_ int dfd = -1, pfd = -1;
         int r;
 
         size_t tstart = w->out.len;
@@ -133,51 +149,34 @@ int pack_writer_finish(struct pack_writer *w, int repo_dirfd, uint8_t ret_hash[H
         w->size += (uint64_t)w->n * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE;
         r = writer_flush(w);
         if (r < 0)
-                goto fail;
-        if (fsync(w->fd) < 0) {
-                r = error_set(errno, "cannot sync pack: %s", strerror(errno));
-                goto fail;
-        }
+                goto out;
         pack_path(hash, path, sizeof path);
-        memcpy(dir, path, 8);
-        dir[8] = 0; /* "packs/ab" */
-
-        bool new_dir = mkdirat(repo_dirfd, dir, 0755) == 0;
-        if (!new_dir && errno != EEXIST) {
-                r = error_set(errno, "cannot create %s: %s", dir, strerror(errno));
-                goto fail;
+        /* The backend syncs the file, publishes it without replacing
+         * anything, and syncs what names it: durable when this returns. */
+        struct backend_spool spool = { .dirfd = w->spool_dirfd, .name = w->tmpname, .fd = w->fd, .size = w->size };
+        r = backend_put_file(be, path, &spool);
+        if (r == -EEXIST) {
+                /* Other bytes under this name: the name pins the content,
+                 * so they are a damaged copy (a truncated pack whose chunks
+                 * were stored again, in the same order).  Replace it with
+                 * this good one. */
+                log_debug("replacing damaged %s", path);
+                error_clear();
+                r = backend_delete(be, path);
+                if (r == 0 || r == -ENOENT)
+                        r = backend_put_file(be, path, &spool);
+                if (r == -EEXIST)
+                        r = error_set(EEXIST, "cannot replace damaged pack %s", path);
         }
-        if (renameat(w->tmp_dirfd, w->tmpname, repo_dirfd, path) < 0) {
-                r = error_set(errno, "cannot move pack into place: %s", strerror(errno));
-                goto fail;
-        }
-        /* The rename is durable only once its directory is synced, and a new
-         * directory only once its parent is. */
-        dfd = openat(repo_dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || fsync(dfd) < 0) {
-                r = error_set(errno, "cannot sync %s: %s", dir, strerror(errno));
-                unlinkat(repo_dirfd, path, 0);
-                writer_free(w);
-                return r;
-        }
-        if (new_dir) {
-                pfd = openat(repo_dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (pfd < 0 || fsync(pfd) < 0) {
-                        r = error_set(errno, "cannot sync packs/: %s", strerror(errno));
-                        unlinkat(repo_dirfd, path, 0);
-                        writer_free(w);
-                        return r;
-                }
-        }
+        if (r < 0)
+                goto out;
         memcpy(ret_hash, hash, HASH_LEN);
         *ret_size = w->size;
         *ret_entries = TAKE_PTR(w->entries);
         *ret_n = w->n;
-        writer_free(w);
-        return 0;
-
-fail:
-        pack_writer_abort(w);
+        r = 0;
+out:
+        pack_writer_abort(w); /* the spool file: published by now, or not wanted */
         return r;
 }
 
@@ -222,7 +221,7 @@ int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack
         return 0;
 }
 
-int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry **ret, size_t *ret_n,
+int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
                       uint8_t ret_name[HASH_LEN])
 {
         uint8_t foot[PACK_FOOTER_SIZE];
@@ -231,14 +230,14 @@ int pack_read_trailer(int fd, uint64_t size, const char *name, struct pack_entry
         if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated (%llu bytes)", name,
                                  (unsigned long long)size);
-        r = pread_all(fd, foot, sizeof foot, (off_t)(size - PACK_FOOTER_SIZE));
+        r = backend_get_range(be, name, size - PACK_FOOTER_SIZE, sizeof foot, foot);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         uint64_t tlen = le32_read(foot + 4);
         if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
                 return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
         _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
-        r = pread_all(fd, tail, tlen + PACK_FOOTER_SIZE, (off_t)(size - PACK_FOOTER_SIZE - tlen));
+        r = backend_get_range(be, name, size - PACK_FOOTER_SIZE - tlen, tlen + PACK_FOOTER_SIZE, tail);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);

@@ -5,9 +5,9 @@
  * (store_decide_locked); a new chunk is compressed with zstd, decompressed
  * and compared with the original (a chunk counts as stored only once
  * verified), and appended to the open pack.  A worker that fills a pack
- * finishes it (fsync, rename) outside the lock and puts it on the list of
- * finished packs, which the calling thread records in the catalog
- * (store.c).  This file never touches the catalog.
+ * finishes it outside the lock (the backend makes it durable) and puts it
+ * on the list of finished packs, which the calling thread records in the
+ * catalog (store.c).  This file never touches the catalog.
  *
  * The queue holds at most qcap jobs and WORK_BYTES of chunk copies:
  * packer_enqueue() waits for room, and only workers release it, so the
@@ -63,7 +63,7 @@ static void push_done(struct store *s, struct finished_pack *f)
 static int finish_pack(struct store *s, struct pack_writer *w)
 {
         struct finished_pack *f = xcalloc(1, sizeof *f);
-        int r = pack_writer_finish(w, s->repo->dirfd, f->hash, &f->size, &f->entries, &f->n);
+        int r = pack_writer_finish(w, s->repo->be, f->hash, &f->size, &f->entries, &f->n);
         pthread_mutex_lock(&s->lock);
         if (r < 0) {
                 set_worker_error(s, r);
@@ -163,7 +163,7 @@ void *packer_main(void *arg)
                 } else if (!s->error) {
                         int r = 0;
                         if (!s->writer)
-                                r = pack_writer_new(s->repo->tmp_dirfd, &s->writer);
+                                r = pack_writer_new(s->repo->spool_dirfd, &s->writer);
                         if (r == 0) {
                                 struct pack_entry e = { .stored_len = (uint32_t)stored.len,
                                                         .raw_len = (uint32_t)j.len, .flags = (uint8_t)flags };

@@ -1,9 +1,11 @@
 /* readahead.c — reading a file's chunks ahead of the writer.
  *
  * The calling thread resolves where each chunk lives (the catalog is
- * single-threaded) and queues it; reader threads pread, decompress and
- * verify it; the caller takes the chunks back in the order it queued them.
- * Restores and exports use every core this way.
+ * single-threaded) and queues it; reader threads read it through the
+ * repository's backend (get_range, which keeps packs open and is
+ * thread-safe), decompress and verify it; the caller takes the chunks back
+ * in the order it queued them.  Restores and exports use every core this
+ * way.
  *
  * What it holds: at most `window` chunks and about READAHEAD_BYTES of
  * plain bytes (one chunk is always allowed, whatever its size).  After any
@@ -14,7 +16,6 @@
  * with the id the caller expects, and its bytes were verified against that
  * id by the reader.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <zstd.h>
@@ -22,12 +23,10 @@
 #include "internal.h"
 
 #define READAHEAD_BYTES (8u << 20)
-#define READER_FDS 4
 
 struct slot {
         struct pack_entry e;
-        int64_t pack;
-        char path[80];
+        char path[80];          /* the pack's object name */
         int state;               /* SLOT_* */
         int err;
         char msg[256];
@@ -51,45 +50,14 @@ struct readahead {
         bool stop;
 };
 
-struct reader_fds {
-        int64_t pack[READER_FDS];
-        int fd[READER_FDS];
-        unsigned next;
-};
-
-static int reader_fd(struct readahead *p, struct reader_fds *f, const struct slot *sl, int *ret)
-{
-        for (unsigned i = 0; i < READER_FDS; i++)
-                if (f->fd[i] >= 0 && f->pack[i] == sl->pack) {
-                        *ret = f->fd[i];
-                        return 0;
-                }
-        int fd = openat(p->repo->dirfd, sl->path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        unsigned i = f->next++ % READER_FDS;
-        if (f->fd[i] >= 0)
-                close(f->fd[i]);
-        f->fd[i] = fd;
-        f->pack[i] = sl->pack;
-        *ret = fd;
-        return 0;
-}
-
 /* Reads, decompresses and verifies one queued chunk into sl->data. */
-static void read_slot(struct readahead *p, struct reader_fds *fds, struct buf *stored, ZSTD_DCtx *dctx,
-                      struct slot *sl)
+static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, struct slot *sl)
 {
-        int fd = -1, k = reader_fd(p, fds, sl, &fd);
-        if (k == -ENOENT)
+        buf_reset(stored);
+        buf_reserve(stored, sl->e.stored_len ? sl->e.stored_len : 1);
+        int k = backend_get_range(p->repo->be, sl->path, sl->e.offset, sl->e.stored_len, stored->data);
+        if (k == -ENOENT || k == -EIO) /* missing, or shorter than the catalog says */
                 k = -BERTH_ECORRUPT;
-        if (k == 0) {
-                buf_reset(stored);
-                buf_reserve(stored, sl->e.stored_len ? sl->e.stored_len : 1);
-                k = pread_all(fd, stored->data, sl->e.stored_len, sl->e.offset);
-                if (k == -EIO)
-                        k = -BERTH_ECORRUPT;
-        }
         if (k == 0)
                 k = chunk_decode(&sl->e, stored->data, &sl->data, dctx);
         if (k < 0) {
@@ -108,7 +76,6 @@ static void read_slot(struct readahead *p, struct reader_fds *fds, struct buf *s
 static void *reader_main(void *arg)
 {
         struct readahead *p = arg;
-        struct reader_fds fds = { .fd = { -1, -1, -1, -1 } };
         struct buf stored = { 0 };
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
         if (!dctx)
@@ -126,7 +93,7 @@ static void *reader_main(void *arg)
                 p->reading++;
                 pthread_mutex_unlock(&p->lock);
 
-                read_slot(p, &fds, &stored, dctx, sl);
+                read_slot(p, &stored, dctx, sl);
 
                 pthread_mutex_lock(&p->lock);
                 sl->state = SLOT_DONE;
@@ -134,9 +101,6 @@ static void *reader_main(void *arg)
                 pthread_cond_broadcast(&p->cond_done);
                 pthread_mutex_unlock(&p->lock);
         }
-        for (unsigned i = 0; i < READER_FDS; i++)
-                if (fds.fd[i] >= 0)
-                        close(fds.fd[i]);
         buf_free(&stored);
         ZSTD_freeDCtx(dctx);
         return NULL;
@@ -244,7 +208,6 @@ static int add(struct readahead *p, const uint8_t id[HASH_LEN])
         sl->e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
                                      .flags = ch.flags };
         memcpy(sl->e.id, id, HASH_LEN);
-        sl->pack = ch.pack;
         pack_path(pack_hash, sl->path, sizeof sl->path);
         sl->err = 0;
         sl->msg[0] = 0;

@@ -1,8 +1,9 @@
 /* recover.c — rebuilding the catalog's view of a repository from its files.
  *
  * Two callers: every writer, at open, indexes what a crashed writer left
- * on disk but did not record (its packs, and the snapshot files it had
- * announced), and removes its temporary files; `catalog rebuild` builds a
+ * in the repository but did not record (its packs, and the snapshot files
+ * it had announced: both listed through the backend), and removes its
+ * temporary files from the local spool, tmp/; `catalog rebuild` builds a
  * whole new catalog from the packs and snapshot files alone and swaps it in.
  * Recovery never deletes data: a pack or snapshot file that does not
  * verify is left for `check` to report.  Opening, locking and the
@@ -27,7 +28,7 @@ static int clean_tmp(struct repo *r, const char *keep)
         /* Holding the writer lock, anything in tmp/ belongs to a writer
          * that died: only writers use tmp/ (readers, running alongside,
          * never do), and there is one writer at a time. */
-        int fd = dup(r->tmp_dirfd);
+        int fd = dup(r->spool_dirfd);
         if (fd < 0)
                 return -errno;
         DIR *d = fdopendir(fd);
@@ -41,36 +42,10 @@ static int clean_tmp(struct repo *r, const char *keep)
                         continue;
                 if (keep && strncmp(de->d_name, keep, strlen(keep)) == 0)
                         continue;
-                rm_rf_at(r->tmp_dirfd, de->d_name);
+                rm_rf_at(r->spool_dirfd, de->d_name);
         }
         closedir(d);
         return 0;
-}
-
-/* Calls fn for every regular file in dirfd/sub whose name is 64 hex digits;
- * other files whose name ends in ".tmp" are removed when `clean`. */
-static int foreach_hex_file(int parent, const char *sub, bool clean, int (*fn)(void *ud, int fd, const char *name),
-                            void *ud)
-{
-        int fd = openat(parent, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        struct dirent *de;
-        int k = 0;
-        while (k >= 0 && (de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                if (len == 2 * HASH_LEN && is_hex(de->d_name))
-                        k = fn(ud, dirfd(d), de->d_name);
-                else if (clean && len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0)
-                        unlinkat(dirfd(d), de->d_name, 0);
-        }
-        closedir(d);
-        return k;
 }
 
 struct recover_state {
@@ -83,7 +58,8 @@ struct recover_state {
         size_t nsnaps, cap;
 };
 
-static int recover_pack(void *ud, int dfd, const char *name)
+/* backend_list() callback for "packs/": indexes a pack the catalog lacks. */
+static int recover_pack(void *ud, const char *name, uint64_t size)
 {
         struct recover_state *st = ud;
         struct catalog *c = st->repo->catalog;
@@ -91,18 +67,14 @@ static int recover_pack(void *ud, int dfd, const char *name)
         struct pack_entry *entries = NULL;
         size_t n = 0;
         int64_t pack_id;
-        struct stat sb;
 
-        if (hex_decode(name, hash, HASH_LEN) < 0)
+        if (pack_name_parse(name, hash) < 0)
                 return 0;
         int k = catalog_pack_known(c, hash);
         if (k != 0)
                 return k < 0 ? k : 0;
-        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
-                return 0;
         uint8_t actual[HASH_LEN];
-        if (pack_read_trailer(fd, (uint64_t)sb.st_size, name, &entries, &n, actual) < 0 ||
+        if (pack_read_trailer(st->repo->be, name, size, &entries, &n, actual) < 0 ||
             memcmp(actual, hash, HASH_LEN) != 0) {
                 /* Left for `check` to report; recovery does not delete data. */
                 log_debug("not indexing pack %s: %s", name, error_message() ? error_message() : "name mismatch");
@@ -112,7 +84,7 @@ static int recover_pack(void *ud, int dfd, const char *name)
         }
         k = catalog_begin(c);
         if (k == 0)
-                k = catalog_pack_add(c, hash, (uint64_t)sb.st_size, (uint32_t)n, &pack_id);
+                k = catalog_pack_add(c, hash, size, (uint32_t)n, &pack_id);
         for (size_t i = 0; k >= 0 && i < n; i++) {
                 struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
                                             .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
@@ -132,35 +104,13 @@ static int recover_pack(void *ud, int dfd, const char *name)
         return 0;
 }
 
-static int recover_pack_dir(void *ud, int dfd, const char *name);
-
-static int foreach_pack_subdir(struct recover_state *st)
-{
-        int fd = openat(st->repo->dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        struct dirent *de;
-        int k = 0;
-        while (k >= 0 && (de = readdir(d)))
-                if (strlen(de->d_name) == 2 && is_hex(de->d_name))
-                        k = recover_pack_dir(st, dirfd(d), de->d_name);
-        closedir(d);
-        return k;
-}
-
-static int recover_pack_dir(void *ud, int dfd, const char *name)
-{
-        return foreach_hex_file(dfd, name, false, recover_pack, ud);
-}
-
-static int collect_snapshot(void *ud, int dfd, const char *name)
+/* backend_list() callback for "snapshots/". */
+static int collect_snapshot(void *ud, const char *object, uint64_t size)
 {
         struct recover_state *st = ud;
+        const char *name = snapfile_name_id(object);
+        if (!name)
+                return 0;
         int k = catalog_snapshot_known(st->repo->catalog, name);
         if (k != 0)
                 return k < 0 ? k : 0;
@@ -212,10 +162,10 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
-        k = foreach_pack_subdir(&st);
+        k = backend_list(r->be, "packs/", recover_pack, &st);
         if (k < 0)
                 return error_message() ? k : error_set(k, "cannot list %s/packs: %s", r->path, berth_strerror(k));
-        k = foreach_hex_file(r->dirfd, "snapshots", true, collect_snapshot, &st);
+        k = backend_list(r->be, "snapshots/", collect_snapshot, &st);
         if (k < 0)
                 goto out;
         /* Oldest first, so each is compared with its true predecessor. */
@@ -295,14 +245,14 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
 {
         if (!r->writable)
                 return error_set(EROFS, "the repository is open read-only");
-        if (r->tmp_dirfd < 0)
+        if (r->spool_dirfd < 0)
                 return error_set(ENOENT, "cannot open %s/tmp", r->path);
         catalog_free(r->catalog);
         r->catalog = NULL;
-        _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", r->path);
+        const char *dbpath = r->catalog_path;
         _cleanup_free_ char *newpath = xasprintf("%s/tmp/" REBUILD_NAME, r->path);
-        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
-        bool have_old = faccessat(r->dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        unlink_db_files(r->spool_dirfd, REBUILD_NAME);
+        bool have_old = faccessat(r->local_dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
         uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;
 
         int k = build_catalog(r, newpath, dbpath, have_old);
@@ -310,7 +260,7 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
                 struct catalog *c = TAKE_PTR(r->catalog);
                 k = catalog_close_standalone(c);
         }
-        _cleanup_close_ int fd = k < 0 ? -1 : openat(r->tmp_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = k < 0 ? -1 : openat(r->spool_dirfd, REBUILD_NAME, O_RDONLY | O_CLOEXEC);
         if (k == 0 && (fd < 0 || fsync(fd) < 0))
                 k = error_set(errno, "cannot write %s: %s", newpath, strerror(errno));
         if (k == 0) {
@@ -323,19 +273,19 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
                         log_debug("cannot checkpoint the old catalog: %s", error_message());
                         error_clear();
                 }
-                unlinkat(r->dirfd, "catalog.db-wal", 0);
-                unlinkat(r->dirfd, "catalog.db-shm", 0);
+                unlinkat(r->local_dirfd, "catalog.db-wal", 0);
+                unlinkat(r->local_dirfd, "catalog.db-shm", 0);
         }
-        if (k == 0 && renameat(r->tmp_dirfd, REBUILD_NAME, r->dirfd, "catalog.db") < 0)
+        if (k == 0 && renameat(r->spool_dirfd, REBUILD_NAME, r->local_dirfd, "catalog.db") < 0)
                 k = error_set(errno, "cannot move the new catalog into place: %s", strerror(errno));
         if (k < 0) {
                 catalog_free(r->catalog);
                 r->catalog = NULL;
-                unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+                unlink_db_files(r->spool_dirfd, REBUILD_NAME);
                 return k;
         }
-        fsync_dirfd(r->dirfd);
-        unlink_db_files(r->tmp_dirfd, REBUILD_NAME);
+        fsync_dirfd(r->local_dirfd);
+        unlink_db_files(r->spool_dirfd, REBUILD_NAME);
         k = catalog_open(dbpath, false, &r->catalog);
         if (k < 0)
                 return k;

@@ -1,5 +1,9 @@
 /* repo.c — creating, opening and locking a repository, and its configuration.
  *
+ * The repository's objects (config, packs, snapshot files) are reached
+ * through its backend (backend.h); what stays local is this file's: the
+ * catalog (catalog_path), the lock and the spool directory tmp/.  For a
+ * local repository all of them live in the repository directory.
  * Recovery and catalog rebuild are recover.c's; snapshot references are
  * resolve.c's. */
 #include <fcntl.h>
@@ -26,8 +30,6 @@
  * repository that nothing can open. */
 #define PACK_SIZE_MIN (1ULL << 20)
 #define PACK_SIZE_MAX (1ULL << 31)
-
-static const char *const repo_dirs[] = { "packs", "snapshots", "tmp" };
 
 static char *config_to_json(const struct repo_config *c)
 {
@@ -134,17 +136,18 @@ int repo_init(const char *path, const struct repo_init_options *o)
         hex_encode(rnd, 8, c.id);
         memcpy(&c.seed, rnd + 8, sizeof c.seed);
 
-        r = mkdir_p(path, 0700);
+        /* A local repository: its directory, with packs/, snapshots/ and
+         * the spool tmp/. */
+        r = backend_local_init(path);
         if (r < 0)
-                return error_set(r, "cannot create %s: %s", path, berth_strerror(r));
-        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return error_set(errno, "cannot open %s: %s", path, strerror(errno));
-        if (faccessat(dfd, "config", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return r;
+        _cleanup_(backend_freep) struct backend *be = NULL;
+        r = backend_local_open(path, true, &be);
+        if (r < 0)
+                return error_set(r, "cannot open %s: %s", path, berth_strerror(r));
+        uint64_t size;
+        if (backend_stat(be, "config", &size) == 0)
                 return error_set(EEXIST, "%s already holds a repository", path);
-        for (size_t i = 0; i < ELEMENTSOF(repo_dirs); i++)
-                if (mkdirat(dfd, repo_dirs[i], 0700) < 0 && errno != EEXIST)
-                        return error_set(errno, "cannot create %s/%s: %s", path, repo_dirs[i], strerror(errno));
 
         _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", path);
         struct catalog *cat;
@@ -153,12 +156,15 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 return r;
         catalog_free(cat);
 
-        /* config last: its presence is what makes the directory a repository. */
+        /* config last: its presence is what makes the directory a
+         * repository.  Created only if absent: two inits cannot both win. */
         _cleanup_free_ char *text = config_to_json(&c);
-        r = write_file_atomic(dfd, "config", text, strlen(text), 0644);
+        r = backend_put(be, "config", text, strlen(text));
+        if (r == -EEXIST || r == 0)
+                return error_set(EEXIST, "%s already holds a repository", path);
         if (r < 0)
                 return error_set(r, "cannot write %s/config: %s", path, berth_strerror(r));
-        return fsync_dirfd(dfd);
+        return 0;
 }
 
 /* The lock file holds two one-byte POSIX record locks:
@@ -187,13 +193,13 @@ static int lock_range(int fd, int cmd, short type, off_t start)
 
 static int open_lock_file(struct repo *r, enum repo_mode mode)
 {
-        r->lockfd = openat(r->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        r->lockfd = openat(r->local_dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (r->lockfd >= 0)
                 return 0;
         if (mode != REPO_READ)
                 return error_set(errno, "cannot open %s/lock: %s", r->path, strerror(errno));
         /* A shared lock needs only a descriptor open for reading. */
-        r->lockfd = openat(r->dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        r->lockfd = openat(r->local_dirfd, "lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (r->lockfd >= 0)
                 return 0;
         if (errno == EROFS || errno == EACCES || errno == EPERM || errno == ENOENT) {
@@ -276,12 +282,14 @@ void repo_free(struct repo *r)
                 return;
         store_free(r->store);
         catalog_free(r->catalog);
-        if (r->tmp_dirfd >= 0)
-                close(r->tmp_dirfd);
+        backend_free(r->be);
+        if (r->spool_dirfd >= 0)
+                close(r->spool_dirfd);
         if (r->lockfd >= 0)
                 close(r->lockfd);
-        if (r->dirfd >= 0)
-                close(r->dirfd);
+        if (r->local_dirfd >= 0)
+                close(r->local_dirfd);
+        free(r->catalog_path);
         free(r->path);
         free(r);
 }
@@ -296,21 +304,25 @@ void repo_set_level(struct repo *r, int level)
 int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct repo **ret)
 {
         struct repo *r = xcalloc(1, sizeof *r);
-        _cleanup_free_ char *dbpath = NULL;
         struct buf b = { 0 };
         int k;
 
         r->path = xstrdup(path);
-        r->dirfd = r->tmp_dirfd = r->lockfd = -1;
+        r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
         r->writable = mode != REPO_READ;
 
-        r->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (r->dirfd < 0) {
-                k = error_set(errno, "cannot open repository %s: %s%s", path, strerror(errno),
-                              errno == ENOENT ? " (create it with 'berth init')" : "");
+        k = backend_local_open(path, r->writable, &r->be);
+        if (k == 0) {
+                /* The local state of a local repository: its own directory. */
+                r->local_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                k = r->local_dirfd < 0 ? -errno : 0;
+        }
+        if (k < 0) {
+                k = error_set(k, "cannot open repository %s: %s%s", path, berth_strerror(k),
+                              k == -ENOENT ? " (create it with 'berth init')" : "");
                 goto fail;
         }
-        k = read_file_at(r->dirfd, "config", 1 << 20, &b);
+        k = backend_get(r->be, "config", 1 << 20, &b);
         if (k < 0) {
                 k = error_set(k == -ENOENT ? BERTH_ENOTFOUND : k, "%s is not a Berth repository (%s); create one with 'berth init'",
                               path, k == -ENOENT ? "no config file" : berth_strerror(k));
@@ -329,14 +341,15 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
         k = take_lock(r, mode, lock_wait);
         if (k < 0)
                 goto fail;
-        r->tmp_dirfd = openat(r->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (r->tmp_dirfd < 0 && r->writable) {
+        r->spool_dirfd = openat(r->local_dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->spool_dirfd < 0 && r->writable) {
                 k = error_set(errno, "cannot open %s/tmp: %s", path, strerror(errno));
                 goto fail;
         }
 
-        dbpath = xasprintf("%s/catalog.db", path);
-        bool missing = faccessat(r->dirfd, "catalog.db", F_OK, 0) < 0;
+        r->catalog_path = xasprintf("%s/catalog.db", path);
+        const char *dbpath = r->catalog_path;
+        bool missing = faccessat(r->local_dirfd, "catalog.db", F_OK, 0) < 0;
         if (missing && mode == REPO_READ) {
                 k = error_set(BERTH_ENOTFOUND, "%s has no catalog.db; recreate it from the packs with 'berth catalog rebuild'",
                               path);
@@ -347,7 +360,7 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 /* Readers change nothing but the quiesce journal; where the
                  * repository cannot be written at all, the catalog is opened
                  * read-only, or even as immutable. */
-                bool frozen = faccessat(r->dirfd, ".", W_OK, AT_EACCESS) < 0;
+                bool frozen = faccessat(r->local_dirfd, ".", W_OK, AT_EACCESS) < 0;
                 k = catalog_open_reader(dbpath, frozen, &r->catalog);
                 if (k < 0)
                         goto fail;

@@ -4,11 +4,9 @@
  * catalog rebuild needs, and an operator can read one with `cat`.  The id
  * is the SHA-256 of the file's bytes.
  */
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -72,16 +70,11 @@ int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created)
         hex_encode(id, HASH_LEN, f->info.id);
 
         char name[2 * HASH_LEN + 16];
+        uint64_t size;
         snprintf(name, sizeof name, "snapshots/%s", f->info.id);
-        _cleanup_close_ int dfd = openat(r->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0) {
-                int e = errno;
-                json_object_put(o);
-                return error_set(e, "cannot open %s/snapshots: %s", r->path, strerror(e));
-        }
         /* Identical bytes are already there (the id is their hash): nothing
          * to write, and nothing this run may remove on failure. */
-        if (faccessat(dfd, f->info.id, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (backend_stat(r->be, name, &size) == 0) {
                 json_object_put(o);
                 if (ret_created)
                         *ret_created = false;
@@ -94,14 +87,15 @@ int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created)
                 json_object_put(o);
                 return k;
         }
-        k = write_file_atomic(dfd, f->info.id, text, len, 0644);
+        /* Created only if absent; durable when it returns. */
+        k = backend_put(r->be, name, text, len);
         json_object_put(o);
         if (k < 0) {
                 catalog_snapshot_intent_drop(r->catalog, f->info.id);
-                return error_set(k, "cannot write %s: %s", name, berth_strerror(k));
+                return error_set(-k, "cannot write %s: %s", name, berth_strerror(k));
         }
         if (ret_created)
-                *ret_created = true;
+                *ret_created = k > 0;
         return 0;
 }
 
@@ -116,9 +110,9 @@ int snapfile_commit(struct repo *r, struct store *s, struct snapfile *f)
                 /* The catalog refused it: a file nobody will index would be
                  * re-read by every writer and reported by check forever. */
                 _cleanup_free_ char *msg = xstrdup(error_message() ? error_message() : berth_strerror(k));
-                _cleanup_close_ int dfd = openat(r->dirfd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0 && unlinkat(dfd, f->info.id, 0) == 0)
-                        fsync_dirfd(dfd);
+                char name[2 * HASH_LEN + 16];
+                snprintf(name, sizeof name, "snapshots/%s", f->info.id);
+                backend_delete(r->be, name);
                 catalog_snapshot_intent_drop(r->catalog, f->info.id);
                 k = error_set(-k, "%s", msg);
         }
@@ -199,6 +193,13 @@ out:
         return r;
 }
 
+const char *snapfile_name_id(const char *name)
+{
+        if (strncmp(name, "snapshots/", 10) != 0 || strlen(name + 10) != 2 * HASH_LEN || !is_hex(name + 10))
+                return NULL;
+        return name + 10;
+}
+
 int snapfile_read(struct repo *r, const char *id, struct snapfile *ret)
 {
         char name[2 * HASH_LEN + 16];
@@ -208,7 +209,7 @@ int snapfile_read(struct repo *r, const char *id, struct snapfile *ret)
         if (strlen(id) != 2 * HASH_LEN || hex_decode(id, want, HASH_LEN) < 0)
                 return error_set(EINVAL, "'%s' is not a snapshot id", id);
         snprintf(name, sizeof name, "snapshots/%s", id);
-        int k = read_file_at(r->dirfd, name, SNAPFILE_MAX, &b);
+        int k = backend_get(r->be, name, SNAPFILE_MAX, &b);
         if (k == -ENOENT)
                 return error_set(BERTH_ENOTFOUND, "snapshot file %s is missing", name);
         if (k < 0)

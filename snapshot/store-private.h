@@ -10,7 +10,6 @@
 
 #include "internal.h"
 
-#define PACK_FD_CACHE 8
 #define NO_TICKET UINT64_MAX
 #define TICKETS 4096
 /* Copies of chunk bytes the store may hold for workers (queued or being
@@ -47,12 +46,6 @@ struct finished_pack {
         struct finished_pack *next;
 };
 
-struct pack_fd {
-        int64_t pack;
-        int fd;
-        uint64_t used;
-};
-
 struct store {
         struct repo *repo;
         bool writable;
@@ -63,8 +56,6 @@ struct store {
         /* Reading, calling thread only. */
         ZSTD_DCtx *dctx;
         struct buf stored;
-        struct pack_fd fds[PACK_FD_CACHE];
-        uint64_t fd_clock;
 
         /* Everything below is under `lock`. */
         pthread_mutex_t lock;

@@ -38,10 +38,8 @@
  * absent: they are stored again, and their catalog rows re-pointed at the
  * new pack, so new snapshots never depend on lost data.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "store-private.h"
 
@@ -71,10 +69,9 @@ static int note_missing(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LE
 {
         struct store *s = ud;
         char path[128];
-        struct stat st;
+        uint64_t have;
         pack_path(hash, path, sizeof path);
-        if (fstatat(s->repo->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-            (uint64_t)st.st_size == size)
+        if (backend_stat(s->repo->be, path, &have) == 0 && have == size)
                 return 0;
         log_debug("pack %s is missing or damaged: its chunks count as absent", path);
         s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
@@ -134,8 +131,6 @@ int store_open(struct repo *r, bool writable, struct store **ret)
         s->dctx = ZSTD_createDCtx();
         if (!s->dctx)
                 abort();
-        for (size_t i = 0; i < PACK_FD_CACHE; i++)
-                s->fds[i].fd = -1;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond_job, NULL);
         pthread_cond_init(&s->cond_space, NULL);
@@ -192,9 +187,6 @@ void store_free(struct store *s)
                 free(f->entries);
                 free(f);
         }
-        for (size_t i = 0; i < PACK_FD_CACHE; i++)
-                if (s->fds[i].fd >= 0)
-                        close(s->fds[i].fd);
         free(s->queue);
         free(s->tickets);
         free(s->threads);
@@ -438,39 +430,12 @@ size_t store_index_bytes(const struct store *s)
         return idfilter_bytes(&s->filter) + s->pending.cap * (HASH_LEN + 1);
 }
 
-static int pack_fd(struct store *s, int64_t pack, const uint8_t hash[HASH_LEN], int *ret)
-{
-        struct pack_fd *victim = &s->fds[0];
-        for (size_t i = 0; i < PACK_FD_CACHE; i++) {
-                if (s->fds[i].fd >= 0 && s->fds[i].pack == pack) {
-                        s->fds[i].used = ++s->fd_clock;
-                        *ret = s->fds[i].fd;
-                        return 0;
-                }
-                if (s->fds[i].used < victim->used)
-                        victim = &s->fds[i];
-        }
-        char path[128];
-        pack_path(hash, path, sizeof path);
-        int fd = openat(s->repo->dirfd, path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return error_set(errno == ENOENT ? BERTH_ECORRUPT : errno, "cannot open pack %s: %s", path,
-                                 strerror(errno));
-        if (victim->fd >= 0)
-                close(victim->fd);
-        victim->fd = fd;
-        victim->pack = pack;
-        victim->used = ++s->fd_clock;
-        *ret = fd;
-        return 0;
-}
-
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
 {
         struct catalog_chunk ch;
-        char hex[2 * HASH_LEN + 1];
+        char hex[2 * HASH_LEN + 1], path[128];
         uint8_t pack_hash[HASH_LEN];
-        int fd = -1, r;
+        int r;
 
         r = catalog_chunk_get(s->repo->catalog, id, &ch);
         if (r < 0)
@@ -485,16 +450,15 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
         if (r == 0)
                 return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld",
                                  (long long)ch.pack);
-        r = pack_fd(s, ch.pack, pack_hash, &fd);
-        if (r < 0)
-                return r;
         if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
                 return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
+        pack_path(pack_hash, path, sizeof path);
         buf_reset(&s->stored);
         buf_reserve(&s->stored, ch.stored_len ? ch.stored_len : 1);
-        r = pread_all(fd, s->stored.data, ch.stored_len, ch.offset);
-        char path[128];
-        pack_path(pack_hash, path, sizeof path);
+        /* The backend keeps the pack open between reads. */
+        r = backend_get_range(s->repo->be, path, ch.offset, ch.stored_len, s->stored.data);
+        if (r == -ENOENT)
+                return error_set(BERTH_ECORRUPT, "cannot open pack %s: %s", path, strerror(ENOENT));
         if (r == -EIO)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated", path);
         if (r < 0)

@@ -18,6 +18,7 @@
 struct fixture {
         char dir[64];
         int dirfd, tmpfd;
+        struct backend *be;
         uint8_t *plain[NCHUNKS];
         size_t plain_len[NCHUNKS];
         struct pack_entry in[NCHUNKS];
@@ -36,6 +37,7 @@ static int setup(void **state)
         mkdirat(f->dirfd, "packs", 0755);
         mkdirat(f->dirfd, "tmp", 0755);
         f->tmpfd = openat(f->dirfd, "tmp", O_RDONLY | O_DIRECTORY);
+        assert_int_equal(backend_local_open(f->dir, true, &f->be), 0);
 
         struct pack_writer *w;
         assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
@@ -61,7 +63,7 @@ static int setup(void **state)
                         e->stored_len = (uint32_t)n;
                 assert_int_equal(pack_writer_add(w, e, stored), 0);
         }
-        assert_int_equal(pack_writer_finish(w, f->dirfd, f->hash, &f->size, &f->out, &f->nout), 0);
+        assert_int_equal(pack_writer_finish(w, f->be, f->hash, &f->size, &f->out, &f->nout), 0);
         *state = f;
         return 0;
 }
@@ -72,6 +74,7 @@ static int teardown(void **state)
         for (size_t i = 0; i < NCHUNKS; i++)
                 free(f->plain[i]);
         free(f->out);
+        backend_free(f->be);
         close(f->tmpfd);
         close(f->dirfd);
         rm_rf_at(AT_FDCWD, f->dir);
@@ -98,7 +101,9 @@ static void test_round_trip(void **state)
         struct pack_entry *e;
         size_t n;
         uint8_t name[HASH_LEN];
-        assert_int_equal(pack_read_trailer(fd, f->size, "p", &e, &n, name), 0);
+        char path[128];
+        pack_path(f->hash, path, sizeof path);
+        assert_int_equal(pack_read_trailer(f->be, path, f->size, &e, &n, name), 0);
         assert_memory_equal(name, f->hash, HASH_LEN); /* named by its trailer */
         assert_int_equal(n, NCHUNKS);
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
@@ -137,9 +142,11 @@ static void test_damaged_trailer(void **state)
         assert_int_equal(pwrite(fd, &b, 1, off), 1);
         struct pack_entry *e = NULL;
         size_t n;
-        assert_int_equal(pack_read_trailer(fd, f->size, "p", &e, &n, NULL), -BERTH_ECORRUPT);
+        char path[128];
+        pack_path(f->hash, path, sizeof path);
+        assert_int_equal(pack_read_trailer(f->be, path, f->size, &e, &n, NULL), -BERTH_ECORRUPT);
         /* truncated */
-        assert_int_equal(pack_read_trailer(fd, 10, "p", &e, &n, NULL), -BERTH_ECORRUPT);
+        assert_int_equal(pack_read_trailer(f->be, path, 10, &e, &n, NULL), -BERTH_ECORRUPT);
         close(fd);
 }
 
@@ -188,6 +195,82 @@ static void test_abort_leaves_nothing(void **state)
         assert_int_equal(files, 0);
 }
 
+/* A finished pack leaves nothing in the spool, and finishing the same
+ * pack again (same name, same bytes) succeeds without a second copy. */
+static void test_finish_leaves_spool_empty(void **state)
+{
+        struct fixture *f = *state;
+        struct pack_writer *w;
+        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        for (size_t i = 0; i < NCHUNKS; i++) {
+                struct pack_entry e = f->in[i];
+                const uint8_t *stored = f->plain[i];
+                if (e.flags & PACK_F_ZSTD) {
+                        e.stored_len = e.raw_len; /* stored plain this time: another pack */
+                        e.flags = 0;
+                }
+                assert_int_equal(pack_writer_add(w, &e, stored), 0);
+        }
+        uint8_t hash[HASH_LEN];
+        uint64_t size;
+        struct pack_entry *out;
+        size_t nout;
+        assert_int_equal(pack_writer_finish(w, f->be, hash, &size, &out, &nout), 0);
+        free(out);
+        DIR *d = fdopendir(dup(f->tmpfd));
+        struct dirent *de;
+        int files = 0;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        files++;
+        closedir(d);
+        assert_int_equal(files, 0);
+        char path[128];
+        pack_path(hash, path, sizeof path);
+        uint64_t have;
+        assert_int_equal(backend_stat(f->be, path, &have), 0);
+        assert_int_equal(have, size);
+}
+
+/* A damaged file under a pack's name (truncated) is replaced by the good
+ * pack when the same pack is written again, as a rename over it did. */
+static void test_finish_replaces_damaged(void **state)
+{
+        struct fixture *f = *state;
+        char path[128];
+        pack_path(f->hash, path, sizeof path);
+        int fd = open_pack(f, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 100), 0);
+        close(fd);
+        struct pack_writer *w;
+        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        for (size_t i = 0; i < NCHUNKS; i++) {
+                const uint8_t *stored = f->plain[i];
+                uint8_t zbuf[64 << 10];
+                if (f->in[i].flags & PACK_F_ZSTD) {
+                        size_t k = ZSTD_compress(zbuf, sizeof zbuf, f->plain[i], f->plain_len[i], 3);
+                        assert_int_equal(k, f->in[i].stored_len);
+                        stored = zbuf;
+                }
+                assert_int_equal(pack_writer_add(w, &f->in[i], stored), 0);
+        }
+        uint8_t hash[HASH_LEN];
+        uint64_t size;
+        struct pack_entry *out;
+        size_t nout;
+        assert_int_equal(pack_writer_finish(w, f->be, hash, &size, &out, &nout), 0);
+        free(out);
+        assert_memory_equal(hash, f->hash, HASH_LEN);
+        uint64_t have;
+        assert_int_equal(backend_stat(f->be, path, &have), 0);
+        assert_int_equal(have, f->size);
+        struct pack_entry *e;
+        size_t n;
+        assert_int_equal(pack_read_trailer(f->be, path, have, &e, &n, NULL), 0);
+        free(e);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -195,6 +278,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_damaged_trailer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_parse_rejects_impossible, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_finish_leaves_spool_empty, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_finish_replaces_damaged, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
