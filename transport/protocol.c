@@ -610,7 +610,7 @@ int wire_decode(const uint8_t *frame, size_t n, struct wire_msg *ret)
         if (k < 0)
                 return k;
         if (r.p != r.end)
-                return error_set(BERTH_EPROTO, "%s frame has %zu bytes after its body", r.type,
+                return error_set(BERTH_EPROTO, "%s frame has %zu trailing byte(s) after its body", r.type,
                                  (size_t)(r.end - r.p));
         return check_msg(ret, BERTH_EPROTO);
 }
