@@ -23,9 +23,10 @@
  * off_t), and GET's offset + length too.
  * The decoder refuses, with -BERTH_EPROTO, a frame that is truncated, has
  * bytes left after its body, has an unknown type, or has any field out of
- * its bounds; whoever meets such a frame sends ERROR {BERTH_EPROTO} (with
- * the frame's tag when it had one, else 0) if it can and closes the
- * connection: a peer that breaks the format is not talked to any further.
+ * its bounds.  A server that meets such a frame answers ERROR
+ * {BERTH_EPROTO} (with the frame's tag when it had one, else 0) and closes
+ * the connection; a client just closes it: a peer that breaks the format is
+ * not talked to any further.
  * The length is checked before anything is allocated for the frame
  * (wire_read_frame), so a hostile peer costs at most WIRE_FRAME_MAX bytes
  * of memory, and only as fast as it actually sends them.
@@ -159,9 +160,13 @@
  * (WIRE_CAP_RESTRICTED) refuses OPEN of a path outside its directory with
  * EACCES.
  *
- * Versions: a later version may add types, fields and capability bits; a
- * version 1 peer refuses them all, so they come only with a new version
- * number that both ends agreed on in the handshake.
+ * Versions: the frame header, HELLO, WELCOME and ERROR are the same in
+ * every version (a version 1 peer must be able to refuse a version 9 one
+ * politely), so they never gain fields.  A later version may add types,
+ * fields to other messages and capability bits; a version 1 peer refuses
+ * them all, so they are used only after both ends chose that version in the
+ * handshake (a server never sets a capability bit the chosen version does
+ * not define).
  */
 #ifndef BERTH_TRANSPORT_PROTOCOL_H
 #define BERTH_TRANSPORT_PROTOCOL_H
@@ -384,7 +389,9 @@ int32_t wire_error_code(int err);
 
 /* The byte stream under the frames.  read: reads up to n (> 0) bytes,
  * blocking until at least one arrives; returns the count, 0 at end of
- * stream, or -errno.  write: writes all n bytes; returns 0 or -errno. */
+ * stream, or -errno.  write: writes all n bytes; returns 0 or -errno.  Both
+ * set error_set()'s message on failure.  fd_in and fd_out are for
+ * wire_io_fd()'s callbacks; other ios leave them -1. */
 struct wire_io {
         int (*read)(void *ud, void *p, size_t n);
         int (*write)(void *ud, const void *p, size_t n);
