@@ -74,10 +74,10 @@ static const char *name_problem(const char *p, size_t n, bool prefix)
                                 return "ends with '/'";
                 } else if (len == 0)
                         return "has an empty component ('//')";
-                else if (len == 1 && p[start] == '.')
-                        return "has a '.' component";
                 else if (len == 2 && p[start] == '.' && p[start + 1] == '.')
                         return "has a '..' component";
+                else if (p[start] == '.')
+                        return "has a component starting with '.'";
                 start = i + 1;
         }
         return NULL;

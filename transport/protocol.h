@@ -81,9 +81,10 @@
  *
  * "name" everywhere is a repository object name: 1..4096 bytes of
  * [A-Za-z0-9._/-], relative (no leading '/'), no trailing '/', no empty
- * component ('//'), no '.' or '..' component.  So every object has exactly
- * one name (an append-only server cannot be fooled by "packs/./x"), and no
- * name leaves the repository.  The decoder checks this; the server still
+ * component ('//'), no component starting with '.' (so no '.' or '..',
+ * and no hidden or temporary file; the rule of snapshot/backend.h).  So
+ * every object has exactly one name (an append-only server cannot be
+ * fooled by "packs/./x"), and no name leaves the repository.  The decoder checks this; the server still
  * opens names beneath the repository's directory fd without following
  * symlinks.
  *

@@ -373,10 +373,10 @@ static void test_names(void **state)
 {
         static const char *const bad[] = {
                 "..", "../x", "a/../b", "a/..", "/etc/passwd", "/", "a//b", "a/", ".", "./a", "a/./b",
-                "a b", "a\\b", "caf\xc3\xa9", "a\nb", "a:b", "*", "",
+                "a b", "a\\b", "caf\xc3\xa9", "a\nb", "a:b", "*", "", "..a", ".tmp", "a/.b", "tmp/.x/y",
         };
         static const char *const good[] = {
-                "config", "packs/ab/abcdef", "snapshots/a..b", "..a", "a..", ".tmp", "a/.b", "a-b_c.d",
+                "config", "packs/ab/abcdef", "snapshots/a..b", "a..", "a.", "a-b_c.d", "-a", "_/x",
         };
         _cleanup_(buf_free) struct buf b = { 0 };
         struct wire_msg d;
@@ -412,7 +412,7 @@ static void test_names(void **state)
 
         /* LIST prefixes may be empty or end with '/', nothing else changes */
         static const char *const prefixes_ok[] = { "", "packs/", "packs/a", "snapshots" };
-        static const char *const prefixes_bad[] = { "/", "/packs", "packs//", "../", "packs/../" };
+        static const char *const prefixes_bad[] = { "/", "/packs", "packs//", "../", "packs/../", "packs/." };
         for (size_t i = 0; i < ELEMENTSOF(prefixes_ok); i++) {
                 struct wire_msg m = { .type = WIRE_LIST, .list = { wire_str(prefixes_ok[i]) } };
                 _cleanup_(buf_free) struct buf out = { 0 };
