@@ -100,6 +100,7 @@ enum {
         BERTH_EHOSTILE = 10006, /* an archive entry would escape its root */
         BERTH_EHOSTKEY = 10007, /* an SSH host key is unknown, changed or revoked */
         BERTH_EAUTH = 10008,    /* an SSH server refused every key we offered */
+        BERTH_EPROTO = 10009,   /* a peer broke the wire protocol (bad frame, bounds, order) */
 };
 const char *berth_strerror(int err);
 

@@ -55,6 +55,7 @@ const char *berth_strerror(int err)
         case BERTH_EHOSTILE: return "entry would escape the target directory";
         case BERTH_EHOSTKEY: return "host key not trusted";
         case BERTH_EAUTH: return "authentication refused";
+        case BERTH_EPROTO: return "wire protocol violation";
         default: return strerror(err);
         }
 }
