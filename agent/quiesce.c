@@ -99,8 +99,9 @@ static void journal_unlock(int fd)
  * lives in the repository, which others may be able to write (a shared
  * disk, a compromised backup host).  Each row is signed with an
  * HMAC-SHA-256 under a random key that lives on this host only
- * ($BERTH_STATE_DIR/journal.key; /var/lib/berth for root, else
- * ~/.local/state/berth), and rows that do not verify are ignored. */
+ * ($BERTH_STATE_DIR/journal.key; /var/lib/berth-host for root — never the
+ * default repository /var/lib/berth, which gets copied to other hosts —
+ * else ~/.local/state/berth), and rows that do not verify are ignored. */
 
 #define JOURNAL_KEY_LEN 32
 
@@ -112,7 +113,7 @@ static char *state_dir(void)
         const char *home = getenv("HOME");
         if (geteuid() != 0 && home && *home)
                 return xasprintf("%s/.local/state/berth", home);
-        return xstrdup("/var/lib/berth");
+        return xstrdup("/var/lib/berth-host");
 }
 
 static int read_key(const char *path, uint8_t key[JOURNAL_KEY_LEN])
