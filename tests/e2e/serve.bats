@@ -98,10 +98,13 @@ EOF
         make_repo "$T/a" a
         berth -r "$T/b" init -q
         pack=$(pack_of "$T/a")
+        small=$(sha256sum < "$T/src-a/small" | cut -c1-64)
         run wire <<EOF
 hello
 open $T/b write
+have $small
 put $pack $T/a/$pack frame 65536
+have $small
 put snapshots/$SNAP $T/a/snapshots/$SNAP create
 announce $SNAP
 bye
@@ -110,7 +113,9 @@ EOF
         [ "$status" -eq 0 ]
         [ "$output" = "WELCOME 1 0
 $(sed -n 2p <<<"$output")
+LACK 1
 OK
+LACK 0
 OK
 OK
 OK
