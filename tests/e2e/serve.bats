@@ -129,6 +129,23 @@ exit 0" ]
         [ "$status" -eq 0 ]
         diff -r "$T/src-a" "$T/out"
 
+        # a snapshot whose pack was not stored is not announced
+        make_repo "$T/e" e
+        berth -r "$T/f" init -q
+        run wire <<EOF
+hello
+open $T/f write
+announce $SNAP
+put snapshots/$SNAP $T/e/snapshots/$SNAP
+announce $SNAP
+bye
+EOF
+        echo "$output"
+        [[ "${lines[2]}" == "ERROR 10004 snapshot $SNAP was not stored" ]]
+        [ "${lines[3]}" = OK ]
+        [[ "${lines[4]}" == "ERROR 10001 snapshot ${SNAP:0:12}: "*"not stored" ]]
+        [ -z "$(berth -r "$T/f" snapshots -q)" ]
+
         # a pack alone, indexed by a catalog rebuild
         make_repo "$T/c" c
         berth -r "$T/d" init -q
