@@ -94,6 +94,37 @@ EOF
         [ "${lines[1]}" = "exit 1" ]
 }
 
+@test "serve: OPEN takes the repository's lock for the whole connection" {
+        make_repo "$T/r" a
+        # a writer that holds its connection open for a while
+        { printf 'hello\nopen %s write\n' "$T/r"; sleep 4; printf 'bye\n'; } | wire > "$T/first" &
+        BG_PIDS="$!"
+        for _ in $(seq 50); do grep -q OPENED "$T/first" 2>/dev/null && break; sleep 0.1; done
+        grep -q OPENED "$T/first"
+        run wire <<EOF
+hello
+open $T/r write 0
+open $T/r read
+bye
+EOF
+        echo "$output"
+        [[ "${lines[1]}" == "ERROR 10002 "* ]]     # BERTH_ELOCKED
+        [[ "${lines[2]}" == "OPENED "* ]]          # readers go alongside a writer
+        wait "$BG_PIDS"
+        BG_PIDS=
+        [ "$(cat "$T/first")" = "WELCOME 1 0
+$(sed -n 2p "$T/first")
+OK
+exit 0" ]
+        # released at BYE
+        run wire <<EOF
+hello
+open $T/r maintenance 0
+bye
+EOF
+        [[ "${lines[1]}" == "OPENED "* ]]
+}
+
 @test "serve: a valid pack PUT from another repository lands; with its snapshot and ANNOUNCE it is restorable" {
         make_repo "$T/a" a
         berth -r "$T/b" init -q
