@@ -137,6 +137,13 @@ static int do_open(struct server *s, const struct wire_msg *m)
                 return send_error(s, m->tag, EINVAL, "unknown OPEN mode");
         if (!realpath(path, real)) {
                 int e = errno;
+                /* A restricted client learns nothing about paths outside
+                 * its directories, not even whether they exist: only a
+                 * path plainly inside one gets the real reason. */
+                bool inside = path[0] == '/' && !strstr(path, "/..") && path_allowed(s, path);
+                if (!inside)
+                        return send_error(s, m->tag, EACCES,
+                                          "that repository is not one this server may open");
                 msg = xasprintf("cannot open repository %s: %s", path, strerror(e));
                 return send_error(s, m->tag, e, msg);
         }

@@ -297,6 +297,7 @@ open $T/allowed/link read
 open $T/allowed/../outside read
 open $T/allowed/r/../../outside read
 open $T/nowhere read
+open $T/allowed/missing read
 open $T/via-link/r read
 bye
 EOF
@@ -304,9 +305,12 @@ EOF
         [ "$status" -eq 0 ]
         [ "${lines[0]}" = "WELCOME 1 2" ]
         for i in 1 2 3 4; do [[ "${lines[$i]}" == "ERROR 13 "*"outside the directories"* ]]; done
-        [[ "${lines[5]}" == "ERROR 2 "* ]]
-        [[ "${lines[6]}" == "OPENED "* ]]
-        [ "${lines[7]}" = OK ]
+        # a missing path outside: refused without saying whether it exists
+        [[ "${lines[5]}" == "ERROR 13 "* ]] && [[ "${lines[5]}" != *nowhere* ]]
+        # a missing path plainly inside gets the real reason
+        [[ "${lines[6]}" == "ERROR 2 "* ]]
+        [[ "${lines[7]}" == "OPENED "* ]]
+        [ "${lines[8]}" = OK ]
         # a directory that is not a repository is not one, even when allowed
         run wire --restrict-to-path "$T" <<EOF
 hello
