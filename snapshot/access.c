@@ -102,7 +102,6 @@ int repo_index_pack(struct repo *r, const char *name, uint64_t size)
         uint8_t hash[HASH_LEN], actual[HASH_LEN];
         _cleanup_free_ struct pack_entry *entries = NULL;
         size_t n = 0;
-        int64_t pack_id;
         struct catalog *c = r->catalog;
 
         if (!c || !r->writable)
@@ -117,21 +116,7 @@ int repo_index_pack(struct repo *r, const char *name, uint64_t size)
                 return k;
         if (memcmp(actual, hash, HASH_LEN) != 0)
                 return error_set(BERTH_ECORRUPT, "pack %s: its name is not the hash of its trailer", name);
-        k = catalog_begin(c);
-        if (k == 0)
-                k = catalog_pack_add(c, hash, size, (uint32_t)n, &pack_id);
-        for (size_t i = 0; k >= 0 && i < n; i++) {
-                struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
-                                            .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
-                                            .flags = entries[i].flags };
-                memcpy(ch.id, entries[i].id, HASH_LEN);
-                k = catalog_chunk_add(c, &ch);
-        }
-        if (k < 0) {
-                catalog_rollback(c);
-                return k;
-        }
-        k = catalog_commit(c);
+        k = recover_record_pack(c, hash, size, entries, n);
         return k < 0 ? k : 1;
 }
 

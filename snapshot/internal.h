@@ -422,6 +422,10 @@ struct repo {
  * and removes its temporary files.  Snapshot files are indexed only when a
  * writer announced them (catalog_snapshot_intend), or all of them when
  * `all` (catalog rebuild).  Needs the writer lock. */
+/* Records a verified pack and its chunks in the catalog, in one
+ * transaction (rolled back on failure). */
+int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_t size,
+                        const struct pack_entry *entries, size_t n);
 int repo_recover(struct repo *r, struct store *s, bool all);
 
 #endif

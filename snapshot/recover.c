@@ -58,6 +58,27 @@ struct recover_state {
         size_t nsnaps, cap;
 };
 
+int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_t size,
+                        const struct pack_entry *entries, size_t n)
+{
+        int64_t pack_id;
+        int k = catalog_begin(c);
+        if (k == 0)
+                k = catalog_pack_add(c, hash, size, (uint32_t)n, &pack_id);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
+                                            .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
+                                            .flags = entries[i].flags };
+                memcpy(ch.id, entries[i].id, HASH_LEN);
+                k = catalog_chunk_add(c, &ch);
+        }
+        if (k < 0) {
+                catalog_rollback(c);
+                return k;
+        }
+        return catalog_commit(c);
+}
+
 /* backend_list() callback for "packs/": indexes a pack the catalog lacks. */
 static int recover_pack(void *ud, const char *name, uint64_t size)
 {
@@ -66,7 +87,6 @@ static int recover_pack(void *ud, const char *name, uint64_t size)
         uint8_t hash[HASH_LEN];
         struct pack_entry *entries = NULL;
         size_t n = 0;
-        int64_t pack_id;
 
         if (pack_name_parse(name, hash) < 0)
                 return 0;
@@ -82,22 +102,8 @@ static int recover_pack(void *ud, const char *name, uint64_t size)
                 free(entries);
                 return 0;
         }
-        k = catalog_begin(c);
-        if (k == 0)
-                k = catalog_pack_add(c, hash, size, (uint32_t)n, &pack_id);
-        for (size_t i = 0; k >= 0 && i < n; i++) {
-                struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
-                                            .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
-                                            .flags = entries[i].flags };
-                memcpy(ch.id, entries[i].id, HASH_LEN);
-                k = catalog_chunk_add(c, &ch);
-        }
+        k = recover_record_pack(c, hash, size, entries, n);
         free(entries);
-        if (k < 0) {
-                catalog_rollback(c);
-                return k;
-        }
-        k = catalog_commit(c);
         if (k < 0)
                 return k;
         st->packs++;
