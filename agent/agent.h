@@ -119,6 +119,6 @@ json_object *json_backup_result(const char *source, const char *name, const stru
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
-        command_volumes, command_recover;
+        command_volumes, command_recover, command_serve;
 
 #endif

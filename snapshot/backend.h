@@ -20,8 +20,9 @@
  * Errors are -errno.  -ENOENT ("no such object") is an answer, not a
  * failure, and sets no message; get, get_range and stat set none either
  * (their callers name the object in their own words).  put, put_file, list
- * and delete describe other failures with error_set().  Private to
- * snapshot/ (and to transport/ and an S3 module, which will implement it).
+ * and delete describe other failures with error_set().  Written for
+ * snapshot/ and public through snapshot.h, for transport/ (serve.c, later an SSH
+ * backend) and an S3 module.
  */
 #ifndef BERTH_SNAPSHOT_BACKEND_H
 #define BERTH_SNAPSHOT_BACKEND_H

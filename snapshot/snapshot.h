@@ -8,12 +8,19 @@
  * or SSH, never prints above debug level and never exits: failures return
  * -errno with a one-line reason in error_message(), and per-file problems
  * go to the caller's warning callback.
+ *
+ * The backend interface (backend.h) is public too: this header includes it,
+ * so that transport/ can serve a repository's objects (serve.c) and later
+ * implement a backend over SSH, without reaching into the engine's
+ * internals.  Modules above snapshot/ include this header, never backend.h
+ * directly.
  */
 #ifndef BERTH_SNAPSHOT_H
 #define BERTH_SNAPSHOT_H
 
 #include "../catalog/catalog.h"
 #include "../common/common.h"
+#include "backend.h"
 #include <signal.h>
 
 struct repo;
@@ -233,5 +240,33 @@ struct check_result {
 /* Verifies the repository's structure (and with read_data its contents).
  * Returns 0 when the check ran; look at ret->errors. */
 int snapshot_check(struct repo *r, const struct check_options *o, struct check_result *ret);
+
+/* ---- access.c: what a serving end needs (transport/serve.c) --------------- */
+
+/* The repository's backend (its objects); owned by the repository. */
+struct backend *repo_backend(struct repo *r);
+/* The repository's id (32 hex digits), as its config says. */
+const char *repo_id(const struct repo *r);
+/* The local spool directory (tmp/) where incoming objects are built before
+ * they are published, or -1 when there is none (a reader of read-only
+ * media).  Owned by the repository. */
+int repo_spool_dirfd(const struct repo *r);
+/* Sets bit i (byte i/8, bit i%8) of ret_lack_bitmap ((n+7)/8 bytes, all
+ * written) when the catalog does not know chunk ids[i].  0 or -errno
+ * (-EINVAL without a catalog: a repository opened as REPO_REBUILD). */
+int repo_have_chunks(struct repo *r, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack_bitmap);
+/* A client stored snapshots/<id> and the packs it references: announces it
+ * (catalog_snapshot_intend) and indexes what arrived (unrecorded packs and
+ * the snapshot), as a writer's recovery would.  0 (also when it was known
+ * already), -BERTH_ENOTFOUND when snapshots/<id> is missing,
+ * -BERTH_ECORRUPT when it could not be indexed, -errno; with a message.
+ * Needs REPO_WRITE. */
+int repo_announce_snapshot(struct repo *r, const char *id);
+/* Verifies a whole pack held in the local file fd (size bytes) before it
+ * is published as object `name` ("packs/<2 hex>/<64 hex>"): the header,
+ * the trailer, the name equal to the trailer's hash, and every chunk's
+ * bytes decoded and checked against its id.  0, -EINVAL for a name that is
+ * not a pack's, -BERTH_ECORRUPT, or -errno; with a message. */
+int snapshot_verify_pack(int fd, uint64_t size, const char *name);
 
 #endif

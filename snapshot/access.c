@@ -1,0 +1,115 @@
+/* access.c — what a serving end (transport/serve.c) needs of a repository:
+ * its backend, its spool, chunk lookups, snapshot announcements and the
+ * verification of a pack that arrived from elsewhere. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "internal.h"
+
+struct backend *repo_backend(struct repo *r) { return r->be; }
+const char *repo_id(const struct repo *r) { return r->cfg.id; }
+int repo_spool_dirfd(const struct repo *r) { return r->spool_dirfd; }
+
+int repo_have_chunks(struct repo *r, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack_bitmap)
+{
+        if (!r->catalog)
+                return error_set(EINVAL, "repository %s is open without its catalog", r->path);
+        memset(ret_lack_bitmap, 0, (n + 7) / 8);
+        for (size_t i = 0; i < n; i++) {
+                struct catalog_chunk ch;
+                int k = catalog_chunk_get(r->catalog, ids[i], &ch);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        ret_lack_bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+        }
+        return 0;
+}
+
+int repo_announce_snapshot(struct repo *r, const char *id)
+{
+        if (!r->catalog || !r->writable)
+                return error_set(EROFS, "repository %s is not open for writing", r->path);
+        if (strlen(id) != 2 * HASH_LEN || strspn(id, "0123456789abcdef") != 2 * HASH_LEN)
+                return error_set(EINVAL, "'%s' is not a snapshot id", id);
+        char name[16 + 2 * HASH_LEN];
+        snprintf(name, sizeof name, "snapshots/%s", id);
+        uint64_t size;
+        int k = backend_stat(r->be, name, &size);
+        if (k == -ENOENT)
+                return error_set(BERTH_ENOTFOUND, "snapshot %s was not stored", id);
+        if (k < 0)
+                return error_set(k, "cannot read %s: %s", name, berth_strerror(k));
+        if (catalog_snapshot_known(r->catalog, id) > 0)
+                return 0;
+        k = catalog_snapshot_intend(r->catalog, id);
+        if (k < 0)
+                return k;
+        /* Index what arrived: packs not recorded yet and announced snapshot
+         * files, as a writer's crash recovery does. */
+        _cleanup_(store_freep) struct store *s = NULL;
+        k = store_open(r, false, &s);
+        if (k == 0)
+                k = repo_recover(r, s, false);
+        if (k < 0)
+                return k;
+        k = catalog_snapshot_known(r->catalog, id);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return error_set(BERTH_ECORRUPT, "snapshot %s could not be indexed", id);
+        return 0;
+}
+
+static void dctx_freep(ZSTD_DCtx **d) { ZSTD_freeDCtx(*d); }
+
+int snapshot_verify_pack(int fd, uint64_t size, const char *name)
+{
+        uint8_t want[HASH_LEN], got[HASH_LEN], foot[PACK_FOOTER_SIZE], head[PACK_HEADER_SIZE];
+        int k;
+
+        if (pack_name_parse(name, want) < 0)
+                return error_set(EINVAL, "'%s' is not a pack name", name);
+        if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+                return error_set(BERTH_ECORRUPT, "pack %s is truncated (%llu bytes)", name, (unsigned long long)size);
+        if (pread_all(fd, head, sizeof head, 0) < 0 || memcmp(head, PACK_MAGIC, PACK_HEADER_SIZE) != 0)
+                return error_set(BERTH_ECORRUPT, "pack %s has no pack header", name);
+        k = pread_all(fd, foot, sizeof foot, (off_t)(size - PACK_FOOTER_SIZE));
+        if (k < 0)
+                return error_set(k, "cannot read pack %s: %s", name, berth_strerror(k));
+        uint64_t tlen = le32_read(foot + 4);
+        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+                return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
+        _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
+        k = pread_all(fd, tail, tlen + PACK_FOOTER_SIZE, (off_t)(size - PACK_FOOTER_SIZE - tlen));
+        if (k < 0)
+                return error_set(k, "cannot read pack %s: %s", name, berth_strerror(k));
+        _cleanup_free_ struct pack_entry *entries = NULL;
+        size_t n;
+        k = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, &entries, &n);
+        if (k < 0)
+                return error_set(k, "pack %s has a damaged trailer", name);
+        hash_sha256(tail, tlen + PACK_FOOTER_SIZE, got);
+        if (memcmp(got, want, HASH_LEN) != 0)
+                return error_set(BERTH_ECORRUPT, "pack %s: its name is not the hash of its trailer", name);
+
+        _cleanup_(dctx_freep) ZSTD_DCtx *dctx = ZSTD_createDCtx();
+        if (!dctx)
+                return error_set(ENOMEM, "cannot allocate a zstd context");
+        _cleanup_free_ uint8_t *stored = xmalloc(PACK_MAX_CHUNK);
+        struct buf out = { 0 };
+        for (size_t i = 0; i < n; i++) {
+                k = pread_all(fd, stored, entries[i].stored_len, entries[i].offset);
+                if (k == 0)
+                        k = chunk_decode(&entries[i], stored, &out, dctx);
+                if (k < 0) {
+                        buf_free(&out);
+                        return error_set(k == -EIO ? BERTH_ECORRUPT : k, "pack %s: chunk %zu does not match its id",
+                                         name, i);
+                }
+        }
+        buf_free(&out);
+        return 0;
+}
