@@ -5,6 +5,7 @@
 
 load lib
 load sshd
+load docker
 
 bats_require_minimum_version 1.5.0
 
@@ -28,6 +29,7 @@ setup() {
 
 teardown() {
         sshd_down
+        docker_down
         if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
                 chattr -R -i -a "$T" 2>/dev/null || true
                 rm -rf "$T"
@@ -181,4 +183,37 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         run rb snapshots
         [ "$status" -eq 0 ]
         [[ "$output" == *two* ]]
+}
+
+@test "remote: init, catalog rebuild and recover refuse ssh:// and create nothing here" {
+        cd "$T"
+        run timeout -k 5 30 "$BERTH" init -r "$URL"
+        echo "$output"
+        [ "$status" -eq 2 ]
+        [[ "$output" == *"run 'berth init' there"* ]]
+        run timeout -k 5 30 "$BERTH" -r "$URL" catalog rebuild
+        [ "$status" -eq 2 ]
+        run timeout -k 5 30 "$BERTH" -r "$URL" recover
+        [ "$status" -eq 2 ]
+        [ ! -e "$T/ssh:" ]
+        [ ! -e "$REPO" ]
+}
+
+@test "remote: backup VOLUME of a Docker volume into an ssh:// repository, restored identical" {
+        command -v dockerd >/dev/null || skip "dockerd is not installed"
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        docker_up
+        docker volume create rvol > /dev/null
+        docker run --rm -v rvol:/data berth-test:latest sh -c 'seq 1 20000 > /data/seq; mkdir /data/d; echo hi > /data/d/x'
+        run rb backup rvol
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run rb snapshots
+        [[ "$output" == *rvol* ]]
+        run rb restore rvol@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run python3 "$TREECMP" "$(mountpoint_of rvol)" "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
 }
