@@ -411,7 +411,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 static bool names_has(const struct names *l, const char *name)
 {
-        return bsearch(&name, l->v, l->n, sizeof *l->v, cmp_str) != NULL;
+        return l->n > 0 && bsearch(&name, l->v, l->n, sizeof *l->v, cmp_str) != NULL;
 }
 
 struct stale_state {
@@ -442,7 +442,8 @@ static int cache_stale(struct repo *r, bool *ret)
         if (k == 0)
                 k = backend_list(r->be, "snapshots/", collect_name, &objects);
         if (k == 0) {
-                qsort(objects.v, objects.n, sizeof *objects.v, cmp_str);
+                if (objects.n > 1)
+                        qsort(objects.v, objects.n, sizeof *objects.v, cmp_str);
                 k = catalog_pack_foreach(r->catalog, check_pack, &st);
                 if (k > 0)
                         k = 0;
