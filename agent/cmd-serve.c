@@ -34,7 +34,7 @@ static const char help[] =
         "      --append-only            refuse deletions, maintenance opens, and uploads\n"
         "                               that would change an existing object (EPERM); an\n"
         "                               identical re-upload is accepted\n"
-        "  -v, --verbose                log requests on stderr (-vv: debug)\n"
+        "  -v, --verbose                more log output on stderr (-vv: every request)\n"
         "  -h, --help                   this help\n"
         "\n"
         "Nothing but protocol frames is ever written to stdout; messages go to stderr.\n"

@@ -28,6 +28,36 @@ int repo_have_chunks(struct repo *r, const uint8_t (*ids)[32], size_t n, uint8_t
         return 0;
 }
 
+/* 0 when the catalog knows every chunk snapshot `id` references (its
+ * manifest's and its files'), else -BERTH_ECORRUPT with a message. */
+static int snapshot_references_present(struct repo *r, struct store *s, const char *id)
+{
+        struct snapfile f = { 0 };
+        struct catalog_chunk ch;
+        int k = snapfile_read(r, id, &f);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < f.nmanifest && k >= 0; i++) {
+                k = catalog_chunk_get(r->catalog, f.manifest[i], &ch);
+                if (k == 0)
+                        k = error_set(BERTH_ECORRUPT, "snapshot %.12s: a manifest chunk was not stored", id);
+        }
+        _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
+        if (k >= 0)
+                k = manifest_reader_new(s, (const uint8_t(*)[HASH_LEN])f.manifest, f.nmanifest, &mr);
+        const struct entry *e;
+        while (k >= 0 && (k = manifest_reader_next(mr, &e)) > 0)
+                for (size_t i = 0; i < e->nchunks && k >= 0; i++) {
+                        k = catalog_chunk_get(r->catalog, e->chunks[i].id, &ch);
+                        if (k == 0)
+                                k = error_set(BERTH_ECORRUPT, "snapshot %.12s: a chunk of a file was not stored", id);
+                }
+        if (k < 0 && !error_message())
+                error_set(k, "snapshot %.12s cannot be read: %s", id, berth_strerror(k));
+        snapfile_clear(&f);
+        return k < 0 ? k : 0;
+}
+
 int repo_announce_snapshot(struct repo *r, const char *id)
 {
         if (!r->catalog || !r->writable)
@@ -44,15 +74,19 @@ int repo_announce_snapshot(struct repo *r, const char *id)
                 return error_set(k, "cannot read %s: %s", name, berth_strerror(k));
         if (catalog_snapshot_known(r->catalog, id) > 0)
                 return 0;
+        _cleanup_(store_freep) struct store *s = NULL;
+        k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = snapshot_references_present(r, s, id);
+        if (k < 0)
+                return k;
         k = catalog_snapshot_intend(r->catalog, id);
         if (k < 0)
                 return k;
         /* Index what arrived: packs not recorded yet and announced snapshot
          * files, as a writer's crash recovery does. */
-        _cleanup_(store_freep) struct store *s = NULL;
-        k = store_open(r, false, &s);
-        if (k == 0)
-                k = repo_recover(r, s, false);
+        k = repo_recover(r, s, false);
         if (k < 0)
                 return k;
         k = catalog_snapshot_known(r->catalog, id);
@@ -61,6 +95,44 @@ int repo_announce_snapshot(struct repo *r, const char *id)
         if (k == 0)
                 return error_set(BERTH_ECORRUPT, "snapshot %s could not be indexed", id);
         return 0;
+}
+
+int repo_index_pack(struct repo *r, const char *name, uint64_t size)
+{
+        uint8_t hash[HASH_LEN], actual[HASH_LEN];
+        _cleanup_free_ struct pack_entry *entries = NULL;
+        size_t n = 0;
+        int64_t pack_id;
+        struct catalog *c = r->catalog;
+
+        if (!c || !r->writable)
+                return 0;
+        if (pack_name_parse(name, hash) < 0)
+                return error_set(EINVAL, "'%s' is not a pack name", name);
+        int k = catalog_pack_known(c, hash);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        k = pack_read_trailer(r->be, name, size, &entries, &n, actual);
+        if (k < 0)
+                return k;
+        if (memcmp(actual, hash, HASH_LEN) != 0)
+                return error_set(BERTH_ECORRUPT, "pack %s: its name is not the hash of its trailer", name);
+        k = catalog_begin(c);
+        if (k == 0)
+                k = catalog_pack_add(c, hash, size, (uint32_t)n, &pack_id);
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
+                                            .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
+                                            .flags = entries[i].flags };
+                memcpy(ch.id, entries[i].id, HASH_LEN);
+                k = catalog_chunk_add(c, &ch);
+        }
+        if (k < 0) {
+                catalog_rollback(c);
+                return k;
+        }
+        k = catalog_commit(c);
+        return k < 0 ? k : 1;
 }
 
 static void dctx_freep(ZSTD_DCtx **d) { ZSTD_freeDCtx(*d); }

@@ -274,6 +274,12 @@ int repo_have_chunks(struct repo *r, const uint8_t (*ids)[32], size_t n, uint8_t
  * -BERTH_ECORRUPT when it could not be indexed, -errno; with a message.
  * Needs REPO_WRITE. */
 int repo_announce_snapshot(struct repo *r, const char *id);
+/* Records pack object `name` (size bytes, already stored and verified) and
+ * its chunks in the catalog, as a writer's recovery would, so that
+ * repo_have_chunks() counts them at once.  1 when recorded, 0 when it was
+ * known already or there is no catalog to write (REPO_READ, REPO_REBUILD),
+ * -errno with a message. */
+int repo_index_pack(struct repo *r, const char *name, uint64_t size);
 /* Verifies a whole pack held in the local file fd (size bytes) before it
  * is published as object `name` ("packs/<2 hex>/<64 hex>"): the header,
  * the trailer, the name equal to the trailer's hash, and every chunk's

@@ -142,7 +142,8 @@ static int do_open(struct server *s, const struct wire_msg *m)
         }
         if (!path_allowed(s, real)) {
                 msg = xasprintf("repository %s is outside the directories this server may open", path);
-                log_debug("serve: refused %s (%s)", path, real);
+                _cleanup_free_ char *esc = escape_text(real);
+                log_debug("serve: refused %s", esc);
                 return send_error(s, m->tag, EACCES, msg);
         }
         if (m->open.mode == WIRE_OPEN_MAINTENANCE && s->o->append_only)
@@ -166,7 +167,8 @@ static int do_open(struct server *s, const struct wire_msg *m)
         }
         s->repo = r;
         s->mode = m->open.mode;
-        log_debug("serve: opened %s (mode %u)", real, s->mode);
+        _cleanup_free_ char *esc = escape_text(real);
+        log_debug("serve: opened %s (mode %u)", esc, s->mode);
         struct wire_msg w = { .type = WIRE_OPENED, .tag = m->tag };
         w.opened.repo_id = wire_str(repo_id(r));
         w.opened.config = cfg.data;
@@ -428,6 +430,12 @@ static int put_publish(struct server *s, const uint8_t want[32])
                 struct backend_spool sp = { .dirfd = repo_spool_dirfd(s->repo), .name = s->put_tmp,
                                             .fd = s->put_fd, .size = s->put_size };
                 k = backend_put_file(be, s->put_name, &sp);
+                if (k >= 0) {
+                        /* so that HAVE counts its chunks before ANNOUNCE */
+                        int j = repo_index_pack(s->repo, s->put_name, s->put_size);
+                        if (j < 0)
+                                return j;
+                }
         } else {
                 _cleanup_free_ uint8_t *data = xmalloc(s->put_size ? s->put_size : 1);
                 k = pread_all(s->put_fd, data, s->put_size, 0);

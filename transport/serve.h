@@ -9,6 +9,18 @@
  * id) before it becomes visible, and nothing is written outside the
  * repository.  It logs at debug level only and never exits: the caller
  * (agent/cmd-serve.c) decides the exit status.
+ *
+ * Where protocol.h leaves a choice:
+ *  - Objects are never replaced (backend.h: an object is immutable): a PUT
+ *    without WIRE_PUT_CREATE of a name that holds other bytes is ERROR
+ *    EEXIST (EPERM under --append-only); the same bytes again are OK.
+ *  - A request the open mode does not allow (PUT or ANNOUNCE when opened
+ *    for reading, DELETE unless opened for maintenance) is ERROR EROFS.
+ *  - Maintenance mode opens the repository as REPO_REBUILD, without its
+ *    catalog: HAVE and ANNOUNCE are refused there.
+ *  - A stored pack is recorded in the catalog at once (HAVE counts its
+ *    chunks); ANNOUNCE checks that the catalog knows every chunk the
+ *    snapshot references, then indexes it.
  */
 #ifndef BERTH_TRANSPORT_SERVE_H
 #define BERTH_TRANSPORT_SERVE_H

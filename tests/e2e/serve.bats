@@ -94,14 +94,48 @@ EOF
         [ "${lines[1]}" = "exit 1" ]
 }
 
+@test "serve: OPEN takes the repository's lock for the whole connection" {
+        make_repo "$T/r" a
+        # a writer that holds its connection open for a while
+        { printf 'hello\nopen %s write\n' "$T/r"; sleep 4; printf 'bye\n'; } | wire > "$T/first" &
+        BG_PIDS="$!"
+        for _ in $(seq 50); do grep -q OPENED "$T/first" 2>/dev/null && break; sleep 0.1; done
+        grep -q OPENED "$T/first"
+        run wire <<EOF
+hello
+open $T/r write 0
+open $T/r read
+bye
+EOF
+        echo "$output"
+        [[ "${lines[1]}" == "ERROR 10002 "* ]]     # BERTH_ELOCKED
+        [[ "${lines[2]}" == "OPENED "* ]]          # readers go alongside a writer
+        wait "$BG_PIDS"
+        BG_PIDS=
+        [ "$(cat "$T/first")" = "WELCOME 1 0
+$(sed -n 2p "$T/first")
+OK
+exit 0" ]
+        # released at BYE
+        run wire <<EOF
+hello
+open $T/r maintenance 0
+bye
+EOF
+        [[ "${lines[1]}" == "OPENED "* ]]
+}
+
 @test "serve: a valid pack PUT from another repository lands; with its snapshot and ANNOUNCE it is restorable" {
         make_repo "$T/a" a
         berth -r "$T/b" init -q
         pack=$(pack_of "$T/a")
+        small=$(sha256sum < "$T/src-a/small" | cut -c1-64)
         run wire <<EOF
 hello
 open $T/b write
+have $small
 put $pack $T/a/$pack frame 65536
+have $small
 put snapshots/$SNAP $T/a/snapshots/$SNAP create
 announce $SNAP
 bye
@@ -110,7 +144,9 @@ EOF
         [ "$status" -eq 0 ]
         [ "$output" = "WELCOME 1 0
 $(sed -n 2p <<<"$output")
+LACK 1
 OK
+LACK 0
 OK
 OK
 OK
@@ -123,6 +159,23 @@ exit 0" ]
         run berth -r "$T/b" restore "$SNAP" --target "$T/out"
         [ "$status" -eq 0 ]
         diff -r "$T/src-a" "$T/out"
+
+        # a snapshot whose pack was not stored is not announced
+        make_repo "$T/e" e
+        berth -r "$T/f" init -q
+        run wire <<EOF
+hello
+open $T/f write
+announce $SNAP
+put snapshots/$SNAP $T/e/snapshots/$SNAP
+announce $SNAP
+bye
+EOF
+        echo "$output"
+        [[ "${lines[2]}" == "ERROR 10004 snapshot $SNAP was not stored" ]]
+        [ "${lines[3]}" = OK ]
+        [[ "${lines[4]}" == "ERROR 10001 snapshot ${SNAP:0:12}: "*"not stored" ]]
+        [ -z "$(berth -r "$T/f" snapshots -q)" ]
 
         # a pack alone, indexed by a catalog rebuild
         make_repo "$T/c" c
