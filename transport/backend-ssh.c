@@ -140,9 +140,11 @@ static int ssh_get(struct backend *b, const char *name, size_t max, struct buf *
 {
         struct remote *rm = R(b);
         struct buf out = { 0 };
+        /* One byte more than max tells a too large object. */
+        size_t room = max < SIZE_MAX ? max + 1 : SIZE_MAX;
         LOCKED(rm);
         for (;;) {
-                size_t want = MIN((size_t)PIECE, max + 1 - out.len), n = 0;
+                size_t want = MIN((size_t)PIECE, room - out.len), n = 0;
                 buf_reserve(&out, want);
                 int k = get_piece(rm, name, out.len, (uint32_t)want, out.data + out.len, &n);
                 if (k < 0) {
@@ -154,7 +156,7 @@ static int ssh_get(struct backend *b, const char *name, size_t max, struct buf *
                         buf_free(&out);
                         return -EFBIG;
                 }
-                if (n < want)
+                if (n < want || out.len == room)
                         break;
         }
         buf_free(ret);

@@ -183,6 +183,15 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         run rb snapshots
         [ "$status" -eq 0 ]
         [[ "$output" == *two* ]]
+
+        # one removed over there (and its catalog rebuilt) is dropped here
+        rm "$REPO/snapshots/$id"
+        timeout -k 5 60 "$BERTH" -r "$REPO" catalog rebuild
+        run rb snapshots
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" != *"${id:0:12}"* ]]
+        [[ "$output" == *two* ]]
 }
 
 @test "remote: init, catalog rebuild and recover refuse ssh:// and create nothing here" {
