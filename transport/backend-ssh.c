@@ -495,10 +495,12 @@ static int no_server(struct remote *rm, const char *berth)
 {
         int status = -1;
         ssh_channel_close(rm->channel, &status);
-        _cleanup_free_ char *err = escape_text(ssh_channel_stderr(rm->channel));
-        size_t n = strlen(err);
-        while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
-                err[--n] = 0;
+        /* The far side's words: trimmed, then escaped. */
+        _cleanup_free_ char *raw = xstrdup(ssh_channel_stderr(rm->channel));
+        size_t n = strlen(raw);
+        while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r' || raw[n - 1] == ' '))
+                raw[--n] = 0;
+        _cleanup_free_ char *err = escape_text(raw);
         rm->broken = true;
         if (status == 127 || status == 126)
                 return error_set(ENOENT,

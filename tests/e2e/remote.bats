@@ -226,3 +226,20 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         echo "$output"
         [ "$status" -eq 0 ]
 }
+
+@test "remote: a far side that does not speak the protocol is refused cleanly" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        # garbage instead of WELCOME
+        printf '#!/bin/sh\nprintf "HTTP/1.0 200 OK\\r\\n\\r\\n"; cat > /dev/null\n' > "$T/junk"
+        # a frame length far past the bound
+        printf '#!/bin/sh\nprintf "\\377\\377\\377\\177"; head -c 100000000 /dev/zero\n' > "$T/huge"
+        chmod +x "$T/junk" "$T/huge"
+        for fake in junk huge; do
+                run timeout -k 5 30 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" \
+                        --remote-berth "$T/$fake" snapshots
+                echo "$output"
+                [ "$status" -eq 1 ]
+                [[ "$output" == *"protocol"* || "$output" == *"frame"* ]]
+        done
+        [ ! -e "$BERTH_CACHE_DIR" ]
+}
