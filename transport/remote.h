@@ -34,7 +34,10 @@ struct remote_options {
  *
  * The backend's calls hold one mutex for each request and its reply (one
  * channel, one request at a time): reader threads calling get_range at
- * once are served one after the other, each paying a round trip.
+ * once are served one after the other.  A small get_range reads 1 MiB from
+ * its offset and keeps the last four such windows, so a pack's chunks read
+ * in order cost about one round trip per MiB (a 96 MiB restore: ~110
+ * requests for ~2700 chunks), and a lone small read up to 1 MiB more bytes.
  * Writing a "snapshots/<id>" object also ANNOUNCEs the id, so the far
  * side's own catalog indexes it. */
 int backend_ssh_open(struct ssh_session *s, const struct remote_options *o, struct backend **ret);
