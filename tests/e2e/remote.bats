@@ -117,6 +117,18 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         echo "$output"
         [ "$status" -eq 0 ]
         cmp "$T/src/f" "$T/out/f"
+
+        # restore's own -i is --include: --identity still names the key
+        echo other > "$T/src/g"
+        run timeout -k 5 60 "$BERTH" backup --path "$T/src" -n small --identity "$SSHD_USER_KEY" \
+                --known-hosts "$KH" --remote-berth "$BERTH"
+        [ "$status" -eq 0 ]
+        run timeout -k 5 60 "$BERTH" --identity "$SSHD_USER_KEY" restore small@latest --target "$T/only-g" -i g \
+                --known-hosts "$KH" --remote-berth "$BERTH"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(cat "$T/only-g/g")" = other ]
+        [ ! -e "$T/only-g/f" ]
 }
 
 @test "remote: an unknown host key is refused before anything is sent" {
