@@ -28,6 +28,7 @@ setup() {
 }
 
 teardown() {
+        for p in ${BG_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
         sshd_down
         docker_down
         if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
@@ -145,6 +146,14 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         [ ! -s "$KH" ]
         # nothing ran on the far side: no session was even authenticated
         ! grep -q "Accepted publickey" "$T/sshd/sshd.log"
+        # --accept-new-host-key records it and goes on
+        run rb --accept-new-host-key backup --path "$T/src" -n data
+        echo "$output"
+        [ "$status" -eq 0 ]
+        grep -q "^\[127.0.0.1\]:$SSHD_PORT " "$KH"
+        run rb snapshots
+        [ "$status" -eq 0 ]
+        [[ "$output" == *data* ]]
 }
 
 @test "remote: a wrong remote path and a missing remote berth are clear errors" {
@@ -254,4 +263,37 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
                 [[ "$output" == *"protocol"* || "$output" == *"frame"* ]]
         done
         [ ! -e "$BERTH_CACHE_DIR" ]
+}
+
+@test "remote: a backup killed part-way is resumed without sending again what had arrived" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO" --pack-size 1M
+        mkdir -p "$T/src"
+        head -c 150000000 /dev/urandom > "$T/src/big"
+        # berth itself in the background (its pid, to kill it), bounded by the loop below
+        "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" \
+                backup --path "$T/src" -n big > "$T/first.log" 2>&1 &
+        pid=$!
+        BG_PIDS=$pid
+        for _ in $(seq 1 300); do
+                [ "$(find "$REPO/packs" -type f | wc -l)" -ge 30 ] && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.05
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        BG_PIDS=
+        [ ! -s "$T/first.log" ] || ! grep -q "^[0-9a-f]\{64\}$" "$T/first.log" # it did not finish
+        arrived=$(du -sb "$REPO/packs" | cut -f1)
+        echo "arrived before the kill: $arrived bytes" >&3
+        [ "$arrived" -gt 20000000 ]
+
+        run --separate-stderr rb -v -v --lock-wait 20 backup --path "$T/src" -n big
+        [ "$status" -eq 0 ]
+        output=$stderr
+        sent=$(sent_bytes)
+        echo "the rerun sent $sent bytes" >&3
+        [ $((sent + arrived)) -lt 160000000 ]
+        run rb restore big@latest --target "$T/out"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/big" "$T/out/big"
 }
