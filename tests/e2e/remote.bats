@@ -25,6 +25,7 @@ setup() {
         sshd_known_line ed25519 > "$KH"
         REPO=$T/repo
         URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
+        cd "$T" # a berth that takes ssh:// for a local path creates nothing in the worktree
 }
 
 teardown() {
@@ -172,6 +173,7 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         [[ "$output" == *"not a Berth repository"* ]]
 
         URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
+        cd "$T" # a berth that takes ssh:// for a local path creates nothing in the worktree
         run timeout -k 5 60 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" \
                 --remote-berth /nonexistent/berth snapshots
         echo "$output"
