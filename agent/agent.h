@@ -38,6 +38,12 @@ struct settings {
         int hook_timeout;      /* seconds a berth.pre/berth.post hook may run */
         uint64_t docker_wait;  /* seconds to wait for an unreachable Docker daemon */
         bool no_auto_recover;  /* open_repo() leaves the quiesce journal alone */
+        char *identity;        /* -i, --identity: SSH key file; NULL: agent, then ~/.ssh/id_* */
+        char *known_hosts;     /* --known-hosts; NULL: ~/.ssh/known_hosts */
+        bool accept_new_host_key;
+        char *remote_berth;    /* --remote-berth: the far side's berth; NULL: "berth" */
+        char *state_dir;       /* where this host keeps the repository's local state: the
+                                * repository itself, or the cache of a remote one (open_repo) */
 };
 
 extern struct settings settings;
@@ -53,8 +59,14 @@ int settings_load(void);
         { "quiet", no_argument, NULL, 'q' },                             \
         { "lock-wait", required_argument, NULL, 0x1002 },                \
         { "no-progress", no_argument, NULL, 0x1003 },                    \
+        { "identity", required_argument, NULL, 0x1004 },                 \
+        { "known-hosts", required_argument, NULL, 0x1005 },              \
+        { "accept-new-host-key", no_argument, NULL, 0x1006 },            \
+        { "remote-berth", required_argument, NULL, 0x1007 },             \
         { "help", no_argument, NULL, 'h' }
-#define GLOBAL_SHORT "r:vqh"
+/* -i is --identity, except for a command that has its own -i (restore and
+ * export: --include), where --identity still works. */
+#define GLOBAL_SHORT "r:vqhi:"
 
 /* Handles a global option returned by getopt_long; returns 1 when it was
  * one, 0 when not, -1 on a bad value (after saying so). */
@@ -89,9 +101,12 @@ int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(pri
 int fail(int err, const char *what);
 
 /* Opens the repository named by settings.repo (creating it for a writer
- * when its directory is missing or empty), then puts back containers an
+ * when its directory is missing or empty; over SSH for ssh://user@host[:port]/path,
+ * with a local cache, see transport/remote.h), then puts back containers an
  * interrupted run left quiesced. */
 int open_repo(enum repo_mode mode, struct repo **ret);
+/* Whether settings.repo names a repository on another host (ssh://). */
+bool repo_is_remote(void);
 /* Resumes containers from open quiesce journal rows: all of this host's
  * when `all` (the caller holds the exclusive lock), else those whose owner
  * process is gone. */

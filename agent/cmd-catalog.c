@@ -28,6 +28,9 @@ static int run(int argc, char **argv)
         if (argc - optind != 1 || strcmp(argv[optind], "rebuild") != 0)
                 return usage_error("catalog", "the only subcommand is 'rebuild'");
 
+        if (repo_is_remote())
+                return usage_error("catalog", "%s is on another host: run 'berth catalog rebuild' there (this "
+                                   "host's cache of it is rebuilt by deleting it)", settings.repo);
         _cleanup_(repo_freep) struct repo *repo = NULL;
         int64_t t0 = mono_ns();
         r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);

@@ -67,6 +67,8 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("init", "unexpected argument '%s'", argv[optind]);
 
+        if (repo_is_remote())
+                return usage_error("init", "%s is on another host: run 'berth init' there", settings.repo);
         int r = repo_init(settings.repo, &st);
         if (r < 0)
                 return fail(r, "init");

@@ -58,6 +58,9 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("recover", "unexpected argument '%s'", argv[optind]);
 
+        if (repo_is_remote())
+                return usage_error("recover", "%s is on another host: 'berth recover' works on a local "
+                                   "repository (the quiesce journal of this host's runs)", settings.repo);
         _cleanup_free_ char *config = xasprintf("%s/config", settings.repo);
         if (access(config, F_OK) < 0) {
                 if (!settings.quiet && !settings.json)

@@ -69,7 +69,7 @@ static int run(int argc, char **argv)
         /* The repository is optional here: without one, nothing was backed up. */
         _cleanup_(repo_freep) struct repo *repo = NULL;
         struct stat st;
-        if (stat(settings.repo, &st) == 0 && open_repo(REPO_READ, &repo) < 0) {
+        if ((repo_is_remote() || stat(settings.repo, &st) == 0) && open_repo(REPO_READ, &repo) < 0) {
                 log_warning("%s; backup times are not shown", error_message());
                 repo = NULL;
         }

@@ -1,11 +1,13 @@
 /* main.c — settings, global options and the command dispatch table. */
 #include <ctype.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
 
 #include "agent.h"
 #include "quiesce.h"
+#include "../transport/remote.h"
 
 struct settings settings;
 volatile sig_atomic_t interrupted;
@@ -32,13 +34,22 @@ static const char main_help[] =
         "  -q, --quiet          only errors and the command's result\n"
         "      --lock-wait SEC  wait up to SEC seconds for a repository another process holds\n"
         "      --no-progress    no progress line, even on a terminal\n"
+        "\n"
+        "  A repository on another host: -r ssh://[USER@]HOST[:PORT]/PATH; it is served there\n"
+        "  by 'berth serve --stdio', and this host keeps a cache of its catalog.\n"
+        "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*);\n"
+        "                       restore and export take --identity only (-i is --include)\n"
+        "      --known-hosts FILE  host keys to check the server against (~/.ssh/known_hosts)\n"
+        "      --accept-new-host-key  record an unknown host's key instead of refusing it\n"
+        "      --remote-berth PATH  berth on the far side (default: berth, in its PATH)\n"
         "  -h, --help           this help, or a command's help after the command\n"
         "      --version        the version\n"
         "\n"
         "Configuration: built-in defaults, then /etc/berth/berth.conf (or $BERTH_CONFIG), then\n"
         "BERTH_REPO, BERTH_LEVEL, BERTH_LOCK_WAIT, BERTH_UNCHANGED, BERTH_QUIESCE, BERTH_DOCKER_WAIT,\n"
-        "BERTH_LOG_LEVEL, then flags.  Docker is reached at $DOCKER_HOST (default\n"
-        "unix:///var/run/docker.sock).\n"
+        "BERTH_LOG_LEVEL, BERTH_SSH_IDENTITY, BERTH_SSH_KNOWN_HOSTS, BERTH_REMOTE_BERTH,\n"
+        "BERTH_CACHE_DIR (where remote repositories are cached), then flags.  Docker is reached\n"
+        "at $DOCKER_HOST (default unix:///var/run/docker.sock).\n"
         "\n"
         "Exit status:\n"
         "  0  success\n"
@@ -131,6 +142,22 @@ int global_option(int c, const char *arg)
         case 0x1003:
                 settings.progress = false;
                 return 1;
+        case 'i':
+        case 0x1004:
+                free(settings.identity);
+                settings.identity = xstrdup(arg);
+                return 1;
+        case 0x1005:
+                free(settings.known_hosts);
+                settings.known_hosts = xstrdup(arg);
+                return 1;
+        case 0x1006:
+                settings.accept_new_host_key = true;
+                return 1;
+        case 0x1007:
+                free(settings.remote_berth);
+                settings.remote_berth = xstrdup(arg);
+                return 1;
         default:
                 return 0;
         }
@@ -145,7 +172,9 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
 
         snprintf(all_short, sizeof all_short, "%s%s", GLOBAL_SHORT, shortopts ? shortopts : "");
         while ((c = getopt_long(argc, argv, all_short, opts ? opts : global_only, NULL)) != -1) {
-                int g = global_option(c, optarg);
+                /* A command's own -i (--include) wins over --identity's. */
+                bool own_i = c == 'i' && shortopts && strchr(shortopts, 'i');
+                int g = own_i ? 0 : global_option(c, optarg);
                 if (g < 0)
                         return EXIT_USAGE;
                 if (g)
@@ -270,6 +299,12 @@ int settings_load(void)
                         return log_error("BERTH_QUIESCE: use pause, stop or none");
                 settings.quiesce = (int)a;
         }
+        if ((e = getenv("BERTH_SSH_IDENTITY")) && *e)
+                settings.identity = xstrdup(e);
+        if ((e = getenv("BERTH_SSH_KNOWN_HOSTS")) && *e)
+                settings.known_hosts = xstrdup(e);
+        if ((e = getenv("BERTH_REMOTE_BERTH")) && *e)
+                settings.remote_berth = xstrdup(e);
         if ((e = getenv("BERTH_UNCHANGED")) && *e) {
                 free(settings.unchanged);
                 settings.unchanged = xstrdup(e);
@@ -284,8 +319,75 @@ static bool missing_or_empty(const char *path)
         return r == 1 || r == -ENOENT;
 }
 
+bool repo_is_remote(void)
+{
+        return strncmp(settings.repo, "ssh://", 6) == 0;
+}
+
+/* The cache directory of remote repository `id`: $BERTH_CACHE_DIR/<id>,
+ * /var/cache/berth/<id> for root, else $XDG_CACHE_HOME or ~/.cache. */
+static char *cache_dir(const char *id)
+{
+        const char *e = getenv("BERTH_CACHE_DIR");
+        if (e && *e)
+                return xasprintf("%s/%s", e, id);
+        if (geteuid() == 0)
+                return xasprintf("/var/cache/berth/%s", id);
+        if ((e = getenv("XDG_CACHE_HOME")) && *e == '/')
+                return xasprintf("%s/berth/%s", e, id);
+        e = getenv("HOME");
+        return xasprintf("%s/.cache/berth/%s", e && *e ? e : "/tmp", id);
+}
+
+static int open_remote_repo(enum repo_mode mode, struct repo **ret)
+{
+        _cleanup_(ssh_destination_clear) struct ssh_destination d = { 0 };
+        int r = ssh_parse_destination(settings.repo, &d);
+        if (r < 0)
+                return r;
+        if (!d.path || !*d.path)
+                return error_set(EINVAL, "%s names no repository directory: use ssh://[USER@]HOST[:PORT]/PATH",
+                                 settings.repo);
+        struct ssh_options o = {
+                .user = d.user,
+                .host = d.host,
+                .port = d.port,
+                .identity_file = settings.identity,
+                .known_hosts = settings.known_hosts,
+                .accept_new_host_key = settings.accept_new_host_key,
+        };
+        struct ssh_session *s;
+        r = ssh_connect(&o, &s);
+        if (r < 0)
+                return r;
+        struct remote_options ro = {
+                .remote_berth = settings.remote_berth,
+                .path = d.path,
+                .mode = mode,
+                .lock_wait = (unsigned)MIN(settings.lock_wait, (uint64_t)UINT_MAX),
+                .where = settings.repo,
+        };
+        struct backend *be;
+        r = backend_ssh_open(s, &ro, &be);
+        if (r < 0)
+                return r;
+        free(settings.state_dir);
+        settings.state_dir = cache_dir(backend_ssh_repo_id(be));
+        return repo_open_backend(be, settings.state_dir, mode, settings.lock_wait, ret);
+}
+
 int open_repo(enum repo_mode mode, struct repo **ret)
 {
+        if (repo_is_remote()) {
+                int r = open_remote_repo(mode, ret);
+                if (r < 0)
+                        return r;
+                if (!settings.no_auto_recover)
+                        recover_containers(*ret, false, NULL);
+                return 0;
+        }
+        free(settings.state_dir);
+        settings.state_dir = xstrdup(settings.repo);
         /* A writer creates the repository on first use, so a timer on a
          * new host just works; only where nothing else lives. */
         if (mode == REPO_WRITE && missing_or_empty(settings.repo)) {

@@ -62,7 +62,8 @@ static void signals_release(void)
  * when another process kept it for JOURNAL_LOCK_WAIT_NS. */
 static int journal_lock(void)
 {
-        _cleanup_free_ char *path = xasprintf("%s/journal.lock", settings.repo);
+        const char *dir = settings.state_dir ? settings.state_dir : settings.repo;
+        _cleanup_free_ char *path = xasprintf("%s/journal.lock", dir);
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
                 log_debug("not locking %s: %s", path, strerror(errno));

@@ -2,9 +2,9 @@
  *
  * A repository's data is a set of immutable objects named by relative
  * keys: "config", "packs/ab/<64 hex>", "snapshots/<64 hex>".  A backend
- * stores them and nothing else: today a local directory (backend-local.c);
- * later the same directory on another host over SSH (transport/) and a
- * bucket prefix on S3-compatible storage.  The engine reaches objects only
+ * stores them and nothing else: a local directory (backend-local.c), the
+ * same directory on another host over SSH (transport/backend-ssh.c), later
+ * a bucket prefix on S3-compatible storage.  The engine reaches objects only
  * through these calls, so it never knows where its bytes live: no call
  * takes or returns a path or a descriptor of the repository.
  *

@@ -387,3 +387,185 @@ fail:
         repo_free(r);
         return k;
 }
+
+/* ---- a repository elsewhere, with a local cache ------------------------------------ */
+
+struct names {
+        char **v;
+        size_t n, cap;
+};
+
+static int collect_name(void *ud, const char *name, uint64_t size)
+{
+        struct names *l = ud;
+        (void)size;
+        if (l->n == l->cap) {
+                l->cap = l->cap ? 2 * l->cap : 64;
+                l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+        }
+        l->v[l->n++] = xstrdup(name);
+        return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool names_has(const struct names *l, const char *name)
+{
+        return l->n > 0 && bsearch(&name, l->v, l->n, sizeof *l->v, cmp_str) != NULL;
+}
+
+struct stale_state {
+        const struct names *objects;
+        bool stale;
+};
+
+static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct stale_state *st = ud;
+        char name[96];
+        (void)id, (void)size, (void)nchunks;
+        pack_path(hash, name, sizeof name);
+        if (!names_has(st->objects, name)) {
+                log_debug("the cache lists %s, which is gone", name);
+                st->stale = true;
+        }
+        return 0;
+}
+
+/* Whether the cached catalog lists a pack or a snapshot the backend no
+ * longer has (pruned, or another repository under the same id). */
+static int cache_stale(struct repo *r, bool *ret)
+{
+        struct names objects = { 0 };
+        struct stale_state st = { .objects = &objects };
+        int k = backend_list(r->be, "packs/", collect_name, &objects);
+        if (k == 0)
+                k = backend_list(r->be, "snapshots/", collect_name, &objects);
+        if (k == 0) {
+                if (objects.n > 1)
+                        qsort(objects.v, objects.n, sizeof *objects.v, cmp_str);
+                k = catalog_pack_foreach(r->catalog, check_pack, &st);
+                if (k > 0)
+                        k = 0;
+        }
+        struct catalog_snapshot *snaps = NULL;
+        size_t n = 0;
+        if (k == 0 && !st.stale && (k = catalog_snapshot_list(r->catalog, NULL, &snaps, &n)) == 0) {
+                for (size_t i = 0; i < n && !st.stale; i++) {
+                        _cleanup_free_ char *name = xasprintf("snapshots/%s", snaps[i].id);
+                        st.stale = !names_has(&objects, name);
+                }
+                catalog_snapshot_list_free(snaps, n);
+        }
+        for (size_t i = 0; i < objects.n; i++)
+                free(objects.v[i]);
+        free(objects.v);
+        *ret = st.stale;
+        return k;
+}
+
+static void unlink_catalog(int dfd)
+{
+        static const char *const names[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                unlinkat(dfd, names[i], 0);
+}
+
+/* Brings the cached catalog up to date with the backend.  Needs the cache's
+ * writer lock. */
+static int cache_sync(struct repo *r)
+{
+        bool stale = false;
+        int k = catalog_open(r->catalog_path, true, &r->catalog);
+        if (k == 0)
+                k = cache_stale(r, &stale);
+        if (k == 0 && stale) {
+                log_debug("the cache of %s lists objects that are gone: rebuilding it", r->path);
+                catalog_free(r->catalog);
+                r->catalog = NULL;
+                unlink_catalog(r->local_dirfd);
+                k = catalog_open(r->catalog_path, true, &r->catalog);
+        }
+        if (k < 0)
+                return k;
+        struct store *s;
+        k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = repo_recover(r, s, true);
+        store_free(s);
+        return k;
+}
+
+int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
+                      struct repo **ret)
+{
+        struct repo *r = xcalloc(1, sizeof *r);
+        struct buf b = { 0 };
+        int k;
+
+        r->path = xstrdup(be->where);
+        r->be = be;
+        r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
+        r->writable = mode != REPO_READ;
+
+        k = mkdir_p(state_dir, 0700);
+        if (k < 0 && k != -EEXIST) {
+                k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));
+                goto fail;
+        }
+        r->local_dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->local_dirfd < 0 || (mkdirat(r->local_dirfd, "tmp", 0700) < 0 && errno != EEXIST)) {
+                k = error_set(errno, "cannot open %s: %s", state_dir, strerror(errno));
+                goto fail;
+        }
+        k = backend_get(r->be, "config", 1 << 20, &b);
+        if (k < 0) {
+                k = error_set(k == -ENOENT ? BERTH_ENOTFOUND : k, "%s is not a Berth repository (%s)", r->path,
+                              k == -ENOENT ? "no config file" : berth_strerror(k));
+                goto fail;
+        }
+        buf_putc(&b, 0);
+        k = config_parse(r->path, &b, &r->cfg);
+        buf_free(&b);
+        if (k < 0)
+                goto fail;
+        if (chunker_init(&r->chunker, r->cfg.min, r->cfg.avg, r->cfg.max, r->cfg.seed) < 0 ||
+            chunker_init(&r->tree_chunker, r->cfg.tree_min, r->cfg.tree_avg, r->cfg.tree_max, r->cfg.seed) < 0) {
+                k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", r->path);
+                goto fail;
+        }
+        k = take_lock(r, mode, lock_wait);
+        if (k < 0)
+                goto fail;
+        r->spool_dirfd = openat(r->local_dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->spool_dirfd < 0) {
+                k = error_set(errno, "cannot open %s/tmp: %s", state_dir, strerror(errno));
+                goto fail;
+        }
+        r->catalog_path = xasprintf("%s/catalog.db", state_dir);
+        if (mode == REPO_WRITE)
+                k = cache_sync(r);
+        else if (mode == REPO_READ) {
+                /* A reader updates the cache when no writer here is at it
+                 * (the writer's byte, only while it syncs); else the cache
+                 * as it is will do, if there is one. */
+                bool have = lock_range(r->lockfd, F_SETLK, F_WRLCK, LOCK_WRITER) == 0;
+                if (have) {
+                        k = cache_sync(r);
+                        lock_range(r->lockfd, F_SETLK, F_UNLCK, LOCK_WRITER);
+                } else if (faccessat(r->local_dirfd, "catalog.db", F_OK, 0) == 0)
+                        k = catalog_open(r->catalog_path, false, &r->catalog);
+                else
+                        k = error_set(BERTH_ELOCKED, "the local cache of %s (%s) is being built by another berth; "
+                                                     "try again when it is done",
+                                      r->path, state_dir);
+        }
+        if (k < 0)
+                goto fail;
+        *ret = r;
+        return 0;
+fail:
+        repo_free(r);
+        return k;
+}

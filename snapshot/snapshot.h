@@ -48,6 +48,18 @@ enum repo_mode {
  * the holder's pid.  A reader of a repository where the lock file cannot be
  * created (read-only media) goes without it. */
 int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct repo **ret);
+/* Opens a repository whose objects are in `be` (taken over: freed on
+ * failure too), another host's through transport/, with its local state in
+ * the directory state_dir (created, 0700): a cache of its catalog, the
+ * lock of this cache and the spool tmp/.  The repository's own locking is
+ * the backend's affair (the far side locks at open).  The cache is brought
+ * up to date first: packs and snapshot files it lacks are indexed (every
+ * snapshot file that verifies: it is data, nothing is acted on), and when
+ * it lists objects that are gone it is rebuilt.  A reader that finds the
+ * cache being updated by a writer here reads it as it is.  REPO_REBUILD
+ * opens without a catalog. */
+int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
+                      struct repo **ret);
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);
