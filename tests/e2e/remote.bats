@@ -248,6 +248,13 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         run python3 "$TREECMP" "$(mountpoint_of rvol)" "$T/out"
         echo "$output"
         [ "$status" -eq 0 ]
+        # and into a new volume on this host, from the repository over there
+        run rb restore rvol@latest --to-volume rvol2
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run python3 "$TREECMP" "$(mountpoint_of rvol)" "$(mountpoint_of rvol2)"
+        echo "$output"
+        [ "$status" -eq 0 ]
 }
 
 @test "remote: a far side that does not speak the protocol is refused cleanly" {
