@@ -120,7 +120,7 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         [ ! -e "$DST/snapshots" ] || [ -z "$(ls "$DST/snapshots")" ]
 }
 
-@test "copy: to an ssh:// repository, restored identical there; a repeat sends nothing" {
+@test "copy: to an ssh:// repository, restored identical there; a repeat sends nothing; and back from it" {
         command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
         export HOME=$T/home
         mkdir -p "$HOME"
@@ -163,6 +163,18 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         [ "$(json_get '["bytes_sent"]' <<<"$output")" -eq 0 ]
         [ "$(json_get '["snapshots_present"]' <<<"$output")" -eq 1 ]
         [ "$(dst_bytes)" -eq "$size1" ]
+
+        # and back: from the ssh:// repository into a new local one
+        run --separate-stderr b -r "$URL" "${sshopts[@]}" copy data --to "$T/back" --json
+        echo "$output $stderr"
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["snapshots_copied"]' <<<"$output")" -eq 1 ]
+        cmp "$BERTH_REPO/snapshots/$id" "$T/back/snapshots/$id"
+        run b -r "$T/back" restore "$id" --target "$T/out2"
+        [ "$status" -eq 0 ]
+        run python3 "$TREECMP" "$T/src" "$T/out2"
+        echo "$output"
+        [ "$status" -eq 0 ]
 }
 
 @test "copy: a damaged chunk in the source fails the copy and the destination gets no snapshot" {
