@@ -177,16 +177,19 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         [ "$status" -eq 0 ]
 }
 
-@test "copy: a damaged chunk in the source fails the copy and the destination gets no snapshot" {
+@test "copy: a damaged chunk in the source fails the copy, the destination gets no snapshot; repaired, a rerun sends only the rest" {
         mkdir "$T/ok" "$T/src"
         echo fine > "$T/ok/fine"
         head -c 3000000 /dev/urandom > "$T/src/victim"
         echo fine > "$T/src/fine"
+        # small packs in the destination: chunks before the damaged one are in finished packs
+        b init -r "$DST" --pack-size 1M
         b -r "$DST" backup --path "$T/ok" -n ok >/dev/null
         run b backup --path "$T/src" -n c
         [ "$status" -eq 0 ]
         id=$(last_line)
         pack=$(find "$BERTH_REPO/packs" -type f | head -n 1)
+        cp "$pack" "$T/pack.good"
         # flip bytes in the middle of the pack: inside the victim's chunks
         printf 'GARBAGE!' | dd of="$pack" bs=1 seek=1500000 conv=notrunc 2>/dev/null
 
@@ -199,6 +202,23 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         run b -r "$DST" snapshots
         [ "$status" -eq 0 ]
         [[ "$output" != *"${id:0:12}"* ]]
+        run b -r "$DST" check --read-data
+        echo "$output"
+        [ "$status" -eq 0 ]
+
+        # the source repaired: the rerun sends only what had not arrived
+        cat "$T/pack.good" > "$pack"
+        run --separate-stderr b copy c --to "$DST" --json
+        echo "$output $stderr"
+        [ "$status" -eq 0 ]
+        sent=$(json_get '["bytes_sent"]' <<<"$output")
+        skipped=$(json_get '["bytes_skipped"]' <<<"$output")
+        echo "rerun after the failure: $sent bytes sent, $skipped skipped" >&3
+        [ "$skipped" -gt 1000000 ]
+        [ "$sent" -lt 3000000 ]
+        run b -r "$DST" restore c --target "$T/out"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/victim" "$T/out/victim"
         run b -r "$DST" check --read-data
         echo "$output"
         [ "$status" -eq 0 ]
