@@ -180,7 +180,7 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
 @test "copy: a damaged chunk in the source fails the copy, the destination gets no snapshot; repaired, a rerun sends only the rest" {
         mkdir "$T/ok" "$T/src"
         echo fine > "$T/ok/fine"
-        head -c 3000000 /dev/urandom > "$T/src/victim"
+        head -c 8000000 /dev/urandom > "$T/src/victim"
         echo fine > "$T/src/fine"
         # small packs in the destination: chunks before the damaged one are in finished packs
         b init -r "$DST" --pack-size 1M
@@ -190,8 +190,9 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         id=$(last_line)
         pack=$(find "$BERTH_REPO/packs" -type f | head -n 1)
         cp "$pack" "$T/pack.good"
-        # flip bytes in the middle of the pack: inside the victim's chunks
-        printf 'GARBAGE!' | dd of="$pack" bs=1 seek=1500000 conv=notrunc 2>/dev/null
+        # flip bytes late in the pack: inside the victim's chunks, after several
+        # destination packs' worth of them
+        printf 'GARBAGE!' | dd of="$pack" bs=1 seek=6500000 conv=notrunc 2>/dev/null
 
         run b copy c --to "$DST"
         echo "$output"
@@ -214,8 +215,8 @@ dst_bytes() { du -sb "$DST/packs" | cut -f1; }
         sent=$(json_get '["bytes_sent"]' <<<"$output")
         skipped=$(json_get '["bytes_skipped"]' <<<"$output")
         echo "rerun after the failure: $sent bytes sent, $skipped skipped" >&3
-        [ "$skipped" -gt 1000000 ]
-        [ "$sent" -lt 3000000 ]
+        [ "$skipped" -gt 3000000 ]
+        [ "$sent" -lt 5000000 ]
         run b -r "$DST" restore c --target "$T/out"
         [ "$status" -eq 0 ]
         cmp "$T/src/victim" "$T/out/victim"
