@@ -105,6 +105,12 @@ int fail(int err, const char *what);
  * with a local cache, see transport/remote.h), then puts back containers an
  * interrupted run left quiesced. */
 int open_repo(enum repo_mode mode, struct repo **ret);
+/* Opens the repository at `where` (a directory, or ssh://[USER@]HOST[:PORT]/PATH)
+ * as open_repo() does, creating a local one for a writer where nothing
+ * lives, but leaves the quiesce journal alone; *ret_state_dir (freed and
+ * replaced) is where its local state is kept.  For a second repository
+ * (copy's destination). */
+int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret);
 /* Whether settings.repo names a repository on another host (ssh://). */
 bool repo_is_remote(void);
 /* Resumes containers from open quiesce journal rows: all of this host's
@@ -114,6 +120,8 @@ int recover_containers(struct repo *repo, bool all, unsigned *ret_resumed);
 
 /* Progress line on stderr, only when it is a terminal. */
 void progress_begin(const char *verb);
+/* What progress_update() counts in p->files: "files" unless set (copy: "chunks"). */
+void progress_set_unit(const char *unit);
 void progress_update(void *ud, const struct snapshot_progress *p);
 void progress_end(void);
 void report_warning(void *ud, const char *path, const char *msg);
@@ -134,6 +142,6 @@ json_object *json_backup_result(const char *source, const char *name, const stru
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
-        command_volumes, command_recover, command_serve;
+        command_volumes, command_recover, command_serve, command_copy;
 
 #endif

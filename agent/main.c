@@ -15,7 +15,7 @@ volatile sig_atomic_t interrupted;
 static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
-        &command_recover, &command_catalog, &command_serve,
+        &command_recover, &command_catalog, &command_serve, &command_copy,
 };
 
 static const char main_help[] =
@@ -319,9 +319,14 @@ static bool missing_or_empty(const char *path)
         return r == 1 || r == -ENOENT;
 }
 
+static bool url_is_remote(const char *where)
+{
+        return strncmp(where, "ssh://", 6) == 0;
+}
+
 bool repo_is_remote(void)
 {
-        return strncmp(settings.repo, "ssh://", 6) == 0;
+        return url_is_remote(settings.repo);
 }
 
 /* The cache directory of remote repository `id`: $BERTH_CACHE_DIR/<id>,
@@ -339,15 +344,15 @@ static char *cache_dir(const char *id)
         return xasprintf("%s/.cache/berth/%s", e && *e ? e : "/tmp", id);
 }
 
-static int open_remote_repo(enum repo_mode mode, struct repo **ret)
+static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
 {
         _cleanup_(ssh_destination_clear) struct ssh_destination d = { 0 };
-        int r = ssh_parse_destination(settings.repo, &d);
+        int r = ssh_parse_destination(where, &d);
         if (r < 0)
                 return r;
         if (!d.path || !*d.path)
                 return error_set(EINVAL, "%s names no repository directory: use ssh://[USER@]HOST[:PORT]/PATH",
-                                 settings.repo);
+                                 where);
         struct ssh_options o = {
                 .user = d.user,
                 .host = d.host,
@@ -365,39 +370,33 @@ static int open_remote_repo(enum repo_mode mode, struct repo **ret)
                 .path = d.path,
                 .mode = mode,
                 .lock_wait = (unsigned)MIN(settings.lock_wait, (uint64_t)UINT_MAX),
-                .where = settings.repo,
+                .where = where,
         };
         struct backend *be;
         r = backend_ssh_open(s, &ro, &be);
         if (r < 0)
                 return r;
-        free(settings.state_dir);
-        settings.state_dir = cache_dir(backend_ssh_repo_id(be));
-        return repo_open_backend(be, settings.state_dir, mode, settings.lock_wait, ret);
+        free(*ret_state_dir);
+        *ret_state_dir = cache_dir(backend_ssh_repo_id(be));
+        return repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
 }
 
-int open_repo(enum repo_mode mode, struct repo **ret)
+int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
 {
-        if (repo_is_remote()) {
-                int r = open_remote_repo(mode, ret);
-                if (r < 0)
-                        return r;
-                if (!settings.no_auto_recover)
-                        recover_containers(*ret, false, NULL);
-                return 0;
-        }
-        free(settings.state_dir);
-        settings.state_dir = xstrdup(settings.repo);
+        if (url_is_remote(where))
+                return open_remote_repo(where, mode, ret_state_dir, ret);
+        free(*ret_state_dir);
+        *ret_state_dir = xstrdup(where);
         /* A writer creates the repository on first use, so a timer on a
          * new host just works; only where nothing else lives. */
-        if (mode == REPO_WRITE && missing_or_empty(settings.repo)) {
+        if (mode == REPO_WRITE && missing_or_empty(where)) {
                 struct repo_init_options o = { .level = settings.level };
-                int r = repo_init(settings.repo, &o);
+                int r = repo_init(where, &o);
                 if (r < 0)
                         return r;
-                log_notice("created repository at %s", settings.repo);
+                log_notice("created repository at %s", where);
         }
-        int r = repo_open(settings.repo, mode, settings.lock_wait, ret);
+        int r = repo_open(where, mode, settings.lock_wait, ret);
         if (r < 0)
                 return r;
         if (settings.level)
@@ -407,6 +406,22 @@ int open_repo(enum repo_mode mode, struct repo **ret)
         if (packs || snaps)
                 log_notice("repaired what an interrupted run left: indexed %llu pack(s) and %llu snapshot(s)",
                            (unsigned long long)packs, (unsigned long long)snaps);
+        return 0;
+}
+
+int open_repo(enum repo_mode mode, struct repo **ret)
+{
+        if (repo_is_remote()) {
+                int r = open_remote_repo(settings.repo, mode, &settings.state_dir, ret);
+                if (r < 0)
+                        return r;
+                if (!settings.no_auto_recover)
+                        recover_containers(*ret, false, NULL);
+                return 0;
+        }
+        int r = open_repo_at(settings.repo, mode, &settings.state_dir, ret);
+        if (r < 0)
+                return r;
         /* Only what dead processes left: readers and writers run side by
          * side, and a live one (a restore --force, another backup) puts
          * back its own containers.  `berth recover` takes them all. */

@@ -7,6 +7,9 @@
 
 static bool progress_shown;
 static const char *progress_verb = "";
+static const char *progress_unit = "files";
+
+void progress_set_unit(const char *unit) { progress_unit = unit; }
 static int64_t progress_start, progress_last;
 
 static void progress_clear(void)
@@ -39,8 +42,8 @@ void progress_update(void *ud, const struct snapshot_progress *p)
         int width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
         double secs = (double)(mono_ns() - progress_start) / 1e9;
 
-        int n = snprintf(line, sizeof line, "%s %llu files, %s (read %s, added %s), %.0fs  %s", progress_verb,
-                         (unsigned long long)p->files, format_bytes(p->bytes, bytes, sizeof bytes),
+        int n = snprintf(line, sizeof line, "%s %llu %s, %s (read %s, added %s), %.0fs  %s", progress_verb,
+                         (unsigned long long)p->files, progress_unit, format_bytes(p->bytes, bytes, sizeof bytes),
                          format_bytes(p->bytes_read, read, sizeof read), format_bytes(p->bytes_added, added, sizeof added),
                          secs, path ? path : "");
         if (n >= width)

@@ -177,8 +177,22 @@ bool store_submit_ready(struct store *s, size_t len);
 int store_resolve(struct store *s, bool wait, uint8_t ret_id[HASH_LEN]);
 /* Waits for the workers, finishes the open pack, records everything. */
 int store_flush(struct store *s);
+/* Stores a chunk given in its stored form (flags: PACK_F_ZSTD for one zstd
+ * frame, else raw; PACK_F_TREE for a manifest chunk), as another
+ * repository's pack holds it, without compressing it again (copy.c).  The
+ * bytes are decoded once and checked against `id` before the chunk counts
+ * as stored: a mismatch fails the store (-BERTH_ECORRUPT through
+ * store_flush() and later calls, with a message naming the chunk).
+ * Returns 1 when the chunk was new, 0 when the repository had it. */
+int store_put_stored(struct store *s, const uint8_t id[HASH_LEN], uint8_t flags, const uint8_t *stored,
+                     size_t stored_len, size_t raw_len);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
+/* Reads one chunk's stored bytes (a zstd frame or raw, as its pack holds
+ * them) into out, not decoded nor verified, and its entry (id, lengths,
+ * flags) into *ret_e.  A chunk the catalog does not list is
+ * -BERTH_ECORRUPT ("missing"), as in store_read(). */
+int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *out, struct pack_entry *ret_e);
 /* 1 when the repository has the chunk (committed or pending); a chunk
  * whose pack is missing counts as absent in a writable store. */
 int store_has(struct store *s, const uint8_t id[HASH_LEN]);

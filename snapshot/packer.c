@@ -102,6 +102,23 @@ static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, s
         return j->flags | PACK_F_ZSTD;
 }
 
+/* Checks a chunk given in its stored form (store_put_stored): decoded and
+ * hashed, it must give its id.  Returns its pack flags or -errno. */
+static int verify_stored(const struct job *j, ZSTD_DCtx *dctx, struct buf *check)
+{
+        struct pack_entry e = { .stored_len = (uint32_t)j->len, .raw_len = j->raw_len, .flags = j->flags };
+        memcpy(e.id, j->id, HASH_LEN);
+        if (chunk_decode(&e, j->data, check, dctx) < 0) {
+                char hex[2 * HASH_LEN + 1];
+                hex_encode(j->id, HASH_LEN, hex);
+                return error_set(BERTH_ECORRUPT,
+                                 "chunk %.16s is damaged in the source (its stored bytes do not decode to its hash); "
+                                 "refusing to store it",
+                                 hex);
+        }
+        return j->flags;
+}
+
 /* Hashes and decides a submitted chunk; returns true when it must be stored. */
 static bool worker_hash(struct store *s, struct job *j)
 {
@@ -153,7 +170,13 @@ void *packer_main(void *arg)
                 pthread_mutex_unlock(&s->lock);
 
                 bool store = !failed && (j.known || worker_hash(s, &j));
-                int flags = store ? encode_chunk(&j, cctx, dctx, &stored, &check) : -ECANCELED;
+                int flags = !store ? -ECANCELED
+                            : j.stored ? verify_stored(&j, dctx, &check)
+                                       : encode_chunk(&j, cctx, dctx, &stored, &check);
+                /* What goes into the pack: the stored form given, or made. */
+                const uint8_t *sp = j.stored ? j.data : stored.data;
+                size_t slen = j.stored ? j.len : stored.len;
+                uint32_t raw_len = j.stored ? j.raw_len : (uint32_t)j.len;
                 struct pack_writer *full = NULL;
 
                 pthread_mutex_lock(&s->lock);
@@ -165,10 +188,10 @@ void *packer_main(void *arg)
                         if (!s->writer)
                                 r = pack_writer_new(s->repo->spool_dirfd, &s->writer);
                         if (r == 0) {
-                                struct pack_entry e = { .stored_len = (uint32_t)stored.len,
-                                                        .raw_len = (uint32_t)j.len, .flags = (uint8_t)flags };
+                                struct pack_entry e = { .stored_len = (uint32_t)slen, .raw_len = raw_len,
+                                                        .flags = (uint8_t)flags };
                                 memcpy(e.id, j.id, HASH_LEN);
-                                r = pack_writer_add(s->writer, &e, stored.data);
+                                r = pack_writer_add(s->writer, &e, sp);
                         }
                         if (r < 0)
                                 set_worker_error(s, r);

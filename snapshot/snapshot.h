@@ -253,6 +253,36 @@ struct check_result {
  * Returns 0 when the check ran; look at ret->errors. */
 int snapshot_check(struct repo *r, const struct check_options *o, struct check_result *ret);
 
+/* ---- copy.c: replicating snapshots between repositories --------------------- */
+
+struct copy_options {
+        /* progress: files = distinct chunks looked at, bytes = their stored
+         * bytes, bytes_added = stored bytes sent to the destination. */
+        struct snapshot_events events;
+};
+
+struct copy_result {
+        char id[2 * CATALOG_HASH_LEN + 1];
+        bool present;              /* the destination had the snapshot: nothing done */
+        uint64_t chunks;           /* distinct chunks the snapshot references */
+        uint64_t chunks_sent;      /* of which the destination lacked (stored there now) */
+        uint64_t bytes_sent;       /* stored (compressed) bytes of those */
+        uint64_t bytes_skipped;    /* stored bytes of the chunks it had */
+};
+
+/* Copies snapshot `id` (a full id) of src into dst (opened REPO_WRITE,
+ * local or over SSH): the chunks dst lacks, in their stored form (zstd
+ * frames are not recompressed; each is verified against its id by dst's
+ * pack writer before it counts as stored), then, once they are durable,
+ * the snapshot file with the same bytes and id, indexed in dst's catalog.
+ * A snapshot dst has already is ret->present and nothing is sent.  Damaged
+ * source data fails with -BERTH_ECORRUPT and dst gets no snapshot (only
+ * packs of verified chunks may stay, which a rerun reuses).  Interrupted
+ * (events.cancel) it is -ECANCELED.  Memory: the set of distinct chunk ids
+ * and one chunk at a time. */
+int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const struct copy_options *o,
+                  struct copy_result *ret);
+
 /* ---- access.c: what a serving end needs (transport/serve.c) --------------- */
 
 /* The repository's backend (its objects); owned by the repository. */

@@ -26,6 +26,9 @@ struct job {
         uint64_t ticket;         /* NO_TICKET for store_put() */
         uint8_t *data;
         size_t len;
+        bool stored;             /* store_put_stored(): data is already the stored form
+                                  * (flags tell which), len its length; raw_len the plain one */
+        uint32_t raw_len;
 };
 
 enum { TICKET_WAITING, TICKET_DONE, TICKET_MAYBE };

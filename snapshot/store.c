@@ -430,7 +430,7 @@ size_t store_index_bytes(const struct store *s)
         return idfilter_bytes(&s->filter) + s->pending.cap * (HASH_LEN + 1);
 }
 
-int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
+int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *out, struct pack_entry *ret_e)
 {
         struct catalog_chunk ch;
         char hex[2 * HASH_LEN + 1], path[128];
@@ -453,26 +453,94 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
         if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
                 return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
         pack_path(pack_hash, path, sizeof path);
-        buf_reset(&s->stored);
-        buf_reserve(&s->stored, ch.stored_len ? ch.stored_len : 1);
+        buf_reset(out);
+        buf_reserve(out, ch.stored_len ? ch.stored_len : 1);
         /* The backend keeps the pack open between reads. */
-        r = backend_get_range(s->repo->be, path, ch.offset, ch.stored_len, s->stored.data);
+        r = backend_get_range(s->repo->be, path, ch.offset, ch.stored_len, out->data);
         if (r == -ENOENT)
                 return error_set(BERTH_ECORRUPT, "cannot open pack %s: %s", path, strerror(ENOENT));
         if (r == -EIO)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated", path);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", path, berth_strerror(r));
-        struct pack_entry e = { .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
-                                .flags = ch.flags };
-        memcpy(e.id, id, HASH_LEN);
+        out->len = ch.stored_len;
+        *ret_e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
+                                      .flags = ch.flags };
+        memcpy(ret_e->id, id, HASH_LEN);
+        return 0;
+}
+
+int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
+{
+        struct pack_entry e;
+        int r = store_read_stored(s, id, &s->stored, &e);
+        if (r < 0)
+                return r;
         r = chunk_decode(&e, s->stored.data, out, s->dctx);
         if (r < 0) {
+                char hex[2 * HASH_LEN + 1], path[128];
+                struct catalog_chunk ch;
+                uint8_t pack_hash[HASH_LEN];
                 hex_encode(id, HASH_LEN, hex);
+                /* Name the pack: looked up again only on this error path. */
+                if (catalog_chunk_get(s->repo->catalog, id, &ch) > 0 &&
+                    catalog_pack_get(s->repo->catalog, ch.pack, pack_hash, NULL) > 0)
+                        pack_path(pack_hash, path, sizeof path);
+                else
+                        snprintf(path, sizeof path, "?");
                 return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (its bytes do not match its hash)",
                                  hex, path);
         }
         return 0;
+}
+
+int store_put_stored(struct store *s, const uint8_t id[HASH_LEN], uint8_t flags, const uint8_t *stored,
+                     size_t stored_len, size_t raw_len)
+{
+        if (!s->writable)
+                return error_set(EROFS, "the repository is open read-only");
+        if (stored_len > PACK_MAX_CHUNK || raw_len > PACK_MAX_CHUNK)
+                return error_set(EINVAL, "chunk of %zu bytes is too large", MAX(stored_len, raw_len));
+        if (flags & ~(PACK_F_ZSTD | PACK_F_TREE))
+                return error_set(BERTH_ECORRUPT, "chunk with unknown flags 0x%x", flags);
+        if (!(flags & PACK_F_ZSTD) && stored_len != raw_len)
+                return error_set(BERTH_ECORRUPT, "a raw chunk whose stored and plain lengths differ");
+
+        pthread_mutex_lock(&s->lock);
+        int d = store_decide_locked(s, id, raw_len);
+        pthread_mutex_unlock(&s->lock);
+        if (d == TICKET_DONE)
+                return 0;
+        if (d == TICKET_MAYBE) {
+                /* A filter hit: the catalog decides (this thread only). */
+                int r = chunk_stored(s, id);
+                pthread_mutex_lock(&s->lock);
+                if (r > 0 || (r == 0 && idset_contains(&s->pending, id))) {
+                        s->stats.chunks_dup++;
+                        pthread_mutex_unlock(&s->lock);
+                        return 0;
+                }
+                if (r < 0) {
+                        pthread_mutex_unlock(&s->lock);
+                        return r;
+                }
+                idset_add(&s->pending, id);
+                s->stats.chunks_new++;
+                s->stats.raw_new += raw_len;
+                pthread_mutex_unlock(&s->lock);
+        }
+        struct job j = { .known = true, .stored = true, .flags = flags, .ticket = NO_TICKET,
+                         .data = xmalloc(stored_len ? stored_len : 1), .len = stored_len,
+                         .raw_len = (uint32_t)raw_len };
+        memcpy(j.id, id, HASH_LEN);
+        memcpy(j.data, stored, stored_len);
+        int r = packer_enqueue(s, &j, false);
+        if (r >= 0 && have_done(s)) {
+                int k = record_done(s);
+                if (k < 0)
+                        return k;
+        }
+        return r < 0 ? r : 1;
 }
 
 int store_put_stream(struct store *s, const struct chunker *ch, struct buf *b, bool eof,
