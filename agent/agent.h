@@ -140,8 +140,23 @@ json_object *json_file(const struct catalog_file *f);
 void print_backup_result(const char *source, const char *name, const struct backup_result *b);
 json_object *json_backup_result(const char *source, const char *name, const struct backup_result *b);
 
+/* What backup_volume() made. */
+struct volume_backup_result {
+        char id[2 * CATALOG_HASH_LEN + 1];  /* the new snapshot */
+        uint64_t bytes, files;              /* the volume's size: file bytes, files */
+        int64_t window_ns;                  /* how long containers were quiesced (0: none) */
+        bool quiesced, two_phase, complete;
+};
+/* Backs up Docker volume `name` into repo exactly as `berth backup NAME`
+ * does (quiescing its containers per their labels, journaled, under
+ * --max-window's default), with a two-phase copy when two_phase is 1,
+ * never when 0, when quiescing when -1.  Shows progress but prints no
+ * result (it is in *ret).  Returns 0, or -errno once the reason has been
+ * said on stderr. */
+int backup_volume(struct repo *repo, const char *name, int two_phase, struct volume_backup_result *ret);
+
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
-        command_volumes, command_recover, command_serve, command_copy;
+        command_volumes, command_recover, command_serve, command_copy, command_migrate;
 
 #endif

@@ -75,6 +75,7 @@ struct plan {
         uint64_t max_window; /* seconds */
         bool any_failed, any_incomplete;
         json_object *results; /* --json with several volumes */
+        struct volume_backup_result *capture; /* backup_volume(): the result goes here, nothing printed */
 };
 
 static void report(struct plan *p, const char *source, const char *name, const struct backup_result *res,
@@ -82,6 +83,16 @@ static void report(struct plan *p, const char *source, const char *name, const s
 {
         if (!res->complete)
                 p->any_incomplete = true;
+        if (p->capture) {
+                snprintf(p->capture->id, sizeof p->capture->id, "%s", res->id);
+                p->capture->bytes = res->bytes;
+                p->capture->files = res->files;
+                p->capture->window_ns = q ? quiesce_window(q) : 0;
+                p->capture->quiesced = q && quiesce_needed(q);
+                p->capture->two_phase = two;
+                p->capture->complete = res->complete;
+                return;
+        }
         if (settings.json) {
                 /* Several volumes make one array: collect the objects. */
                 json_object *o = json_backup_result(source, name, res);
@@ -230,7 +241,8 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                 p->any_failed = true;
                 goto out;
         }
-        print_window(&q, two);
+        if (!p->capture)
+                print_window(&q, two);
 
         for (size_t i = 0; i < n; i++) {
                 json_object *meta = volume_target_meta(&t[i]);
@@ -300,6 +312,43 @@ static int backup_docker(struct plan *p, char *const *names, size_t nnames, bool
         docker_containers_free(list, nlist);
         if (skipped)
                 p->any_incomplete = true;
+        return 0;
+}
+
+int backup_volume(struct repo *repo, const char *name, int two_phase, struct volume_backup_result *ret)
+{
+        _cleanup_(docker_freep) struct docker *d = NULL;
+        struct docker_container *list = NULL;
+        struct volume_target *t = NULL;
+        size_t nlist = 0, n = 0;
+        char *names[] = { (char *)name };
+        struct plan p = {
+                .base = { .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted } },
+                .override = -1,
+                .two_phase = two_phase,
+                .max_window = 300,
+                .capture = ret,
+        };
+
+        memset(ret, 0, sizeof *ret);
+        int k = docker_open(settings.docker_wait, &d);
+        if (k == 0)
+                k = docker_containers(d, &list, &nlist);
+        if (k == 0)
+                k = volume_targets_named(d, list, nlist, names, 1, &t, &n);
+        if (k < 0) {
+                docker_containers_free(list, nlist);
+                fail(k, "backup");
+                return k;
+        }
+        if (n > 0)
+                backup_group(&p, repo, d, list, nlist, t, n);
+        volume_targets_free(t, n);
+        docker_containers_free(list, nlist);
+        if (interrupted)
+                return -ECANCELED;
+        if (p.any_failed || !ret->id[0])
+                return -EIO; /* backup_group said why */
         return 0;
 }
 
