@@ -89,14 +89,8 @@ static int option(int c, const char *arg, void *ud)
 /* Appends 'word', quoted for the far side's shell, and a space. */
 static void put_word(struct buf *b, const char *s)
 {
-        buf_putc(b, '\'');
-        for (; *s; s++) {
-                if (*s == '\'')
-                        buf_append(b, "'\\''", 4);
-                else
-                        buf_putc(b, (uint8_t)*s);
-        }
-        buf_append(b, "' ", 2);
+        buf_put_shell_word(b, s);
+        buf_putc(b, ' ');
 }
 
 static void ssh_options_for(const struct ssh_destination *d, struct ssh_options *o)

@@ -165,3 +165,15 @@ void le64_write(uint8_t *p, uint64_t v)
         le32_write(p, (uint32_t)v);
         le32_write(p + 4, (uint32_t)(v >> 32));
 }
+
+void buf_put_shell_word(struct buf *b, const char *s)
+{
+        buf_putc(b, '\'');
+        for (; *s; s++) {
+                if (*s == '\'')
+                        buf_append(b, "'\\''", 4);
+                else
+                        buf_putc(b, (uint8_t)*s);
+        }
+        buf_putc(b, '\'');
+}

@@ -179,6 +179,8 @@ int64_t time_ns(int64_t sec, int64_t nsec);
  * \xNN.  With backslash, a backslash is doubled, so the result is
  * unambiguous.  Valid printable UTF-8 passes unchanged. */
 void buf_put_escaped(struct buf *b, const char *s, size_t n, bool backslash);
+/* Appends s as one word for a POSIX shell: in single quotes, each ' as '\''. */
+void buf_put_shell_word(struct buf *b, const char *s);
 /* The same into a new NUL-terminated string (backslashes doubled); the
  * caller frees it. */
 char *escape_name(const char *s, size_t n);

@@ -544,18 +544,12 @@ static const struct backend_ops ssh_ops = {
         .free = ssh_free,
 };
 
-/* 'word' for the far side's shell. */
+/* 'berth' serve --stdio, for the far side's shell (a NUL-terminated string). */
 static char *shell_quote(const char *s)
 {
         struct buf b = { 0 };
-        buf_putc(&b, '\'');
-        for (; *s; s++) {
-                if (*s == '\'')
-                        buf_append(&b, "'\\''", 4);
-                else
-                        buf_putc(&b, (uint8_t)*s);
-        }
-        buf_append(&b, "' serve --stdio", 16);
+        buf_put_shell_word(&b, s);
+        buf_append(&b, " serve --stdio", 15);
         return (char *)b.data;
 }
 
