@@ -3,8 +3,9 @@
 #   make                 build ./berth
 #   make check           install missing Debian packages (as root), build, run every test
 #   make check SAN=1     the same tests against an ASan+UBSan build
-#   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run);
-#                        bench-chunks, bench-catalog, bench-window: the other measurements
+#   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run),
+#                        then, without QUICK=1 and when dockerd and sshd are there, bench-migrate;
+#                        bench-chunks, bench-catalog, bench-window, bench-migrate: the other measurements
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make deps            install the Debian packages needed to build and test
 
@@ -62,7 +63,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window install uninstall clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate install uninstall clean demo tests
 
 all: berth
 
@@ -137,6 +138,10 @@ $(BUILD)/bench/chunker-bench: tests/bench/chunker-bench.c $(LIBS)
 
 bench: berth $(BUILD)/bench/chunker-bench
 	BERTH=$(CURDIR)/$(BERTH) CHUNKER_BENCH=$(CURDIR)/$(BUILD)/bench/chunker-bench QUICK=$(QUICK) tests/bench/run.sh
+	@if [ "$(QUICK)" = 1 ]; then echo "bench: bench-migrate left out (QUICK=1; run make bench-migrate QUICK=1)"; \
+	elif ! command -v dockerd > /dev/null || [ ! -x /usr/sbin/sshd ]; then \
+		echo "bench: bench-migrate left out (needs dockerd and openssh-server)"; \
+	else BERTH=$(CURDIR)/$(BERTH) tests/bench/migrate-bench.sh; fi
 
 # Berth alone with several chunk sizes on every corpus: the table the defaults come from.
 bench-chunks: berth
@@ -149,6 +154,11 @@ bench-catalog: berth
 # The quiesce window of a 1 GiB volume, two-phase or not, on a private dockerd.
 bench-window: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/bench/quiesce-window.sh
+
+# A repeat migration of a 1 GiB volume with 1% changed, against rsync -a over
+# the same sshd: bytes on the wire, quiesce window (QUICK=1: 128 MiB; SIZE= in MiB).
+bench-migrate: berth
+	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/migrate-bench.sh
 
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh
