@@ -16,7 +16,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${BERTH:?set BERTH}"
 BERTH=$(readlink -f "$BERTH")
+# shellcheck source=tests/e2e/docker.bash
 . "$here/../e2e/docker.bash"
+# shellcheck source=tests/e2e/sshd.bash
 . "$here/../e2e/sshd.bash"
 
 size_mib=${SIZE:-1024}
@@ -32,7 +34,7 @@ for p in rsync time openssh-server openssh-client; do
 done
 
 work=$(mktemp -d /var/tmp/berth-migrate-bench.XXXXXX)
-DK1= DK2= DH1= DH2=
+DK1="" DK2="" DH1="" DH2=""
 cleanup() {
         set +e
         sshd_down
