@@ -74,9 +74,12 @@ make_volume() {
         make_tree "$T/tree"
         cp -a "$T/tree/." "$(mountpoint_of "$vol")/"
         docker run -d --name "$ctr" -l berth.quiesce=pause -v "$vol:/data" berth-test:latest idle > /dev/null
+        wait_state "$ctr" running
+}
+
 # restore --host with the SSH options of this test
 rh() {
-        timeout -k 5 180 "$BERTH" restore -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
+        timeout -k 5 180 "$BERTH" restore --identity "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
                 --remote-repo "$FAR_REPO" "$@"
 }
 
