@@ -146,6 +146,7 @@ struct volume_backup_result {
         uint64_t bytes, files;              /* the volume's size: file bytes, files */
         int64_t window_ns;                  /* how long containers were quiesced (0: none) */
         bool quiesced, two_phase, complete;
+        char volume[256];                   /* the volume backed up */
 };
 /* Backs up Docker volume `name` into repo exactly as `berth backup NAME`
  * does (quiescing its containers per their labels, journaled, under
@@ -154,6 +155,13 @@ struct volume_backup_result {
  * result (it is in *ret).  Returns 0, or -errno once the reason has been
  * said on stderr. */
 int backup_volume(struct repo *repo, const char *name, int two_phase, struct volume_backup_result *ret);
+/* Backs up the named volumes of container `container` into repo as
+ * `berth backup --container NAME` does, all under one quiesce window
+ * (anonymous volumes and bind mounts are left out, with a warning).
+ * *ret (the caller frees) gets one result per volume, *ret_n of them.
+ * Returns 0, or -errno once the reason has been said on stderr. */
+int backup_container_volumes(struct repo *repo, const char *container, int two_phase,
+                             struct volume_backup_result **ret, size_t *ret_n);
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,

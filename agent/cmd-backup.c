@@ -75,7 +75,8 @@ struct plan {
         uint64_t max_window; /* seconds */
         bool any_failed, any_incomplete;
         json_object *results; /* --json with several volumes */
-        struct volume_backup_result *capture; /* backup_volume(): the result goes here, nothing printed */
+        struct volume_backup_result *capture; /* backup_volume(): the results go here, nothing printed */
+        size_t ncapture, ncaptured;           /* capture's size, and how many are filled */
 };
 
 static void report(struct plan *p, const char *source, const char *name, const struct backup_result *res,
@@ -84,13 +85,17 @@ static void report(struct plan *p, const char *source, const char *name, const s
         if (!res->complete)
                 p->any_incomplete = true;
         if (p->capture) {
-                snprintf(p->capture->id, sizeof p->capture->id, "%s", res->id);
-                p->capture->bytes = res->bytes;
-                p->capture->files = res->files;
-                p->capture->window_ns = q ? quiesce_window(q) : 0;
-                p->capture->quiesced = q && quiesce_needed(q);
-                p->capture->two_phase = two;
-                p->capture->complete = res->complete;
+                if (p->ncaptured >= p->ncapture)
+                        return;
+                struct volume_backup_result *c = &p->capture[p->ncaptured++];
+                snprintf(c->id, sizeof c->id, "%s", res->id);
+                snprintf(c->volume, sizeof c->volume, "%s", name);
+                c->bytes = res->bytes;
+                c->files = res->files;
+                c->window_ns = q ? quiesce_window(q) : 0;
+                c->quiesced = q && quiesce_needed(q);
+                c->two_phase = two;
+                c->complete = res->complete;
                 return;
         }
         if (settings.json) {
@@ -328,6 +333,7 @@ int backup_volume(struct repo *repo, const char *name, int two_phase, struct vol
                 .two_phase = two_phase,
                 .max_window = 300,
                 .capture = ret,
+                .ncapture = 1,
         };
 
         memset(ret, 0, sizeof *ret);
@@ -349,6 +355,64 @@ int backup_volume(struct repo *repo, const char *name, int two_phase, struct vol
                 return -ECANCELED;
         if (p.any_failed || !ret->id[0])
                 return -EIO; /* backup_group said why */
+        return 0;
+}
+
+int backup_container_volumes(struct repo *repo, const char *container, int two_phase,
+                             struct volume_backup_result **ret, size_t *ret_n)
+{
+        _cleanup_(docker_freep) struct docker *d = NULL;
+        struct docker_container *list = NULL;
+        struct volume_target *t = NULL;
+        size_t nlist = 0, n = 0, m = 0;
+        struct plan p = {
+                .base = { .events = { .warning = report_warning, .progress = progress_update, .cancel = &interrupted } },
+                .override = -1,
+                .two_phase = two_phase,
+                .max_window = 300,
+        };
+
+        *ret = NULL;
+        *ret_n = 0;
+        int k = docker_open(settings.docker_wait, &d);
+        if (k == 0)
+                k = docker_containers(d, &list, &nlist);
+        if (k == 0)
+                k = volume_targets_container(d, list, nlist, container, false, &t, &n);
+        if (k < 0) {
+                docker_containers_free(list, nlist);
+                fail(k, "backup");
+                return k;
+        }
+        /* Only named volumes have a name to give on the far side. */
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(t[i].kind, "volume") != 0 || t[i].anonymous) {
+                        log_warning("'%s' is not a named volume: left out", t[i].name);
+                        volume_target_clear(&t[i]);
+                } else if (strlen(t[i].name) >= sizeof (*ret)->volume) {
+                        log_warning("volume name '%.40s...' is too long: left out", t[i].name);
+                        volume_target_clear(&t[i]);
+                } else
+                        t[m++] = t[i];
+        }
+        if (m == 0) {
+                volume_targets_free(t, m);
+                docker_containers_free(list, nlist);
+                _cleanup_free_ char *shown = escape_name(container, strlen(container));
+                fail(error_set(ENOENT, "container '%s' has no named volumes", shown), "backup");
+                return -ENOENT;
+        }
+        p.capture = xcalloc(m, sizeof *p.capture);
+        p.ncapture = m;
+        backup_group(&p, repo, d, list, nlist, t, m);
+        volume_targets_free(t, m);
+        docker_containers_free(list, nlist);
+        if (interrupted || p.any_failed || p.ncaptured != m) {
+                free(p.capture);
+                return interrupted ? -ECANCELED : -EIO; /* backup_group said why */
+        }
+        *ret = p.capture;
+        *ret_n = m;
         return 0;
 }
 

@@ -2,11 +2,12 @@
  * (back up here, copy the snapshot over SSH, restore it there). */
 #include <string.h>
 
-#include "agent.h"
-#include "../transport/transport.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] migrate VOLUME [USER@]HOST[:PORT] [--as NAME] [--live] [--force]\n"
+        "                                [--remote-repo PATH] [OPTIONS]\n"
+        "       berth [-r REPO] migrate --container NAME [USER@]HOST[:PORT] [--live] [--force]\n"
         "                                [--remote-repo PATH] [OPTIONS]\n"
         "\n"
         "Moves Docker volume VOLUME to the Docker host HOST, reached over SSH, in\n"
@@ -28,6 +29,12 @@ static const char help[] =
         "     target volume (not empty, or in use) is refused there unless --force.\n"
         "     HOST's errors are relayed (escaped) with its exit status.\n"
         "\n"
+        "With --container NAME, every named volume of container NAME (what 'berth\n"
+        "backup --container NAME' covers, less anonymous volumes and bind mounts) is\n"
+        "backed up under one quiesce window, then each is copied and restored on\n"
+        "HOST under its own name (--as does not apply).  The report is per volume,\n"
+        "with totals.\n"
+        "\n"
         "The source volume is never modified.  Its containers are running again\n"
         "(as they were) once step 1 ends, whatever happens later.  The host key is\n"
         "checked before anything is read or sent: an unknown host is refused with\n"
@@ -41,6 +48,11 @@ static const char help[] =
         "\n"
         "Options:\n"
         "      --as NAME            the volume's name on HOST (default VOLUME)\n"
+        "      --container NAME     all of container NAME's named volumes, one quiesce\n"
+        "                           window; --json then gives {\"container\", \"volumes\":\n"
+        "                           [per volume as below], \"bytes_sent\", \"volume_bytes\",\n"
+        "                           \"host\", \"remote_repo\", \"repo_created\",\n"
+        "                           \"quiesce_window_ns\", \"quiesced\", \"two_phase\"}\n"
         "      --live               two-phase copy: quiesce only for the delta\n"
         "      --force              replace the contents of an existing volume on HOST\n"
         "      --remote-repo PATH   the repository on HOST, an absolute path\n"
@@ -61,7 +73,7 @@ static const char help[] =
         "2 for a bad command line.\n";
 
 struct args {
-        const char *as, *remote_repo;
+        const char *as, *remote_repo, *container;
         bool live, force;
 };
 
@@ -81,124 +93,48 @@ static int option(int c, const char *arg, void *ud)
         case 4:
                 a->remote_repo = arg;
                 return OPT_DONE;
+        case 5:
+                a->container = arg;
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
 }
 
-/* Appends 'word', quoted for the far side's shell, and a space. */
-static void put_word(struct buf *b, const char *s)
+/* The JSON report of one volume's migration. */
+static json_object *volume_json(const struct volume_backup_result *b, const char *as, const struct copy_result *cr,
+                                json_object *restored)
 {
-        buf_put_shell_word(b, s);
-        buf_putc(b, ' ');
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "volume", json_object_new_string(b->volume));
+        json_object_object_add(j, "as", json_object_new_string(as));
+        json_object_object_add(j, "snapshot", json_object_new_string(b->id));
+        json_object_object_add(j, "remote_snapshot", json_object_new_string(cr->id[0] ? cr->id : b->id));
+        json_object_object_add(j, "volume_bytes", json_object_new_int64((int64_t)b->bytes));
+        json_object_object_add(j, "files", json_object_new_int64((int64_t)b->files));
+        json_object_object_add(j, "chunks", json_object_new_int64((int64_t)cr->chunks));
+        json_object_object_add(j, "chunks_sent", json_object_new_int64((int64_t)cr->chunks_sent));
+        json_object_object_add(j, "bytes_sent", json_object_new_int64((int64_t)cr->bytes_sent));
+        json_object_object_add(j, "bytes_skipped", json_object_new_int64((int64_t)cr->bytes_skipped));
+        json_object_object_add(j, "restore", restored);
+        return j;
 }
 
-static void ssh_options_for(const struct ssh_destination *d, struct ssh_options *o)
+static void print_backed_up(const struct volume_backup_result *b)
 {
-        *o = (struct ssh_options){
-                .user = d->user,
-                .host = d->host,
-                .port = d->port,
-                .identity_file = settings.identity,
-                .known_hosts = settings.known_hosts,
-                .accept_new_host_key = settings.accept_new_host_key,
-        };
+        char size[32];
+        _cleanup_free_ char *vol_shown = escape_name(b->volume, strlen(b->volume));
+        printf("backed up '%s' (%s, snapshot %.12s)\n", vol_shown, format_bytes(b->bytes, size, sizeof size), b->id);
 }
 
-/* What a command run on the far side did. */
-struct remote_run {
-        int status;       /* its exit status */
-        char *out;        /* its stdout, NUL-terminated */
-        char *err;        /* its stderr, trimmed and escaped */
-};
-
-static void remote_run_clear(struct remote_run *r)
+static void print_window(const struct volume_backup_result *b)
 {
-        free(r->out);
-        free(r->err);
-        *r = (struct remote_run){ 0 };
-}
-
-/* Runs the command in b (words already quoted) on d's host in a new
- * session.  Returns 0 and fills *ret whatever the command's exit status,
- * or -errno when it could not be run. */
-static int run_remote(const struct ssh_destination *d, struct buf *b, struct remote_run *ret)
-{
-        struct ssh_options o;
-        ssh_options_for(d, &o);
-        buf_putc(b, 0);
-        _cleanup_(ssh_session_freep) struct ssh_session *s = NULL;
-        int k = ssh_connect(&o, &s);
-        if (k < 0)
-                return k;
-        _cleanup_(ssh_channel_freep) struct ssh_channel *ch = NULL;
-        k = ssh_exec(s, (const char *)b->data, &ch);
-        if (k < 0)
-                return k;
-        struct buf out = { 0 };
-        for (;;) {
-                char chunk[16384];
-                ssize_t n = ssh_channel_read(ch, chunk, sizeof chunk);
-                if (n < 0) {
-                        free(out.data);
-                        return (int)n;
-                }
-                if (n > 0)
-                        buf_append(&out, chunk, (size_t)n);
-                if ((size_t)n < sizeof chunk)
-                        break;
-                if (out.len > (16u << 20)) {
-                        free(out.data);
-                        return error_set(EMSGSIZE, "%s printed more than 16 MiB", ssh_session_name(s));
-                }
-        }
-        buf_putc(&out, 0);
-        int status = 255;
-        k = ssh_channel_close(ch, &status);
-        if (k < 0) {
-                free(out.data);
-                return k;
-        }
-        _cleanup_free_ char *raw = xstrdup(ssh_channel_stderr(ch));
-        size_t n = strlen(raw);
-        while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r' || raw[n - 1] == ' '))
-                raw[--n] = 0;
-        *ret = (struct remote_run){ .status = status, .out = (char *)out.data, .err = escape_text(raw) };
-        return 0;
-}
-
-static char *dest_name(const struct ssh_destination *d)
-{
-        bool v6 = strchr(d->host, ':') != NULL;
-        _cleanup_free_ char *port = d->port ? xasprintf(":%u", d->port) : xstrdup("");
-        return xasprintf("%s%s%s%s%s%s", d->user ? d->user : "", d->user ? "@" : "", v6 ? "[" : "", d->host,
-                         v6 ? "]" : "", port);
-}
-
-/* Runs `<berth> -r PATH init` on the far side. */
-static int remote_init(const struct ssh_destination *d, const char *berth, const char *path, const char *shown)
-{
-        struct buf b = { 0 };
-        put_word(&b, berth);
-        buf_append(&b, "-r ", 3);
-        put_word(&b, path);
-        buf_append(&b, "init", 4);
-        struct remote_run rr = { 0 };
-        int k = run_remote(d, &b, &rr);
-        free(b.data);
-        if (k < 0)
-                return k;
-        if (rr.status != 0) {
-                if (rr.status == 126 || rr.status == 127)
-                        k = error_set(ENOENT, "'%s' cannot be run on %s (%s): install berth there, or name it with "
-                                              "--remote-berth PATH (BERTH_REMOTE_BERTH)",
-                                      berth, shown, *rr.err ? rr.err : "command not found");
-                else
-                        k = error_set(EIO, "cannot create a repository at %s on %s (exit status %d)%s%s", path, shown,
-                                      rr.status, *rr.err ? ": " : "", rr.err);
-        }
-        remote_run_clear(&rr);
-        return k;
+        char dur[32];
+        if (b->quiesced)
+                printf("quiesce window %s%s\n", format_duration(b->window_ns, dur, sizeof dur),
+                       b->two_phase ? " (two-phase copy)" : "");
+        else
+                printf("nothing to quiesce\n");
 }
 
 static int run(int argc, char **argv)
@@ -209,52 +145,32 @@ static int run(int argc, char **argv)
                 { "live", no_argument, NULL, 2 },
                 { "force", no_argument, NULL, 3 },
                 { "remote-repo", required_argument, NULL, 4 },
+                { "container", required_argument, NULL, 5 },
                 {},
         };
         struct args a = { .remote_repo = "/var/lib/berth" };
         int r = parse_options(argc, argv, NULL, options, option, &a);
         if (r != OPT_DONE)
                 return r;
-        if (argc - optind != 2)
+        if (a.container && a.as)
+                return usage_error("migrate", "--as goes with one VOLUME, not --container (each volume keeps its "
+                                              "name)");
+        if (a.container && argc - optind != 1)
+                return usage_error("migrate", "with --container NAME, name only the [USER@]HOST[:PORT]");
+        if (!a.container && argc - optind != 2)
                 return usage_error("migrate", "name a VOLUME and a [USER@]HOST[:PORT]");
-        const char *volume = argv[optind], *host = argv[optind + 1];
+        const char *volume = a.container ? NULL : argv[optind], *host = argv[argc - 1];
         const char *as = a.as ? a.as : volume;
-        if (!*volume || !*as)
-                return usage_error("migrate", "a volume name cannot be empty");
-        if (a.remote_repo[0] != '/')
-                return usage_error("migrate", "--remote-repo takes an absolute path, not '%s'", a.remote_repo);
-        if (strncmp(host, "ssh://", 6) == 0)
-                return usage_error("migrate", "name the host as [USER@]HOST[:PORT]; the repository there is "
-                                              "--remote-repo PATH");
-        _cleanup_(ssh_destination_clear) struct ssh_destination d = { 0 };
-        r = ssh_parse_destination(host, &d);
-        if (r < 0)
-                return usage_error("migrate", "%s", error_message());
-        const char *berth = settings.remote_berth && *settings.remote_berth ? settings.remote_berth : "berth";
-        _cleanup_free_ char *shown = dest_name(&d);
-        _cleanup_free_ char *url = xasprintf("ssh://%s%s", shown, a.remote_repo);
-        _cleanup_free_ char *vol_shown = escape_name(volume, strlen(volume));
-        _cleanup_free_ char *as_shown = escape_name(as, strlen(as));
+        if (a.container ? !*a.container : (!*volume || !*as))
+                return usage_error("migrate", "a volume or container name cannot be empty");
+        _cleanup_(remote_host_clear) struct remote_host h = { 0 };
+        r = remote_host_parse("migrate", host, a.remote_repo, &h);
+        if (r != EXIT_OK)
+                return r;
 
         /* The far side first: its host key and our key are checked, and its
          * repository made, before the application is touched. */
-        _cleanup_free_ char *dst_state = NULL;
-        _cleanup_(repo_freep) struct repo *dst = NULL;
-        bool created = false;
-        r = open_repo_at(url, REPO_WRITE, &dst_state, &dst);
-        if (r == -ENOENT || r == -BERTH_ENOTFOUND) {
-                const char *m = error_message();
-                if (m && strstr(m, "cannot be run"))
-                        return fail(r, "migrate");
-                if (!settings.quiet && !settings.json)
-                        printf("no repository at %s on %s: creating one ('%s -r %s init')\n", a.remote_repo, shown,
-                               berth, a.remote_repo);
-                r = remote_init(&d, berth, a.remote_repo, shown);
-                if (r < 0)
-                        return fail(r, "migrate");
-                created = true;
-                r = open_repo_at(url, REPO_WRITE, &dst_state, &dst);
-        }
+        r = remote_host_open(&h);
         if (r < 0)
                 return fail(r, "migrate");
 
@@ -262,112 +178,108 @@ static int run(int argc, char **argv)
         r = open_repo(REPO_WRITE, &src);
         if (r < 0)
                 return fail(r, "migrate");
-        if (strcmp(repo_id(src), repo_id(dst)) == 0)
-                return usage_error("migrate", "%s on %s is this host's repository %s", a.remote_repo, shown,
+        if (strcmp(repo_id(src), repo_id(h.repo)) == 0)
+                return usage_error("migrate", "%s on %s is this host's repository %s", a.remote_repo, h.shown,
                                    settings.repo);
 
-        /* 1. The backup, as `berth backup VOLUME` makes it. */
-        struct volume_backup_result b;
-        r = backup_volume(src, volume, a.live ? 1 : 0, &b);
+        /* 1. The backup, as `berth backup VOLUME` (or --container NAME)
+         * makes it: one quiesce window for all. */
+        _cleanup_free_ struct volume_backup_result *b = NULL;
+        size_t n = 1;
+        if (a.container)
+                r = backup_container_volumes(src, a.container, a.live ? 1 : 0, &b, &n);
+        else {
+                b = xcalloc(1, sizeof *b);
+                r = backup_volume(src, volume, a.live ? 1 : 0, b);
+                snprintf(b->volume, sizeof b->volume, "%s", volume);
+        }
         if (r < 0)
                 return r == -ECANCELED ? fail(r, "interrupted") : EXIT_FAILURE_;
-        if (!b.complete) {
-                error_set(EIO, "the backup of '%s' (snapshot %.12s) skipped entries (see the warnings above): not "
-                               "migrated", vol_shown, b.id);
-                return fail(-EIO, "migrate");
+        uint64_t total_bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+                total_bytes += b[i].bytes;
+                if (!b[i].complete) {
+                        _cleanup_free_ char *vs = escape_name(b[i].volume, strlen(b[i].volume));
+                        error_set(EIO, "the backup of '%s' (snapshot %.12s) skipped entries (see the warnings "
+                                       "above): not migrated", vs, b[i].id);
+                        return fail(-EIO, "migrate");
+                }
+                if (!settings.quiet && !settings.json)
+                        print_backed_up(&b[i]);
         }
-        char dur[32], size[32];
-        if (!settings.quiet && !settings.json) {
-                if (b.quiesced)
-                        printf("backed up '%s' (%s, snapshot %.12s); quiesce window %s%s\n", vol_shown,
-                               format_bytes(b.bytes, size, sizeof size), b.id,
-                               format_duration(b.window_ns, dur, sizeof dur), b.two_phase ? " (two-phase copy)" : "");
-                else
-                        printf("backed up '%s' (%s, snapshot %.12s); nothing to quiesce\n", vol_shown,
-                               format_bytes(b.bytes, size, sizeof size), b.id);
-        }
-
-        /* 2. The copy: only what the far side lacks. */
-        struct copy_options co = { .events = { .progress = progress_update, .cancel = &interrupted } };
-        struct copy_result cr;
-        progress_set_unit("chunks");
-        progress_begin("sending");
-        r = snapshot_copy(src, dst, b.id, &co, &cr);
-        progress_end();
-        if (r < 0) {
-                const char *m = error_message();
-                _cleanup_free_ char *msg = xstrdup(m ? m : berth_strerror(r));
-                error_set(-r, "cannot copy snapshot %.12s to %s: %s; nothing was restored there", b.id, url, msg);
-                return fail(r, "migrate");
-        }
-        repo_free(dst);
-        dst = NULL;
-        char sent[32];
         if (!settings.quiet && !settings.json)
-                printf("sent %s (%llu of %llu chunks) to %s\n", format_bytes(cr.bytes_sent, sent, sizeof sent),
-                       (unsigned long long)cr.chunks_sent, (unsigned long long)cr.chunks, shown);
+                print_window(&b[0]);
 
-        /* 3. The restore, by the far side's berth into its Docker. */
-        struct buf cmd = { 0 };
-        put_word(&cmd, berth);
-        buf_append(&cmd, "-r ", 3);
-        put_word(&cmd, a.remote_repo);
-        buf_append(&cmd, "restore ", 8);
-        put_word(&cmd, b.id);
-        buf_append(&cmd, "--to-volume ", 12);
-        put_word(&cmd, as);
-        if (a.force)
-                buf_append(&cmd, "--force ", 8);
-        buf_append(&cmd, "--json", 6);
-        struct remote_run rr = { 0 };
-        if (!settings.quiet && !settings.json && settings.progress)
-                fprintf(stderr, "restoring '%s' on %s...\n", as_shown, shown);
-        r = run_remote(&d, &cmd, &rr);
-        free(cmd.data);
-        if (r < 0) {
-                const char *m = error_message();
-                _cleanup_free_ char *msg = xstrdup(m ? m : berth_strerror(r));
-                error_set(-r, "cannot run the restore on %s: %s", shown, msg);
-                return fail(r, "migrate");
+        /* 2. The copies: only what the far side lacks. */
+        _cleanup_free_ struct copy_result *cr = xcalloc(n, sizeof *cr);
+        uint64_t total_sent = 0;
+        for (size_t i = 0; i < n; i++) {
+                r = remote_send(&h, src, b[i].id, &cr[i]);
+                if (r < 0)
+                        return fail(r, "migrate");
+                total_sent += cr[i].bytes_sent;
         }
-        if (rr.status != 0) {
-                log_error("the restore of '%s' on %s failed (exit status %d)%s%s", as_shown, shown, rr.status,
-                          *rr.err ? ": " : "", rr.err);
-                int st = rr.status > 0 && rr.status < 64 ? rr.status : EXIT_FAILURE_;
-                remote_run_clear(&rr);
-                return st;
+        remote_host_close_repo(&h);
+
+        /* 3. The restores, by the far side's berth into its Docker. */
+        json_object *vols = json_object_new_array();
+        char sent[32], size[32], dur[32];
+        for (size_t i = 0; i < n; i++) {
+                const char *to = a.container ? b[i].volume : as;
+                json_object *restored = NULL;
+                r = remote_restore(&h, b[i].id, to, a.force, &restored);
+                if (r < 0) {
+                        json_object_put(vols);
+                        return fail(r, "migrate");
+                }
+                if (r > 0) {
+                        json_object_put(vols);
+                        return r;
+                }
+                json_object_array_add(vols, volume_json(&b[i], to, &cr[i], restored));
+                if (!settings.quiet && !settings.json && a.container) {
+                        _cleanup_free_ char *vs = escape_name(b[i].volume, strlen(b[i].volume));
+                        printf("migrated '%s': %s sent, volume %s; snapshot %s\n", vs,
+                               format_bytes(cr[i].bytes_sent, sent, sizeof sent),
+                               format_bytes(b[i].bytes, size, sizeof size), b[i].id);
+                }
         }
-        json_object *restored = json_tokener_parse(rr.out);
-        remote_run_clear(&rr);
 
         if (settings.json) {
-                json_object *j = json_object_new_object();
-                json_object_object_add(j, "volume", json_object_new_string(volume));
-                json_object_object_add(j, "as", json_object_new_string(as));
-                json_object_object_add(j, "host", json_object_new_string(shown));
+                json_object *j;
+                if (a.container) {
+                        j = json_object_new_object();
+                        json_object_object_add(j, "container", json_object_new_string(a.container));
+                        json_object_object_add(j, "volumes", json_object_get(vols));
+                        json_object_object_add(j, "bytes_sent", json_object_new_int64((int64_t)total_sent));
+                        json_object_object_add(j, "volume_bytes", json_object_new_int64((int64_t)total_bytes));
+                } else
+                        j = json_object_get(json_object_array_get_idx(vols, 0));
+                json_object_object_add(j, "host", json_object_new_string(h.shown));
                 json_object_object_add(j, "remote_repo", json_object_new_string(a.remote_repo));
-                json_object_object_add(j, "snapshot", json_object_new_string(b.id));
-                json_object_object_add(j, "remote_snapshot", json_object_new_string(cr.id[0] ? cr.id : b.id));
-                json_object_object_add(j, "repo_created", json_object_new_boolean(created));
-                json_object_object_add(j, "volume_bytes", json_object_new_int64((int64_t)b.bytes));
-                json_object_object_add(j, "files", json_object_new_int64((int64_t)b.files));
-                json_object_object_add(j, "quiesce_window_ns", json_object_new_int64(b.window_ns));
-                json_object_object_add(j, "quiesced", json_object_new_boolean(b.quiesced));
-                json_object_object_add(j, "two_phase", json_object_new_boolean(b.two_phase));
-                json_object_object_add(j, "chunks", json_object_new_int64((int64_t)cr.chunks));
-                json_object_object_add(j, "chunks_sent", json_object_new_int64((int64_t)cr.chunks_sent));
-                json_object_object_add(j, "bytes_sent", json_object_new_int64((int64_t)cr.bytes_sent));
-                json_object_object_add(j, "bytes_skipped", json_object_new_int64((int64_t)cr.bytes_skipped));
-                json_object_object_add(j, "restore", restored);
+                json_object_object_add(j, "repo_created", json_object_new_boolean(h.created));
+                json_object_object_add(j, "quiesce_window_ns", json_object_new_int64(b[0].window_ns));
+                json_object_object_add(j, "quiesced", json_object_new_boolean(b[0].quiesced));
+                json_object_object_add(j, "two_phase", json_object_new_boolean(b[0].two_phase));
                 json_print(j);
-        } else {
-                json_object_put(restored);
-                if (!settings.quiet)
+        } else if (!settings.quiet) {
+                if (a.container) {
+                        _cleanup_free_ char *cs = escape_name(a.container, strlen(a.container));
+                        printf("migrated %zu volume%s of container '%s' to %s: %s sent, volumes %s, quiesce window "
+                               "%s\n",
+                               n, n == 1 ? "" : "s", cs, h.shown, format_bytes(total_sent, sent, sizeof sent),
+                               format_bytes(total_bytes, size, sizeof size),
+                               format_duration(b[0].window_ns, dur, sizeof dur));
+                } else {
+                        _cleanup_free_ char *vs = escape_name(volume, strlen(volume));
+                        _cleanup_free_ char *as_shown = escape_name(as, strlen(as));
                         printf("migrated '%s' to %s as '%s': %s sent, volume %s, quiesce window %s; snapshot %s\n",
-                               vol_shown, shown, as_shown, format_bytes(cr.bytes_sent, sent, sizeof sent),
-                               format_bytes(b.bytes, size, sizeof size), format_duration(b.window_ns, dur, sizeof dur),
-                               b.id);
+                               vs, h.shown, as_shown, format_bytes(total_sent, sent, sizeof sent),
+                               format_bytes(total_bytes, size, sizeof size),
+                               format_duration(b[0].window_ns, dur, sizeof dur), b[0].id);
+                }
         }
+        json_object_put(vols);
         return EXIT_OK;
 }
 

@@ -5,10 +5,13 @@
 
 #include "agent.h"
 #include "quiesce.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] restore SNAPSHOT --target DIR [--include PATH]... [OPTIONS]\n"
         "       berth [-r REPO] restore SNAPSHOT --to-volume NAME [--force] [OPTIONS]\n"
+        "       berth [-r REPO] restore SNAPSHOT --host [USER@]HOST[:PORT] --to-volume NAME\n"
+        "                                 [--force] [--remote-repo PATH] [OPTIONS]\n"
         "\n"
         "Restores SNAPSHOT into DIR, which must not exist or be an empty directory, or\n"
         "into the Docker volume NAME: an existing empty volume that no running\n"
@@ -36,10 +39,24 @@ static const char help[] =
         "Every chunk is verified against its hash: damaged data fails the restore\n"
         "(naming the pack) and nothing is left behind, unless --partial.\n"
         "\n"
+        "With --host, the restore happens on another Docker host reached over SSH,\n"
+        "as the far half of 'berth migrate': SNAPSHOT is copied from this repository\n"
+        "to the repository PATH on HOST (default /var/lib/berth, created with a\n"
+        "remote 'berth init' when missing; only the chunks HOST lacks are sent), and\n"
+        "HOST's berth restores it into its Docker volume NAME (refusing an existing\n"
+        "non-empty or in-use one unless --force).  The report gives the bytes sent,\n"
+        "the snapshot id there and HOST's restore result.  SSH options: --identity\n"
+        "KEYFILE (-i is --include here), --known-hosts FILE, --accept-new-host-key,\n"
+        "--remote-berth PATH (global options).\n"
+        "\n"
         "Options:\n"
         "  -t, --target DIR     where to restore\n"
         "      --to-volume NAME restore into Docker volume NAME\n"
         "      --force          with --to-volume: replace a non-empty or in-use volume's contents\n"
+        "      --host [USER@]HOST[:PORT]\n"
+        "                       restore into volume NAME (--to-volume) on HOST, over SSH\n"
+        "      --remote-repo PATH\n"
+        "                       with --host: the repository on HOST (default /var/lib/berth)\n"
         "      --volume-opt KEY=VALUE\n"
         "                       with --to-volume: a driver option for a volume it\n"
         "                       creates; repeatable\n"
@@ -294,7 +311,7 @@ out:
 struct restore_args {
         struct restore_options o;
         const char **inc;
-        const char *volume;
+        const char *volume, *host, *remote_repo;
         bool force;
         struct volume_args va;
 };
@@ -331,6 +348,12 @@ static int option(int c, const char *arg, void *ud)
         case 5:
                 a->va.from_snapshot = true;
                 return OPT_DONE;
+        case 6:
+                a->host = arg;
+                return OPT_DONE;
+        case 7:
+                a->remote_repo = arg;
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
@@ -347,6 +370,8 @@ static int run(int argc, char **argv)
                 { "force", no_argument, NULL, 3 },
                 { "volume-opt", required_argument, NULL, 4 },
                 { "volume-opts-from-snapshot", no_argument, NULL, 5 },
+                { "host", required_argument, NULL, 6 },
+                { "remote-repo", required_argument, NULL, 7 },
                 {},
         };
         struct restore_args a = {
@@ -368,6 +393,23 @@ static int run(int argc, char **argv)
         if (argc - optind != 1) {
                 free(inc);
                 return usage_error("restore", "give exactly one SNAPSHOT");
+        }
+        if (a.remote_repo && !a.host) {
+                free(inc);
+                json_object_put(a.va.opts);
+                return usage_error("restore", "--remote-repo goes with --host");
+        }
+        if (a.host) {
+                bool other = o.target || o.ninclude || o.partial || a.va.opts || a.va.from_snapshot;
+                free(inc);
+                json_object_put(a.va.opts);
+                if (!volume)
+                        return usage_error("restore", "--host restores into a Docker volume there: give --to-volume "
+                                                      "NAME");
+                if (other)
+                        return usage_error("restore", "--host goes with --to-volume, --force and --remote-repo only");
+                return restore_to_host(argv[optind], a.host, a.remote_repo ? a.remote_repo : "/var/lib/berth",
+                                       volume, force);
         }
         if (!o.target == !volume) {
                 free(inc);
