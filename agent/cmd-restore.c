@@ -66,6 +66,9 @@ static const char help[] =
         "  -i, --include PATH   restore only PATH (a file or a sub-tree) with its parent\n"
         "                       directories; repeatable\n"
         "      --partial        skip files whose data is damaged, restore the rest, exit 3\n"
+        "      --verify         then check the restored tree against the snapshot (types,\n"
+        "                       modes, times, owners as root, link targets, contents);\n"
+        "                       exit 5 if anything differs (not with --include)\n"
         "      --json           print the result as a JSON object\n"
         "  -h, --help           this help\n";
 
@@ -312,7 +315,7 @@ struct restore_args {
         struct restore_options o;
         const char **inc;
         const char *volume, *host, *remote_repo;
-        bool force;
+        bool force, verify;
         struct volume_args va;
 };
 
@@ -354,6 +357,9 @@ static int option(int c, const char *arg, void *ud)
         case 7:
                 a->remote_repo = arg;
                 return OPT_DONE;
+        case 8:
+                a->verify = true;
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
@@ -372,6 +378,7 @@ static int run(int argc, char **argv)
                 { "volume-opts-from-snapshot", no_argument, NULL, 5 },
                 { "host", required_argument, NULL, 6 },
                 { "remote-repo", required_argument, NULL, 7 },
+                { "verify", no_argument, NULL, 8 },
                 {},
         };
         struct restore_args a = {
@@ -393,6 +400,11 @@ static int run(int argc, char **argv)
         if (argc - optind != 1) {
                 free(inc);
                 return usage_error("restore", "give exactly one SNAPSHOT");
+        }
+        if (a.verify && o.ninclude) {
+                free(inc);
+                json_object_put(a.va.opts);
+                return usage_error("restore", "--verify checks a whole restore: it does not go with --include");
         }
         if (a.remote_repo && !a.host) {
                 free(inc);
@@ -441,6 +453,22 @@ static int run(int argc, char **argv)
                 catalog_snapshot_clear(&s);
                 return fail(r, "restore");
         }
+        struct verify_result vr = { 0 };
+        if (a.verify) {
+                r = snapshot_verify_tree(repo, s.id, o.target, NULL, 0, &vr);
+                if (r < 0) {
+                        catalog_snapshot_clear(&s);
+                        return fail(r, "restore --verify");
+                }
+                for (size_t i = 0; i < vr.mismatches && i < ELEMENTSOF(vr.paths); i++) {
+                        _cleanup_free_ char *p = escape_name(vr.paths[i], strlen(vr.paths[i]));
+                        log_error("verify: '%s': %s", p, vr.reasons[i]);
+                }
+                if (vr.mismatches)
+                        log_error("the restored tree does not match snapshot %.12s: %llu entr%s differ%s", s.id,
+                                  (unsigned long long)vr.mismatches, vr.mismatches == 1 ? "y" : "ies",
+                                  vr.mismatches == 1 ? "s" : "");
+        }
         char b[32];
         if (settings.json) {
                 json_object *j = json_object_new_object();
@@ -451,14 +479,25 @@ static int run(int argc, char **argv)
                 json_object_object_add(j, "dirs", json_object_new_int64((int64_t)res.dirs));
                 json_object_object_add(j, "bytes", json_object_new_int64((int64_t)res.bytes));
                 json_object_object_add(j, "errors", json_object_new_int64((int64_t)res.errors));
+                if (a.verify) {
+                        json_object_object_add(j, "verified", json_object_new_boolean(vr.mismatches == 0));
+                        json_object_object_add(j, "mismatches", json_object_new_int64((int64_t)vr.mismatches));
+                }
                 json_print(j);
         } else if (!settings.quiet) {
                 _cleanup_free_ char *nm = escape_name(s.name, strlen(s.name));
                 printf("restored snapshot %.12s (%s) to %s%s%s: %llu files, %llu directories, %s%s\n", s.id, nm,
                        volume ? "volume '" : "'", volume ? volume : o.target, "'", (unsigned long long)res.files, (unsigned long long)res.dirs,
                        format_bytes(res.bytes, b, sizeof b), res.errors ? "; some entries were not restored" : "");
+                if (a.verify && !vr.mismatches)
+                        printf("verified %llu entries against the snapshot: all match\n",
+                               (unsigned long long)vr.checked);
         }
         catalog_snapshot_clear(&s);
+        uint64_t bad = vr.mismatches;
+        verify_result_clear(&vr);
+        if (bad)
+                return EXIT_DAMAGED;
         return res.errors ? EXIT_PARTIAL : EXIT_OK;
 }
 

@@ -206,6 +206,8 @@ int remote_restore(struct remote_host *h, const char *id, const char *volume, bo
         put_word(&cmd, volume);
         if (force)
                 buf_append(&cmd, "--force ", 8);
+        /* Success only when the far side's tree checks out (exit 5 if not). */
+        buf_append(&cmd, "--verify ", 9);
         buf_append(&cmd, "--json", 6);
         _cleanup_free_ char *shown = escape_name(volume, strlen(volume));
         if (!settings.quiet && !settings.json && settings.progress)

@@ -190,6 +190,27 @@ struct restore_result {
  * (nothing is left behind) unless o->partial. */
 int snapshot_restore(struct repo *r, const char *id, const struct restore_options *o, struct restore_result *ret);
 
+/* What snapshot_verify_tree() found. */
+struct verify_result {
+        uint64_t checked;          /* entries found and compared */
+        uint64_t bytes;            /* file bytes read and found equal */
+        uint64_t mismatches;       /* entries missing or different */
+        char *paths[5];            /* the first few of those (raw paths, "." the top) */
+        char *reasons[5];          /* and what differs */
+};
+void verify_result_clear(struct verify_result *v);
+
+/* Checks a restored tree `dir` against snapshot `id`: every entry (those
+ * `include` selects, as restore does; none: all) is looked up without
+ * following symlinks and compared: type, mode bits, mtime (ns), owner
+ * (when running as root), size, symlink target, hard link identity and a
+ * file's contents against its chunk ids.  Entries on disk that the
+ * snapshot lacks are not looked for.  Returns 0 when the check ran (see
+ * ret->mismatches), -errno when it could not (snapshot or manifest
+ * unreadable: -BERTH_ECORRUPT, dir not a directory). */
+int snapshot_verify_tree(struct repo *r, const char *id, const char *dir, const char *const *include,
+                         size_t ninclude, struct verify_result *ret);
+
 /* Writes the contents of one regular file of snapshot `id` to fd (holes as
  * zeros).  A hard link is followed to its first path; a directory,
  * symlink or device is an error that says what it is. */
