@@ -211,10 +211,11 @@ static int create_volume(struct docker *d, const struct catalog_snapshot *s, con
 }
 
 /* Restores into Docker volume `name`, creating it when missing; *ret_dir
- * (the caller frees) is the directory that was written. */
+ * (the caller frees) is the directory that was written.  With vr, the tree
+ * is verified into it before the volume's containers start again. */
 static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s, const char *name, bool force,
                              const struct volume_args *va, struct restore_options *o, struct restore_result *res,
-                             char **ret_dir)
+                             struct verify_result *vr, char **ret_dir)
 {
         _cleanup_(docker_freep) struct docker *d = NULL;
         struct docker_volume v = { 0 };
@@ -291,6 +292,8 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
         progress_begin("restore:");
         r = snapshot_restore(repo, s->id, o, res);
         progress_end();
+        if (r == 0 && vr)
+                r = snapshot_verify_tree(repo, s->id, dir, NULL, 0, vr);
         *ret_dir = xstrdup(dir);
         o->target = *ret_dir;
         if (running) {
@@ -437,11 +440,12 @@ static int run(int argc, char **argv)
         _cleanup_free_ char *written = NULL;
         struct catalog_snapshot s = { 0 };
         struct restore_result res;
+        struct verify_result vr = { 0 };
         int r = open_repo(REPO_READ, &repo);
         if (r == 0)
                 r = snapshot_resolve(repo, argv[optind], &s);
         if (r == 0 && volume)
-                r = restore_to_volume(repo, &s, volume, force, &a.va, &o, &res, &written);
+                r = restore_to_volume(repo, &s, volume, force, &a.va, &o, &res, a.verify ? &vr : NULL, &written);
         else if (r == 0) {
                 progress_begin("restore:");
                 r = snapshot_restore(repo, s.id, &o, &res);
@@ -453,9 +457,9 @@ static int run(int argc, char **argv)
                 catalog_snapshot_clear(&s);
                 return fail(r, "restore");
         }
-        struct verify_result vr = { 0 };
         if (a.verify) {
-                r = snapshot_verify_tree(repo, s.id, o.target, NULL, 0, &vr);
+                if (!volume)
+                        r = snapshot_verify_tree(repo, s.id, o.target, NULL, 0, &vr);
                 if (r < 0) {
                         catalog_snapshot_clear(&s);
                         return fail(r, "restore --verify");
