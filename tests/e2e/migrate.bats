@@ -89,6 +89,8 @@ make_volume() {
         [ "$(json_get '["bytes_sent"]' <<<"$output")" -gt 1000000 ]
         id=$(json_get '["remote_snapshot"]' <<<"$output")
         [ "$(json_get '["snapshot"]' <<<"$output")" = "$id" ]
+        # the far side verified the restored tree against the snapshot
+        [ "$(json_get '["restore"]["verified"]' <<<"$output")" = True ]
         [ -e "$FAR_REPO/snapshots/$id" ]
         run python3 "$TREECMP" "$(mountpoint_of mvol)" "$(far_mountpoint mvol)"
         echo "$output"
