@@ -512,8 +512,15 @@ static void remote_free(struct remote *rm)
                         if (call(rm, &req, WIRE_OK, &rep) < 0)
                                 error_clear();
                 }
-                ssh_channel_close(rm->channel, NULL);
+                /* A broken peer is not read to its end: one that keeps the
+                 * channel open would hang us (ssh_channel_free is bounded). */
+                if (!rm->broken)
+                        ssh_channel_close(rm->channel, NULL);
+                /* whose timeout must not replace the error that broke it */
+                _cleanup_free_ char *why = error_message() ? xstrdup(error_message()) : NULL;
                 ssh_channel_free(rm->channel);
+                if (why)
+                        error_set(EPROTO, "%s", why);
         }
         log_debug("%s: sent %llu bytes, received %llu bytes, %llu requests", rm->where,
                   (unsigned long long)rm->sent, (unsigned long long)rm->received,

@@ -162,3 +162,52 @@ make_volume() {
         [ "$status" -eq 0 ]
         [[ "$output" == *"--remote-repo"* ]]
 }
+
+@test "migrate: killed (-9) part-way through the copy, a rerun resumes: sends less than the volume, lands identical" {
+        docker volume create kvol > /dev/null
+        mp=$(mountpoint_of kvol)
+        mkdir -p "$mp/d"
+        for i in 1 2 3 4 5; do head -c 30000000 /dev/urandom > "$mp/d/r$i.bin"; done
+        seq 1 100000 > "$mp/seq.txt"
+        docker run -d --name kctr -l berth.quiesce=pause -v kvol:/data berth-test:latest idle > /dev/null
+        wait_state kctr running
+        size=$(du -sb "$mp" | cut -f1)
+
+        # not through mb: $! must be timeout's pid, berth its only child
+        timeout -k 5 180 "$BERTH" migrate -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
+                --remote-repo "$FAR_REPO" kvol "$SSHD_DEST" > "$T/first.log" 2>&1 &
+        pid=$!
+        killed=
+        for _ in $(seq 1 3000); do
+                kill -0 "$pid" 2>/dev/null || break
+                have=$(du -sb "$FAR_REPO/packs" 2>/dev/null | cut -f1)
+                if [ "${have:-0}" -gt 20000000 ]; then
+                        # berth itself (timeout's child), then timeout
+                        pkill -9 -P "$pid" 2>/dev/null || true
+                        kill -9 "$pid" 2>/dev/null || true
+                        killed=$have
+                        break
+                fi
+                sleep 0.05
+        done
+        wait "$pid" 2>/dev/null || true
+        cat "$T/first.log"
+        [[ "$(cat "$T/first.log")" != *migrated* ]]
+        echo "# killed with $killed bytes of packs on the far side" >&3
+        [ -n "$killed" ]
+        [ "$killed" -lt "$size" ]
+        ! far volume inspect kvol > /dev/null 2>&1 || [ -z "$(ls -A "$(far_mountpoint kvol)")" ]
+
+        # the far serve notices the dropped connection a moment later and
+        # lets go of its lock: wait for that, not fail on it
+        BERTH_LOCK_WAIT=30 run --separate-stderr mb kvol "$SSHD_DEST" --json
+        echo "$output"; echo "$stderr"
+        [ "$status" -eq 0 ]
+        sent=$(json_get '["bytes_sent"]' <<<"$output")
+        echo "# rerun sent $sent of $size bytes" >&3
+        [ "$sent" -lt $((size - killed / 2)) ]
+        run python3 "$TREECMP" "$mp" "$(far_mountpoint kvol)"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(state kctr)" = running ]
+}
