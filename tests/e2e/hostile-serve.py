@@ -100,7 +100,7 @@ def s2c():
         if mode == "biglen" and t == T_OPENED:
             cout.write(struct.pack("<IBI", FRAME_MAX + 1, T_DATA, tag) + b"\0" * 64)
             cout.flush()
-            time.sleep(300)
+            time.sleep(20)  # longer than the client waits; bounded so nothing lingers
             return
         if mode == "flip" and t == T_DATA and req[0] == T_GET and req[1].startswith(b"packs/") \
                 and requests.get("restoring"):
