@@ -9,6 +9,7 @@
 #ifndef BERTH_COMMON_H
 #define BERTH_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -212,5 +213,12 @@ int pread_all(int fd, void *p, size_t n, off_t off);
 int dir_empty(const char *path);
 /* Recursively removes path (no symlink following); 0 or -errno. */
 int rm_rf_at(int dirfd, const char *name);
+/* Opens directory `name` relative to dirfd ("." for dirfd itself, as a
+ * description of its own, so reading it does not move dirfd's offset) for
+ * readdir(); `flags` are added to O_RDONLY|O_DIRECTORY|O_CLOEXEC.  0 and
+ * *ret (closedir() it), or -errno. */
+int opendir_at(int dirfd, const char *name, int flags, DIR **ret);
+/* True for the "." and ".." entries of a listing. */
+static inline bool dot_or_dotdot(const char *n) { return n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2])); }
 
 #endif

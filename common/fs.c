@@ -158,19 +158,13 @@ int rm_rf_at(int parent, const char *name)
          * clear that first (what we remove is ours, e.g. a staging tree). */
         clear_locked_flags(parent, name, &st);
 
-        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                int e = -errno;
-                close(fd);
-                return e;
-        }
-        int r = 0;
+        DIR *d;
+        int r = opendir_at(parent, name, O_NOFOLLOW, &d);
+        if (r < 0)
+                return r;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                if (dot_or_dotdot(de->d_name))
                         continue;
                 int k = rm_rf_at(dirfd(d), de->d_name);
                 if (k < 0 && r == 0)
@@ -182,6 +176,21 @@ int rm_rf_at(int parent, const char *name)
         return r;
 }
 
+int opendir_at(int dirfd, const char *name, int flags, DIR **ret)
+{
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | flags);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        *ret = d;
+        return 0;
+}
+
 int dir_empty(const char *path)
 {
         DIR *d = opendir(path);
@@ -190,7 +199,7 @@ int dir_empty(const char *path)
         struct dirent *de;
         int empty = 1;
         while (empty && (de = readdir(d)))
-                empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+                empty = dot_or_dotdot(de->d_name);
         closedir(d);
         return empty;
 }

@@ -28,17 +28,13 @@ static int clean_tmp(struct repo *r, const char *keep)
         /* Holding the writer lock, anything in tmp/ belongs to a writer
          * that died: only writers use tmp/ (readers, running alongside,
          * never do), and there is one writer at a time. */
-        int fd = dup(r->spool_dirfd);
-        if (fd < 0)
-                return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
+        DIR *d;
+        int k = opendir_at(r->spool_dirfd, ".", 0, &d);
+        if (k < 0)
+                return k;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+                if (dot_or_dotdot(de->d_name))
                         continue;
                 if (keep && strncmp(de->d_name, keep, strlen(keep)) == 0)
                         continue;

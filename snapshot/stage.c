@@ -30,14 +30,9 @@
  * names carry the pid that made them, and that process is gone. */
 static void clean_stale_staging(int dirfd)
 {
-        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
+        DIR *d;
+        if (opendir_at(dirfd, ".", 0, &d) < 0)
                 return;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return;
-        }
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (strncmp(de->d_name, STAGING_PREFIX, strlen(STAGING_PREFIX)) != 0)
@@ -243,19 +238,15 @@ static int restore_root_into(struct restorer *r, int target_fd, int cwd)
  * target is as empty as it was. */
 static int move_up(int staging_fd, int target_fd, const char *target)
 {
-        int fd = openat(staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd < 0 ? NULL : fdopendir(fd);
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
-                return error_set(errno, "cannot list the staging directory: %s", strerror(errno));
-        }
+        DIR *d;
+        int k = opendir_at(staging_fd, ".", 0, &d);
+        if (k < 0)
+                return error_set(-k, "cannot list the staging directory: %s", strerror(-k));
         char **moved = NULL;
         size_t nmoved = 0, cap = 0;
-        int k = 0;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                if (dot_or_dotdot(de->d_name))
                         continue;
                 if (renameat2(staging_fd, de->d_name, target_fd, de->d_name, RENAME_NOREPLACE) < 0) {
                         k = error_set(errno, "cannot move '%s' into '%s': %s", de->d_name, target, strerror(errno));
