@@ -432,14 +432,16 @@ struct repo {
         uint64_t recovered_packs, recovered_snapshots;
 };
 
-/* Indexes packs and snapshot files that a crashed writer left unrecorded,
- * and removes its temporary files.  Snapshot files are indexed only when a
- * writer announced them (catalog_snapshot_intend), or all of them when
- * `all` (catalog rebuild).  Needs the writer lock. */
 /* Records a verified pack and its chunks in the catalog, in one
  * transaction (rolled back on failure). */
 int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_t size,
                         const struct pack_entry *entries, size_t n);
+/* Indexes packs and snapshot files that a crashed writer left unrecorded,
+ * and removes its temporary files.  Snapshot files are indexed only when a
+ * writer announced them (catalog_snapshot_intend), or all of them when
+ * `all` (catalog rebuild).  Needs the writer lock.  s reads manifests;
+ * repo_recover_open() opens (and frees) a reading store for it. */
 int repo_recover(struct repo *r, struct store *s, bool all);
+int repo_recover_open(struct repo *r, bool all);
 
 #endif

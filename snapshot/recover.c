@@ -152,6 +152,17 @@ static int by_start(const void *a, const void *b)
         return strcmp(x->info.id, y->info.id);
 }
 
+int repo_recover_open(struct repo *r, bool all)
+{
+        struct store *s;
+        int k = store_open(r, false, &s);
+        if (k < 0)
+                return k;
+        k = repo_recover(r, s, all);
+        store_free(s);
+        return k;
+}
+
 int repo_recover(struct repo *r, struct store *s, bool all)
 {
         struct recover_state st = { .repo = r, .all = all };
@@ -223,12 +234,7 @@ static int build_catalog(struct repo *r, const char *newpath, const char *oldpat
         int k = catalog_open(newpath, true, &r->catalog);
         if (k < 0)
                 return k;
-        struct store *s;
-        k = store_open(r, false, &s);
-        if (k < 0)
-                return k;
-        k = repo_recover(r, s, true);
-        store_free(s);
+        k = repo_recover_open(r, true);
         if (k < 0 || !have_old)
                 return k;
         /* The quiesce journal is not derived from packs: without it

@@ -370,14 +370,9 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                         goto fail;
         }
         if (mode == REPO_WRITE) {
-                struct store *s;
-                k = store_open(r, false, &s);
-                if (k == 0) {
-                        /* A catalog this writer had to create is a rebuild:
-                         * everything on disk is indexed. */
-                        k = repo_recover(r, s, missing);
-                        store_free(s);
-                }
+                /* A catalog this writer had to create is a rebuild:
+                 * everything on disk is indexed. */
+                k = repo_recover_open(r, missing);
                 if (k < 0)
                         goto fail;
         }
@@ -488,13 +483,7 @@ static int cache_sync(struct repo *r)
         }
         if (k < 0)
                 return k;
-        struct store *s;
-        k = store_open(r, false, &s);
-        if (k < 0)
-                return k;
-        k = repo_recover(r, s, true);
-        store_free(s);
-        return k;
+        return repo_recover_open(r, true);
 }
 
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
