@@ -124,7 +124,7 @@ static void dctx_freep(ZSTD_DCtx **d) { ZSTD_freeDCtx(*d); }
 
 int snapshot_verify_pack(int fd, uint64_t size, const char *name)
 {
-        uint8_t want[HASH_LEN], got[HASH_LEN], foot[PACK_FOOTER_SIZE], head[PACK_HEADER_SIZE];
+        uint8_t want[HASH_LEN], got[HASH_LEN], head[PACK_HEADER_SIZE];
         int k;
 
         if (pack_name_parse(name, want) < 0)
@@ -133,22 +133,11 @@ int snapshot_verify_pack(int fd, uint64_t size, const char *name)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated (%llu bytes)", name, (unsigned long long)size);
         if (pread_all(fd, head, sizeof head, 0) < 0 || memcmp(head, PACK_MAGIC, PACK_HEADER_SIZE) != 0)
                 return error_set(BERTH_ECORRUPT, "pack %s has no pack header", name);
-        k = pread_all(fd, foot, sizeof foot, (off_t)(size - PACK_FOOTER_SIZE));
-        if (k < 0)
-                return error_set(k, "cannot read pack %s: %s", name, berth_strerror(k));
-        uint64_t tlen = le32_read(foot + 4);
-        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
-                return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
-        _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
-        k = pread_all(fd, tail, tlen + PACK_FOOTER_SIZE, (off_t)(size - PACK_FOOTER_SIZE - tlen));
-        if (k < 0)
-                return error_set(k, "cannot read pack %s: %s", name, berth_strerror(k));
         _cleanup_free_ struct pack_entry *entries = NULL;
         size_t n;
-        k = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, &entries, &n);
+        k = pack_read_trailer_fd(fd, name, size, &entries, &n, got);
         if (k < 0)
-                return error_set(k, "pack %s has a damaged trailer", name);
-        hash_sha256(tail, tlen + PACK_FOOTER_SIZE, got);
+                return k;
         if (memcmp(got, want, HASH_LEN) != 0)
                 return error_set(BERTH_ECORRUPT, "pack %s: its name is not the hash of its trailer", name);
 

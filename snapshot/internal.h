@@ -120,6 +120,9 @@ void pack_writer_abort(struct pack_writer *w);
  * with ret_name, also the pack's name (the SHA-256 of trailer and footer). */
 int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
                       uint8_t ret_name[HASH_LEN]);
+/* The same for a pack in a local file (a spool being received). */
+int pack_read_trailer_fd(int fd, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
+                         uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
  * `size` bytes); used by pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);

@@ -221,8 +221,11 @@ int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack
         return 0;
 }
 
-int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                      uint8_t ret_name[HASH_LEN])
+/* Reads len bytes at off of the pack being read: 0 or -errno. */
+typedef int (*pack_read_fn)(void *ud, uint64_t off, size_t len, void *buf);
+
+static int read_trailer(pack_read_fn read_at, void *ud, const char *name, uint64_t size, struct pack_entry **ret,
+                        size_t *ret_n, uint8_t ret_name[HASH_LEN])
 {
         uint8_t foot[PACK_FOOTER_SIZE];
         int r;
@@ -230,14 +233,14 @@ int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struc
         if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated (%llu bytes)", name,
                                  (unsigned long long)size);
-        r = backend_get_range(be, name, size - PACK_FOOTER_SIZE, sizeof foot, foot);
+        r = read_at(ud, size - PACK_FOOTER_SIZE, sizeof foot, foot);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         uint64_t tlen = le32_read(foot + 4);
         if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
                 return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
         _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
-        r = backend_get_range(be, name, size - PACK_FOOTER_SIZE - tlen, tlen + PACK_FOOTER_SIZE, tail);
+        r = read_at(ud, size - PACK_FOOTER_SIZE - tlen, tlen + PACK_FOOTER_SIZE, tail);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
@@ -246,6 +249,35 @@ int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struc
         if (ret_name)
                 hash_sha256(tail, tlen + PACK_FOOTER_SIZE, ret_name);
         return 0;
+}
+
+struct backend_reader {
+        struct backend *be;
+        const char *name;
+};
+
+static int read_backend(void *ud, uint64_t off, size_t len, void *buf)
+{
+        struct backend_reader *b = ud;
+        return backend_get_range(b->be, b->name, off, len, buf);
+}
+
+int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
+                      uint8_t ret_name[HASH_LEN])
+{
+        struct backend_reader b = { be, name };
+        return read_trailer(read_backend, &b, name, size, ret, ret_n, ret_name);
+}
+
+static int read_fd(void *ud, uint64_t off, size_t len, void *buf)
+{
+        return pread_all(*(int *)ud, buf, len, (off_t)off);
+}
+
+int pack_read_trailer_fd(int fd, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
+                         uint8_t ret_name[HASH_LEN])
+{
+        return read_trailer(read_fd, &fd, name, size, ret, ret_n, ret_name);
 }
 
 int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx)
