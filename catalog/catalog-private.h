@@ -25,6 +25,9 @@ enum {
         STMT__MAX = 32,
 };
 
+/* CREATE statements of the job history table (jobs.c), for catalog_open(). */
+extern const char catalog_jobs_schema[];
+
 int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret);
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
 

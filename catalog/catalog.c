@@ -267,6 +267,9 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                             "  created INTEGER NOT NULL"   /* ns */
                             ")",
                             "opening it");
+        /* The job history (jobs.c): the same kind of table of its own. */
+        if (r == 0)
+                r = exec(c, catalog_jobs_schema, "opening it");
         if (r < 0) {
                 catalog_free(c);
                 return r;

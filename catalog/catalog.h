@@ -223,6 +223,53 @@ int catalog_quiesce_end(struct catalog *c, int64_t id);
 int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);
 void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n);
 
+/* ---- job history -----------------------------------------------------------------
+ *
+ * One row per job a berth command attempted (a backup of one volume or
+ * path; later forget and prune), whatever its outcome, so that a failure
+ * is remembered where there is no snapshot to show it.  For metrics and
+ * status; a catalog rebuild starts it afresh.
+ */
+
+struct catalog_job {
+        int64_t id;            /* set by catalog_job_add */
+        const char *kind;      /* "backup", "forget", "prune" */
+        const char *name;      /* the snapshot name: volume or path name */
+        const char *host;      /* NULL: "" */
+        int64_t started;       /* ns since the epoch */
+        int64_t finished;
+        const char *status;    /* "ok", "failed" or "partial" (finished, entries skipped) */
+        const char *error;     /* why it failed, or NULL */
+        const char *snapshot;  /* id of the snapshot it made, or NULL */
+        uint64_t bytes_added;
+};
+
+/* Records a job (its own transaction, unless inside one); sets j->id. */
+int catalog_job_add(struct catalog *c, struct catalog_job *j);
+
+/* What the history says about one name's backups. */
+struct catalog_job_summary {
+        char *name;
+        uint64_t snapshots;           /* snapshots of the name now */
+        uint64_t runs, failures;      /* backup jobs recorded, of which failed */
+        char *last_status;            /* the newest job's status, NULL when none */
+        int64_t last_started, last_finished;
+        /* the newest success: a job with status "ok", or a complete snapshot
+         * finished later (one made before the history, or copied in);
+         * ok_finished is 0 when there is none */
+        int64_t ok_started, ok_finished;
+        uint64_t ok_bytes_added;
+};
+
+/* One summary per name that has backup jobs or snapshots, ordered by name;
+ * works on a read-only catalog and on one without a history yet (free
+ * with catalog_job_summary_free). */
+int catalog_job_summaries(struct catalog *c, struct catalog_job_summary **ret, size_t *ret_n);
+void catalog_job_summary_free(struct catalog_job_summary *list, size_t n);
+
+/* The number of packs and the sum of their sizes. */
+int catalog_pack_totals(struct catalog *c, uint64_t *ret_packs, uint64_t *ret_bytes);
+
 /* ---- catalog rebuild ----------------------------------------------------------- */
 
 /* Copies the rows of `table` from the catalog file at from_path into the

@@ -238,14 +238,18 @@ static int build_catalog(struct repo *r, const char *newpath, const char *oldpat
         if (k < 0 || !have_old)
                 return k;
         /* The quiesce journal is not derived from packs: without it
-         * `recover` could not find containers a crashed run left paused. */
-        int64_t rows = 0;
-        if (catalog_carry_table(r->catalog, oldpath, "quiesce_journal", &rows) < 0) {
-                log_debug("the old catalog's quiesce journal cannot be read, not carried over: %s",
-                          error_message());
-                error_clear();
-        } else
-                log_debug("carried %lld quiesce journal row(s) into the new catalog", (long long)rows);
+         * `recover` could not find containers a crashed run left paused.
+         * Nor is the job history (metrics' failure counts). */
+        static const char *const tables[] = { "quiesce_journal", "jobs" };
+        for (size_t i = 0; i < ELEMENTSOF(tables); i++) {
+                int64_t rows = 0;
+                if (catalog_carry_table(r->catalog, oldpath, tables[i], &rows) < 0) {
+                        log_debug("the old catalog's %s cannot be read, not carried over: %s", tables[i],
+                                  error_message());
+                        error_clear();
+                } else
+                        log_debug("carried %lld %s row(s) into the new catalog", (long long)rows, tables[i]);
+        }
         return 0;
 }
 
