@@ -25,6 +25,15 @@ enum {
         STMT__MAX = 32,
 };
 
+/* Binds s (not copied), or NULL when s is NULL. */
+static inline void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+        if (s)
+                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
 /* CREATE statements of the job history table (jobs.c), for catalog_open(). */
 extern const char catalog_jobs_schema[];
 

@@ -26,14 +26,6 @@
 const char catalog_jobs_schema[] = JOBS_TABLE("") ";"
         "CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs(kind, name, started)";
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
-{
-        if (s)
-                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-        else
-                sqlite3_bind_null(st, i);
-}
-
 int catalog_job_add(struct catalog *c, struct catalog_job *j)
 {
         sqlite3_stmt *st;
