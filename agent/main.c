@@ -16,6 +16,8 @@ static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
         &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate,
+        &command_forget,
+        &command_tag,
 };
 
 static const char main_help[] =
@@ -63,7 +65,7 @@ static const char main_help[] =
 
 static int print_main_help(FILE *f)
 {
-        char list[2048] = "";
+        char list[8192] = "";
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
                 char line[160];
                 snprintf(line, sizeof line, "  %-12s %s\n", table[i]->name, table[i]->summary);

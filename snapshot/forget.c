@@ -236,12 +236,26 @@ static int keep_object(void *ud, const char *object, uint64_t size)
         return 0;
 }
 
-int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud)
+int snapshot_protected_ids(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud,
+                           char ***ret, size_t *ret_n)
 {
         struct keep_scan s = { .r = r, .warn = warn, .ud = ud };
+        int k = backend_list(r->be, KEEP_PREFIX, keep_object, &s);
+        if (k < 0) {
+                catalog_id_list_free(s.ids, s.n);
+                return error_message() ? k : error_set(k, "cannot list %s/keep: %s", r->path, berth_strerror(k));
+        }
+        *ret = s.ids;
+        *ret_n = s.n;
+        return 0;
+}
+
+int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud)
+{
+        struct keep_scan s = { 0 };
         char **have = NULL;
         size_t nhave = 0;
-        int k = backend_list(r->be, KEEP_PREFIX, keep_object, &s);
+        int k = snapshot_protected_ids(r, warn, ud, &s.ids, &s.n);
         if (k == 0)
                 k = catalog_keep_list(r->catalog, &have, &nhave);
         if (k == 0)

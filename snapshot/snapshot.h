@@ -391,6 +391,12 @@ int snapshot_is_protected(struct repo *r, const char *id);
  * -errno. */
 int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg),
                              void *ud);
+/* The ids that the repository's keep/ objects protect, read and checked as
+ * snapshot_sync_protection() does (warnings included), without writing
+ * anything: for a reader (forget --dry-run).  Free with
+ * catalog_id_list_free(). */
+int snapshot_protected_ids(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud,
+                           char ***ret, size_t *ret_n);
 
 /* ---- access.c: what a serving end needs (transport/serve.c) --------------- */
 
