@@ -42,6 +42,9 @@ static const char help[] =
         "'last=N,hourly=N,daily=N,weekly=N,monthly=N,yearly=N' (any of them, in any\n"
         "order); a --keep-* flag given as well wins over the same rule in SPEC.\n"
         "\n"
+        "On a repository over ssh:// only --dry-run works: run forget on the\n"
+        "repository's host.\n"
+        "\n"
         "Each removal is durable on its own; an interrupted forget (even kill -9)\n"
         "leaves every snapshot either listed and whole or gone, and the next command\n"
         "that writes to the repository (or 'berth catalog rebuild') finishes it.\n"
@@ -366,6 +369,14 @@ static int run(int argc, char **argv)
         if (nrefs == 0 && !policy)
                 return usage_error("forget", "give SNAPSHOT arguments, or at least one --keep-* rule");
 
+        /* A repository over SSH deletes objects only when opened for
+         * maintenance, and its own catalog must forget with it: that is the
+         * far side's job, not yet done through the protocol. */
+        if (!a.dry_run && repo_is_remote())
+                return fail(error_set(ENOTSUP,
+                                      "forget on a repository over ssh:// is not supported yet: run it on the "
+                                      "repository's host (berth -r PATH forget ...); --dry-run works from here"),
+                            "forget");
         _cleanup_(repo_freep) struct repo *repo = NULL;
         r = open_repo(a.dry_run ? REPO_READ : REPO_WRITE, &repo);
         if (r < 0)

@@ -39,7 +39,9 @@ static int run(int argc, char **argv)
                 return fail(r, "snapshots");
         char **prot = NULL;
         size_t nprot = 0;
-        r = catalog_keep_list(repo_catalog(repo), &prot, &nprot);
+        /* From the repository's keep/ objects, not the catalog's copy: a
+         * reader's catalog may not have seen a mark another host made. */
+        r = snapshot_protected_ids(repo, NULL, NULL, &prot, &nprot);
         if (r < 0) {
                 catalog_snapshot_list_free(list, n);
                 return fail(r, "snapshots");

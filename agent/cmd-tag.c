@@ -16,7 +16,8 @@ static const char help[] =
         "keep/<snapshot id> beside the snapshot file, so it survives 'berth catalog\n"
         "rebuild' and holds for every host using the repository; the catalog keeps a\n"
         "copy for 'berth snapshots', which shows protected snapshots in its KEEP\n"
-        "column.\n"
+        "column.  Over ssh:// only --keep works; lift a protection on the\n"
+        "repository's host.\n"
         "\n"
         "Options:\n"
         "      --keep      protect the snapshots\n"
@@ -58,6 +59,11 @@ static int run(int argc, char **argv)
         if (optind >= argc)
                 return usage_error("tag", "give at least one SNAPSHOT");
 
+        if (mode == 0 && repo_is_remote())
+                return fail(error_set(ENOTSUP,
+                                      "tag --no-keep on a repository over ssh:// is not supported yet (it deletes "
+                                      "an object): run it on the repository's host"),
+                            "tag");
         _cleanup_(repo_freep) struct repo *repo = NULL;
         r = open_repo(REPO_WRITE, &repo);
         if (r < 0)

@@ -9,8 +9,16 @@
 # otherwise.
 
 load lib
+load sshd
 
 export TZ=UTC
+
+# lib's teardown, and the sshd of the ssh:// test
+eval "lib_$(declare -f teardown)"
+teardown() {
+        sshd_down
+        lib_teardown
+}
 
 # snap NAME WHEN: backs up $T/src as NAME at WHEN (a date(1) string, UTC),
 # keeps a copy of what it held in $T/exp/<id>, prints the id.
@@ -358,4 +366,40 @@ EOF
         [ "$(berth --json snapshots pg | json_get '[0]["protected"]')" = True ]
         run berth check
         [ "$status" -eq 0 ]
+}
+
+@test "over ssh://: tag --keep marks the repository and every reader sees it; forget refuses cleanly" {
+        command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
+        series
+        export HOME=$T/home BERTH_CACHE_DIR=$T/cache
+        mkdir -p "$HOME"
+        sshd_up "$T/sshd"
+        sshd_known_line ed25519 > "$T/known_hosts"
+        URL=ssh://root@127.0.0.1:$SSHD_PORT$BERTH_REPO
+        rb() {
+                timeout -k 5 120 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$T/known_hosts" \
+                        --remote-berth "$BERTH" "$@"
+        }
+        run rb tag "${S[2]}" --keep
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ -f "$BERTH_REPO/keep/${S[2]}" ]
+        # the client sees it, and so does the repository's host
+        [ "$(rb --json snapshots pg | json_get '[1]["protected"]')" = True ]
+        [ "$(berth --json snapshots pg | json_get '[1]["protected"]')" = True ]
+        run rb forget --name pg "${POLICY[@]}" --dry-run
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"keep          ${S[2]:0:12}  2026-01-01T20:00:00Z  (protected)"* ]]
+        before=$(objects)
+        run rb forget --name pg "${POLICY[@]}"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"not supported yet"*"repository's host"* ]]
+        run rb tag "${S[2]}" --no-keep
+        [ "$status" -eq 1 ]
+        [ "$(objects)" = "$before" ]
+        # on the repository's host, the policy honours the mark made remotely
+        berth forget --name pg "${POLICY[@]}" > /dev/null
+        [ "$(ids_of pg)" = "$(printf '%s\n' "${S[2]}" "${S[3]}" "${S[4]}" "${S[6]}" "${S[7]}" "${S[8]}")" ]
+        # and the client's cache follows
+        [ "$(rb --json snapshots pg | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 6 ]
 }
