@@ -174,12 +174,41 @@ int catalog_snapshot_intent_drop(struct catalog *c, const char *id)
         return exec_text(c, "DELETE FROM snapshot_intents WHERE hash = ?1", id, 0, "forgetting a snapshot");
 }
 
-int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
+/* 1 when the table exists: a reader may open a catalog older than it. */
+static int has_table(struct catalog *c, const char *table)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT hash FROM snapshot_intents ORDER BY created", -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
+                                    NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing announced snapshots");
+                return catalog_error(c, rc, "reading its schema");
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return catalog_error(c, rc, "reading its schema");
+}
+
+/* The ids a one-column query of `table` returns (none when the table does
+ * not exist: a reader may open a catalog older than it). */
+static int id_list(struct catalog *c, const char *table, const char *sql, const char *what, char ***ret,
+                   size_t *ret_n)
+{
+        int k = has_table(c, table);
+        if (k <= 0) {
+                if (k == 0) {
+                        *ret = NULL;
+                        *ret_n = 0;
+                }
+                return k;
+        }
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, what);
         char **list = NULL;
         size_t n = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -192,11 +221,17 @@ int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) {
                 catalog_id_list_free(list, n);
-                return catalog_error(c, rc, "listing announced snapshots");
+                return catalog_error(c, rc, what);
         }
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
+{
+        return id_list(c, "snapshot_intents", "SELECT hash FROM snapshot_intents ORDER BY created",
+                       "listing announced snapshots", ret, ret_n);
 }
 
 void catalog_id_list_free(char **list, size_t n)
@@ -313,24 +348,6 @@ static int exec_ints(struct catalog *c, const char *sql, int64_t i1, int64_t i2,
         return 0;
 }
 
-/* 1 when the table exists: a reader may open a catalog older than it. */
-static int has_table(struct catalog *c, const char *table)
-{
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
-                                    NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "reading its schema");
-        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return catalog_error(c, rc, "reading its schema");
-}
-
 /* The file index rows of name_id once snapshot `seq` is gone (its row
  * deleted already, in the caller's transaction). */
 static int files_forget_seq(struct catalog *c, int64_t name_id, int64_t seq)
@@ -407,43 +424,10 @@ int catalog_snapshot_remove(struct catalog *c, const char *id)
         return k < 0 ? k : 1;
 }
 
-/* The ids of a one-column table query (no parameters). */
-static int id_list(struct catalog *c, const char *table, const char *sql, char ***ret, size_t *ret_n)
-{
-        int k = has_table(c, table);
-        if (k <= 0) {
-                if (k == 0) {
-                        *ret = NULL;
-                        *ret_n = 0;
-                }
-                return k;
-        }
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing snapshots");
-        char **list = NULL;
-        size_t n = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                const unsigned char *h = sqlite3_column_text(st, 0);
-                if (!h)
-                        continue;
-                list = xrealloc(list, (n + 1) * sizeof *list);
-                list[n++] = xstrdup((const char *)h);
-        }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) {
-                catalog_id_list_free(list, n);
-                return catalog_error(c, rc, "listing snapshots");
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
-}
-
 int catalog_snapshot_forgets(struct catalog *c, char ***ret, size_t *ret_n)
 {
-        return id_list(c, "snapshot_forgets", "SELECT hash FROM snapshot_forgets ORDER BY created", ret, ret_n);
+        return id_list(c, "snapshot_forgets", "SELECT hash FROM snapshot_forgets ORDER BY created",
+                       "listing forgotten snapshots", ret, ret_n);
 }
 
 int catalog_snapshot_forget_done(struct catalog *c, const char *id)
@@ -492,5 +476,6 @@ int catalog_keep_set(struct catalog *c, const char *id, bool keep)
 
 int catalog_keep_list(struct catalog *c, char ***ret, size_t *ret_n)
 {
-        return id_list(c, "snapshot_keep", "SELECT hash FROM snapshot_keep ORDER BY hash", ret, ret_n);
+        return id_list(c, "snapshot_keep", "SELECT hash FROM snapshot_keep ORDER BY hash",
+                       "listing protected snapshots", ret, ret_n);
 }

@@ -26,10 +26,16 @@ static bool id_valid(const char *id)
         return true;
 }
 
-static int need_writer(struct repo *r)
+/* 0 when id is a recorded snapshot of r, which is open for writing. */
+static int writable_snapshot(struct repo *r, const char *id)
 {
         if (!r->writable || !r->catalog)
                 return error_set(EROFS, "the repository is not open for writing");
+        if (!id_valid(id))
+                return error_set(EINVAL, "'%s' is not a snapshot id", id);
+        int k = catalog_snapshot_known(r->catalog, id);
+        if (k <= 0)
+                return k < 0 ? k : error_set(BERTH_ENOTFOUND, "no snapshot %.12s", id);
         return 0;
 }
 
@@ -60,14 +66,9 @@ static int delete_object(struct repo *r, const char *name)
  * as a damaged snapshot. */
 int snapshot_forget(struct repo *r, const char *id)
 {
-        int k = need_writer(r);
+        int k = writable_snapshot(r, id);
         if (k < 0)
                 return k;
-        if (!id_valid(id))
-                return error_set(EINVAL, "'%s' is not a snapshot id", id);
-        k = catalog_snapshot_known(r->catalog, id);
-        if (k <= 0)
-                return k < 0 ? k : error_set(BERTH_ENOTFOUND, "no snapshot %.12s", id);
         _cleanup_free_ char *keep = xasprintf(KEEP_PREFIX "%s", id);
         uint64_t size;
         k = catalog_keep_get(r->catalog, id);
@@ -141,14 +142,9 @@ int snapshot_is_protected(struct repo *r, const char *id)
 
 int snapshot_set_protected(struct repo *r, const char *id, bool protect)
 {
-        int k = need_writer(r);
+        int k = writable_snapshot(r, id);
         if (k < 0)
                 return k;
-        if (!id_valid(id))
-                return error_set(EINVAL, "'%s' is not a snapshot id", id);
-        k = catalog_snapshot_known(r->catalog, id);
-        if (k <= 0)
-                return k < 0 ? k : error_set(BERTH_ENOTFOUND, "no snapshot %.12s", id);
         _cleanup_free_ char *name = xasprintf(KEEP_PREFIX "%s", id);
         int changed = 0;
         if (protect) {
@@ -250,30 +246,39 @@ int snapshot_protected_ids(struct repo *r, void (*warn)(void *ud, const char *ob
         return 0;
 }
 
+static bool in_list(char **ids, size_t n, const char *id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(ids[i], id) == 0)
+                        return true;
+        return false;
+}
+
 int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud)
 {
-        struct keep_scan s = { 0 };
-        char **have = NULL;
-        size_t nhave = 0;
-        int k = snapshot_protected_ids(r, warn, ud, &s.ids, &s.n);
+        char **want = NULL, **have = NULL;
+        size_t nwant = 0, nhave = 0, changes = 0;
+        int k = snapshot_protected_ids(r, warn, ud, &want, &nwant);
         if (k == 0)
                 k = catalog_keep_list(r->catalog, &have, &nhave);
-        if (k == 0)
+        for (size_t i = 0; k == 0 && i < nhave; i++)
+                changes += !in_list(want, nwant, have[i]);
+        for (size_t i = 0; k == 0 && i < nwant; i++)
+                changes += !in_list(have, nhave, want[i]);
+        /* Every writer's open comes here: no transaction when in step. */
+        if (k == 0 && changes) {
                 k = catalog_begin(r->catalog);
-        for (size_t i = 0; k >= 0 && i < nhave; i++) {
-                bool found = false;
-                for (size_t j = 0; j < s.n && !found; j++)
-                        found = strcmp(have[i], s.ids[j]) == 0;
-                if (!found)
-                        k = catalog_keep_set(r->catalog, have[i], false);
+                for (size_t i = 0; k >= 0 && i < nhave; i++)
+                        if (!in_list(want, nwant, have[i]))
+                                k = catalog_keep_set(r->catalog, have[i], false);
+                for (size_t i = 0; k >= 0 && i < nwant; i++)
+                        k = catalog_keep_set(r->catalog, want[i], true);
+                if (k >= 0)
+                        k = catalog_commit(r->catalog);
+                else
+                        catalog_rollback(r->catalog);
         }
-        for (size_t j = 0; k >= 0 && j < s.n; j++)
-                k = catalog_keep_set(r->catalog, s.ids[j], true);
-        if (k >= 0)
-                k = catalog_commit(r->catalog);
-        else if (r->catalog)
-                catalog_rollback(r->catalog);
         catalog_id_list_free(have, nhave);
-        catalog_id_list_free(s.ids, s.n);
+        catalog_id_list_free(want, nwant);
         return k < 0 ? k : 0;
 }
