@@ -147,20 +147,29 @@ int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s)
         return catalog_snapshot_intent_drop(c, s->id);
 }
 
-/* Runs one statement with a text parameter and no result rows. */
-static int exec_text(struct catalog *c, const char *sql, const char *arg, int64_t i2, const char *what)
+/* Runs one statement with no result rows: ?1 is the text arg, or the
+ * integer i1 when arg is NULL; ?2 is i2 (when the statement has it). */
+static int exec_args(struct catalog *c, const char *sql, const char *arg, int64_t i1, int64_t i2, const char *what)
 {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, what);
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        if (arg)
+                sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_int64(st, 1, i1);
         sqlite3_bind_int64(st, 2, i2);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, what);
         return 0;
+}
+
+static int exec_text(struct catalog *c, const char *sql, const char *arg, int64_t i2, const char *what)
+{
+        return exec_args(c, sql, arg, 0, i2, what);
 }
 
 int catalog_snapshot_intend(struct catalog *c, const char *id)
@@ -174,22 +183,28 @@ int catalog_snapshot_intent_drop(struct catalog *c, const char *id)
         return exec_text(c, "DELETE FROM snapshot_intents WHERE hash = ?1", id, 0, "forgetting a snapshot");
 }
 
-/* 1 when the table exists: a reader may open a catalog older than it. */
-static int has_table(struct catalog *c, const char *table)
+/* 1 when the query with the text parameter ?1 returns a row, 0 when not. */
+static int row_exists(struct catalog *c, const char *sql, const char *arg, const char *what)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", -1, &st,
-                                    NULL);
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "reading its schema");
-        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+                return catalog_error(c, rc, what);
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
                 return 0;
-        return catalog_error(c, rc, "reading its schema");
+        return catalog_error(c, rc, what);
+}
+
+/* 1 when the table exists: a reader may open a catalog older than it. */
+static int has_table(struct catalog *c, const char *table)
+{
+        return row_exists(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", table,
+                          "reading its schema");
 }
 
 /* The ids a one-column query of `table` returns (none when the table does
@@ -332,20 +347,9 @@ int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before,
 
 /* ---- forgetting and protecting snapshots ---------------------------------------- */
 
-/* Runs one statement binding ?1 and ?2 to integers. */
 static int exec_ints(struct catalog *c, const char *sql, int64_t i1, int64_t i2, const char *what)
 {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, what);
-        sqlite3_bind_int64(st, 1, i1);
-        sqlite3_bind_int64(st, 2, i2);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return catalog_error(c, rc, what);
-        return 0;
+        return exec_args(c, sql, NULL, i1, i2, what);
 }
 
 /* The file index rows of name_id once snapshot `seq` is gone (its row
@@ -439,20 +443,7 @@ int catalog_snapshot_forget_done(struct catalog *c, const char *id)
 static int id_in(struct catalog *c, const char *table, const char *sql, const char *id)
 {
         int k = has_table(c, table);
-        if (k <= 0)
-                return k;
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "looking up a snapshot");
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return catalog_error(c, rc, "looking up a snapshot");
+        return k <= 0 ? k : row_exists(c, sql, id, "looking up a snapshot");
 }
 
 int catalog_snapshot_forgetting(struct catalog *c, const char *id)
