@@ -143,8 +143,10 @@ int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s)
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, "recording a snapshot");
-        /* In the same transaction: once recorded it is no longer pending. */
-        return catalog_snapshot_intent_drop(c, s->id);
+        /* In the same transaction: once recorded it is no longer pending,
+         * nor being forgotten (recorded again: copied back in). */
+        int k = catalog_snapshot_intent_drop(c, s->id);
+        return k < 0 ? k : catalog_snapshot_forget_done(c, s->id);
 }
 
 /* Runs one statement with no result rows: ?1 is the text arg, or the

@@ -303,6 +303,14 @@ static void test_forget_records(void **state)
         assert_int_equal(n, 1);
         assert_string_equal(ids[0], f->s[0].id);
         catalog_id_list_free(ids, n);
+        /* recorded again (copied back in): no longer being forgotten */
+        struct catalog_snapshot cs = { .name = (char *)"v", .host = (char *)"h", .source = (char *)"/src",
+                                       .started = 1, .finished = 1, .status = (char *)"complete" };
+        snprintf(cs.id, sizeof cs.id, "%s", f->s[0].id);
+        assert_int_equal(catalog_snapshot_add(f->c, &cs), 0);
+        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 0);
+        assert_int_equal(catalog_snapshot_remove(f->c, f->s[0].id), 1);
+        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 1);
         assert_int_equal(catalog_snapshot_forget_done(f->c, f->s[0].id), 0);
         assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 0);
         assert_int_equal(catalog_keep_set(f->c, f->s[1].id, false), 0);
