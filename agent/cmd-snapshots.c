@@ -72,11 +72,13 @@ static int run(int argc, char **argv)
                         _cleanup_free_ char *nm = escape_name(list[i].name, strlen(list[i].name));
                         _cleanup_free_ char *host = escape_name(list[i].host, strlen(list[i].host));
                         _cleanup_free_ char *status = escape_name(list[i].status, strlen(list[i].status));
-                        printf("%.12s  %-20s  %-12s  %-20s  %9llu  %10s  %10s  %-10s  %s\n", list[i].id, nm,
-                               host, format_time(list[i].started, t, sizeof t),
+                        /* No trailing blanks when KEEP is empty. */
+                        printf("%.12s  %-20s  %-12s  %-20s  %9llu  %10s  %10s  %-*s%s\n", list[i].id, nm, host,
+                               format_time(list[i].started, t, sizeof t),
                                (unsigned long long)(list[i].files + list[i].dirs),
                                format_bytes(list[i].bytes, sz, sizeof sz),
-                               format_bytes(list[i].bytes_added, add, sizeof add), status, kept[i] ? "keep" : "");
+                               format_bytes(list[i].bytes_added, add, sizeof add), kept[i] ? 10 : 0, status,
+                               kept[i] ? "  keep" : "");
                 }
         }
         catalog_snapshot_list_free(list, n);
