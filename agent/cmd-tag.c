@@ -22,7 +22,7 @@ static const char help[] =
         "Options:\n"
         "      --keep      protect the snapshots\n"
         "      --no-keep   lift their protection\n"
-        "      --json      print a JSON array: {id, name, protected, changed} per snapshot\n"
+        "      --json      a JSON array: {id, name, protected, changed} per snapshot\n"
         "  -h, --help      this help\n"
         "\n"
         "Exit status: 0 when done, 1 when a snapshot could not be changed (the others\n"
