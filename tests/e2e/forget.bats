@@ -403,3 +403,43 @@ EOF
         # and the client's cache follows
         [ "$(rb --json snapshots pg | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 6 ]
 }
+
+@test "kill -9 during a policy forget: check passes, the survivors restore, the next forget finishes" {
+        berth init > /dev/null
+        mkdir -p "$T/src"
+        head -c 200000 /dev/urandom > "$T/src/big"
+        n=0
+        # a forget of a few snapshots takes some tens of milliseconds: the
+        # kills land at different points of it (or after it)
+        for delay in 0.015 0.02 0.025 0.03 0.04; do
+                for i in 1 2 3 4 5 6; do
+                        n=$((n + 1))
+                        echo "$n" > "$T/src/n"
+                        snap k "@$((1775001600 + n * 3600))" > /dev/null
+                done
+                "$BERTH" forget --name k --keep-last 2 > /dev/null 2>&1 &
+                pid=$!
+                sleep "$delay"
+                kill -9 "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+                echo "after ${delay}s: $(ids_of k | wc -l) listed, $(ls "$BERTH_REPO/snapshots" | wc -l) files"
+                run berth check
+                echo "$output"
+                [ "$status" -eq 0 ]
+                [[ "$output" == *"no problems found"* ]]
+                # whatever the catalog lists is whole
+                for id in $(ids_of k | tail -n 3); do
+                        rm -rf "$T/out"
+                        berth restore "$id" --target "$T/out" > /dev/null
+                        diff -r "$T/exp/$id" "$T/out"
+                done
+        done
+        run berth forget --name k --keep-last 2
+        [ "$status" -eq 0 ]
+        [ "$(ids_of k | wc -l)" -eq 2 ]
+        [ "$(ls "$BERTH_REPO/snapshots" | wc -l)" -eq 2 ]
+        [ "$(sqlite3 "$BERTH_REPO/catalog.db" 'SELECT count(*) FROM snapshot_forgets')" -eq 0 ]
+        run berth check
+        [ "$status" -eq 0 ]
+        [[ "$output" != *"not indexed"* ]]
+}
