@@ -93,11 +93,13 @@ int snapshot_forget(struct repo *r, const char *id)
                 return k < 0 ? k : error_set(BERTH_ENOTFOUND, "no snapshot %.12s", id);
         _cleanup_free_ char *snap = xasprintf("snapshots/%s", id);
         k = delete_object(r, snap);
-        if (k < 0)
+        if (k < 0) {
+                _cleanup_free_ char *why = xstrdup(error_message() ? error_message() : berth_strerror(k));
                 return error_set(k,
                                  "snapshot %.12s is gone from the catalog, but its file could not be deleted (%s); "
-                                 "the next backup or forget finishes it",
-                                 id, error_message() ? error_message() : berth_strerror(k));
+                                 "the next command that writes to the repository finishes it",
+                                 id, why);
+        }
         return catalog_snapshot_forget_done(r->catalog, id);
 }
 
