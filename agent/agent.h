@@ -174,5 +174,7 @@ extern const struct command command_init, command_backup, command_snapshots, com
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
         command_volumes, command_recover, command_serve, command_copy, command_migrate,
         command_metrics;
+extern const struct command command_forget;
+extern const struct command command_tag;
 
 #endif

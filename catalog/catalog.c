@@ -270,6 +270,23 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         /* The job history (jobs.c): the same kind of table of its own. */
         if (r == 0)
                 r = exec(c, catalog_jobs_schema, "opening it");
+        /* Snapshots protected from forgetting by policy (`berth tag
+         * --keep`), mirroring the repository's keep/<id> objects, and
+         * snapshots being forgotten: recorded in the transaction that drops
+         * a snapshot's rows, dropped once its objects are deleted, so that
+         * the next writer finishes a forget a crash interrupted (see
+         * snapshot/forget.c).  Tables of their own, created when missing,
+         * like snapshot_intents: an older berth ignores them. */
+        if (r == 0)
+                r = exec(c, "CREATE TABLE IF NOT EXISTS snapshot_keep ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of a recorded snapshot */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ");"
+                            "CREATE TABLE IF NOT EXISTS snapshot_forgets ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of a snapshot being forgotten */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ")",
+                            "opening it");
         if (r < 0) {
                 catalog_free(c);
                 return r;

@@ -130,6 +130,33 @@ int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before,
 /* The highest seq of name, 0 when none. */
 int64_t catalog_snapshot_max_seq(struct catalog *c, const char *name);
 
+/* Removes snapshot `id` (a full id) in one transaction: its row, its
+ * protection, and the file index rows that no remaining snapshot of its
+ * name is in (rows shared with the snapshots before and after it stay,
+ * their [since, until) ranges still right for every remaining seq; when
+ * the newest is removed, the rows of the one before it become current
+ * again, so the next snapshot is indexed against it).  The id is recorded
+ * as being forgotten in the same transaction (catalog_snapshot_forgets).
+ * 1 when removed, 0 when it was not recorded. */
+int catalog_snapshot_remove(struct catalog *c, const char *id);
+/* Ids recorded by catalog_snapshot_remove() whose objects are not known to
+ * be deleted yet, oldest first (free with catalog_id_list_free); none when
+ * the catalog predates the table. */
+int catalog_snapshot_forgets(struct catalog *c, char ***ret, size_t *ret_n);
+/* The objects of a forgotten snapshot are gone: stop remembering it. */
+int catalog_snapshot_forget_done(struct catalog *c, const char *id);
+/* 1 when id is being forgotten, 0 when not. */
+int catalog_snapshot_forgetting(struct catalog *c, const char *id);
+
+/* Protection (`berth tag --keep`): sets or clears it for id.  1 when that
+ * changed something, 0 when not. */
+int catalog_keep_set(struct catalog *c, const char *id, bool keep);
+/* 1 when id is protected, 0 when not (also for a catalog older than
+ * protection). */
+int catalog_keep_get(struct catalog *c, const char *id);
+/* The protected ids (free with catalog_id_list_free). */
+int catalog_keep_list(struct catalog *c, char ***ret, size_t *ret_n);
+
 /* ---- the file index --------------------------------------------------------
  *
  * A row describes one version of one path in one name's series and is valid

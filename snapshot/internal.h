@@ -447,4 +447,9 @@ int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_
 int repo_recover(struct repo *r, struct store *s, bool all);
 int repo_recover_open(struct repo *r, bool all);
 
+/* forget.c: deletes the objects of snapshots whose forgetting a crash
+ * interrupted (catalog_snapshot_forgets), when the backend lets it.  Needs
+ * the writer lock. */
+int forget_finish(struct repo *r);
+
 #endif

@@ -116,6 +116,10 @@ static int collect_snapshot(void *ud, const char *object, uint64_t size)
         int k = catalog_snapshot_known(st->repo->catalog, name);
         if (k != 0)
                 return k < 0 ? k : 0;
+        /* Forgotten, its file not deleted yet (see forget.c). */
+        k = catalog_snapshot_forgetting(st->repo->catalog, name);
+        if (k != 0)
+                return k < 0 ? k : 0;
         if (!st->all) {
                 bool announced = false;
                 for (size_t i = 0; i < st->nintents && !announced; i++)
@@ -168,6 +172,13 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         struct recover_state st = { .repo = r, .all = all };
         int k;
 
+        /* A forget a crash interrupted is finished first, so that its
+         * snapshot file is not indexed again below. */
+        if (r->writable) {
+                k = forget_finish(r);
+                if (k < 0)
+                        return k;
+        }
         k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
         if (k < 0)
                 return k;
@@ -199,6 +210,9 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         for (size_t i = 0; i < st.nintents && k >= 0; i++)
                 if (catalog_snapshot_known(r->catalog, st.intents[i]) == 0)
                         k = catalog_snapshot_intent_drop(r->catalog, st.intents[i]);
+        /* Protection (keep/ objects) as the repository has it now. */
+        if (k >= 0)
+                k = snapshot_sync_protection(r, NULL, NULL);
 out:
         for (size_t i = 0; i < st.nsnaps; i++)
                 snapfile_clear(&st.snaps[i]);
@@ -234,6 +248,12 @@ static int build_catalog(struct repo *r, const char *newpath, const char *oldpat
         int k = catalog_open(newpath, true, &r->catalog);
         if (k < 0)
                 return k;
+        /* Snapshots being forgotten stay forgotten: their files are
+         * deleted rather than indexed again (forget.c). */
+        if (have_old && catalog_carry_table(r->catalog, oldpath, "snapshot_forgets", NULL) < 0) {
+                log_debug("the old catalog's forget records cannot be read: %s", error_message());
+                error_clear();
+        }
         k = repo_recover_open(r, true);
         if (k < 0 || !have_old)
                 return k;
