@@ -166,5 +166,6 @@ int backup_container_volumes(struct repo *repo, const char *container, int two_p
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
         command_volumes, command_recover, command_serve, command_copy, command_migrate;
+extern const struct command command_prune;
 
 #endif

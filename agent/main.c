@@ -16,6 +16,7 @@ static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
         &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate,
+        &command_prune,
 };
 
 static const char main_help[] =

@@ -10,6 +10,9 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
+        bool has_condemned;      /* packs.condemned exists (prune.c's migration) */
+        sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */
+        unsigned mark_batch;     /* rows inserted in its open transaction */
         sqlite3_stmt *stmts[32];
 };
 
@@ -27,5 +30,11 @@ enum {
 
 int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret);
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
+/* prune.c: adds packs.condemned when missing (a writer, at open), and notes
+ * in c->has_condemned whether the column is there (every open). */
+int catalog_prune_migrate(struct catalog *c, bool writer);
+/* prune.c: clears a pack's condemnation (catalog_pack_add() finding it
+ * again).  0 or -errno. */
+int catalog_pack_revive(struct catalog *c, int64_t pack);
 
 #endif

@@ -267,6 +267,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                             "  created INTEGER NOT NULL"   /* ns */
                             ")",
                             "opening it");
+        if (r == 0)
+                r = catalog_prune_migrate(c, true);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -374,6 +376,11 @@ int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
         }
         if (v < CATALOG_SCHEMA_VERSION)
                 log_debug("catalog %s has schema version %d; reading it as it is", path, v);
+        r = catalog_prune_migrate(c, false);
+        if (r < 0) {
+                catalog_free(c);
+                return r;
+        }
         *ret = c;
         return 0;
 }
@@ -382,6 +389,7 @@ void catalog_free(struct catalog *c)
 {
         if (!c)
                 return;
+        catalog_mark_end(c);
         for (size_t i = 0; i < ELEMENTSOF(c->stmts); i++)
                 sqlite3_finalize(c->stmts[i]);
         if (c->in_tx)
@@ -442,7 +450,10 @@ int catalog_pack_add(struct catalog *c, const uint8_t hash[CATALOG_HASH_LEN], ui
         if (rc == SQLITE_ROW) {
                 *ret_id = sqlite3_column_int64(st, 0);
                 sqlite3_reset(st);
-                return 0;
+                /* A pack written again with the very bytes of one a prune
+                 * condemned (the same chunks stored again) is live again:
+                 * its object must not be deleted under the new rows. */
+                return catalog_pack_revive(c, *ret_id);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
@@ -510,7 +521,13 @@ int catalog_pack_foreach(struct catalog *c,
                          void *ud)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT id, hash, size, chunks FROM packs ORDER BY id", -1, &st, NULL);
+        /* Condemned packs (prune.c) hold nothing anyone may use: they are
+         * garbage waiting for deletion, and may be gone already. */
+        int rc = sqlite3_prepare_v2(c->db,
+                                    c->has_condemned ? "SELECT id, hash, size, chunks FROM packs"
+                                                       " WHERE condemned IS NULL ORDER BY id"
+                                                     : "SELECT id, hash, size, chunks FROM packs ORDER BY id",
+                                    -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "listing packs");
         int r = 0;
