@@ -445,6 +445,19 @@ static int phase_c(struct pruner *p)
 
 /* ---- the whole ---------------------------------------------------------------------- */
 
+/* A repository over SSH is refused: the far side's own catalog would
+ * still list the deleted packs' chunks, and a copy or migrate to it would
+ * then skip sending them. */
+static int local_only(struct repo *r)
+{
+        if (backend_is_local(r->be))
+                return 0;
+        return error_set(EOPNOTSUPP,
+                         "prune works on a repository on this host only: run it where %s lives "
+                         "(ssh HOST berth -r PATH prune), so that its catalog stays true",
+                         r->path);
+}
+
 static int prune_run(struct pruner *p)
 {
         const struct prune_options *o = p->o;
@@ -457,10 +470,16 @@ static int prune_run(struct pruner *p)
                 k = o->open(o->open_ud, REPO_WRITE, &w0);
                 if (k < 0)
                         return k;
+                k = local_only(w0);
                 repo_free(w0);
+                if (k < 0)
+                        return k;
         }
         /* Phase A, reading. */
         k = o->open(o->open_ud, REPO_READ, &p->r);
+        if (k < 0)
+                return k;
+        k = local_only(p->r);
         if (k < 0)
                 return k;
         k = catalog_pack_max_id(p->r->catalog, &p->max_pack);

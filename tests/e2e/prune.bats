@@ -303,3 +303,28 @@ EOF
         run berth --json prune --grace 1h
         [ "$status" -eq 0 ]
 }
+
+@test "prune over ssh:// refuses (the far side's catalog would still list deleted packs) and changes nothing" {
+        command -v /usr/sbin/sshd > /dev/null || skip "openssh-server is not installed"
+        load sshd
+        export HOME=$T/home BERTH_CACHE_DIR=$T/cache
+        mkdir -p "$HOME"
+        unset SSH_AUTH_SOCK SSH_AGENT_PID
+        unset SSHD_PORT SSHD_EXTRA
+        sshd_up "$T/sshd"
+        BG_PIDS=$SSHD_PID
+        sshd_known_line ed25519 > "$T/known_hosts"
+        make_garbage_repo
+        drop_snapshot "$DROP_ID"
+        before=$(find "$BERTH_REPO/packs" -type f | sort | xargs sha256sum)
+        run timeout -k 5 120 "$BERTH" -r "ssh://root@127.0.0.1:$SSHD_PORT$BERTH_REPO" -i "$SSHD_USER_KEY" \
+                --known-hosts "$T/known_hosts" --remote-berth "$BERTH" prune
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"on this host only"* ]]
+        [ "$(find "$BERTH_REPO/packs" -type f | sort | xargs sha256sum)" = "$before" ]
+        # where the repository lives it works
+        run timeout -k 5 120 "$BERTH" prune
+        [ "$status" -eq 0 ]
+        restores_same keep "$T/keep"
+}
