@@ -28,6 +28,10 @@ enum {
         STMT__MAX = 32,
 };
 
+/* Runs sql (its one parameter: pack) and calls fn for each row of (hash,
+ * pack, offset, stored_len, raw_len, flags); `what` names it in errors. */
+int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
+                               int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud, const char *what);
 int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret);
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
 /* prune.c: adds packs.condemned when missing (a writer, at open), and notes

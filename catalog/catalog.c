@@ -631,16 +631,13 @@ int catalog_chunk_foreach(struct catalog *c, int (*fn)(void *ud, const uint8_t i
         return r < 0 ? r : 0;
 }
 
-int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
-                                  int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
+int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
+                               int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud, const char *what)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db,
-                                    "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
-                                    " WHERE pack = ? ORDER BY offset",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing a pack's chunks");
+                return catalog_error(c, rc, what);
         sqlite3_bind_int64(st, 1, pack);
         int r = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -654,9 +651,18 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                         break;
         }
         if (r == 0 && rc != SQLITE_DONE)
-                r = catalog_error(c, rc, "listing a pack's chunks");
+                r = catalog_error(c, rc, what);
         sqlite3_finalize(st);
         return r < 0 ? r : 0;
+}
+
+int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
+                                  int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
+{
+        return catalog_chunk_rows_foreach(c,
+                                          "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
+                                          " WHERE pack = ? ORDER BY offset",
+                                          pack, fn, ud, "listing a pack's chunks");
 }
 
 /* The column names of table in schema db ("main" or an attached name);

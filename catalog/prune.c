@@ -213,34 +213,11 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t max_id,
 int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
                                    int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
 {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db,
-                                    "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags FROM chunks c"
-                                    " JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = ? ORDER BY c.offset",
-                                    -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing a pack's used chunks");
-        sqlite3_bind_int64(st, 1, pack);
-        int r = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if (sqlite3_column_bytes(st, 0) != CATALOG_HASH_LEN)
-                        continue;
-                struct catalog_chunk ch = {
-                        .pack = sqlite3_column_int64(st, 1),
-                        .offset = (uint32_t)sqlite3_column_int64(st, 2),
-                        .stored_len = (uint32_t)sqlite3_column_int64(st, 3),
-                        .raw_len = (uint32_t)sqlite3_column_int64(st, 4),
-                        .flags = (uint8_t)sqlite3_column_int(st, 5),
-                };
-                memcpy(ch.id, sqlite3_column_blob(st, 0), CATALOG_HASH_LEN);
-                r = fn(ud, &ch);
-                if (r < 0)
-                        break;
-        }
-        if (r == 0 && rc != SQLITE_DONE)
-                r = catalog_error(c, rc, "listing a pack's used chunks");
-        sqlite3_finalize(st);
-        return r < 0 ? r : 0;
+        return catalog_chunk_rows_foreach(c,
+                                          "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags"
+                                          " FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                                          " WHERE c.pack = ? ORDER BY c.offset",
+                                          pack, fn, ud, "listing a pack's used chunks");
 }
 
 /* Runs one statement with up to two integer parameters. */

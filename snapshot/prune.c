@@ -257,6 +257,31 @@ static int condemn_unused(void *ud, const struct catalog_pack_usage *u)
         return 0;
 }
 
+/* Runs body inside one transaction of the writer's catalog. */
+static int in_transaction(struct pruner *p, int (*body)(struct pruner *p))
+{
+        struct catalog *c = p->w->catalog;
+        int k = catalog_begin(c);
+        if (k == 0)
+                k = body(p);
+        if (k < 0) {
+                catalog_rollback(c);
+                return k;
+        }
+        return catalog_commit(c);
+}
+
+static int condemn_batch(struct pruner *p)
+{
+        for (size_t i = 0; i < p->nbatch; i++) {
+                int64_t n = catalog_pack_condemn(p->w->catalog, p->batch[i], p->now);
+                if (n < 0)
+                        return (int)n;
+                p->res->chunks_removed += (uint64_t)n;
+        }
+        return 0;
+}
+
 /* The repacked packs of this batch: their used chunks are durable in new
  * packs and re-pointed, so they are condemned (one transaction). */
 static int flush_batch(struct pruner *p)
@@ -267,20 +292,7 @@ static int flush_batch(struct pruner *p)
         if (k < 0)
                 return k;
         test_point("after-repack");
-        struct catalog *c = p->w->catalog;
-        k = catalog_begin(c);
-        for (size_t i = 0; i < p->nbatch && k >= 0; i++) {
-                int64_t n = catalog_pack_condemn(c, p->batch[i], p->now);
-                if (n < 0)
-                        k = (int)n;
-                else
-                        p->res->chunks_removed += (uint64_t)n;
-        }
-        if (k < 0) {
-                catalog_rollback(c);
-                return k;
-        }
-        k = catalog_commit(c);
+        k = in_transaction(p, condemn_batch);
         if (k < 0)
                 return k;
         p->res->packs_repacked += p->nbatch;
@@ -323,22 +335,19 @@ static int repack_one(void *ud, const struct catalog_pack_usage *u)
         return p->nbatch == REPACK_BATCH ? flush_batch(p) : 0;
 }
 
+static int condemn_all_unused(struct pruner *p)
+{
+        return catalog_pack_usage_foreach(p->r->catalog, p->max_pack, condemn_unused, p);
+}
+
 static int phase_b(struct pruner *p)
 {
-        struct catalog *c = p->w->catalog;
         int k = mark_snapshots(p, p->w->be);
         if (k < 0)
                 return k;
         test_point("after-mark");
 
-        k = catalog_begin(c);
-        if (k == 0)
-                k = catalog_pack_usage_foreach(p->r->catalog, p->max_pack, condemn_unused, p);
-        if (k < 0) {
-                catalog_rollback(c);
-                return k;
-        }
-        k = catalog_commit(c);
+        k = in_transaction(p, condemn_all_unused);
         if (k < 0)
                 return k;
         test_point("after-condemn");
