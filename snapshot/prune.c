@@ -154,6 +154,12 @@ static int mark_snapshot(struct pruner *p, const char *id)
 {
         struct snapfile f = { 0 };
         int k = snapfile_read(p->r, id, &f);
+        if (k == -BERTH_ENOTFOUND) {
+                /* Removed since it was listed (forget): nothing to keep. */
+                log_debug("snapshot %s is gone since it was listed", id);
+                error_clear();
+                return 0;
+        }
         if (k < 0)
                 return refuse(id, k);
         p->res->snapshots++;
@@ -181,7 +187,9 @@ static int mark_snapshot(struct pruner *p, const char *id)
                 }
         }
         snapfile_clear(&f);
-        if (k < 0 && k != -ECANCELED && k != -EIO && k != -ENOSPC && k != -ENOMEM)
+        /* The manifest's fault (damaged or missing chunks), not the
+         * catalog's or the machine's, which are said as they are. */
+        if (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)
                 return refuse(id, k);
         return k < 0 ? k : 0;
 }

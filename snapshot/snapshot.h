@@ -362,6 +362,7 @@ struct prune_result {
  * a repository whose objects cannot be deleted (an append-only server) is
  * -EROFS/-EPERM after the catalog work is done (the packs stay condemned);
  * -ECANCELED when o->events.cancel was set (what was committed stays).
+ * *ret is written in every case: what was done (or, dry run, planned). 
  * Memory: the snapshot ids, one manifest's entry and one chunk at a time;
  * the mark set lives in a temporary file (SQLITE_TMPDIR or TMPDIR). */
 int snapshot_prune(const struct prune_options *o, struct prune_result *ret);
