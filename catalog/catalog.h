@@ -117,11 +117,14 @@ struct catalog_pack_usage {
         uint64_t used_chunks;    /* of which marked */
         uint64_t used_bytes;     /* stored bytes of those */
 };
-/* Calls fn for every pack that is not condemned with rowid <= max_id, in
- * rowid order, with how much of it the mark set uses.  Streams: one row at
- * a time.  fn's negative return stops and is returned. */
-int catalog_pack_usage_foreach(struct catalog *c, int64_t max_id,
+/* Calls fn for every pack that is not condemned with after < rowid <=
+ * max_id, in rowid order, with how much of it the mark set uses.  Streams:
+ * one row at a time, under one read of the catalog.  fn's negative return
+ * stops and is returned; a positive one stops, and 0 is returned. */
+int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                                int (*fn)(void *ud, const struct catalog_pack_usage *u), void *ud);
+/* How many marked chunks the catalog records in pack, or -errno. */
+int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack);
 /* Calls fn for each marked chunk recorded in pack, by offset. */
 int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
                                    int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);

@@ -164,7 +164,7 @@ int catalog_pack_max_id(struct catalog *c, int64_t *ret)
         return rc == SQLITE_ROW ? 0 : catalog_error(c, rc, "listing packs");
 }
 
-int catalog_pack_usage_foreach(struct catalog *c, int64_t max_id,
+int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                                int (*fn)(void *ud, const struct catalog_pack_usage *u), void *ud)
 {
         int r = 0;
@@ -180,13 +180,14 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t max_id,
                 " (SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id),"
                 " (SELECT coalesce(sum(c.stored_len), 0) FROM chunks c"
                 "   JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id)"
-                " FROM packs p WHERE p.id <= ?%s ORDER BY p.id",
+                " FROM packs p WHERE p.id > ? AND p.id <= ?%s ORDER BY p.id",
                 c->has_condemned ? " AND p.condemned IS NULL" : "");
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "measuring pack usage");
-        sqlite3_bind_int64(st, 1, max_id);
+        sqlite3_bind_int64(st, 1, after);
+        sqlite3_bind_int64(st, 2, max_id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct catalog_pack_usage u = {
                         .id = sqlite3_column_int64(st, 0),
@@ -201,13 +202,29 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t max_id,
                 }
                 memcpy(u.hash, sqlite3_column_blob(st, 1), CATALOG_HASH_LEN);
                 r = fn(ud, &u);
-                if (r < 0)
+                if (r != 0)
                         break;
         }
         if (r == 0 && rc != SQLITE_DONE)
                 r = catalog_error(c, rc, "measuring pack usage");
         sqlite3_finalize(st);
         return r < 0 ? r : 0;
+}
+
+int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db,
+                                    "SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                                    " WHERE c.pack = ?",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "measuring pack usage");
+        sqlite3_bind_int64(st, 1, pack);
+        rc = sqlite3_step(st);
+        int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? n : catalog_error(c, rc, "measuring pack usage");
 }
 
 int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,

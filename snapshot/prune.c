@@ -59,8 +59,10 @@ struct pruner {
         int64_t last_progress;
         uint64_t repack_candidates;
         uint64_t repack_bytes;     /* dry run: used bytes of the candidates */
-        int64_t batch[REPACK_BATCH];
+        int64_t batch[REPACK_BATCH];  /* packs being repacked */
         size_t nbatch;
+        int64_t after;             /* the last pack looked at for repacking */
+        int64_t last_old;          /* the last pack before repacking: later ones are new */
         struct buf chunk;
 };
 
@@ -279,32 +281,27 @@ static int in_transaction(struct pruner *p, int (*body)(struct pruner *p))
         return catalog_commit(c);
 }
 
+/* Condemns the packs of the batch that no used chunk is recorded in any
+ * more (the reader's connection sees what store_flush() committed).  One
+ * that still holds some is left live: the repack wrote a pack with its very
+ * bytes (the same chunks in the same order: a repack that a killed prune
+ * had done already), and the chunks were recorded in it again. */
 static int condemn_batch(struct pruner *p)
 {
         for (size_t i = 0; i < p->nbatch; i++) {
+                int64_t used = catalog_marked_in_pack(p->r->catalog, p->batch[i]);
+                if (used < 0)
+                        return (int)used;
+                if (used > 0) {
+                        log_debug("pack %lld is its own repack: kept", (long long)p->batch[i]);
+                        continue;
+                }
                 int64_t n = catalog_pack_condemn(p->w->catalog, p->batch[i], p->now);
                 if (n < 0)
                         return (int)n;
                 p->res->chunks_removed += (uint64_t)n;
+                p->res->packs_repacked++;
         }
-        return 0;
-}
-
-/* The repacked packs of this batch: their used chunks are durable in new
- * packs and re-pointed, so they are condemned (one transaction). */
-static int flush_batch(struct pruner *p)
-{
-        if (!p->nbatch)
-                return 0;
-        int k = store_flush(p->ws);
-        if (k < 0)
-                return k;
-        test_point("after-repack");
-        k = in_transaction(p, condemn_batch);
-        if (k < 0)
-                return k;
-        p->res->packs_repacked += p->nbatch;
-        p->nbatch = 0;
         return 0;
 }
 
@@ -322,9 +319,12 @@ static int copy_chunk(void *ud, const struct catalog_chunk *ch)
         return cancelled(p);
 }
 
-static int repack_one(void *ud, const struct catalog_pack_usage *u)
+/* catalog_pack_usage_foreach() callback: collects the next batch of packs
+ * to repack (1 stops when it is full). */
+static int collect_repack(void *ud, const struct catalog_pack_usage *u)
 {
         struct pruner *p = ud;
+        p->after = u->id;
         if (!repack_wanted(p, u))
                 return 0;
         char name[128];
@@ -335,17 +335,48 @@ static int repack_one(void *ud, const struct catalog_pack_usage *u)
                 log_debug("not repacking %s: it is missing or damaged", name);
                 return 0;
         }
-        tick(p, p->res->packs_repacked + p->nbatch, name);
-        int k = catalog_marked_foreach_in_pack(p->r->catalog, u->id, copy_chunk, p);
-        if (k < 0)
-                return k;
         p->batch[p->nbatch++] = u->id;
-        return p->nbatch == REPACK_BATCH ? flush_batch(p) : 0;
+        return p->nbatch == REPACK_BATCH;
+}
+
+/* Repacks batch after batch: each is collected with no statement left
+ * open, copied, flushed (the copies durable and re-pointed), and only
+ * then condemned, in one transaction. */
+static int repack(struct pruner *p)
+{
+        for (;;) {
+                p->nbatch = 0;
+                int k = catalog_pack_usage_foreach(p->r->catalog, p->after, p->max_pack, collect_repack, p);
+                if (k < 0 || p->nbatch == 0)
+                        return k;
+                for (size_t i = 0; i < p->nbatch && k == 0; i++) {
+                        tick(p, p->res->packs_repacked + i, "");
+                        k = catalog_marked_foreach_in_pack(p->r->catalog, p->batch[i], copy_chunk, p);
+                }
+                if (k == 0)
+                        k = store_flush(p->ws);
+                if (k < 0)
+                        return k;
+                test_point("after-repack");
+                k = in_transaction(p, condemn_batch);
+                if (k < 0 || p->nbatch < REPACK_BATCH)
+                        return k;
+        }
+}
+
+static int count_new(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct pruner *p = ud;
+        if (id > p->last_old) {
+                p->res->packs_written++;
+                p->res->bytes_written += size;
+        }
+        return 0;
 }
 
 static int condemn_all_unused(struct pruner *p)
 {
-        return catalog_pack_usage_foreach(p->r->catalog, p->max_pack, condemn_unused, p);
+        return catalog_pack_usage_foreach(p->r->catalog, 0, p->max_pack, condemn_unused, p);
 }
 
 static int phase_b(struct pruner *p)
@@ -362,18 +393,18 @@ static int phase_b(struct pruner *p)
         if (!p->repack_candidates)
                 return 0;
 
-        k = store_open(p->w, true, &p->ws);
+        k = catalog_pack_max_id(p->w->catalog, &p->last_old);
+        if (k == 0)
+                k = store_open(p->w, true, &p->ws);
         if (k < 0)
                 return k;
         store_set_rewrite(p->ws);
-        k = catalog_pack_usage_foreach(p->r->catalog, p->max_pack, repack_one, p);
-        if (k == 0)
-                k = flush_batch(p);
-        struct store_stats st;
-        store_get_stats(p->ws, &st);
-        p->res->packs_written = st.packs;
-        p->res->bytes_written = st.bytes_added;
-        return k;
+        k = repack(p);
+        /* Written: the packs recorded anew.  A repack may write a pack
+         * whose very bytes are there already (a killed prune's copy, or a
+         * pack just condemned, live again): that frees nothing less. */
+        int n = catalog_pack_foreach(p->w->catalog, count_new, p);
+        return k < 0 ? k : n;
 }
 
 /* ---- phase C: deleting ------------------------------------------------------------- */
@@ -512,7 +543,7 @@ static int prune_run(struct pruner *p)
 
         if (o->dry_run) {
                 /* The plan as phase B would make it now. */
-                k = catalog_pack_usage_foreach(p->r->catalog, p->max_pack, condemn_unused, p);
+                k = catalog_pack_usage_foreach(p->r->catalog, 0, p->max_pack, condemn_unused, p);
                 if (k == 0)
                         k = catalog_condemned_foreach(p->r->catalog, grace_start(p), SIZE_MAX, count_condemned, p);
                 /* New packs hold the used bytes again, plus their trailers. */

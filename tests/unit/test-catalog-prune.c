@@ -110,7 +110,7 @@ static void test_marks_usage_condemn(void **state)
         assert_int_equal(catalog_mark_commit(r), 0);
 
         struct usage_seen s = { .n = 0 };
-        assert_int_equal(catalog_pack_usage_foreach(r, max, note_usage, &s), 0);
+        assert_int_equal(catalog_pack_usage_foreach(r, 0, max, note_usage, &s), 0);
         assert_int_equal(s.n, 2);
         assert_int_equal(s.u[0].id, a);
         assert_int_equal(s.u[0].chunks, 3);
@@ -119,8 +119,16 @@ static void test_marks_usage_condemn(void **state)
         assert_int_equal(s.u[1].used_chunks, 0);
         /* packs after max are left out */
         s.n = 0;
-        assert_int_equal(catalog_pack_usage_foreach(r, a, note_usage, &s), 0);
+        assert_int_equal(catalog_pack_usage_foreach(r, 0, a, note_usage, &s), 0);
         assert_int_equal(s.n, 1);
+
+        /* paging: after a */
+        s.n = 0;
+        assert_int_equal(catalog_pack_usage_foreach(r, a, max, note_usage, &s), 0);
+        assert_int_equal(s.n, 1);
+        assert_int_equal(s.u[0].id, b);
+        assert_int_equal(catalog_marked_in_pack(r, a), 1);
+        assert_int_equal(catalog_marked_in_pack(r, b), 0);
 
         /* the writer condemns b: its chunk rows go, the reader sees it */
         assert_int_equal(catalog_begin(f->c), 0);
@@ -129,7 +137,7 @@ static void test_marks_usage_condemn(void **state)
         id_of(id, 10);
         assert_int_equal(catalog_chunk_get(f->c, id, NULL), 0);
         s.n = 0;
-        assert_int_equal(catalog_pack_usage_foreach(r, max, note_usage, &s), 0);
+        assert_int_equal(catalog_pack_usage_foreach(r, 0, max, note_usage, &s), 0);
         assert_int_equal(s.n, 1);
         int packs = 0, condemned = 0;
         assert_int_equal(catalog_pack_foreach(r, count_pack, &packs), 0);
@@ -186,7 +194,7 @@ static void test_old_catalog(void **state)
         assert_int_equal(packs, 1);
         assert_int_equal(catalog_mark_begin(r), 0);
         struct usage_seen s = { .n = 0 };
-        assert_int_equal(catalog_pack_usage_foreach(r, INT64_MAX, note_usage, &s), 0);
+        assert_int_equal(catalog_pack_usage_foreach(r, 0, INT64_MAX, note_usage, &s), 0);
         assert_int_equal(s.n, 1);
         assert_int_equal(s.u[0].used_chunks, 0);
         catalog_free(r);
