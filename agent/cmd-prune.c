@@ -5,7 +5,8 @@
 #include "agent.h"
 
 static const char help[] =
-        "Usage: berth [-r REPO] prune [--dry-run] [--max-unused PERCENT] [--grace DURATION] [--json]\n"
+        "Usage: berth [-r REPO] prune [--dry-run] [--max-unused PERCENT]\n"
+        "                             [--grace DURATION] [--json]\n"
         "\n"
         "Deletes the packs no snapshot uses, and repacks the packs that are mostly\n"
         "unused: their chunks that some snapshot still uses are copied into new packs\n"
@@ -49,19 +50,20 @@ static const char help[] =
         "repository is locked (pass --lock-wait).\n"
         "\n"
         "Options:\n"
-        "  -n, --dry-run          show what would be deleted and repacked; change nothing (packs\n"
-        "                         an interrupted backup left are counted once a writer has\n"
-        "                         indexed them)\n"
+        "  -n, --dry-run        show what would be deleted and repacked; change nothing\n"
+        "                       (packs an interrupted backup left are counted once a\n"
+        "                       writer has indexed them)\n"
         "      --max-unused PERCENT\n"
-        "                         repack a pack when more than PERCENT of its bytes are\n"
-        "                         unused (default 30; 100: never repack)\n"
-        "      --grace DURATION   keep condemned packs this long before deleting them\n"
-        "                         (30s, 15m, 2h, 7d; default 0)\n"
-        "      --json             {\"dry_run\", \"snapshots\", \"chunks_used\", \"packs\", \"packs_unused\",\n"
-        "                         \"packs_repacked\", \"packs_written\", \"packs_deleted\",\n"
-        "                         \"packs_waiting\", \"chunks_removed\", \"chunks_repacked\",\n"
-        "                         \"bytes_deleted\", \"bytes_written\", \"bytes_freed\", \"seconds\"}\n"
-        "  -h, --help             this help\n";
+        "                       repack a pack when more than PERCENT of its bytes are\n"
+        "                       unused (default 30; 100: never repack)\n"
+        "      --grace DURATION keep condemned packs this long before deleting them\n"
+        "                       (30s, 15m, 2h, 7d; default 0)\n"
+        "      --json           {\"dry_run\", \"snapshots\", \"chunks_used\", \"packs\",\n"
+        "                       \"packs_unused\", \"packs_repacked\", \"packs_written\",\n"
+        "                       \"packs_deleted\", \"packs_waiting\", \"chunks_removed\",\n"
+        "                       \"chunks_repacked\", \"bytes_deleted\", \"bytes_written\",\n"
+        "                       \"bytes_freed\", \"seconds\"}\n"
+        "  -h, --help           this help\n";
 
 static int opener(void *ud, enum repo_mode mode, struct repo **ret) { return open_repo(mode, ret); }
 
