@@ -336,3 +336,27 @@ EOF
         [ "$status" -eq 0 ]
         restores_same keep "$T/keep"
 }
+
+@test "--grace keeps condemned packs; a backup meanwhile stores their data again; a later prune deletes them" {
+        make_garbage_repo
+        drop_snapshot "$DROP_ID"
+        before=$(pack_bytes)
+        run timeout -k 5 120 "$BERTH" --json prune --grace 1h
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["packs_waiting"]' <<< "$output")" -ge 3 ]
+        [ "$(json_get '["packs_deleted"]' <<< "$output")" -eq 0 ]
+        [ "$(pack_bytes)" -eq "$before" ]
+        run timeout -k 5 120 "$BERTH" check --read-data
+        [ "$status" -eq 0 ]
+        # condemned chunks are not deduplicated against: stored again
+        run timeout -k 5 60 "$BERTH" --json backup --path "$T/drop" --name again
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["bytes_added"]' <<< "$output")" -gt 2000000 ]
+        run timeout -k 5 120 "$BERTH" --json prune
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["packs_waiting"]' <<< "$output")" -eq 0 ]
+        restores_same again "$T/drop"
+        all_survivors_restore
+        run timeout -k 5 120 "$BERTH" check --read-data
+        [ "$status" -eq 0 ]
+}
