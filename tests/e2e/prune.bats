@@ -360,3 +360,31 @@ EOF
         run timeout -k 5 120 "$BERTH" check --read-data
         [ "$status" -eq 0 ]
 }
+
+@test "a pack written again byte for byte after prune condemned it is live again: the later prune keeps it" {
+        init_small
+        mkdir -p "$T/tiny" "$T/keep"
+        # no file data: its pack holds one chunk, the manifest, so a
+        # backup of the same tree writes the very same pack
+        ln -s "some/target-$RANDOM$RANDOM" "$T/tiny/link"
+        : > "$T/tiny/empty"
+        head -c 500000 /dev/urandom > "$T/keep/k.bin"
+        berth backup --path "$T/keep" --name keep > /dev/null
+        berth backup --path "$T/tiny" --name tiny > /dev/null
+        drop_snapshot "$(snap_id tiny)"
+        packs_before=$(find "$BERTH_REPO/packs" -type f | sort)
+        run timeout -k 5 120 "$BERTH" --json prune --grace 1h
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["packs_waiting"]' <<< "$output")" -eq 1 ]
+        # the same data, stored again: the very same pack (name and bytes)
+        berth backup --path "$T/tiny" --name tiny > /dev/null
+        [ "$(find "$BERTH_REPO/packs" -type f | sort)" = "$packs_before" ]
+        run timeout -k 5 120 "$BERTH" --json prune
+        [ "$status" -eq 0 ]
+        [ "$(json_get '["packs_deleted"]' <<< "$output")" -eq 0 ]
+        [ "$(json_get '["packs_waiting"]' <<< "$output")" -eq 0 ]
+        restores_same tiny "$T/tiny"
+        restores_same keep "$T/keep"
+        run timeout -k 5 120 "$BERTH" check --read-data
+        [ "$status" -eq 0 ]
+}
