@@ -176,5 +176,6 @@ extern const struct command command_init, command_backup, command_snapshots, com
         command_metrics;
 extern const struct command command_forget;
 extern const struct command command_tag;
+extern const struct command command_prune;
 
 #endif

@@ -19,6 +19,7 @@ static const struct command *const table[] = {
         &command_metrics,
         &command_forget,
         &command_tag,
+        &command_prune,
 };
 
 static const char main_help[] =

@@ -83,6 +83,64 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);
 int64_t catalog_chunk_count(struct catalog *c);
 
+/* ---- pruning (prune.c) -----------------------------------------------------
+ *
+ * The set of chunks some snapshot references ("marks") is a TEMP table of
+ * this connection, kept in a temporary file, not in memory: a reader's
+ * connection may hold it (TEMP tables are writable on a read-only
+ * connection) while another connection, the writer's, changes the
+ * catalog.  A pack the prune found unused is "condemned": its chunk rows
+ * are deleted (no new backup can deduplicate against it) and packs.condemned
+ * holds the time; its object is deleted later, then its row.  Condemned
+ * packs are left out of catalog_pack_foreach().
+ */
+
+/* Starts (or restarts) an empty mark set on this connection. */
+int catalog_mark_begin(struct catalog *c);
+/* Marks a chunk id.  Batched: inserts run in transactions of the TEMP
+ * table of a few thousand rows; catalog_mark_commit() ends the open one
+ * (do so before relying on this connection seeing other connections'
+ * commits).  1 when the id was not marked yet, 0 when it was, -errno. */
+int catalog_mark_add(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN]);
+int catalog_mark_commit(struct catalog *c);
+/* Drops the mark set. */
+void catalog_mark_end(struct catalog *c);
+
+/* The highest pack rowid, 0 when there is none. */
+int catalog_pack_max_id(struct catalog *c, int64_t *ret);
+
+struct catalog_pack_usage {
+        int64_t id;
+        uint8_t hash[CATALOG_HASH_LEN];
+        uint64_t size;           /* bytes of the pack file */
+        uint64_t chunks;         /* chunk rows pointing at it */
+        uint64_t used_chunks;    /* of which marked */
+        uint64_t used_bytes;     /* stored bytes of those */
+};
+/* Calls fn for every pack that is not condemned with after < rowid <=
+ * max_id, in rowid order, with how much of it the mark set uses.  Streams:
+ * one row at a time, under one read of the catalog.  fn's negative return
+ * stops and is returned; a positive one stops, and 0 is returned. */
+int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
+                               int (*fn)(void *ud, const struct catalog_pack_usage *u), void *ud);
+/* How many marked chunks the catalog records in pack, or -errno. */
+int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack);
+/* Calls fn for each marked chunk recorded in pack, by offset. */
+int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
+                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);
+/* Condemns a pack at time `when` (unix seconds): deletes the chunk rows that
+ * still point at it and marks it.  Returns the number of chunk rows
+ * deleted, or -errno.  Inside the caller's transaction. */
+int64_t catalog_pack_condemn(struct catalog *c, int64_t pack, int64_t when);
+/* Calls fn for condemned packs whose condemnation is at or before
+ * `before` (unix seconds), at most `max` of them, oldest first. */
+int catalog_condemned_foreach(struct catalog *c, int64_t before, size_t max,
+                              int (*fn)(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size),
+                              void *ud);
+/* Forgets a condemned pack whose object is gone (its row and any chunk row
+ * still naming it).  0 or -errno. */
+int catalog_pack_drop(struct catalog *c, int64_t pack);
+
 /* ---- snapshots ------------------------------------------------------------ */
 
 struct catalog_snapshot {

@@ -189,6 +189,11 @@ int store_flush(struct store *s);
  * Returns 1 when the chunk was new, 0 when the repository had it. */
 int store_put_stored(struct store *s, const uint8_t id[HASH_LEN], uint8_t flags, const uint8_t *stored,
                      size_t stored_len, size_t raw_len);
+/* From now on every chunk given is stored again, even when the catalog
+ * records it (once per run: a chunk pending in this store is not), and its
+ * catalog row is re-pointed at the new pack when that is recorded: for
+ * prune's repacking, through store_put_stored(). */
+void store_set_rewrite(struct store *s);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 /* Reads one chunk's stored bytes (a zstd frame or raw, as its pack holds

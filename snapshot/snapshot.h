@@ -397,6 +397,68 @@ int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *
  * catalog_id_list_free(). */
 int snapshot_protected_ids(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud,
                            char ***ret, size_t *ret_n);
+/* ---- prune.c: reclaiming what no snapshot uses ------------------------------
+ *
+ * Two phases, so that a backup may run meanwhile.  Phase A, reading (no
+ * writer lock): every snapshot file in the repository's snapshots/ (not
+ * only those the catalog lists) is read and verified, and every chunk its
+ * manifest references (and the manifest's own chunks) is marked, in a set
+ * kept in a temporary file, not in memory.  Phase B, under the writer lock
+ * (waiting for a running backup to finish): snapshots that appeared since
+ * are marked too; packs none of whose chunks are marked are condemned (one
+ * catalog transaction: their chunk rows go, so no later backup can
+ * deduplicate against them); packs with more than max_unused percent of
+ * unused bytes are repacked: their used chunks are copied into new packs
+ * (verified against their ids) and re-pointed, then the old packs are
+ * condemned.  Packs created after phase A started are left alone.  Phase C:
+ * condemned packs older than the grace period are deleted, then forgotten.
+ * Each step is committed before the next, so a run killed at any point
+ * loses no snapshot and the next run completes the work.  Orphan packs
+ * (left by killed writers; indexed by writer recovery, which prune runs
+ * first) are reclaimed the same way, and tmp/ is emptied by that recovery.
+ */
+
+struct prune_options {
+        bool dry_run;              /* phase A only: report the plan, change nothing */
+        unsigned max_unused;       /* percent 0..100: repack a pack whose unused bytes exceed it */
+        uint64_t grace;            /* seconds a condemned pack is kept before it is deleted */
+        /* Opens the repository (the same one every time) in `mode`, as the
+         * caller opens it (locally or over SSH): prune opens it for writing
+         * (recovery), then for reading (phase A), then for writing (phases B
+         * and C; it waits there for the writer lock as the opener does). */
+        int (*open)(void *ud, enum repo_mode mode, struct repo **ret);
+        void *open_ud;
+        /* progress: files = snapshots read, then packs looked at. */
+        struct snapshot_events events;
+};
+
+struct prune_result {
+        uint64_t snapshots;        /* snapshot files whose chunks are kept */
+        uint64_t chunks_used;      /* distinct chunks they reference (manifests included) */
+        uint64_t packs;            /* packs looked at */
+        uint64_t packs_unused;     /* condemned because nothing uses them */
+        uint64_t packs_repacked;   /* condemned after their used chunks were copied */
+        uint64_t packs_written;    /* new packs holding those copies */
+        uint64_t chunks_repacked;
+        uint64_t chunks_removed;   /* chunk rows dropped from the catalog */
+        uint64_t packs_deleted;    /* pack objects deleted (dry run: that would be) */
+        uint64_t bytes_deleted;    /* their sizes */
+        uint64_t bytes_written;    /* sizes of the new packs (dry run: estimated) */
+        int64_t bytes_freed;       /* bytes_deleted - bytes_written */
+        uint64_t packs_waiting;    /* condemned packs kept for the grace period */
+        int64_t duration_ns;
+};
+
+/* Prunes the repository o->open opens.  Returns 0 (see *ret), or -errno
+ * with a message: a snapshot file that cannot be read or a manifest that
+ * cannot be walked is -BERTH_ECORRUPT and nothing is condemned or deleted;
+ * a repository whose objects cannot be deleted (an append-only server) is
+ * -EROFS/-EPERM after the catalog work is done (the packs stay condemned);
+ * -ECANCELED when o->events.cancel was set (what was committed stays).
+ * *ret is written in every case: what was done (or, dry run, planned). 
+ * Memory: the snapshot ids, one manifest's entry and one chunk at a time;
+ * the mark set lives in a temporary file (SQLITE_TMPDIR or TMPDIR). */
+int snapshot_prune(const struct prune_options *o, struct prune_result *ret);
 
 /* ---- access.c: what a serving end needs (transport/serve.c) --------------- */
 
