@@ -64,8 +64,8 @@ int settings_load(void);
         { "accept-new-host-key", no_argument, NULL, 0x1006 },            \
         { "remote-berth", required_argument, NULL, 0x1007 },             \
         { "help", no_argument, NULL, 'h' }
-/* -i is --identity, except for a command that has its own -i (restore and
- * export: --include), where --identity still works. */
+/* -i is --identity for every command (restore and export spell --include
+ * -I), so it names the key before or after any command that reaches a host. */
 #define GLOBAL_SHORT "r:vqhi:"
 
 /* Handles a global option returned by getopt_long; returns 1 when it was

@@ -37,8 +37,7 @@ static const char main_help[] =
         "\n"
         "  A repository on another host: -r ssh://[USER@]HOST[:PORT]/PATH; it is served there\n"
         "  by 'berth serve --stdio', and this host keeps a cache of its catalog.\n"
-        "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*);\n"
-        "                       restore and export take --identity only (-i is --include)\n"
+        "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*)\n"
         "      --known-hosts FILE  host keys to check the server against (~/.ssh/known_hosts)\n"
         "      --accept-new-host-key  record an unknown host's key instead of refusing it\n"
         "      --remote-berth PATH  berth on the far side (default: berth, in its PATH)\n"
@@ -172,9 +171,11 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
 
         snprintf(all_short, sizeof all_short, "%s%s", GLOBAL_SHORT, shortopts ? shortopts : "");
         while ((c = getopt_long(argc, argv, all_short, opts ? opts : global_only, NULL)) != -1) {
-                /* A command's own -i (--include) wins over --identity's. */
-                bool own_i = c == 'i' && shortopts && strchr(shortopts, 'i');
-                int g = own_i ? 0 : global_option(c, optarg);
+                /* -i was --include for restore and export: a name that is
+                 * no file is that habit, not a key. */
+                if (c == 'i' && shortopts && strchr(shortopts, 'I') && access(optarg, F_OK) < 0)
+                        return usage_error(argv[0], "-i is --identity (an SSH key file); for --include use -I");
+                int g = global_option(c, optarg);
                 if (g < 0)
                         return EXIT_USAGE;
                 if (g)

@@ -120,12 +120,12 @@ packs_bytes() { du -sb "$REPO/packs" | cut -f1; }
         [ "$status" -eq 0 ]
         cmp "$T/src/f" "$T/out/f"
 
-        # restore's own -i is --include: --identity still names the key
+        # -i is the key after restore too; -I is its --include
         echo other > "$T/src/g"
         run timeout -k 5 60 "$BERTH" backup --path "$T/src" -n small --identity "$SSHD_USER_KEY" \
                 --known-hosts "$KH" --remote-berth "$BERTH"
         [ "$status" -eq 0 ]
-        run timeout -k 5 60 "$BERTH" --identity "$SSHD_USER_KEY" restore small@latest --target "$T/only-g" -i g \
+        run timeout -k 5 60 "$BERTH" restore small@latest --target "$T/only-g" -I g -i "$SSHD_USER_KEY" \
                 --known-hosts "$KH" --remote-berth "$BERTH"
         echo "$output"
         [ "$status" -eq 0 ]

@@ -1,0 +1,95 @@
+#!/usr/bin/env bats
+# remote-more.bats — more of remote repositories (-r ssh://…) and commands
+# that reach a host: -i after any command, a damaged pack seen through the
+# cache, a killed client's lock, what the far side lacks.  Real sshd on
+# loopback (sshd.bash); the far side's berth is $BERTH too.
+
+load lib
+load sshd
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+        command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
+        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
+        export HOME=$T/home
+        mkdir -p "$HOME"
+        unset SSH_AUTH_SOCK SSH_AGENT_PID BERTH_REPO BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED
+        unset BERTH_SSH_IDENTITY BERTH_SSH_KNOWN_HOSTS BERTH_REMOTE_BERTH
+        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
+        export BERTH_CACHE_DIR=$T/cache
+        KH=$T/known_hosts
+        unset SSHD_PORT SSHD_EXTRA
+        sshd_up "$T/sshd"
+        sshd_known_line ed25519 > "$KH"
+        REPO=$T/repo
+        URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
+        cd "$T"
+}
+
+teardown() {
+        for p in ${BG_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+        sshd_down
+        if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
+                rm -rf "$T"
+        else
+                echo "# kept $T for inspection" >&3
+                [ ! -e "$T/sshd/sshd.log" ] || sed 's/^/# sshd: /' "$T/sshd/sshd.log" | tail -n 20 >&3
+        fi
+}
+
+# rb ARGS: berth on the ssh:// repository, the SSH options after the command
+rb() {
+        local cmd=$1
+        shift
+        timeout -k 5 120 "$BERTH" -r "$URL" "$cmd" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" "$@"
+}
+
+@test "remote-more: -i KEY after restore and export on an ssh:// repository; -I is --include" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        mkdir -p "$T/src/d" && seq 1 1000 > "$T/src/f" && echo g > "$T/src/d/g"
+        run rb backup --path "$T/src" -n small
+        echo "$output"
+        [ "$status" -eq 0 ]
+
+        run rb restore small@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/f" "$T/out/f"
+
+        run rb restore small@latest --target "$T/only-d" -I d
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(cat "$T/only-d/d/g")" = g ]
+        [ ! -e "$T/only-d/f" ]
+
+        rb export small@latest -o "$T/all.tar" -I d
+        tar -tf "$T/all.tar" > "$T/list"
+        grep -q 'd/g' "$T/list"
+        ! grep -q '^\./f$\|^f$' "$T/list"
+}
+
+@test "remote-more: -i with a name that is no file, after restore or export, says -i is --identity" {
+        timeout -k 5 60 "$BERTH" init -r "$T/local"
+        for cmd in restore export; do
+                run timeout -k 5 30 "$BERTH" -r "$T/local" "$cmd" x -i sub/path
+                echo "$output"
+                [ "$status" -eq 2 ]
+                [[ "$output" == *"-i is --identity (an SSH key file); for --include use -I"* ]]
+        done
+}
+
+@test "remote-more: restore --host takes -i KEY after the command" {
+        export BERTH_REPO=$T/local
+        timeout -k 5 60 "$BERTH" init
+        mkdir -p "$T/src" && seq 1 5000 > "$T/src/f"
+        timeout -k 5 60 "$BERTH" backup --path "$T/src" -n small
+        # the far side has no Docker here: the copy lands, its restore fails after
+        printf '#!/bin/sh\nDOCKER_HOST=unix://%s/no-docker.sock exec %s "$@"\n' "$T" "$BERTH" > "$T/far-berth"
+        chmod +x "$T/far-berth"
+        run timeout -k 5 120 "$BERTH" restore small@latest --host "$SSHD_DEST" --to-volume v -i "$SSHD_USER_KEY" \
+                --known-hosts "$KH" --remote-berth "$T/far-berth" --remote-repo "$T/far"
+        echo "$output"
+        [[ "$output" != *uthenticat* ]]
+        ls "$T/far/snapshots" | grep -q .
+}
