@@ -42,6 +42,7 @@ struct settings {
         char *known_hosts;     /* --known-hosts; NULL: ~/.ssh/known_hosts */
         bool accept_new_host_key;
         char *remote_berth;    /* --remote-berth: the far side's berth; NULL: "berth" */
+        bool damaged;          /* opening the repository found damage (repo_damage()) */
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
 };

@@ -111,6 +111,9 @@ int fail(int err, const char *what)
                 log_error("%s: %s", what, berth_strerror(err));
         switch (-err) {
         case BERTH_ELOCKED: return EXIT_LOCKED;
+        /* What a damaged repository could not give: see open_remote_repo(). */
+        case BERTH_ECORRUPT:
+        case BERTH_ENOTFOUND: return settings.damaged ? EXIT_DAMAGED : EXIT_FAILURE_;
         default: return EXIT_FAILURE_;
         }
 }
@@ -379,7 +382,15 @@ static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_s
                 return r;
         free(*ret_state_dir);
         *ret_state_dir = cache_dir(backend_ssh_repo_id(be));
-        return repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        r = repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        if (r < 0)
+                return r;
+        const char *const *damage;
+        size_t n = repo_damage(*ret, &damage);
+        for (size_t i = 0; i < n; i++)
+                log_warning("%s", damage[i]);
+        settings.damaged = settings.damaged || n > 0;
+        return 0;
 }
 
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)

@@ -433,7 +433,14 @@ struct repo {
         struct catalog *catalog;
         struct store *store;             /* see repo_store() */
         uint64_t recovered_packs, recovered_snapshots;
+        bool cached;                     /* a cache of a repository elsewhere (repo_open_backend) */
+        char **damage;                   /* what recovery could not index, see repo_damage() */
+        size_t ndamage;
 };
+
+/* Records that recovery left `object` ("pack packs/…") out: it `is`
+ * ("is damaged", "cannot be indexed") because of `why`. */
+void repo_note_damage(struct repo *r, const char *object, const char *is, const char *why);
 
 /* Records a verified pack and its chunks in the catalog, in one
  * transaction (rolled back on failure). */

@@ -289,6 +289,9 @@ void repo_free(struct repo *r)
                 close(r->lockfd);
         if (r->local_dirfd >= 0)
                 close(r->local_dirfd);
+        for (size_t i = 0; i < r->ndamage; i++)
+                free(r->damage[i]);
+        free(r->damage);
         free(r->catalog_path);
         free(r->path);
         free(r);
@@ -495,6 +498,7 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
 
         r->path = xstrdup(be->where);
         r->be = be;
+        r->cached = true;
         r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
         r->writable = mode != REPO_READ;
 

@@ -38,8 +38,13 @@ teardown() {
         fi
 }
 
-# rb ARGS: berth on the ssh:// repository, the SSH options after the command
+# rb ARGS: berth on the ssh:// repository, with our key and known_hosts
 rb() {
+        timeout -k 5 120 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" "$@"
+}
+
+# rba COMMAND ARGS: the same, the SSH options after the command
+rba() {
         local cmd=$1
         shift
         timeout -k 5 120 "$BERTH" -r "$URL" "$cmd" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" "$@"
@@ -52,18 +57,18 @@ rb() {
         echo "$output"
         [ "$status" -eq 0 ]
 
-        run rb restore small@latest --target "$T/out"
+        run rba restore small@latest --target "$T/out"
         echo "$output"
         [ "$status" -eq 0 ]
         cmp "$T/src/f" "$T/out/f"
 
-        run rb restore small@latest --target "$T/only-d" -I d
+        run rba restore small@latest --target "$T/only-d" -I d
         echo "$output"
         [ "$status" -eq 0 ]
         [ "$(cat "$T/only-d/d/g")" = g ]
         [ ! -e "$T/only-d/f" ]
 
-        rb export small@latest -o "$T/all.tar" -I d
+        rba export small@latest -o "$T/all.tar" -I d
         tar -tf "$T/all.tar" > "$T/list"
         grep -q 'd/g' "$T/list"
         ! grep -q '^\./f$\|^f$' "$T/list"
@@ -92,4 +97,44 @@ rb() {
         echo "$output"
         [[ "$output" != *uthenticat* ]]
         ls "$T/far/snapshots" | grep -q .
+}
+
+# flip_trailers: one flipped byte near the end (the trailer) of every pack
+flip_trailers() {
+        local p size
+        for p in $(find "$REPO/packs" -type f); do
+                size=$(stat -c %s "$p")
+                python3 - "$p" "$((size - 60))" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x55]))
+PY
+        done
+}
+
+@test "remote-more: a pack whose trailer does not verify is named while the cache syncs; restore says damaged, exit 5" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        mkdir -p "$T/src" && seq 1 20000 > "$T/src/f"
+        run rb backup --path "$T/src" -n small
+        echo "$output"
+        [ "$status" -eq 0 ]
+        flip_trailers
+        rm -rf "$BERTH_CACHE_DIR"
+
+        run rb restore small@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -eq 5 ]
+        [[ "$output" == *"pack packs/"*" on ssh://"*" is damaged: "*"; run berth check on the far side"* ]]
+        [[ "$output" == *"the repository is damaged"* ]]
+        [[ "$output" != *"no snapshots yet"* ]]
+        [ ! -e "$T/out" ]
+
+        # the same through the cache now built, and for snapshots' neighbour ls
+        run rb ls small@latest
+        echo "$output"
+        [ "$status" -eq 5 ]
+        [[ "$output" == *"is damaged"* ]]
+
+        run timeout -k 5 60 "$BERTH" -r "$REPO" check
+        [ "$status" -eq 5 ]
 }
