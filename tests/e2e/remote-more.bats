@@ -138,3 +138,51 @@ PY
         run timeout -k 5 60 "$BERTH" -r "$REPO" check
         [ "$status" -eq 5 ]
 }
+
+@test "remote-more: a backup killed (-9) part-way; an immediate rerun without --lock-wait succeeds; check passes there" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO" --pack-size 1M
+        mkdir -p "$T/src"
+        head -c 100000000 /dev/urandom > "$T/src/big"
+        "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" \
+                backup --path "$T/src" -n big > "$T/first.log" 2>&1 &
+        pid=$!
+        BG_PIDS=$pid
+        for _ in $(seq 1 300); do
+                [ "$(find "$REPO/packs" -type f | wc -l)" -ge 10 ] && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.05
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        BG_PIDS=
+        ! grep -q "^[0-9a-f]\{64\}$" "$T/first.log" # it did not finish
+
+        run rb backup --path "$T/src" -n big
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run timeout -k 5 120 "$BERTH" -r "$REPO" check
+        echo "$output"
+        [ "$status" -eq 0 ]
+}
+
+@test "remote-more: a writer waits a few seconds, without --lock-wait, for a far lock about to be released" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        mkdir -p "$T/src" && seq 1 1000 > "$T/src/f"
+        # stands for the serve of a client that just died: it holds the
+        # far side's writer byte a moment longer, then goes
+        python3 - "$REPO/lock" 3 > "$T/holder.log" 2>&1 <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+PY
+        BG_PIDS=$!
+        for _ in $(seq 1 100); do grep -q held "$T/holder.log" && break; sleep 0.05; done
+        grep -q held "$T/holder.log"
+        run rb backup --path "$T/src" -n small
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run timeout -k 5 60 "$BERTH" -r "$REPO" check
+        [ "$status" -eq 0 ]
+}
