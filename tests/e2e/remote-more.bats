@@ -186,3 +186,43 @@ PY
         run timeout -k 5 60 "$BERTH" -r "$REPO" check
         [ "$status" -eq 0 ]
 }
+
+@test "remote-more: copy to ssh:// asks the far side what it lacks: chunks it got by another route are not sent" {
+        export BERTH_REPO=$T/local
+        timeout -k 5 60 "$BERTH" init
+        mkdir -p "$T/src"
+        head -c 3000000 /dev/urandom > "$T/src/a"
+        timeout -k 5 60 "$BERTH" backup --path "$T/src" -n data
+        head -c 2000000 /dev/urandom > "$T/src/b"
+        timeout -k 5 60 "$BERTH" backup --path "$T/src" -n data
+        id2=$(timeout -k 5 60 "$BERTH" snapshots --json | json_get '[-1]["id"]')
+
+        # the far repository gets the first snapshot by another route (a
+        # copy on that host), and this host's cache of it is gone
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        run timeout -k 5 60 "$BERTH" -r "$T/local" copy "$(timeout -k 5 60 "$BERTH" snapshots --json | json_get '[0]["id"]')" --to "$REPO"
+        [ "$status" -eq 0 ]
+        rm -rf "$BERTH_CACHE_DIR"
+
+        run --separate-stderr timeout -k 5 120 "$BERTH" -v -v copy "$id2" --to "$URL" -i "$SSHD_USER_KEY" \
+                --known-hosts "$KH" --remote-berth "$BERTH" --json
+        echo "$output"; printf '%s\n' "$stderr" | grep -E 'offered|sent [0-9]+ bytes' || true
+        [ "$status" -eq 0 ]
+        sent=$(json_get '["bytes_sent"]' <<<"$output")
+        skipped=$(json_get '["bytes_skipped"]' <<<"$output")
+        echo "sent $sent, skipped $skipped" >&3
+        # b's bytes (random: stored as they are), not a's again
+        [ "$sent" -ge 1900000 ]
+        [ "$sent" -lt 2500000 ]
+        [ "$skipped" -ge 2900000 ]
+        # the far side said what it lacked
+        [[ "$stderr" == *"offered "*" chunk ids, it lacks "* ]]
+
+        run timeout -k 5 120 "$BERTH" -r "$REPO" check --read-data
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run timeout -k 5 60 "$BERTH" -r "$REPO" restore "$id2" --target "$T/out" --verify
+        echo "$output"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/b" "$T/out/b"
+}
