@@ -419,6 +419,15 @@ struct repo_config {
  * only.  What stays local is repo.c's: the catalog, the lock and the spool
  * directory, all in local_dirfd — the repository directory itself for a
  * local repository; a local cache directory for remote ones later. */
+/* What a backend listed, kept for a while (a cache sync lists once). */
+struct object_list {
+        struct listed_object {
+                char *name;
+                uint64_t size;
+        } *v;
+        size_t n, cap;
+};
+
 struct repo {
         char *path;                      /* as the user named it, for messages */
         struct backend *be;
@@ -436,6 +445,7 @@ struct repo {
         bool cached;                     /* a cache of a repository elsewhere (repo_open_backend) */
         char **damage;                   /* what recovery could not index, see repo_damage() */
         size_t ndamage;
+        const struct object_list *listing; /* during a cache sync: the backend's objects, listed once */
 };
 
 /* Records that recovery left `object` ("pack packs/…") out: it `is`

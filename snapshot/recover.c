@@ -155,6 +155,23 @@ static int by_start(const void *a, const void *b)
         return strcmp(x->info.id, y->info.id);
 }
 
+/* backend_list(), or the listing a cache sync made already. */
+static int each_object(struct repo *r, const char *prefix, backend_list_fn fn, void *ud)
+{
+        if (!r->listing)
+                return backend_list(r->be, prefix, fn, ud);
+        size_t plen = strlen(prefix);
+        for (size_t i = 0; i < r->listing->n; i++) {
+                const struct listed_object *o = &r->listing->v[i];
+                if (strncmp(o->name, prefix, plen) != 0)
+                        continue;
+                int k = fn(ud, o->name, o->size);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
 int repo_recover_open(struct repo *r, bool all)
 {
         struct store *s;
@@ -178,10 +195,10 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
-        k = backend_list(r->be, "packs/", recover_pack, &st);
+        k = each_object(r, "packs/", recover_pack, &st);
         if (k < 0)
                 return error_message() ? k : error_set(k, "cannot list %s/packs: %s", r->path, berth_strerror(k));
-        k = backend_list(r->be, "snapshots/", collect_snapshot, &st);
+        k = each_object(r, "snapshots/", collect_snapshot, &st);
         if (k < 0)
                 goto out;
         /* Oldest first, so each is compared with its true predecessor. */

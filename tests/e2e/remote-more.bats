@@ -226,3 +226,23 @@ PY
         [ "$status" -eq 0 ]
         cmp "$T/src/b" "$T/out/b"
 }
+
+@test "remote-more: bringing the cache up to date takes one LIST" {
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        mkdir -p "$T/src" && seq 1 1000 > "$T/src/f"
+        printf '#!/bin/sh\nBERTH_LOG_LEVEL=debug exec %s "$@" 2>>%s/far.log\n' "$BERTH" "$T" > "$T/far-berth"
+        chmod +x "$T/far-berth"
+        run timeout -k 5 60 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
+                backup --path "$T/src" -n small
+        echo "$output"
+        [ "$status" -eq 0 ]
+        for cmd in snapshots "ls small@latest"; do
+                : > "$T/far.log"
+                run timeout -k 5 60 "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" \
+                        --remote-berth "$T/far-berth" $cmd
+                echo "$output"
+                [ "$status" -eq 0 ]
+                grep -c 'serve: LIST ' "$T/far.log" || true
+                [ "$(grep -c 'serve: LIST ' "$T/far.log")" -eq 1 ]
+        done
+}
