@@ -10,32 +10,11 @@ load sshd
 bats_require_minimum_version 1.5.0
 
 setup() {
-        command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
-        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
-        export HOME=$T/home
-        mkdir -p "$HOME"
-        unset SSH_AUTH_SOCK SSH_AGENT_PID BERTH_REPO BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED
-        unset BERTH_SSH_IDENTITY BERTH_SSH_KNOWN_HOSTS BERTH_REMOTE_BERTH
-        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
-        export BERTH_CACHE_DIR=$T/cache
-        KH=$T/known_hosts
-        unset SSHD_PORT SSHD_EXTRA
-        sshd_up "$T/sshd"
-        sshd_known_line ed25519 > "$KH"
-        REPO=$T/repo
-        URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
-        cd "$T"
+        sshd_repo_setup
 }
 
 teardown() {
-        for p in ${BG_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-        sshd_down
-        if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
-                rm -rf "$T"
-        else
-                echo "# kept $T for inspection" >&3
-                [ ! -e "$T/sshd/sshd.log" ] || sed 's/^/# sshd: /' "$T/sshd/sshd.log" | tail -n 20 >&3
-        fi
+        sshd_repo_teardown
 }
 
 # rb ARGS: berth on the ssh:// repository, with our key and known_hosts
@@ -137,32 +116,6 @@ PY
 
         run timeout -k 5 60 "$BERTH" -r "$REPO" check
         [ "$status" -eq 5 ]
-}
-
-@test "remote-more: a backup killed (-9) part-way; an immediate rerun without --lock-wait succeeds; check passes there" {
-        timeout -k 5 60 "$BERTH" init -r "$REPO" --pack-size 1M
-        mkdir -p "$T/src"
-        head -c 100000000 /dev/urandom > "$T/src/big"
-        "$BERTH" -r "$URL" -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH" \
-                backup --path "$T/src" -n big > "$T/first.log" 2>&1 &
-        pid=$!
-        BG_PIDS=$pid
-        for _ in $(seq 1 300); do
-                [ "$(find "$REPO/packs" -type f | wc -l)" -ge 10 ] && break
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.05
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        BG_PIDS=
-        ! grep -q "^[0-9a-f]\{64\}$" "$T/first.log" # it did not finish
-
-        run rb backup --path "$T/src" -n big
-        echo "$output"
-        [ "$status" -eq 0 ]
-        run timeout -k 5 120 "$BERTH" -r "$REPO" check
-        echo "$output"
-        [ "$status" -eq 0 ]
 }
 
 @test "remote-more: a writer waits a few seconds, without --lock-wait, for a far lock about to be released" {
