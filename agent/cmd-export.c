@@ -23,7 +23,10 @@ static const char help[] =
         "      --zstd           compress the tar with zstd\n"
         "  -I, --include PATH   only PATH and what is under it (with its parent\n"
         "                       directories); repeatable\n"
-        "  -h, --help           this help\n";
+        "  -h, --help           this help\n"
+        "\n"
+        "With -r ssh://...: the SSH options (-i/--identity KEYFILE, --known-hosts,\n"
+        "--accept-new-host-key, --remote-berth) go before or after the command.\n";
 
 static bool ends_with(const char *s, const char *suffix)
 {
