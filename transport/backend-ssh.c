@@ -677,7 +677,7 @@ int backend_ssh_open(struct ssh_session *s, const struct remote_options *o, stru
         m = (struct wire_msg){ .type = WIRE_OPEN };
         m.open.path = wire_str(o->path);
         m.open.mode = modes[o->mode];
-        unsigned wait = o->mode == REPO_WRITE ? MAX(o->lock_wait, (unsigned)REMOTE_LOCK_GRACE) : o->lock_wait;
+        unsigned wait = o->mode != REPO_READ ? MAX(o->lock_wait, (unsigned)REMOTE_LOCK_GRACE) : o->lock_wait;
         m.open.lock_wait_seconds = MIN(wait, (unsigned)WIRE_LOCK_WAIT_MAX);
         k = call(rm, &m, WIRE_OPENED, &rep);
         if (k < 0)

@@ -27,8 +27,8 @@ struct remote_options {
         const char *remote_berth;       /* the far side's berth: NULL: "berth" (in its PATH) */
         const char *path;               /* the repository's directory there */
         enum repo_mode mode;            /* READ: read; WRITE: write; REBUILD: maintenance */
-        unsigned lock_wait;             /* seconds the far side waits for its lock; a writer
-                                         * waits REMOTE_LOCK_GRACE at least */
+        unsigned lock_wait;             /* seconds the far side waits for its lock; anything
+                                         * but a reader waits REMOTE_LOCK_GRACE at least */
         const char *where;              /* for messages: "ssh://user@host/path" */
 };
 
