@@ -75,18 +75,19 @@ static int send_chunk(struct copier *c, const uint8_t id[HASH_LEN], bool told)
         if (r < 0)
                 return r;
         r = store_put_stored(c->to, id, e.flags, c->stored.data, e.stored_len, e.raw_len);
+        struct catalog_chunk ch;
+        if (r == 0 && told && catalog_chunk_get(c->dst->catalog, id, &ch) > 0) {
+                /* Offered once (c->seen), so not pending here: this host's
+                 * cache places it in a pack the far side does not count
+                 * (damaged there, say).  The far side decides: the pack
+                 * counts as missing, and the chunk goes again. */
+                log_debug("%s lacks a chunk its cache places in pack #%lld: sending it again", c->dst->path,
+                          (long long)ch.pack);
+                store_forget_pack(c->to, ch.pack);
+                r = store_put_stored(c->to, id, e.flags, c->stored.data, e.stored_len, e.raw_len);
+        }
         if (r < 0)
                 return r;
-        if (r == 0 && told) {
-                /* Offered once (c->seen), so not pending here: the cache
-                 * lists a chunk the far side lacks. */
-                char hex[2 * HASH_LEN + 1];
-                hex_encode(id, HASH_LEN, hex);
-                return error_set(BERTH_ECORRUPT,
-                                 "%s lacks chunk %s, which this host's cache of it lists: the cache is out of date; "
-                                 "remove it and run again (it is rebuilt from the packs there)",
-                                 c->dst->path, hex);
-        }
         if (r > 0) {
                 c->res->chunks_sent++;
                 c->res->bytes_sent += e.stored_len;

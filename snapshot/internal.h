@@ -202,6 +202,11 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN]);
 /* How many packs the catalog lists that a writable store found missing or
  * truncated when it opened (their chunks are stored again when met). */
 size_t store_missing_packs(const struct store *s);
+/* Counts catalog pack `pack` (its rowid) as missing from now on, as if
+ * the store had found it so when it opened: its chunks are stored again
+ * when met.  For a copy told by the destination itself that it lacks a
+ * chunk this catalog (a cache) places there.  Calling thread only. */
+void store_forget_pack(struct store *s, int64_t pack);
 struct chunk_ref;
 /* 1 when every chunk of the list can be reused (committed in a pack that is
  * there, or pending), 0 when one cannot, or -errno.  Free of catalog

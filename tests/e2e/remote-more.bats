@@ -199,3 +199,37 @@ PY
                 [ "$(grep -c 'serve: LIST ' "$T/far.log")" -eq 1 ]
         done
 }
+
+@test "remote-more: copy to ssh:// sends again what this host's cache wrongly places on the far side" {
+        export BERTH_REPO=$T/local
+        timeout -k 5 60 "$BERTH" init
+        mkdir -p "$T/src"
+        head -c 3000000 /dev/urandom > "$T/src/a"
+        timeout -k 5 60 "$BERTH" backup --path "$T/src" -n data
+        timeout -k 5 60 "$BERTH" init -r "$REPO"
+        sshopts=(-i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$BERTH")
+        run timeout -k 5 120 "$BERTH" copy data --to "$URL" "${sshopts[@]}"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        head -c 1000000 /dev/urandom > "$T/src/b"
+        timeout -k 5 60 "$BERTH" backup --path "$T/src" -n data
+        id2=$(timeout -k 5 60 "$BERTH" snapshots --json | json_get '[-1]["id"]')
+
+        # the far side's packs lose their trailers and its catalog is rebuilt
+        # without them; this host's cache still places a's chunks there
+        flip_trailers
+        run timeout -k 5 60 "$BERTH" -r "$REPO" catalog rebuild
+        echo "$output"
+
+        run --separate-stderr timeout -k 5 120 "$BERTH" copy "$id2" --to "$URL" "${sshopts[@]}" --json
+        echo "$output"; echo "$stderr"
+        [ "$status" -eq 0 ]
+        sent=$(json_get '["bytes_sent"]' <<<"$output")
+        echo "sent $sent" >&3
+        [ "$sent" -ge 3900000 ]
+        run timeout -k 5 60 "$BERTH" -r "$REPO" restore "$id2" --target "$T/out" --verify
+        echo "$output"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/a" "$T/out/a"
+        cmp "$T/src/b" "$T/out/b"
+}
