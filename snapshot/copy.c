@@ -198,6 +198,18 @@ static int write_snapfile(struct copier *c, const char *name, const struct buf *
         }
         bool created = k > 0;
         k = index_snapshot(r, c->to, f);
+        if (k < 0 && r->cached && c->ask && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
+                /* The far side took it: put announced it, and the far side
+                 * indexed it against its own catalog.  Only this host's
+                 * cache lacks chunks it references (the far side has them
+                 * in packs the cache could not index); its next sync tries
+                 * again and names what it cannot read. */
+                log_debug("snapshot %s is on %s, but its cache cannot index it: %s", f->info.id, r->path,
+                          error_message() ? error_message() : berth_strerror(k));
+                error_clear();
+                catalog_snapshot_intent_drop(r->catalog, f->info.id);
+                return 0;
+        }
         if (k < 0 && created) {
                 _cleanup_free_ char *msg = xstrdup(error_message() ? error_message() : berth_strerror(k));
                 backend_delete(r->be, name);
