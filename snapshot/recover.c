@@ -135,7 +135,8 @@ static int collect_snapshot(void *ud, const char *object, uint64_t size)
         struct snapfile f = { 0 };
         if (snapfile_read(st->repo, name, &f) < 0) {
                 _cleanup_free_ char *what = xasprintf("snapshot %s", object);
-                repo_note_damage(st->repo, what, "cannot be read", error_message() ? error_message() : "it cannot be read");
+                repo_note_damage(st->repo, what, "cannot be read",
+                                 error_message() ? error_message() : "it cannot be read");
                 error_clear();
                 return 0;
         }
@@ -208,7 +209,8 @@ int repo_recover(struct repo *r, struct store *s, bool all)
                 k = index_snapshot(r, s, &st.snaps[i]);
                 if (k < 0 && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
                         _cleanup_free_ char *what = xasprintf("snapshot snapshots/%s", st.snaps[i].info.id);
-                        repo_note_damage(r, what, "cannot be indexed", error_message() ? error_message() : berth_strerror(k));
+                        repo_note_damage(r, what, "cannot be indexed",
+                                         error_message() ? error_message() : berth_strerror(k));
                         error_clear();
                         k = 0;
                 } else if (k >= 0)
