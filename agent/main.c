@@ -112,8 +112,7 @@ int fail(int err, const char *what)
         switch (-err) {
         case BERTH_ELOCKED: return EXIT_LOCKED;
         /* What a damaged repository could not give: see open_remote_repo(). */
-        case BERTH_ECORRUPT:
-        case BERTH_ENOTFOUND: return settings.damaged ? EXIT_DAMAGED : EXIT_FAILURE_;
+        case BERTH_ECORRUPT: return settings.damaged ? EXIT_DAMAGED : EXIT_FAILURE_;
         default: return EXIT_FAILURE_;
         }
 }
