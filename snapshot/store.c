@@ -92,15 +92,6 @@ static bool pack_missing(const struct store *s, int64_t pack)
 
 size_t store_missing_packs(const struct store *s) { return s->nmissing; }
 
-void store_forget_pack(struct store *s, int64_t pack)
-{
-        if (pack_missing(s, pack))
-                return;
-        s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
-        s->missing[s->nmissing++] = pack;
-        qsort(s->missing, s->nmissing, sizeof *s->missing, cmp_i64);
-}
-
 /* 1 when the catalog lists the chunk in a pack that is there, 0 when it is
  * unknown or its pack is missing, or -errno.  Calling thread only. */
 static int chunk_stored(struct store *s, const uint8_t id[HASH_LEN])
@@ -127,6 +118,15 @@ int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t 
                         return r;
         }
         return 1;
+}
+
+void store_forget_pack(struct store *s, int64_t pack)
+{
+        if (pack_missing(s, pack))
+                return;
+        s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
+        s->missing[s->nmissing++] = pack;
+        qsort(s->missing, s->nmissing, sizeof *s->missing, cmp_i64);
 }
 
 int store_open(struct repo *r, bool writable, struct store **ret)
