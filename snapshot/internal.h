@@ -453,6 +453,9 @@ struct repo {
         const struct object_list *listing; /* during a cache sync: the backend's objects, listed once */
 };
 
+/* backend_list(r->be, …), or, during a cache sync, the one listing of
+ * everything it made (r->listing): what recovery lists goes through here. */
+int repo_list_objects(struct repo *r, const char *prefix, backend_list_fn fn, void *ud);
 /* Records that recovery left `object` ("pack packs/…") out: it `is`
  * ("is damaged", "cannot be indexed") because of `why`. */
 void repo_note_damage(struct repo *r, const char *object, const char *is, const char *why);

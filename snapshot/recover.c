@@ -156,8 +156,7 @@ static int by_start(const void *a, const void *b)
         return strcmp(x->info.id, y->info.id);
 }
 
-/* backend_list(), or the listing a cache sync made already. */
-static int each_object(struct repo *r, const char *prefix, backend_list_fn fn, void *ud)
+int repo_list_objects(struct repo *r, const char *prefix, backend_list_fn fn, void *ud)
 {
         if (!r->listing)
                 return backend_list(r->be, prefix, fn, ud);
@@ -196,10 +195,10 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
-        k = each_object(r, "packs/", recover_pack, &st);
+        k = repo_list_objects(r, "packs/", recover_pack, &st);
         if (k < 0)
                 return error_message() ? k : error_set(k, "cannot list %s/packs: %s", r->path, berth_strerror(k));
-        k = each_object(r, "snapshots/", collect_snapshot, &st);
+        k = repo_list_objects(r, "snapshots/", collect_snapshot, &st);
         if (k < 0)
                 goto out;
         /* Oldest first, so each is compared with its true predecessor. */

@@ -195,8 +195,10 @@ PY
                         --remote-berth "$T/far-berth" $cmd
                 echo "$output"
                 [ "$status" -eq 0 ]
-                grep -c 'serve: LIST ' "$T/far.log" || true
-                [ "$(grep -c 'serve: LIST ' "$T/far.log")" -eq 1 ]
+                grep "serve: listing" "$T/far.log" || true
+                # one listing of everything; packs/ and snapshots/ not again
+                [ "$(grep -c "serve: listing ''" "$T/far.log")" -eq 1 ]
+                ! grep -q "serve: listing 'packs/'\|serve: listing 'snapshots/'" "$T/far.log"
         done
 }
 
