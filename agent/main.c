@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "quiesce.h"
+#include "../common/schedule.h"
 #include "../transport/remote.h"
 
 struct settings settings;
@@ -15,7 +16,8 @@ volatile sig_atomic_t interrupted;
 static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
-        &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate,
+        &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate, &command_agent,
+        &command_status, &command_run_now,
 };
 
 static const char main_help[] =
@@ -48,7 +50,8 @@ static const char main_help[] =
         "Configuration: built-in defaults, then /etc/berth/berth.conf (or $BERTH_CONFIG), then\n"
         "BERTH_REPO, BERTH_LEVEL, BERTH_LOCK_WAIT, BERTH_UNCHANGED, BERTH_QUIESCE, BERTH_DOCKER_WAIT,\n"
         "BERTH_LOG_LEVEL, BERTH_SSH_IDENTITY, BERTH_SSH_KNOWN_HOSTS, BERTH_REMOTE_BERTH,\n"
-        "BERTH_CACHE_DIR (where remote repositories are cached), then flags.  Docker is reached\n"
+        "BERTH_CACHE_DIR (where remote repositories are cached), BERTH_RUNTIME_DIR (the agent's\n"
+        "control socket), then flags.  Docker is reached\n"
         "at $DOCKER_HOST (default unix:///var/run/docker.sock).\n"
         "\n"
         "Exit status:\n"
@@ -63,7 +66,7 @@ static const char main_help[] =
 
 static int print_main_help(FILE *f)
 {
-        char list[2048] = "";
+        char list[8192] = "";
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
                 char line[160];
                 snprintf(line, sizeof line, "  %-12s %s\n", table[i]->name, table[i]->summary);
@@ -192,7 +195,38 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
 
 /* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
  * error, so a typo does not silently fall back to a default. */
-static int load_config_file(const char *path, bool required)
+static void set_string(char **field, const char *v)
+{
+        free(*field);
+        *field = *v ? xstrdup(v) : NULL;
+}
+
+/* The agent's keys; 1 when k is one of them, -1 on a bad value (said). */
+static int agent_setting(const char *path, int lineno, const char *k, const char *v)
+{
+        struct schedule s;
+        if (strcmp(k, "schedule") == 0 || strcmp(k, "prune_schedule") == 0) {
+                if (*v && schedule_parse(v, &s) < 0)
+                        return log_error("%s:%d: %s: '%s' is not a schedule (hourly, daily, weekly, monthly, "
+                                         "'daily HH:MM' or 'every DURATION')", path, lineno, k, v);
+                set_string(k[0] == 's' ? &settings.schedule : &settings.prune_schedule, v);
+        } else if (strcmp(k, "keep") == 0)
+                set_string(&settings.keep, v);
+        else if (strcmp(k, "volumes") == 0)
+                set_string(&settings.volumes, v);
+        else if (strcmp(k, "metrics_file") == 0)
+                set_string(&settings.metrics_file, v);
+        else if (strcmp(k, "runtime_dir") == 0)
+                set_string(&settings.runtime_dir, v);
+        else
+                return 0;
+        return 1;
+}
+
+/* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
+ * error, so a typo does not silently fall back to a default.  agent_only:
+ * only the agent's keys (and log_level) are applied, for a reload. */
+static int load_config_file(const char *path, bool required, bool agent_only)
 {
         FILE *f = fopen(path, "re");
         if (!f) {
@@ -227,6 +261,13 @@ static int load_config_file(const char *path, bool required)
                 while (e > v && isspace((unsigned char)e[-1]))
                         e--;
                 *e = 0;
+                int ak = agent_setting(path, lineno, k, v);
+                if (ak < 0) {
+                        r = ak;
+                        break;
+                }
+                if (ak > 0 || (agent_only && strcmp(k, "log_level") != 0))
+                        continue;
                 if (strcmp(k, "repo") == 0) {
                         free(settings.repo);
                         settings.repo = xstrdup(v);
@@ -280,9 +321,11 @@ int settings_load(void)
         settings.docker_wait = 10;
         e = getenv("BERTH_CONFIG");
         settings.config_path = xstrdup(e ? e : "/etc/berth/berth.conf");
-        r = load_config_file(settings.config_path, e != NULL);
+        r = load_config_file(settings.config_path, e != NULL, false);
         if (r < 0)
                 return r;
+        if ((e = getenv("BERTH_RUNTIME_DIR")) && *e)
+                set_string(&settings.runtime_dir, e);
         if ((e = getenv("BERTH_REPO")) && *e) {
                 free(settings.repo);
                 settings.repo = xstrdup(e);
@@ -309,6 +352,27 @@ int settings_load(void)
                 free(settings.unchanged);
                 settings.unchanged = xstrdup(e);
         }
+        return 0;
+}
+
+int settings_reload_agent(void)
+{
+        struct settings saved = settings;
+        settings.schedule = settings.keep = settings.volumes = settings.prune_schedule = settings.metrics_file = NULL;
+        settings.runtime_dir = NULL;
+        int r = load_config_file(settings.config_path, false, true);
+        if (r < 0) {
+                /* keep what worked */
+                free(settings.schedule), free(settings.keep), free(settings.volumes);
+                free(settings.prune_schedule), free(settings.metrics_file), free(settings.runtime_dir);
+                settings = saved;
+                return r;
+        }
+        /* the socket stays where it is */
+        free(settings.runtime_dir);
+        settings.runtime_dir = saved.runtime_dir;
+        free(saved.schedule), free(saved.keep), free(saved.volumes);
+        free(saved.prune_schedule), free(saved.metrics_file);
         return 0;
 }
 

@@ -1,0 +1,1205 @@
+/* cmd-agent.c — berth agent: the daemon that backs up Docker volumes on the
+ * schedules their labels (or the configuration) give, applies their
+ * retention, prunes, and answers `berth status` / `berth run-now`.
+ *
+ * One thread, one poll() loop over a signalfd (SIGTERM, SIGINT, SIGHUP,
+ * SIGCHLD), the control socket and the running job's pipes.  Every job is a
+ * child process running this binary (`berth backup NAME`, `berth forget`,
+ * `berth prune`, `berth metrics`, `berth recover`), one at a time: the
+ * repository takes one writer, and a crash or a bug in a job never takes
+ * the agent down with it.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "agent.h"
+#include "control.h"
+#include "docker.h"
+#include "../common/schedule.h"
+
+static const char help[] =
+        "Usage: berth [-r REPO] agent\n"
+        "\n"
+        "The long-running daemon (systemd: berth-agent.service).  It stays in the\n"
+        "foreground and logs one event per line on stderr.  It backs up each Docker\n"
+        "volume it covers on that volume's schedule, one job at a time, each as a child\n"
+        "process: 'berth backup NAME' (quiescing containers from their labels, as\n"
+        "always), then, when the volume has a retention policy, 'berth forget --name\n"
+        "NAME --keep SPEC'.  'berth prune' runs on its own schedule, and 'berth metrics\n"
+        "--output FILE' after each job when metrics_file is set.  At start it runs\n"
+        "'berth recover' (containers a crash left paused or stopped).\n"
+        "\n"
+        "Labels, on a volume or on a container (which covers its named volumes; the\n"
+        "volume's own label wins):\n"
+        "  berth.schedule   hourly | daily | weekly | monthly | daily HH:MM | every DURATION\n"
+        "                   (every 15m, every 1h30m); hourly runs at minute 0, daily at\n"
+        "                   00:00, weekly on Monday 00:00, monthly on the 1st, local time\n"
+        "  berth.keep       last=N,hourly=N,daily=N,weekly=N,monthly=N,yearly=N\n"
+        "An invalid value is logged as a warning and that volume is skipped.\n"
+        "\n"
+        "Configuration (berth.conf):\n"
+        "  volumes = labelled | all | NAME,NAME   which volumes besides the labelled ones\n"
+        "                   (default labelled: only volumes with a berth.schedule label)\n"
+        "  schedule = SCHEDULE   for covered volumes without a label (default daily)\n"
+        "  keep = SPEC           retention for volumes without a berth.keep label\n"
+        "  prune_schedule = SCHEDULE   (default weekly)\n"
+        "  metrics_file = PATH   a Prometheus textfile-collector file\n"
+        "  runtime_dir = DIR     the control socket's directory (default /run/berth,\n"
+        "                        $BERTH_RUNTIME_DIR)\n"
+        "\n"
+        "A volume whose last snapshot is older than its schedule (the host was off) is\n"
+        "backed up once at start; one never backed up waits for its first scheduled\n"
+        "time (or 'berth run-now').  A failed job is retried after 30s, 1m, 2m...\n"
+        "(never later than the schedule's interval) and recorded; the other volumes\n"
+        "go on.  Docker events (a labelled volume created, a container started) are\n"
+        "picked up within seconds, and everything is looked at again every minute;\n"
+        "while Docker is unreachable the agent retries and keeps answering.\n"
+        "\n"
+        "Signals: SIGHUP reloads the agent's configuration keys and looks again;\n"
+        "SIGTERM/SIGINT pass SIGTERM to the running job (a backup resumes its\n"
+        "containers and records no snapshot), wait for it, and exit 0.  If the agent is\n"
+        "killed, its job gets SIGTERM (PR_SET_PDEATHSIG).\n"
+        "\n"
+        "systemd: READY=1 once the control socket listens and Docker was looked at,\n"
+        "STATUS= what it does, STOPPING=1, and WATCHDOG=1 when WatchdogSec= is set.\n"
+        "The control socket ($runtime_dir/agent.sock, mode 0600) answers root and the\n"
+        "agent's user: 'berth status', 'berth run-now NAME'.\n"
+        "\n"
+        "Options:\n"
+        "  -h, --help   this help\n";
+
+#define NS 1000000000LL
+#define EVENTS_EVERY (2 * NS)
+#define RESCAN_EVERY (60 * NS)
+
+/* One volume the agent covers. */
+struct entry {
+        char *name;
+        char *schedule_text;   /* as written */
+        struct schedule schedule;
+        char *source;          /* "volume label", "container NAME", "config" */
+        char *keep;            /* retention spec, NULL: none */
+        int64_t next;          /* ns since the epoch */
+        uint64_t queued;       /* run-now order (0: not queued) */
+        bool seen, known_last;
+        int64_t last_snapshot; /* ns, 0: none */
+        /* the last result */
+        int64_t last_time, last_duration;
+        char *last_status, *last_error;
+        unsigned failures;     /* in a row */
+};
+
+enum step { STEP_RECOVER, STEP_BACKUP, STEP_FORGET, STEP_PRUNE, STEP_METRICS, STEP_DONE };
+static const char *const step_names[] = { "recover", "backup", "forget", "prune", "metrics", "" };
+
+/* The job running now: a volume's backup (then forget, metrics), the prune
+ * (then metrics), or the recover at start; one child per step. */
+struct task {
+        bool active;
+        enum step step;
+        bool volume_job;       /* backup..., else prune or recover */
+        char *volume;
+        char *keep;
+        pid_t pid;
+        int err_fd, progress_fd;
+        struct buf err_buf, progress_buf;
+        int64_t started, started_mono, step_started; /* ns */
+        uint64_t files, bytes, bytes_added;
+        char *last_error;      /* the step's last error line */
+        bool backup_ok;
+        int backup_status;     /* exit status of the backup step */
+        char *backup_error;
+};
+
+struct agent {
+        struct entry *entries;
+        size_t n;
+        struct task task;
+        uint64_t queue_seq;
+        struct docker *docker;
+        char *docker_error;
+        int64_t docker_retry;  /* mono ns */
+        int64_t docker_backoff;
+        int64_t next_events, next_scan, events_since;
+        bool scan_wanted;
+        struct schedule prune_schedule;
+        char *prune_text;
+        int64_t prune_next, prune_last, prune_duration;
+        char *prune_status, *prune_error;
+        bool stopping;
+        int64_t started;
+        char *socket_path;
+        char status_line[256];
+        char **warned;         /* "volume\tvalue" warned about already */
+        size_t nwarned;
+};
+
+/* ---- sd_notify -------------------------------------------------------------
+ * The datagram protocol of sd_notify(3) ("stable interface"), written out so
+ * the agent has no libsystemd dependency for a dozen lines. */
+
+static void notify(const char *msg)
+{
+        const char *e = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t n;
+        if (!e || (e[0] != '/' && e[0] != '@') || (n = strlen(e)) >= sizeof sa.sun_path)
+                return;
+        memcpy(sa.sun_path, e, n);
+        if (sa.sun_path[0] == '@')
+                sa.sun_path[0] = 0; /* abstract namespace */
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+                log_debug("sd_notify %s: %s", msg, strerror(errno));
+}
+
+/* WatchdogSec= as sd_watchdog_enabled() reads it: ns, 0 when off. */
+static int64_t watchdog_ns(void)
+{
+        const char *e = getenv("WATCHDOG_USEC"), *p = getenv("WATCHDOG_PID");
+        if (!e || !*e || (p && *p && atoll(p) != (long long)getpid()))
+                return 0;
+        long long us = atoll(e);
+        return us > 0 ? us * 1000 : 0;
+}
+
+/* ---- retention spec ---------------------------------------------------------
+ * Named as snapshot.h's retention_parse() from the forget command, so the
+ * lead can drop this copy at merge. */
+
+struct retention_policy_ {
+        int last, hourly, daily, weekly, monthly, yearly;
+};
+
+static int retention_parse(const char *spec, struct retention_policy_ *ret)
+{
+        static const char *const keys[] = { "last", "hourly", "daily", "weekly", "monthly", "yearly" };
+        int v[6] = { -1, -1, -1, -1, -1, -1 };
+        const char *p = spec;
+        bool any = false;
+        while (*p) {
+                const char *eq = strchr(p, '=');
+                size_t k;
+                if (!eq)
+                        return error_set(EINVAL, "'%s': expected RULE=N", p);
+                for (k = 0; k < ELEMENTSOF(keys); k++)
+                        if ((size_t)(eq - p) == strlen(keys[k]) && strncmp(p, keys[k], (size_t)(eq - p)) == 0)
+                                break;
+                if (k == ELEMENTSOF(keys))
+                        return error_set(EINVAL, "unknown rule '%.*s' (last, hourly, daily, weekly, monthly, yearly)",
+                                         (int)(eq - p), p);
+                if (v[k] >= 0)
+                        return error_set(EINVAL, "rule '%s' given twice", keys[k]);
+                char *end;
+                errno = 0;
+                long n = strtol(eq + 1, &end, 10);
+                if (errno || end == eq + 1 || n < 0 || n > 1000000 || (*end && *end != ',') || eq[1] == '-' ||
+                    eq[1] == '+' || eq[1] == ' ')
+                        return error_set(EINVAL, "%s: '%.*s' is not a count", keys[k], (int)strcspn(eq + 1, ","),
+                                         eq + 1);
+                v[k] = (int)n;
+                any = true;
+                p = *end ? end + 1 : end;
+                if (*end && !*p)
+                        return error_set(EINVAL, "a trailing comma");
+        }
+        if (!any)
+                return error_set(EINVAL, "no rule");
+        *ret = (struct retention_policy_){ v[0], v[1], v[2], v[3], v[4], v[5] };
+        return 0;
+}
+
+/* ---- entries ---------------------------------------------------------------- */
+
+static void entry_clear(struct entry *e)
+{
+        free(e->name);
+        free(e->schedule_text);
+        free(e->source);
+        free(e->keep);
+        free(e->last_status);
+        free(e->last_error);
+}
+
+static struct entry *entry_find(struct agent *a, const char *name)
+{
+        for (size_t i = 0; i < a->n; i++)
+                if (strcmp(a->entries[i].name, name) == 0)
+                        return &a->entries[i];
+        return NULL;
+}
+
+static void set_str(char **field, const char *v)
+{
+        free(*field);
+        *field = v ? xstrdup(v) : NULL;
+}
+
+static int64_t now_s(void) { return now_ns() / NS; }
+
+/* A warning about one volume's label value, once per value. */
+static void warn_once(struct agent *a, const char *volume, const char *what, const char *value, const char *why)
+{
+        _cleanup_free_ char *key = xasprintf("%s\t%s\t%s", volume, what, value);
+        for (size_t i = 0; i < a->nwarned; i++)
+                if (strcmp(a->warned[i], key) == 0)
+                        return;
+        a->warned = xrealloc(a->warned, (a->nwarned + 1) * sizeof *a->warned);
+        a->warned[a->nwarned++] = key;
+        key = NULL;
+        log_warning("volume %s: %s '%s' is not valid (%s); skipping this volume", volume, what, value, why);
+}
+
+/* When the entry runs next, from its last snapshot (a missed run: now). */
+static void entry_plan(struct entry *e)
+{
+        int64_t now = now_ns();
+        if (e->last_snapshot > 0) {
+                int64_t n = schedule_next(&e->schedule, e->last_snapshot / NS) * NS;
+                if (n <= now) {
+                        char t[32];
+                        log_notice("%s: last snapshot %s is older than its schedule (%s): backing up now", e->name,
+                                   format_time(e->last_snapshot, t, sizeof t), e->schedule_text);
+                        n = now;
+                }
+                e->next = n;
+        } else
+                e->next = schedule_next(&e->schedule, now / NS) * NS;
+}
+
+/* The newest snapshot time of every entry not looked up yet, from the
+ * catalog (the repository opened for reading, briefly). */
+static void lookup_last_snapshots(struct agent *a)
+{
+        bool need = false;
+        for (size_t i = 0; i < a->n; i++)
+                need |= !a->entries[i].known_last;
+        if (!need)
+                return;
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        int r = open_repo(REPO_READ, &repo);
+        if (r < 0) {
+                log_debug("no last snapshot times: %s", error_message() ? error_message() : berth_strerror(r));
+                error_clear();
+        }
+        for (size_t i = 0; i < a->n; i++) {
+                struct entry *e = &a->entries[i];
+                if (e->known_last)
+                        continue;
+                struct catalog_snapshot s = { 0 };
+                if (repo && catalog_snapshot_latest(repo_catalog(repo), e->name, INT64_MAX, &s) == 1) {
+                        e->last_snapshot = s.started;
+                        catalog_snapshot_clear(&s);
+                }
+                e->known_last = true;
+                entry_plan(e);
+                char t[64], sched[64];
+                time_t tt = (time_t)(e->next / NS);
+                struct tm tm;
+                localtime_r(&tt, &tm);
+                strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
+                log_notice("%s: %s (%s)%s%s, next run %s", e->name, schedule_format(&e->schedule, sched, sizeof sched),
+                           e->source, e->keep ? ", keep " : "", e->keep ? e->keep : "", t);
+        }
+}
+
+/* Whether config `volumes` names this volume (besides labels). */
+static bool config_covers(const char *name)
+{
+        const char *v = settings.volumes;
+        if (!v || !*v || strcmp(v, "labelled") == 0 || strcmp(v, "labeled") == 0)
+                return false;
+        if (strcmp(v, "all") == 0)
+                return !(strlen(name) == 64 && is_hex(name)); /* anonymous volumes: by their containers */
+        size_t n = strlen(name);
+        for (const char *p = v; *p;) {
+                while (*p == ',' || *p == ' ')
+                        p++;
+                size_t l = strcspn(p, ", ");
+                if (l == n && strncmp(p, name, n) == 0)
+                        return true;
+                p += l;
+        }
+        return false;
+}
+
+static void docker_lost(struct agent *a, const char *why)
+{
+        if (!a->docker_error || strcmp(a->docker_error, why) != 0)
+                log_warning("Docker is not reachable: %s; retrying (status keeps answering)", why);
+        set_str(&a->docker_error, why);
+        docker_free(a->docker);
+        a->docker = NULL;
+        a->docker_backoff = a->docker_backoff ? MIN(a->docker_backoff * 2, 60 * NS) : 2 * NS;
+        a->docker_retry = mono_ns() + a->docker_backoff;
+}
+
+static bool docker_ready(struct agent *a)
+{
+        if (a->docker)
+                return true;
+        if (mono_ns() < a->docker_retry)
+                return false;
+        if (docker_open(0, &a->docker) < 0) {
+                docker_lost(a, error_message() ? error_message() : "cannot connect");
+                error_clear();
+                return false;
+        }
+        if (a->docker_error)
+                log_notice("Docker is reachable again");
+        set_str(&a->docker_error, NULL);
+        a->docker_backoff = 0;
+        a->events_since = now_s();
+        return true;
+}
+
+/* Looks at every volume and container and updates the entries. */
+static void scan(struct agent *a)
+{
+        struct docker_volume *vols = NULL;
+        struct docker_container *cons = NULL;
+        size_t nv = 0, nc = 0;
+
+        a->scan_wanted = false;
+        a->next_scan = mono_ns() + RESCAN_EVERY;
+        if (!docker_ready(a))
+                return;
+        if (docker_volumes(a->docker, &vols, &nv) < 0 || docker_containers(a->docker, &cons, &nc) < 0) {
+                docker_lost(a, error_message() ? error_message() : "request failed");
+                error_clear();
+                docker_volumes_free(vols, nv);
+                return;
+        }
+        for (size_t i = 0; i < a->n; i++)
+                a->entries[i].seen = false;
+
+        for (size_t i = 0; i < nv; i++) {
+                const char *name = vols[i].name;
+                if (!name)
+                        continue;
+                const char *sched = docker_label(vols[i].labels, "berth.schedule");
+                const char *keep = docker_label(vols[i].labels, "berth.keep");
+                _cleanup_free_ char *source = sched ? xstrdup("volume label") : NULL;
+                /* a container's labels cover its named volumes */
+                for (size_t c = 0; c < nc && (!sched || !keep); c++) {
+                        bool mounts = false;
+                        for (size_t m = 0; m < cons[c].nmounts; m++)
+                                mounts |= cons[c].mounts[m].name && strcmp(cons[c].mounts[m].name, name) == 0;
+                        if (!mounts)
+                                continue;
+                        const char *cs = docker_label(cons[c].labels, "berth.schedule");
+                        if (!sched && cs) {
+                                sched = cs;
+                                source = xasprintf("container %s", cons[c].name ? cons[c].name : cons[c].id);
+                        }
+                        if (!keep)
+                                keep = docker_label(cons[c].labels, "berth.keep");
+                }
+                if (!sched && config_covers(name)) {
+                        sched = settings.schedule ? settings.schedule : "daily";
+                        source = xstrdup("config");
+                }
+                if (!sched)
+                        continue;
+                if (!keep)
+                        keep = settings.keep;
+                struct schedule s;
+                if (schedule_parse(sched, &s) < 0) {
+                        warn_once(a, name, "berth.schedule", sched,
+                                  "use hourly, daily, weekly, monthly, 'daily HH:MM' or 'every DURATION'");
+                        continue;
+                }
+                struct retention_policy_ pol;
+                if (keep && retention_parse(keep, &pol) < 0) {
+                        warn_once(a, name, "berth.keep", keep, error_message());
+                        error_clear();
+                        continue;
+                }
+                struct entry *e = entry_find(a, name);
+                if (!e) {
+                        a->entries = xrealloc(a->entries, (a->n + 1) * sizeof *a->entries);
+                        e = &a->entries[a->n++];
+                        *e = (struct entry){ .name = xstrdup(name) };
+                } else if (strcmp(e->schedule_text, sched) != 0 || strcmp(e->source, source) != 0 ||
+                           (e->keep ? !keep || strcmp(e->keep, keep) != 0 : keep != NULL)) {
+                        log_notice("%s: now %s (%s)%s%s", name, sched, source, keep ? ", keep " : "", keep ? keep : "");
+                        e->known_last = false; /* plan again */
+                }
+                e->seen = true;
+                e->schedule = s;
+                set_str(&e->schedule_text, sched);
+                set_str(&e->source, source);
+                set_str(&e->keep, keep);
+        }
+        /* volumes gone (or no longer labelled) */
+        for (size_t i = 0; i < a->n;) {
+                if (a->entries[i].seen) {
+                        i++;
+                        continue;
+                }
+                log_notice("%s: no longer covered (removed, or its label is gone)", a->entries[i].name);
+                entry_clear(&a->entries[i]);
+                a->entries[i] = a->entries[--a->n];
+        }
+        docker_volumes_free(vols, nv);
+        docker_containers_free(cons, nc);
+        lookup_last_snapshots(a);
+}
+
+/* Docker events since the last look: a rescan when something changed. */
+static void poll_events(struct agent *a)
+{
+        a->next_events = mono_ns() + EVENTS_EVERY;
+        if (!a->docker) {
+                if (mono_ns() >= a->docker_retry)
+                        a->scan_wanted = true;
+                return;
+        }
+        int64_t until = now_s();
+        unsigned changes = 0;
+        if (docker_events(a->docker, a->events_since, until, &changes) < 0) {
+                docker_lost(a, error_message() ? error_message() : "request failed");
+                error_clear();
+                return;
+        }
+        /* since is inclusive: the last second is looked at twice, which
+         * at worst costs a rescan */
+        a->events_since = until;
+        if (changes) {
+                log_info("Docker: %u volume or container change(s); looking again", changes);
+                a->scan_wanted = true;
+        }
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+static void push(char ***argv, size_t *n, const char *s)
+{
+        *argv = xrealloc(*argv, (*n + 2) * sizeof **argv);
+        (*argv)[(*n)++] = xstrdup(s);
+        (*argv)[*n] = NULL;
+}
+
+/* Starts `berth GLOBAL... ARGS...` as the task's child. */
+static int spawn(struct agent *a, const char *const *args)
+{
+        struct task *t = &a->task;
+        char **argv = NULL;
+        size_t n = 0;
+        char num[32];
+        push(&argv, &n, "berth");
+        push(&argv, &n, "-r");
+        push(&argv, &n, settings.repo);
+        if (settings.lock_wait) {
+                snprintf(num, sizeof num, "%llu", (unsigned long long)settings.lock_wait);
+                push(&argv, &n, "--lock-wait");
+                push(&argv, &n, num);
+        }
+        if (settings.identity) {
+                push(&argv, &n, "--identity");
+                push(&argv, &n, settings.identity);
+        }
+        if (settings.known_hosts) {
+                push(&argv, &n, "--known-hosts");
+                push(&argv, &n, settings.known_hosts);
+        }
+        if (settings.accept_new_host_key)
+                push(&argv, &n, "--accept-new-host-key");
+        if (settings.remote_berth) {
+                push(&argv, &n, "--remote-berth");
+                push(&argv, &n, settings.remote_berth);
+        }
+        push(&argv, &n, "--no-progress");
+        for (size_t i = 0; args[i]; i++)
+                push(&argv, &n, args[i]);
+
+        int errp[2], progp[2];
+        if (pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "pipe");
+        if (pipe2(progp, O_CLOEXEC | O_NONBLOCK) < 0) {
+                close(errp[0]);
+                close(errp[1]);
+                return log_error_errno(errno, "pipe");
+        }
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(errp[0]), close(errp[1]), close(progp[0]), close(progp[1]);
+                return log_error_errno(e, "fork");
+        }
+        if (pid == 0) {
+                /* the agent killed (even by -9): the job cleans up */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                if (getppid() != parent)
+                        _exit(1);
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (devnull >= 0) {
+                        dup2(devnull, STDIN_FILENO);
+                        dup2(devnull, STDOUT_FILENO);
+                }
+                dup2(errp[1], STDERR_FILENO);
+                int pfd = dup(progp[1]); /* without O_CLOEXEC */
+                if (pfd >= 0) {
+                        snprintf(num, sizeof num, "%d", pfd);
+                        setenv("BERTH_PROGRESS_FD", num, 1);
+                }
+                unsetenv("NOTIFY_SOCKET");
+                unsetenv("WATCHDOG_USEC");
+                unsetenv("WATCHDOG_PID");
+                execv("/proc/self/exe", argv);
+                dprintf(STDERR_FILENO, "berth: error: cannot run /proc/self/exe: %s\n", strerror(errno));
+                _exit(127);
+        }
+        close(errp[1]);
+        close(progp[1]);
+        t->pid = pid;
+        t->err_fd = errp[0];
+        t->progress_fd = progp[0];
+        t->step_started = mono_ns();
+        free(t->last_error);
+        t->last_error = NULL;
+        _cleanup_free_ char *cmdline = NULL;
+        {
+                struct buf b = { 0 };
+                for (size_t i = 0; argv[i]; i++) {
+                        if (i)
+                                buf_putc(&b, ' ');
+                        buf_put_shell_word(&b, argv[i]);
+                }
+                buf_putc(&b, 0);
+                cmdline = (char *)b.data;
+        }
+        log_info("job pid %d: %s", (int)pid, cmdline);
+        for (size_t i = 0; i < n; i++)
+                free(argv[i]);
+        free(argv);
+        return 0;
+}
+
+/* One line of the child's stderr: logged as ours, with the job's name. */
+static void relay_line(struct task *t, char *line)
+{
+        int level = LOG_NOTICE;
+        char *p = line;
+        if (p[0] == '<' && p[1] >= '0' && p[1] <= '7' && p[2] == '>') {
+                level = p[1] - '0';
+                p += 3;
+        } else if (strncmp(p, "berth: ", 7) == 0)
+                p += 7;
+        if (strncmp(p, "error: ", 7) == 0) {
+                level = LOG_ERR;
+                p += 7;
+        } else if (strncmp(p, "warning: ", 9) == 0) {
+                level = MIN(level, LOG_WARNING);
+                p += 9;
+        }
+        if (!*p)
+                return;
+        if (level <= LOG_ERR)
+                set_str(&t->last_error, p);
+        log_internal(level, 0, "%s %s: %s", step_names[t->step], t->volume ? t->volume : "", p);
+}
+
+static void drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
+{
+        char tmp[4096];
+        for (;;) {
+                ssize_t k = read(fd, tmp, sizeof tmp);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                buf_append(b, tmp, (size_t)k);
+                if (b->len > (1u << 20)) /* a runaway line */
+                        buf_reset(b);
+        }
+        for (;;) {
+                uint8_t *nl = b->data ? memchr(b->data, '\n', b->len) : NULL;
+                if (!nl)
+                        break;
+                *nl = 0;
+                line(t, (char *)b->data);
+                buf_consume(b, (size_t)(nl - b->data) + 1);
+        }
+}
+
+static void progress_line(struct task *t, char *line)
+{
+        json_object *o = json_tokener_parse(line), *v;
+        if (!o)
+                return;
+        if (json_object_object_get_ex(o, "files", &v))
+                t->files = (uint64_t)json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "bytes", &v))
+                t->bytes = (uint64_t)json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "bytes_added", &v))
+                t->bytes_added = (uint64_t)json_object_get_int64(v);
+        json_object_put(o);
+}
+
+static void task_drain(struct task *t)
+{
+        if (t->err_fd >= 0)
+                drain(t->err_fd, &t->err_buf, relay_line, t);
+        if (t->progress_fd >= 0)
+                drain(t->progress_fd, &t->progress_buf, progress_line, t);
+}
+
+static int start_step(struct agent *a, enum step step)
+{
+        struct task *t = &a->task;
+        t->step = step;
+        switch (step) {
+        case STEP_RECOVER:
+                return spawn(a, (const char *const[]){ "recover", NULL });
+        case STEP_BACKUP:
+                log_notice("backing up %s", t->volume);
+                t->files = t->bytes = t->bytes_added = 0;
+                return spawn(a, (const char *const[]){ "backup", "--", t->volume, NULL });
+        case STEP_FORGET:
+                return spawn(a, (const char *const[]){ "forget", "--name", t->volume, "--keep", t->keep, NULL });
+        case STEP_PRUNE:
+                log_notice("pruning the repository");
+                return spawn(a, (const char *const[]){ "prune", NULL });
+        case STEP_METRICS:
+                return spawn(a, (const char *const[]){ "metrics", "--output", settings.metrics_file, NULL });
+        default:
+                return 0;
+        }
+}
+
+static void task_end(struct agent *a)
+{
+        struct task *t = &a->task;
+        free(t->volume);
+        free(t->keep);
+        free(t->last_error);
+        free(t->backup_error);
+        buf_free(&t->err_buf);
+        buf_free(&t->progress_buf);
+        *t = (struct task){ .err_fd = -1, .progress_fd = -1 };
+}
+
+/* The step after `done`, or STEP_DONE. */
+static enum step next_step(const struct agent *a, enum step done)
+{
+        const struct task *t = &a->task;
+        if (a->stopping)
+                return STEP_DONE;
+        switch (done) {
+        case STEP_BACKUP:
+                if (!t->backup_ok)
+                        return settings.metrics_file ? STEP_METRICS : STEP_DONE;
+                return t->keep ? STEP_FORGET : settings.metrics_file ? STEP_METRICS : STEP_DONE;
+        case STEP_FORGET:
+        case STEP_PRUNE:
+                return settings.metrics_file ? STEP_METRICS : STEP_DONE;
+        default:
+                return STEP_DONE;
+        }
+}
+
+static void exit_text(int status, char *buf, size_t size)
+{
+        if (WIFEXITED(status))
+                snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+        else if (WIFSIGNALED(status))
+                snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+                snprintf(buf, size, "wait status %d", status);
+}
+
+/* Records the volume's backup result and plans its next run. */
+static void record_backup(struct agent *a, int status)
+{
+        struct task *t = &a->task;
+        struct entry *e = entry_find(a, t->volume);
+        int64_t now = now_ns(), dur = mono_ns() - t->started_mono;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        char how[128], d[32];
+        exit_text(status, how, sizeof how);
+        t->backup_ok = code == EXIT_OK || code == EXIT_PARTIAL;
+        const char *st = code == EXIT_OK ? "ok" : code == EXIT_PARTIAL ? "partial" : a->stopping ? "interrupted" : "failed";
+        if (t->backup_ok)
+                log_notice("backed up %s in %s%s", t->volume, format_duration(dur, d, sizeof d),
+                           code == EXIT_PARTIAL ? " (incomplete: some entries were skipped)" : "");
+        else
+                log_error("backup of %s failed (%s)%s%s", t->volume, how, t->last_error ? ": " : "",
+                          t->last_error ? t->last_error : "");
+        if (!e) {
+                log_notice("%s is no longer covered; its result is not kept", t->volume);
+                return;
+        }
+        e->last_time = t->started;
+        e->last_duration = dur;
+        set_str(&e->last_status, st);
+        if (t->backup_ok) {
+                set_str(&e->last_error, NULL);
+                e->failures = 0;
+                e->last_snapshot = t->started;
+                int64_t n = schedule_next(&e->schedule, t->started / NS) * NS;
+                e->next = n > now ? n : schedule_next(&e->schedule, now / NS) * NS;
+        } else {
+                _cleanup_free_ char *err = t->last_error ? xasprintf("%s (%s)", t->last_error, how) : xstrdup(how);
+                set_str(&e->last_error, err);
+                if (!a->stopping)
+                        e->failures++;
+                /* 30 s, 1 m, 2 m... never later than the schedule's interval */
+                int64_t cap = (int64_t)schedule_interval(&e->schedule) * NS;
+                int64_t delay = 30 * NS << MIN(e->failures ? e->failures - 1 : 0, 16u);
+                delay = MIN(delay, cap);
+                e->next = now + delay;
+                log_notice("%s: retrying in %s (%u failure(s) in a row)", t->volume,
+                           format_duration(delay, d, sizeof d), e->failures);
+        }
+}
+
+static void step_exited(struct agent *a, int status)
+{
+        struct task *t = &a->task;
+        task_drain(t);
+        close(t->err_fd);
+        close(t->progress_fd);
+        t->err_fd = t->progress_fd = -1;
+        buf_reset(&t->err_buf);
+        buf_reset(&t->progress_buf);
+        t->pid = 0;
+        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        char how[128];
+        exit_text(status, how, sizeof how);
+        enum step done = t->step;
+        switch (done) {
+        case STEP_RECOVER:
+                if (!ok)
+                        log_warning("recover at start failed (%s); containers a crash left quiesced may still be "
+                                    "paused or stopped: run 'berth recover'", how);
+                break;
+        case STEP_BACKUP:
+                record_backup(a, status);
+                break;
+        case STEP_FORGET: {
+                struct entry *e = entry_find(a, t->volume);
+                if (ok)
+                        log_notice("applied retention %s to %s", t->keep, t->volume);
+                else {
+                        log_error("retention of %s failed (%s)", t->volume, how);
+                        if (e) {
+                                _cleanup_free_ char *m = xasprintf("retention: %s (%s)",
+                                                                   t->last_error ? t->last_error : "failed", how);
+                                set_str(&e->last_error, m);
+                        }
+                }
+                break;
+        }
+        case STEP_PRUNE: {
+                int64_t now = now_ns();
+                a->prune_last = t->started;
+                a->prune_duration = mono_ns() - t->step_started;
+                set_str(&a->prune_status, ok ? "ok" : "failed");
+                _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->last_error ? t->last_error : "failed", how);
+                set_str(&a->prune_error, m);
+                if (!ok)
+                        log_error("prune failed (%s)", how);
+                a->prune_next = schedule_next(&a->prune_schedule, now / NS) * NS;
+                break;
+        }
+        case STEP_METRICS:
+                if (!ok)
+                        log_warning("writing metrics to %s failed (%s)", settings.metrics_file, how);
+                break;
+        default:
+                break;
+        }
+        enum step next = next_step(a, done);
+        while (next != STEP_DONE && start_step(a, next) < 0)
+                next = next_step(a, next);
+        if (next == STEP_DONE)
+                task_end(a);
+}
+
+static void task_begin(struct agent *a, enum step step, const struct entry *e)
+{
+        struct task *t = &a->task;
+        task_end(a);
+        t->active = true;
+        t->volume_job = e != NULL;
+        t->volume = e ? xstrdup(e->name) : NULL;
+        t->keep = e && e->keep ? xstrdup(e->keep) : NULL;
+        t->started = now_ns();
+        t->started_mono = mono_ns();
+        if (start_step(a, step) < 0) {
+                if (e)
+                        record_backup(a, W_EXITCODE(1, 0));
+                task_end(a);
+        }
+}
+
+/* The next job when none runs: run-now requests first, then the most
+ * overdue volume, then prune. */
+static void pick(struct agent *a)
+{
+        if (a->task.active || a->stopping)
+                return;
+        int64_t now = now_ns();
+        struct entry *best = NULL;
+        for (size_t i = 0; i < a->n; i++) {
+                struct entry *e = &a->entries[i];
+                if (!e->known_last)
+                        continue;
+                if (e->queued) {
+                        if (!best || !best->queued || e->queued < best->queued)
+                                best = e;
+                } else if (e->next <= now && (!best || (!best->queued && e->next < best->next)))
+                        best = e;
+        }
+        if (best) {
+                best->queued = 0;
+                task_begin(a, STEP_BACKUP, best);
+                return;
+        }
+        if (a->prune_next <= now)
+                task_begin(a, STEP_PRUNE, NULL);
+}
+
+/* ---- status ---------------------------------------------------------------- */
+
+static json_object *jstr_or_null(const char *s) { return s ? json_object_new_string(s) : NULL; }
+
+static json_object *jtime(int64_t ns)
+{
+        char t[32];
+        return ns > 0 ? json_object_new_string(format_time(ns, t, sizeof t)) : NULL;
+}
+
+static json_object *status_json(struct agent *a)
+{
+        json_object *o = json_object_new_object(), *vols = json_object_new_array(), *queue = json_object_new_array();
+        json_object_object_add(o, "ok", json_object_new_boolean(true));
+        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+        json_object_object_add(o, "repo", json_object_new_string(settings.repo));
+        json_object_object_add(o, "started", jtime(a->started));
+        json_object *dk = json_object_new_object();
+        json_object_object_add(dk, "reachable", json_object_new_boolean(a->docker != NULL));
+        json_object_object_add(dk, "error", jstr_or_null(a->docker_error));
+        json_object_object_add(o, "docker", dk);
+        if (a->task.active && a->task.pid) {
+                struct task *t = &a->task;
+                json_object *r = json_object_new_object();
+                json_object_object_add(r, "job", json_object_new_string(step_names[t->step]));
+                json_object_object_add(r, "volume", jstr_or_null(t->volume));
+                json_object_object_add(r, "pid", json_object_new_int64(t->pid));
+                json_object_object_add(r, "started", jtime(t->started));
+                json_object_object_add(r, "elapsed_ns", json_object_new_int64(mono_ns() - t->started_mono));
+                json_object_object_add(r, "files", json_object_new_int64((int64_t)t->files));
+                json_object_object_add(r, "bytes", json_object_new_int64((int64_t)t->bytes));
+                json_object_object_add(r, "bytes_added", json_object_new_int64((int64_t)t->bytes_added));
+                json_object_object_add(o, "running", r);
+        } else
+                json_object_object_add(o, "running", NULL);
+        for (size_t i = 0; i < a->n; i++) {
+                struct entry *e = &a->entries[i];
+                json_object *v = json_object_new_object();
+                char sched[64];
+                json_object_object_add(v, "name", json_object_new_string(e->name));
+                json_object_object_add(v, "schedule", json_object_new_string(schedule_format(&e->schedule, sched, sizeof sched)));
+                json_object_object_add(v, "source", json_object_new_string(e->source));
+                json_object_object_add(v, "keep", jstr_or_null(e->keep));
+                json_object_object_add(v, "next", e->known_last ? jtime(e->next) : NULL);
+                json_object_object_add(v, "next_s", json_object_new_int64(e->known_last ? e->next / NS : 0));
+                json_object_object_add(v, "queued", json_object_new_boolean(e->queued != 0));
+                json_object_object_add(v, "running", json_object_new_boolean(a->task.active && a->task.volume &&
+                                                                              strcmp(a->task.volume, e->name) == 0));
+                json_object_object_add(v, "failures", json_object_new_int64(e->failures));
+                json_object_object_add(v, "last_snapshot", jtime(e->last_snapshot));
+                if (e->last_status) {
+                        json_object *l = json_object_new_object();
+                        json_object_object_add(l, "time", jtime(e->last_time));
+                        json_object_object_add(l, "time_s", json_object_new_int64(e->last_time / NS));
+                        json_object_object_add(l, "status", json_object_new_string(e->last_status));
+                        json_object_object_add(l, "error", jstr_or_null(e->last_error));
+                        json_object_object_add(l, "duration_ns", json_object_new_int64(e->last_duration));
+                        json_object_object_add(v, "last", l);
+                } else
+                        json_object_object_add(v, "last", NULL);
+                json_object_array_add(vols, v);
+                if (e->queued)
+                        json_object_array_add(queue, json_object_new_string(e->name));
+        }
+        json_object_object_add(o, "queue", queue);
+        json_object_object_add(o, "volumes", vols);
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "schedule", json_object_new_string(a->prune_text));
+        json_object_object_add(p, "next", jtime(a->prune_next));
+        json_object_object_add(p, "next_s", json_object_new_int64(a->prune_next / NS));
+        json_object_object_add(p, "last", jtime(a->prune_last));
+        json_object_object_add(p, "status", jstr_or_null(a->prune_status));
+        json_object_object_add(p, "error", jstr_or_null(a->prune_error));
+        json_object_object_add(o, "prune", p);
+        return o;
+}
+
+static json_object *error_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_object *error_json(const char *fmt, ...)
+{
+        char m[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(false));
+        json_object_object_add(o, "error", json_object_new_string(m));
+        return o;
+}
+
+static json_object *handle_request(struct agent *a, json_object *req)
+{
+        json_object *v;
+        const char *cmd = json_object_object_get_ex(req, "cmd", &v) ? json_object_get_string(v) : NULL;
+        if (!cmd)
+                return error_json("a request needs \"cmd\"");
+        if (strcmp(cmd, "status") == 0)
+                return status_json(a);
+        if (strcmp(cmd, "run-now") == 0) {
+                const char *name = json_object_object_get_ex(req, "name", &v) ? json_object_get_string(v) : NULL;
+                if (!name || !*name)
+                        return error_json("run-now needs \"name\"");
+                struct entry *e = entry_find(a, name);
+                if (!e) {
+                        /* maybe created a moment ago */
+                        scan(a);
+                        e = entry_find(a, name);
+                }
+                _cleanup_free_ char *esc = escape_name(name, strlen(name));
+                if (!e)
+                        return error_json("the agent does not cover a volume named '%s' (not a Docker volume with a "
+                                          "berth.schedule label, nor in 'volumes' of the configuration; see "
+                                          "'berth status')", esc);
+                if (!e->queued)
+                        e->queued = ++a->queue_seq;
+                log_notice("%s: queued by run-now", e->name);
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "ok", json_object_new_boolean(true));
+                json_object_object_add(o, "queued", json_object_new_string(e->name));
+                return o;
+        }
+        _cleanup_free_ char *esc = escape_name(cmd, strlen(cmd));
+        return error_json("unknown command '%s' (status, run-now)", esc);
+}
+
+static void serve_clients(struct agent *a, int lfd)
+{
+        for (;;) {
+                bool allowed;
+                int fd = control_accept(lfd, &allowed);
+                if (fd < 0)
+                        return;
+                json_object *req = NULL;
+                if (!allowed)
+                        control_reply(fd, error_json("permission denied: the agent answers root and its own user"));
+                else if (control_read_request(fd, &req) < 0) {
+                        control_reply(fd, error_json("%s", error_message()));
+                        error_clear();
+                } else
+                        control_reply(fd, handle_request(a, req));
+                json_object_put(req);
+                close(fd);
+        }
+}
+
+static void update_status(struct agent *a)
+{
+        char line[256];
+        if (a->stopping)
+                snprintf(line, sizeof line, "stopping");
+        else if (a->task.active && a->task.step == STEP_BACKUP)
+                snprintf(line, sizeof line, "backing up %s", a->task.volume);
+        else if (a->task.active)
+                snprintf(line, sizeof line, "%s%s%s", step_names[a->task.step], a->task.volume ? " " : "",
+                         a->task.volume ? a->task.volume : "");
+        else {
+                const struct entry *next = NULL;
+                for (size_t i = 0; i < a->n; i++)
+                        if (a->entries[i].known_last && (!next || a->entries[i].next < next->next))
+                                next = &a->entries[i];
+                if (next) {
+                        char t[32];
+                        time_t tt = (time_t)(next->next / NS);
+                        struct tm tm;
+                        localtime_r(&tt, &tm);
+                        strftime(t, sizeof t, tt - time(NULL) < 86400 ? "%H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
+                        snprintf(line, sizeof line, "idle; next: %s at %s", next->name, t);
+                } else
+                        snprintf(line, sizeof line, "idle; no volume scheduled%s", a->docker ? "" : " (Docker unreachable)");
+        }
+        if (strcmp(line, a->status_line) == 0)
+                return;
+        snprintf(a->status_line, sizeof a->status_line, "%s", line);
+        _cleanup_free_ char *msg = xasprintf("STATUS=%s", line);
+        notify(msg);
+}
+
+static void reap(struct agent *a)
+{
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                if (a->task.active && pid == a->task.pid)
+                        step_exited(a, status);
+}
+
+static int load_prune_schedule(struct agent *a)
+{
+        const char *text = settings.prune_schedule ? settings.prune_schedule : "weekly";
+        if (schedule_parse(text, &a->prune_schedule) < 0)
+                return log_error("prune_schedule: '%s' is not a schedule", text);
+        if (!a->prune_text || strcmp(a->prune_text, text) != 0) {
+                set_str(&a->prune_text, text);
+                a->prune_next = schedule_next(&a->prune_schedule, now_s()) * NS;
+        }
+        return 0;
+}
+
+static int run(int argc, char **argv)
+{
+        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        if (r != OPT_DONE)
+                return r;
+        if (optind < argc)
+                return usage_error("agent", "unexpected argument '%s'", argv[optind]);
+
+        struct agent a = { .started = now_ns(), .task = { .err_fd = -1, .progress_fd = -1 } };
+        /* the recover job puts back what dead runs left; the agent only reads */
+        settings.no_auto_recover = true;
+        if (load_prune_schedule(&a) < 0)
+                return EXIT_FAILURE_;
+        if (settings.keep) {
+                struct retention_policy_ pol;
+                if (retention_parse(settings.keep, &pol) < 0)
+                        return log_error("keep = %s: %s", settings.keep, error_message()), EXIT_FAILURE_;
+        }
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                return fail(-errno, "signalfd");
+
+        a.socket_path = control_socket_path();
+        _cleanup_close_ int lfd = -1;
+        r = control_listen(a.socket_path, &lfd);
+        if (r < 0)
+                return fail(r, "control socket");
+        log_notice("agent started (pid %d): repository %s, control socket %s", (int)getpid(), settings.repo,
+                   a.socket_path);
+
+        task_begin(&a, STEP_RECOVER, NULL);
+        scan(&a);
+        a.next_events = mono_ns() + EVENTS_EVERY;
+        notify("READY=1");
+        int64_t wd = watchdog_ns(), next_wd = wd ? mono_ns() : INT64_MAX;
+
+        while (!a.stopping || a.task.active) {
+                if (a.scan_wanted && !a.stopping)
+                        scan(&a);
+                pick(&a);
+                update_status(&a);
+                int64_t mono = mono_ns(), now = now_ns();
+                if (wd && mono >= next_wd) {
+                        notify("WATCHDOG=1");
+                        next_wd = mono + wd / 2;
+                }
+                /* sleep until the next thing to do, at most a second */
+                int64_t wait = NS;
+                if (!a.task.active)
+                        for (size_t i = 0; i < a.n; i++)
+                                if (a.entries[i].known_last)
+                                        wait = MIN(wait, a.entries[i].next - now);
+                wait = MIN(wait, a.next_events - mono);
+                wait = MIN(wait, a.next_scan - mono);
+                if (wd)
+                        wait = MIN(wait, next_wd - mono);
+                wait = MAX(wait, 0);
+                struct pollfd p[4] = {
+                        { .fd = sfd, .events = POLLIN },
+                        { .fd = a.stopping ? -1 : lfd, .events = POLLIN },
+                        { .fd = a.task.err_fd, .events = POLLIN },
+                        { .fd = a.task.progress_fd, .events = POLLIN },
+                };
+                int k = poll(p, 4, (int)((wait + 999999) / 1000000));
+                if (k < 0 && errno != EINTR)
+                        return fail(-errno, "poll");
+                if (p[0].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) == sizeof si) {
+                                if (si.ssi_signo == SIGCHLD)
+                                        reap(&a);
+                                else if (si.ssi_signo == SIGHUP) {
+                                        log_notice("SIGHUP: reloading %s", settings.config_path);
+                                        if (settings_reload_agent() == 0)
+                                                load_prune_schedule(&a);
+                                        for (size_t i = 0; i < a.nwarned; i++)
+                                                free(a.warned[i]);
+                                        free(a.warned);
+                                        a.warned = NULL;
+                                        a.nwarned = 0;
+                                        a.scan_wanted = true;
+                                } else if (!a.stopping) {
+                                        a.stopping = true;
+                                        notify("STOPPING=1");
+                                        log_notice("%s: stopping%s", strsignal((int)si.ssi_signo),
+                                                   a.task.pid ? "; asking the running job to stop" : "");
+                                        if (a.task.pid)
+                                                kill(a.task.pid, SIGTERM);
+                                }
+                        }
+                }
+                if (a.task.active && (p[2].revents || p[3].revents))
+                        task_drain(&a.task);
+                if (p[1].revents)
+                        serve_clients(&a, lfd);
+                /* a SIGCHLD may have been merged with another: reap anyway */
+                if (a.task.active && a.task.pid)
+                        reap(&a);
+                if (!a.stopping && mono_ns() >= a.next_events)
+                        poll_events(&a);
+                if (!a.stopping && mono_ns() >= a.next_scan)
+                        a.scan_wanted = true;
+        }
+        update_status(&a);
+        unlink(a.socket_path);
+        log_notice("agent stopped");
+        for (size_t i = 0; i < a.n; i++)
+                entry_clear(&a.entries[i]);
+        free(a.entries);
+        for (size_t i = 0; i < a.nwarned; i++)
+                free(a.warned[i]);
+        free(a.warned);
+        free(a.socket_path);
+        free(a.docker_error);
+        free(a.prune_text);
+        free(a.prune_status);
+        free(a.prune_error);
+        docker_free(a.docker);
+        return EXIT_OK;
+}
+
+const struct command command_agent = { "agent", run, "the daemon: scheduled backups, retention, status", help };
