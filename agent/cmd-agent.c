@@ -610,7 +610,7 @@ static void relay_line(struct task *t, char *line)
                 return;
         if (level <= LOG_ERR)
                 set_str(&t->last_error, p);
-        log_internal(level, 0, "%s %s: %s", step_names[t->step], t->volume ? t->volume : "", p);
+        log_internal(level, 0, "%s%s%s: %s", step_names[t->step], t->volume ? " " : "", t->volume ? t->volume : "", p);
 }
 
 static void drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
