@@ -1073,6 +1073,23 @@ static int load_prune_schedule(struct agent *a)
         return 0;
 }
 
+/* SIGHUP: the agent's configuration keys again; a bad keep is refused as
+ * a bad schedule is (settings_reload_agent), and the old one kept. */
+static void reload(struct agent *a)
+{
+        _cleanup_free_ char *keep = settings.keep ? xstrdup(settings.keep) : NULL;
+        if (settings_reload_agent() < 0)
+                return;
+        struct retention_policy_ pol;
+        if (settings.keep && retention_parse(settings.keep, &pol) < 0) {
+                log_error("%s: keep = %s: %s; keeping keep = %s", settings.config_path, settings.keep, error_message(),
+                          keep ? keep : "(none)");
+                error_clear();
+                set_str(&settings.keep, keep);
+        }
+        load_prune_schedule(a);
+}
+
 static int run(int argc, char **argv)
 {
         int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
@@ -1111,7 +1128,9 @@ static int run(int argc, char **argv)
         log_notice("agent started (pid %d): repository %s, control socket %s", (int)getpid(), settings.repo,
                    a.socket_path);
 
-        task_begin(&a, STEP_RECOVER, NULL);
+        /* a remote repository's journal is put back by the first job's open */
+        if (!repo_is_remote())
+                task_begin(&a, STEP_RECOVER, NULL);
         scan(&a);
         a.next_events = mono_ns() + EVENTS_EVERY;
         notify("READY=1");
@@ -1154,8 +1173,7 @@ static int run(int argc, char **argv)
                                         reap(&a);
                                 else if (si.ssi_signo == SIGHUP) {
                                         log_notice("SIGHUP: reloading %s", settings.config_path);
-                                        if (settings_reload_agent() == 0)
-                                                load_prune_schedule(&a);
+                                        reload(&a);
                                         for (size_t i = 0; i < a.nwarned; i++)
                                                 free(a.warned[i]);
                                         free(a.warned);

@@ -287,3 +287,68 @@ PY
         [ "$AGENT_STATUS" -eq 0 ]
         timeout -k 5 20 bash -c "until grep -q '^STOPPING=1' '$T/notify.log'; do sleep 0.1; done"
 }
+
+@test "agent: a run missed while the host was off runs once at start; a recent one waits for its schedule" {
+        docker volume create --label berth.schedule=daily vmissed > /dev/null
+        docker volume create --label berth.schedule=daily vrecent > /dev/null
+        berth backup vmissed vrecent > /dev/null
+        # vmissed's snapshot is from three days ago (the host was off)
+        sqlite3 "$BERTH_REPO/catalog.db" \
+                "UPDATE snapshots SET started = started - 3*86400*1000000000, finished = finished - 3*86400*1000000000
+                 WHERE name = (SELECT id FROM names WHERE name = 'vmissed')"
+        start_agent
+        timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 30 at_least vmissed 2"
+        sleep 2
+        # once, not once per missed day
+        [ "$(snaps vmissed)" -eq 2 ]
+        [ "$(snaps vrecent)" -eq 1 ]
+        grep -q "vmissed: last snapshot .* is older than its schedule (daily): backing up now" "$T/agent.log"
+}
+
+@test "agent: SIGHUP reloads the configuration (volumes, schedule, keep) and looks again" {
+        docker volume create vcfg > /dev/null
+        docker volume create vother > /dev/null
+        : > "$T/berth.conf"
+        export BERTH_CONFIG="$T/berth.conf"
+        start_agent
+        sleep 1
+        status_py 'assert not v, v'
+        printf 'volumes = vcfg\nschedule = every 2s\nkeep = last=5\n' > "$T/berth.conf"
+        kill -HUP "$AGENT"
+        timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 30 at_least vcfg 1"
+        status_py '
+assert set(v) == {"vcfg"}, v.keys()
+assert v["vcfg"]["source"] == "config" and v["vcfg"]["schedule"] == "every 2s" and v["vcfg"]["keep"] == "last=5", v
+'
+        grep -q "SIGHUP: reloading" "$T/agent.log"
+        # a bad value is refused and the running configuration kept
+        printf 'volumes = vcfg\nschedule = sometimes\n' > "$T/berth.conf"
+        kill -HUP "$AGENT"
+        timeout -k 5 20 bash -c "until grep -q \"schedule: 'sometimes' is not a schedule\" '$T/agent.log'; do sleep 0.1; done"
+        printf 'volumes = vcfg\nschedule = every 2s\nkeep = daily=often\n' > "$T/berth.conf"
+        kill -HUP "$AGENT"
+        timeout -k 5 20 bash -c "until grep -q \"keep = daily=often: \" '$T/agent.log'; do sleep 0.1; done"
+        : > "$T/berth.conf" # for the status client, which reads it too
+        status_py 'assert v["vcfg"]["keep"] == "last=5", v'
+        status_py 'assert set(v) == {"vcfg"}, v.keys()'
+        [ "$(snaps vother)" -eq 0 ]
+}
+
+@test "agent: Docker unreachable is logged and retried; status still answers" {
+        export DOCKER_HOST="unix://$T/no-docker.sock"
+        start_agent
+        run timeout -k 5 20 "$BERTH" --json status
+        echo "$output"
+        [ "$status" -eq 0 ]
+        printf '%s' "$output" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["docker"]["reachable"] is False and "no-docker.sock" in s["docker"]["error"], s
+assert s["volumes"] == [], s
+'
+        run timeout -k 5 20 "$BERTH" status
+        [[ "$output" == *"Docker is not reachable"* ]]
+        grep -q "warning: Docker is not reachable" "$T/agent.log"
+        stop_agent
+        [ "$AGENT_STATUS" -eq 0 ]
+}
