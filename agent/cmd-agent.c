@@ -1008,14 +1008,18 @@ static void serve_clients(struct agent *a, int lfd)
                 if (fd < 0)
                         return;
                 json_object *req = NULL;
+                /* read even a refused request: closing on unread data would
+                 * reset the connection before the client sees why */
+                int r = control_read_request(fd, &req);
                 if (!allowed)
                         control_reply(fd, error_json("permission denied: the agent answers root and its own user"));
-                else if (control_read_request(fd, &req) < 0) {
+                else if (r < 0) {
                         control_reply(fd, error_json("%s", error_message()));
                         error_clear();
                 } else
                         control_reply(fd, handle_request(a, req));
                 json_object_put(req);
+                error_clear();
                 close(fd);
         }
 }

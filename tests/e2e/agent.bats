@@ -352,3 +352,34 @@ assert s["volumes"] == [], s
         stop_agent
         [ "$AGENT_STATUS" -eq 0 ]
 }
+
+@test "agent: the control socket is 0600 in a 0755 directory and answers root and the agent's user only" {
+        start_agent
+        [ "$(stat -c %a "$T/run")" = 755 ]
+        [ "$(stat -c %a "$T/run/agent.sock")" = 600 ]
+        chmod 0755 "$T"
+        nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+        run timeout -k 5 20 "${nobody[@]}" "$BERTH" status
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"cannot talk to the agent at $T/run/agent.sock"* ]]
+        # past the file mode, the agent itself checks the peer's uid
+        chmod 0666 "$T/run/agent.sock"
+        run timeout -k 5 20 "${nobody[@]}" "$BERTH" run-now anything
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"permission denied: the agent answers root and its own user"* ]]
+}
+
+@test "agent: kill -9 of the agent alone: its job gets SIGTERM and resumes the container" {
+        big_touched_volume vorphan orphaned -l berth.schedule="every 2s"
+        start_agent
+        wait_state orphaned paused
+        child=$(ps -o pid= --ppid "$AGENT" | tr -d ' ')
+        [ -n "$child" ]
+        kill -9 "$AGENT"
+        wait_state orphaned running
+        timeout -k 5 30 bash -c "while kill -0 $child 2>/dev/null && [ \"\$(ps -o stat= -p $child)\" != Z ]; do sleep 0.1; done"
+        wait "$TPID" || true
+        TPID=
+}
