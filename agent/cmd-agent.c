@@ -80,6 +80,19 @@ static const char help[] =
 #define EVENTS_EVERY (2 * NS)
 #define RESCAN_EVERY (60 * NS)
 
+/* How a job went: a volume's last backup, the last prune. */
+struct result {
+        int64_t time, duration; /* ns: started, how long */
+        char *status;           /* ok, partial, failed, interrupted; NULL: never ran */
+        char *error;
+};
+
+static void result_clear(struct result *r)
+{
+        free(r->status);
+        free(r->error);
+}
+
 /* One volume the agent covers. */
 struct entry {
         char *name;
@@ -91,9 +104,7 @@ struct entry {
         uint64_t queued;       /* run-now order (0: not queued) */
         bool seen, known_last;
         int64_t last_snapshot; /* ns, 0: none */
-        /* the last result */
-        int64_t last_time, last_duration;
-        char *last_status, *last_error;
+        struct result last;
         unsigned failures;     /* in a row */
 };
 
@@ -132,8 +143,8 @@ struct agent {
         bool scan_wanted;
         struct schedule prune_schedule;
         char *prune_text;
-        int64_t prune_next, prune_last, prune_duration;
-        char *prune_status, *prune_error;
+        int64_t prune_next;
+        struct result prune;
         bool stopping;
         int64_t started;
         char *socket_path;
@@ -226,8 +237,7 @@ static void entry_clear(struct entry *e)
         free(e->schedule_text);
         free(e->source);
         free(e->keep);
-        free(e->last_status);
-        free(e->last_error);
+        result_clear(&e->last);
 }
 
 static struct entry *entry_find(struct agent *a, const char *name)
@@ -743,18 +753,18 @@ static void record_backup(struct agent *a, int status)
                 log_notice("%s is no longer covered; its result is not kept", t->volume);
                 return;
         }
-        e->last_time = t->started;
-        e->last_duration = dur;
-        set_str(&e->last_status, st);
+        e->last.time = t->started;
+        e->last.duration = dur;
+        set_str(&e->last.status, st);
         if (t->backup_ok) {
-                set_str(&e->last_error, NULL);
+                set_str(&e->last.error, NULL);
                 e->failures = 0;
                 e->last_snapshot = t->started;
                 int64_t n = schedule_next(&e->schedule, t->started / NS) * NS;
                 e->next = n > now ? n : schedule_next(&e->schedule, now / NS) * NS;
         } else {
                 _cleanup_free_ char *err = t->last_error ? xasprintf("%s (%s)", t->last_error, how) : xstrdup(how);
-                set_str(&e->last_error, err);
+                set_str(&e->last.error, err);
                 if (!a->stopping)
                         e->failures++;
                 /* 30 s, 1 m, 2 m... never later than the schedule's interval */
@@ -799,18 +809,18 @@ static void step_exited(struct agent *a, int status)
                         if (e) {
                                 _cleanup_free_ char *m = xasprintf("retention: %s (%s)",
                                                                    t->last_error ? t->last_error : "failed", how);
-                                set_str(&e->last_error, m);
+                                set_str(&e->last.error, m);
                         }
                 }
                 break;
         }
         case STEP_PRUNE: {
                 int64_t now = now_ns();
-                a->prune_last = t->started;
-                a->prune_duration = mono_ns() - t->step_started;
-                set_str(&a->prune_status, ok ? "ok" : "failed");
+                a->prune.time = t->started;
+                a->prune.duration = mono_ns() - t->step_started;
+                set_str(&a->prune.status, ok ? "ok" : "failed");
                 _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->last_error ? t->last_error : "failed", how);
-                set_str(&a->prune_error, m);
+                set_str(&a->prune.error, m);
                 if (!ok)
                         log_error("prune failed (%s)", how);
                 a->prune_next = schedule_next(&a->prune_schedule, now / NS) * NS;
@@ -884,6 +894,20 @@ static json_object *jtime(int64_t ns)
         return ns > 0 ? json_object_new_string(format_time(ns, t, sizeof t)) : NULL;
 }
 
+/* {time, time_s, status, error, duration_ns}, or null when it never ran */
+static json_object *json_result(const struct result *r)
+{
+        if (!r->status)
+                return NULL;
+        json_object *l = json_object_new_object();
+        json_object_object_add(l, "time", jtime(r->time));
+        json_object_object_add(l, "time_s", json_object_new_int64(r->time / NS));
+        json_object_object_add(l, "status", json_object_new_string(r->status));
+        json_object_object_add(l, "error", jstr_or_null(r->error));
+        json_object_object_add(l, "duration_ns", json_object_new_int64(r->duration));
+        return l;
+}
+
 static json_object *status_json(struct agent *a)
 {
         json_object *o = json_object_new_object(), *vols = json_object_new_array(), *queue = json_object_new_array();
@@ -924,16 +948,7 @@ static json_object *status_json(struct agent *a)
                                                                               strcmp(a->task.volume, e->name) == 0));
                 json_object_object_add(v, "failures", json_object_new_int64(e->failures));
                 json_object_object_add(v, "last_snapshot", jtime(e->last_snapshot));
-                if (e->last_status) {
-                        json_object *l = json_object_new_object();
-                        json_object_object_add(l, "time", jtime(e->last_time));
-                        json_object_object_add(l, "time_s", json_object_new_int64(e->last_time / NS));
-                        json_object_object_add(l, "status", json_object_new_string(e->last_status));
-                        json_object_object_add(l, "error", jstr_or_null(e->last_error));
-                        json_object_object_add(l, "duration_ns", json_object_new_int64(e->last_duration));
-                        json_object_object_add(v, "last", l);
-                } else
-                        json_object_object_add(v, "last", NULL);
+                json_object_object_add(v, "last", json_result(&e->last));
                 json_object_array_add(vols, v);
                 if (e->queued)
                         json_object_array_add(queue, json_object_new_string(e->name));
@@ -944,9 +959,7 @@ static json_object *status_json(struct agent *a)
         json_object_object_add(p, "schedule", json_object_new_string(a->prune_text));
         json_object_object_add(p, "next", jtime(a->prune_next));
         json_object_object_add(p, "next_s", json_object_new_int64(a->prune_next / NS));
-        json_object_object_add(p, "last", jtime(a->prune_last));
-        json_object_object_add(p, "status", jstr_or_null(a->prune_status));
-        json_object_object_add(p, "error", jstr_or_null(a->prune_error));
+        json_object_object_add(p, "last", json_result(&a->prune));
         json_object_object_add(o, "prune", p);
         return o;
 }
@@ -1218,8 +1231,7 @@ static int run(int argc, char **argv)
         free(a.socket_path);
         free(a.docker_error);
         free(a.prune_text);
-        free(a.prune_status);
-        free(a.prune_error);
+        result_clear(&a.prune);
         docker_free(a.docker);
         return EXIT_OK;
 }

@@ -21,6 +21,7 @@ static const char status_help[] =
         "      --json   the agent's answer as one JSON object: pid, repo, docker, running,\n"
         "               queue, volumes[] (name, schedule, source, keep, next, next_s, queued,\n"
         "               failures, last {time, time_s, status, error, duration_ns}), prune\n"
+        "               (schedule, next, next_s, last)\n"
         "  -h, --help   this help\n"
         "\n"
         "Exit status: 0, or 1 when no agent answers.\n";
@@ -125,8 +126,16 @@ static void print_status(json_object *o)
                 }
         }
         json_object *pr = jsub(o, "prune");
-        if (pr)
-                printf("prune: %s, next %s\n", jget(pr, "schedule"), local_time(jint(pr, "next_s"), t1, sizeof t1));
+        if (pr) {
+                json_object *last = jsub(pr, "last");
+                printf("prune: %s, next %s", jget(pr, "schedule"), local_time(jint(pr, "next_s"), t1, sizeof t1));
+                if (last) {
+                        _cleanup_free_ char *e = escaped(jget(last, "error"));
+                        printf("; last %s: %s%s%s", local_time(jint(last, "time_s"), t2, sizeof t2), jget(last, "status"),
+                               jget(last, "error") ? ": " : "", jget(last, "error") ? e : "");
+                }
+                putchar('\n');
+        }
 }
 
 static int run_status(int argc, char **argv)
