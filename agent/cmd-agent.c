@@ -23,6 +23,7 @@
 #include "agent.h"
 #include "control.h"
 #include "docker.h"
+#include "scheduler.h"
 #include "../common/schedule.h"
 
 static const char help[] =
@@ -76,38 +77,6 @@ static const char help[] =
         "Options:\n"
         "  -h, --help   this help\n";
 
-#define NS 1000000000LL
-#define EVENTS_EVERY (2 * NS)
-#define RESCAN_EVERY (60 * NS)
-
-/* How a job went: a volume's last backup, the last prune. */
-struct result {
-        int64_t time, duration; /* ns: started, how long */
-        char *status;           /* ok, partial, failed, interrupted; NULL: never ran */
-        char *error;
-};
-
-static void result_clear(struct result *r)
-{
-        free(r->status);
-        free(r->error);
-}
-
-/* One volume the agent covers. */
-struct entry {
-        char *name;
-        char *schedule_text;   /* as written */
-        struct schedule schedule;
-        char *source;          /* "volume label", "container NAME", "config" */
-        char *keep;            /* retention spec, NULL: none */
-        int64_t next;          /* ns since the epoch */
-        uint64_t queued;       /* run-now order (0: not queued) */
-        bool seen, known_last;
-        int64_t last_snapshot; /* ns, 0: none */
-        struct result last;
-        unsigned failures;     /* in a row */
-};
-
 enum step { STEP_RECOVER, STEP_BACKUP, STEP_FORGET, STEP_PRUNE, STEP_METRICS, STEP_DONE };
 static const char *const step_names[] = { "recover", "backup", "forget", "prune", "metrics", "" };
 
@@ -116,8 +85,7 @@ static const char *const step_names[] = { "recover", "backup", "forget", "prune"
 struct task {
         bool active;
         enum step step;
-        bool volume_job;       /* backup..., else prune or recover */
-        char *volume;
+        char *volume;          /* a volume's job, else NULL */
         char *keep;
         pid_t pid;
         int err_fd, progress_fd;
@@ -126,21 +94,12 @@ struct task {
         uint64_t files, bytes, bytes_added;
         char *last_error;      /* the step's last error line */
         bool backup_ok;
-        int backup_status;     /* exit status of the backup step */
-        char *backup_error;
 };
 
 struct agent {
-        struct entry *entries;
-        size_t n;
+        struct scheduler sc;
         struct task task;
         uint64_t queue_seq;
-        struct docker *docker;
-        char *docker_error;
-        int64_t docker_retry;  /* mono ns */
-        int64_t docker_backoff;
-        int64_t next_events, next_scan, events_since;
-        bool scan_wanted;
         struct schedule prune_schedule;
         char *prune_text;
         int64_t prune_next;
@@ -149,8 +108,6 @@ struct agent {
         int64_t started;
         char *socket_path;
         char status_line[256];
-        char **warned;         /* "volume\tvalue" warned about already */
-        size_t nwarned;
 };
 
 /* ---- sd_notify -------------------------------------------------------------
@@ -181,313 +138,6 @@ static int64_t watchdog_ns(void)
                 return 0;
         long long us = atoll(e);
         return us > 0 ? us * 1000 : 0;
-}
-
-/* ---- retention spec ---------------------------------------------------------
- * Named as snapshot.h's retention_parse() from the forget command, so the
- * lead can drop this copy at merge. */
-
-struct retention_policy_ {
-        int last, hourly, daily, weekly, monthly, yearly;
-};
-
-static int retention_parse(const char *spec, struct retention_policy_ *ret)
-{
-        static const char *const keys[] = { "last", "hourly", "daily", "weekly", "monthly", "yearly" };
-        int v[6] = { -1, -1, -1, -1, -1, -1 };
-        const char *p = spec;
-        bool any = false;
-        while (*p) {
-                const char *eq = strchr(p, '=');
-                size_t k;
-                if (!eq)
-                        return error_set(EINVAL, "'%s': expected RULE=N", p);
-                for (k = 0; k < ELEMENTSOF(keys); k++)
-                        if ((size_t)(eq - p) == strlen(keys[k]) && strncmp(p, keys[k], (size_t)(eq - p)) == 0)
-                                break;
-                if (k == ELEMENTSOF(keys))
-                        return error_set(EINVAL, "unknown rule '%.*s' (last, hourly, daily, weekly, monthly, yearly)",
-                                         (int)(eq - p), p);
-                if (v[k] >= 0)
-                        return error_set(EINVAL, "rule '%s' given twice", keys[k]);
-                char *end;
-                errno = 0;
-                long n = strtol(eq + 1, &end, 10);
-                if (errno || end == eq + 1 || n < 0 || n > 1000000 || (*end && *end != ',') || eq[1] == '-' ||
-                    eq[1] == '+' || eq[1] == ' ')
-                        return error_set(EINVAL, "%s: '%.*s' is not a count", keys[k], (int)strcspn(eq + 1, ","),
-                                         eq + 1);
-                v[k] = (int)n;
-                any = true;
-                p = *end ? end + 1 : end;
-                if (*end && !*p)
-                        return error_set(EINVAL, "a trailing comma");
-        }
-        if (!any)
-                return error_set(EINVAL, "no rule");
-        *ret = (struct retention_policy_){ v[0], v[1], v[2], v[3], v[4], v[5] };
-        return 0;
-}
-
-/* ---- entries ---------------------------------------------------------------- */
-
-static void entry_clear(struct entry *e)
-{
-        free(e->name);
-        free(e->schedule_text);
-        free(e->source);
-        free(e->keep);
-        result_clear(&e->last);
-}
-
-static struct entry *entry_find(struct agent *a, const char *name)
-{
-        for (size_t i = 0; i < a->n; i++)
-                if (strcmp(a->entries[i].name, name) == 0)
-                        return &a->entries[i];
-        return NULL;
-}
-
-static void set_str(char **field, const char *v)
-{
-        free(*field);
-        *field = v ? xstrdup(v) : NULL;
-}
-
-static int64_t now_s(void) { return now_ns() / NS; }
-
-/* A warning about one volume's label value, once per value. */
-static void warn_once(struct agent *a, const char *volume, const char *what, const char *value, const char *why)
-{
-        _cleanup_free_ char *key = xasprintf("%s\t%s\t%s", volume, what, value);
-        for (size_t i = 0; i < a->nwarned; i++)
-                if (strcmp(a->warned[i], key) == 0)
-                        return;
-        a->warned = xrealloc(a->warned, (a->nwarned + 1) * sizeof *a->warned);
-        a->warned[a->nwarned++] = key;
-        key = NULL;
-        log_warning("volume %s: %s '%s' is not valid (%s); skipping this volume", volume, what, value, why);
-}
-
-/* When the entry runs next, from its last snapshot (a missed run: now). */
-static void entry_plan(struct entry *e)
-{
-        int64_t now = now_ns();
-        if (e->last_snapshot > 0) {
-                int64_t n = schedule_next(&e->schedule, e->last_snapshot / NS) * NS;
-                if (n <= now) {
-                        char t[32];
-                        log_notice("%s: last snapshot %s is older than its schedule (%s): backing up now", e->name,
-                                   format_time(e->last_snapshot, t, sizeof t), e->schedule_text);
-                        n = now;
-                }
-                e->next = n;
-        } else
-                e->next = schedule_next(&e->schedule, now / NS) * NS;
-}
-
-/* The newest snapshot time of every entry not looked up yet, from the
- * catalog (the repository opened for reading, briefly). */
-static void lookup_last_snapshots(struct agent *a)
-{
-        bool need = false;
-        for (size_t i = 0; i < a->n; i++)
-                need |= !a->entries[i].known_last;
-        if (!need)
-                return;
-        _cleanup_(repo_freep) struct repo *repo = NULL;
-        int r = open_repo(REPO_READ, &repo);
-        if (r < 0) {
-                log_debug("no last snapshot times: %s", error_message() ? error_message() : berth_strerror(r));
-                error_clear();
-        }
-        for (size_t i = 0; i < a->n; i++) {
-                struct entry *e = &a->entries[i];
-                if (e->known_last)
-                        continue;
-                struct catalog_snapshot s = { 0 };
-                if (repo && catalog_snapshot_latest(repo_catalog(repo), e->name, INT64_MAX, &s) == 1) {
-                        e->last_snapshot = s.started;
-                        catalog_snapshot_clear(&s);
-                }
-                e->known_last = true;
-                entry_plan(e);
-                char t[64], sched[64];
-                time_t tt = (time_t)(e->next / NS);
-                struct tm tm;
-                localtime_r(&tt, &tm);
-                strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
-                log_notice("%s: %s (%s)%s%s, next run %s", e->name, schedule_format(&e->schedule, sched, sizeof sched),
-                           e->source, e->keep ? ", keep " : "", e->keep ? e->keep : "", t);
-        }
-}
-
-/* Whether config `volumes` names this volume (besides labels). */
-static bool config_covers(const char *name)
-{
-        const char *v = settings.volumes;
-        if (!v || !*v || strcmp(v, "labelled") == 0 || strcmp(v, "labeled") == 0)
-                return false;
-        if (strcmp(v, "all") == 0)
-                return !(strlen(name) == 64 && is_hex(name)); /* anonymous volumes: by their containers */
-        size_t n = strlen(name);
-        for (const char *p = v; *p;) {
-                while (*p == ',' || *p == ' ')
-                        p++;
-                size_t l = strcspn(p, ", ");
-                if (l == n && strncmp(p, name, n) == 0)
-                        return true;
-                p += l;
-        }
-        return false;
-}
-
-static void docker_lost(struct agent *a, const char *why)
-{
-        if (!a->docker_error || strcmp(a->docker_error, why) != 0)
-                log_warning("Docker is not reachable: %s; retrying (status keeps answering)", why);
-        set_str(&a->docker_error, why);
-        docker_free(a->docker);
-        a->docker = NULL;
-        a->docker_backoff = a->docker_backoff ? MIN(a->docker_backoff * 2, 60 * NS) : 2 * NS;
-        a->docker_retry = mono_ns() + a->docker_backoff;
-}
-
-static bool docker_ready(struct agent *a)
-{
-        if (a->docker)
-                return true;
-        if (mono_ns() < a->docker_retry)
-                return false;
-        if (docker_open(0, &a->docker) < 0) {
-                docker_lost(a, error_message() ? error_message() : "cannot connect");
-                error_clear();
-                return false;
-        }
-        if (a->docker_error)
-                log_notice("Docker is reachable again");
-        set_str(&a->docker_error, NULL);
-        a->docker_backoff = 0;
-        a->events_since = now_s();
-        return true;
-}
-
-/* Looks at every volume and container and updates the entries. */
-static void scan(struct agent *a)
-{
-        struct docker_volume *vols = NULL;
-        struct docker_container *cons = NULL;
-        size_t nv = 0, nc = 0;
-
-        a->scan_wanted = false;
-        a->next_scan = mono_ns() + RESCAN_EVERY;
-        if (!docker_ready(a))
-                return;
-        if (docker_volumes(a->docker, &vols, &nv) < 0 || docker_containers(a->docker, &cons, &nc) < 0) {
-                docker_lost(a, error_message() ? error_message() : "request failed");
-                error_clear();
-                docker_volumes_free(vols, nv);
-                return;
-        }
-        for (size_t i = 0; i < a->n; i++)
-                a->entries[i].seen = false;
-
-        for (size_t i = 0; i < nv; i++) {
-                const char *name = vols[i].name;
-                if (!name)
-                        continue;
-                const char *sched = docker_label(vols[i].labels, "berth.schedule");
-                const char *keep = docker_label(vols[i].labels, "berth.keep");
-                _cleanup_free_ char *source = sched ? xstrdup("volume label") : NULL;
-                /* a container's labels cover its named volumes */
-                for (size_t c = 0; c < nc && (!sched || !keep); c++) {
-                        bool mounts = false;
-                        for (size_t m = 0; m < cons[c].nmounts; m++)
-                                mounts |= cons[c].mounts[m].name && strcmp(cons[c].mounts[m].name, name) == 0;
-                        if (!mounts)
-                                continue;
-                        const char *cs = docker_label(cons[c].labels, "berth.schedule");
-                        if (!sched && cs) {
-                                sched = cs;
-                                source = xasprintf("container %s", cons[c].name ? cons[c].name : cons[c].id);
-                        }
-                        if (!keep)
-                                keep = docker_label(cons[c].labels, "berth.keep");
-                }
-                if (!sched && config_covers(name)) {
-                        sched = settings.schedule ? settings.schedule : "daily";
-                        source = xstrdup("config");
-                }
-                if (!sched)
-                        continue;
-                if (!keep)
-                        keep = settings.keep;
-                struct schedule s;
-                if (schedule_parse(sched, &s) < 0) {
-                        warn_once(a, name, "berth.schedule", sched,
-                                  "use hourly, daily, weekly, monthly, 'daily HH:MM' or 'every DURATION'");
-                        continue;
-                }
-                struct retention_policy_ pol;
-                if (keep && retention_parse(keep, &pol) < 0) {
-                        warn_once(a, name, "berth.keep", keep, error_message());
-                        error_clear();
-                        continue;
-                }
-                struct entry *e = entry_find(a, name);
-                if (!e) {
-                        a->entries = xrealloc(a->entries, (a->n + 1) * sizeof *a->entries);
-                        e = &a->entries[a->n++];
-                        *e = (struct entry){ .name = xstrdup(name) };
-                } else if (strcmp(e->schedule_text, sched) != 0 || strcmp(e->source, source) != 0 ||
-                           (e->keep ? !keep || strcmp(e->keep, keep) != 0 : keep != NULL)) {
-                        log_notice("%s: now %s (%s)%s%s", name, sched, source, keep ? ", keep " : "", keep ? keep : "");
-                        e->known_last = false; /* plan again */
-                }
-                e->seen = true;
-                e->schedule = s;
-                set_str(&e->schedule_text, sched);
-                set_str(&e->source, source);
-                set_str(&e->keep, keep);
-        }
-        /* volumes gone (or no longer labelled) */
-        for (size_t i = 0; i < a->n;) {
-                if (a->entries[i].seen) {
-                        i++;
-                        continue;
-                }
-                log_notice("%s: no longer covered (removed, or its label is gone)", a->entries[i].name);
-                entry_clear(&a->entries[i]);
-                a->entries[i] = a->entries[--a->n];
-        }
-        docker_volumes_free(vols, nv);
-        docker_containers_free(cons, nc);
-        lookup_last_snapshots(a);
-}
-
-/* Docker events since the last look: a rescan when something changed. */
-static void poll_events(struct agent *a)
-{
-        a->next_events = mono_ns() + EVENTS_EVERY;
-        if (!a->docker) {
-                if (mono_ns() >= a->docker_retry)
-                        a->scan_wanted = true;
-                return;
-        }
-        int64_t until = now_s();
-        unsigned changes = 0;
-        if (docker_events(a->docker, a->events_since, until, &changes) < 0) {
-                docker_lost(a, error_message() ? error_message() : "request failed");
-                error_clear();
-                return;
-        }
-        /* since is inclusive: the last second is looked at twice, which
-         * at worst costs a rescan */
-        a->events_since = until;
-        if (changes) {
-                log_info("Docker: %u volume or container change(s); looking again", changes);
-                a->scan_wanted = true;
-        }
 }
 
 /* ---- jobs ----------------------------------------------------------------- */
@@ -528,6 +178,8 @@ static int spawn(struct agent *a, const char *const *args)
                 push(&argv, &n, "--remote-berth");
                 push(&argv, &n, settings.remote_berth);
         }
+        for (int l = LOG_INFO; l <= log_get_level(); l++)
+                push(&argv, &n, "-v");
         push(&argv, &n, "--no-progress");
         for (size_t i = 0; args[i]; i++)
                 push(&argv, &n, args[i]);
@@ -619,8 +271,9 @@ static void relay_line(struct task *t, char *line)
         if (!*p)
                 return;
         if (level <= LOG_ERR)
-                set_str(&t->last_error, p);
-        log_internal(level, 0, "%s%s%s: %s", step_names[t->step], t->volume ? " " : "", t->volume ? t->volume : "", p);
+                str_set(&t->last_error, p);
+        log_internal(level, 0, "%s%s%s%s: %s", step_names[t->step], t->volume ? " '" : "", t->volume ? t->volume : "",
+                     t->volume ? "'" : "", p);
 }
 
 static void drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
@@ -676,7 +329,7 @@ static int start_step(struct agent *a, enum step step)
         case STEP_RECOVER:
                 return spawn(a, (const char *const[]){ "recover", NULL });
         case STEP_BACKUP:
-                log_notice("backing up %s", t->volume);
+                log_notice("backing up '%s'", t->volume);
                 t->files = t->bytes = t->bytes_added = 0;
                 return spawn(a, (const char *const[]){ "backup", "--", t->volume, NULL });
         case STEP_FORGET:
@@ -697,7 +350,6 @@ static void task_end(struct agent *a)
         free(t->volume);
         free(t->keep);
         free(t->last_error);
-        free(t->backup_error);
         buf_free(&t->err_buf);
         buf_free(&t->progress_buf);
         *t = (struct task){ .err_fd = -1, .progress_fd = -1 };
@@ -736,7 +388,7 @@ static void exit_text(int status, char *buf, size_t size)
 static void record_backup(struct agent *a, int status)
 {
         struct task *t = &a->task;
-        struct entry *e = entry_find(a, t->volume);
+        struct entry *e = scheduler_find(&a->sc, t->volume);
         int64_t now = now_ns(), dur = mono_ns() - t->started_mono;
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         char how[128], d[32];
@@ -744,27 +396,27 @@ static void record_backup(struct agent *a, int status)
         t->backup_ok = code == EXIT_OK || code == EXIT_PARTIAL;
         const char *st = code == EXIT_OK ? "ok" : code == EXIT_PARTIAL ? "partial" : a->stopping ? "interrupted" : "failed";
         if (t->backup_ok)
-                log_notice("backed up %s in %s%s", t->volume, format_duration(dur, d, sizeof d),
+                log_notice("backed up '%s' in %s%s", t->volume, format_duration(dur, d, sizeof d),
                            code == EXIT_PARTIAL ? " (incomplete: some entries were skipped)" : "");
         else
-                log_error("backup of %s failed (%s)%s%s", t->volume, how, t->last_error ? ": " : "",
+                log_error("backup of '%s' failed (%s)%s%s", t->volume, how, t->last_error ? ": " : "",
                           t->last_error ? t->last_error : "");
         if (!e) {
-                log_notice("%s is no longer covered; its result is not kept", t->volume);
+                log_notice("'%s' is no longer covered; its result is not kept", t->volume);
                 return;
         }
         e->last.time = t->started;
         e->last.duration = dur;
-        set_str(&e->last.status, st);
+        str_set(&e->last.status, st);
         if (t->backup_ok) {
-                set_str(&e->last.error, NULL);
+                str_set(&e->last.error, NULL);
                 e->failures = 0;
                 e->last_snapshot = t->started;
                 int64_t n = schedule_next(&e->schedule, t->started / NS) * NS;
                 e->next = n > now ? n : schedule_next(&e->schedule, now / NS) * NS;
         } else {
                 _cleanup_free_ char *err = t->last_error ? xasprintf("%s (%s)", t->last_error, how) : xstrdup(how);
-                set_str(&e->last.error, err);
+                str_set(&e->last.error, err);
                 if (!a->stopping)
                         e->failures++;
                 /* 30 s, 1 m, 2 m... never later than the schedule's interval */
@@ -772,7 +424,7 @@ static void record_backup(struct agent *a, int status)
                 int64_t delay = 30 * NS << MIN(e->failures ? e->failures - 1 : 0, 16u);
                 delay = MIN(delay, cap);
                 e->next = now + delay;
-                log_notice("%s: retrying in %s (%u failure(s) in a row)", t->volume,
+                log_notice("'%s': retrying in %s (%u failure(s) in a row)", t->volume,
                            format_duration(delay, d, sizeof d), e->failures);
         }
 }
@@ -801,15 +453,15 @@ static void step_exited(struct agent *a, int status)
                 record_backup(a, status);
                 break;
         case STEP_FORGET: {
-                struct entry *e = entry_find(a, t->volume);
+                struct entry *e = scheduler_find(&a->sc, t->volume);
                 if (ok)
-                        log_notice("applied retention %s to %s", t->keep, t->volume);
+                        log_notice("applied retention %s to '%s'", t->keep, t->volume);
                 else {
-                        log_error("retention of %s failed (%s)", t->volume, how);
+                        log_error("retention of '%s' failed (%s)", t->volume, how);
                         if (e) {
                                 _cleanup_free_ char *m = xasprintf("retention: %s (%s)",
                                                                    t->last_error ? t->last_error : "failed", how);
-                                set_str(&e->last.error, m);
+                                str_set(&e->last.error, m);
                         }
                 }
                 break;
@@ -818,9 +470,9 @@ static void step_exited(struct agent *a, int status)
                 int64_t now = now_ns();
                 a->prune.time = t->started;
                 a->prune.duration = mono_ns() - t->step_started;
-                set_str(&a->prune.status, ok ? "ok" : "failed");
+                str_set(&a->prune.status, ok ? "ok" : "failed");
                 _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->last_error ? t->last_error : "failed", how);
-                set_str(&a->prune.error, m);
+                str_set(&a->prune.error, m);
                 if (!ok)
                         log_error("prune failed (%s)", how);
                 a->prune_next = schedule_next(&a->prune_schedule, now / NS) * NS;
@@ -845,7 +497,6 @@ static void task_begin(struct agent *a, enum step step, const struct entry *e)
         struct task *t = &a->task;
         task_end(a);
         t->active = true;
-        t->volume_job = e != NULL;
         t->volume = e ? xstrdup(e->name) : NULL;
         t->keep = e && e->keep ? xstrdup(e->keep) : NULL;
         t->started = now_ns();
@@ -865,8 +516,8 @@ static void pick(struct agent *a)
                 return;
         int64_t now = now_ns();
         struct entry *best = NULL;
-        for (size_t i = 0; i < a->n; i++) {
-                struct entry *e = &a->entries[i];
+        for (size_t i = 0; i < a->sc.n; i++) {
+                struct entry *e = &a->sc.entries[i];
                 if (!e->known_last)
                         continue;
                 if (e->queued) {
@@ -916,8 +567,8 @@ static json_object *status_json(struct agent *a)
         json_object_object_add(o, "repo", json_object_new_string(settings.repo));
         json_object_object_add(o, "started", jtime(a->started));
         json_object *dk = json_object_new_object();
-        json_object_object_add(dk, "reachable", json_object_new_boolean(a->docker != NULL));
-        json_object_object_add(dk, "error", jstr_or_null(a->docker_error));
+        json_object_object_add(dk, "reachable", json_object_new_boolean(a->sc.docker != NULL));
+        json_object_object_add(dk, "error", jstr_or_null(a->sc.docker_error));
         json_object_object_add(o, "docker", dk);
         if (a->task.active && a->task.pid) {
                 struct task *t = &a->task;
@@ -933,8 +584,8 @@ static json_object *status_json(struct agent *a)
                 json_object_object_add(o, "running", r);
         } else
                 json_object_object_add(o, "running", NULL);
-        for (size_t i = 0; i < a->n; i++) {
-                struct entry *e = &a->entries[i];
+        for (size_t i = 0; i < a->sc.n; i++) {
+                struct entry *e = &a->sc.entries[i];
                 json_object *v = json_object_new_object();
                 char sched[64];
                 json_object_object_add(v, "name", json_object_new_string(e->name));
@@ -990,11 +641,13 @@ static json_object *handle_request(struct agent *a, json_object *req)
                 const char *name = json_object_object_get_ex(req, "name", &v) ? json_object_get_string(v) : NULL;
                 if (!name || !*name)
                         return error_json("run-now needs \"name\"");
-                struct entry *e = entry_find(a, name);
+                if (a->stopping)
+                        return error_json("the agent is stopping");
+                struct entry *e = scheduler_find(&a->sc, name);
                 if (!e) {
                         /* maybe created a moment ago */
-                        scan(a);
-                        e = entry_find(a, name);
+                        scheduler_scan(&a->sc);
+                        e = scheduler_find(&a->sc, name);
                 }
                 _cleanup_free_ char *esc = escape_name(name, strlen(name));
                 if (!e)
@@ -1003,7 +656,7 @@ static json_object *handle_request(struct agent *a, json_object *req)
                                           "'berth status')", esc);
                 if (!e->queued)
                         e->queued = ++a->queue_seq;
-                log_notice("%s: queued by run-now", e->name);
+                log_notice("'%s': queued by run-now", e->name);
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "ok", json_object_new_boolean(true));
                 json_object_object_add(o, "queued", json_object_new_string(e->name));
@@ -1049,9 +702,9 @@ static void update_status(struct agent *a)
                          a->task.volume ? a->task.volume : "");
         else {
                 const struct entry *next = NULL;
-                for (size_t i = 0; i < a->n; i++)
-                        if (a->entries[i].known_last && (!next || a->entries[i].next < next->next))
-                                next = &a->entries[i];
+                for (size_t i = 0; i < a->sc.n; i++)
+                        if (a->sc.entries[i].known_last && (!next || a->sc.entries[i].next < next->next))
+                                next = &a->sc.entries[i];
                 if (next) {
                         char t[32];
                         time_t tt = (time_t)(next->next / NS);
@@ -1060,7 +713,7 @@ static void update_status(struct agent *a)
                         strftime(t, sizeof t, tt - time(NULL) < 86400 ? "%H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
                         snprintf(line, sizeof line, "idle; next: %s at %s", next->name, t);
                 } else
-                        snprintf(line, sizeof line, "idle; no volume scheduled%s", a->docker ? "" : " (Docker unreachable)");
+                        snprintf(line, sizeof line, "idle; no volume scheduled%s", a->sc.docker ? "" : " (Docker unreachable)");
         }
         if (strcmp(line, a->status_line) == 0)
                 return;
@@ -1084,8 +737,8 @@ static int load_prune_schedule(struct agent *a)
         if (schedule_parse(text, &a->prune_schedule) < 0)
                 return log_error("prune_schedule: '%s' is not a schedule", text);
         if (!a->prune_text || strcmp(a->prune_text, text) != 0) {
-                set_str(&a->prune_text, text);
-                a->prune_next = schedule_next(&a->prune_schedule, now_s()) * NS;
+                str_set(&a->prune_text, text);
+                a->prune_next = schedule_next(&a->prune_schedule, now_ns() / NS) * NS;
         }
         return 0;
 }
@@ -1097,14 +750,22 @@ static void reload(struct agent *a)
         _cleanup_free_ char *keep = settings.keep ? xstrdup(settings.keep) : NULL;
         if (settings_reload_agent() < 0)
                 return;
-        struct retention_policy_ pol;
-        if (settings.keep && retention_parse(settings.keep, &pol) < 0) {
+        if (settings.keep && scheduler_check_keep(settings.keep) < 0) {
                 log_error("%s: keep = %s: %s; keeping keep = %s", settings.config_path, settings.keep, error_message(),
                           keep ? keep : "(none)");
                 error_clear();
-                set_str(&settings.keep, keep);
+                str_set(&settings.keep, keep);
         }
         load_prune_schedule(a);
+}
+
+static void agent_clear(struct agent *a)
+{
+        task_end(a);
+        scheduler_clear(&a->sc);
+        free(a->socket_path);
+        free(a->prune_text);
+        result_clear(&a->prune);
 }
 
 static int run(int argc, char **argv)
@@ -1115,16 +776,13 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("agent", "unexpected argument '%s'", argv[optind]);
 
-        struct agent a = { .started = now_ns(), .task = { .err_fd = -1, .progress_fd = -1 } };
+        _cleanup_(agent_clear) struct agent a = { .started = now_ns(), .task = { .err_fd = -1, .progress_fd = -1 } };
         /* the recover job puts back what dead runs left; the agent only reads */
         settings.no_auto_recover = true;
         if (load_prune_schedule(&a) < 0)
                 return EXIT_FAILURE_;
-        if (settings.keep) {
-                struct retention_policy_ pol;
-                if (retention_parse(settings.keep, &pol) < 0)
-                        return log_error("keep = %s: %s", settings.keep, error_message()), EXIT_FAILURE_;
-        }
+        if (settings.keep && scheduler_check_keep(settings.keep) < 0)
+                return log_error("keep = %s: %s", settings.keep, error_message()), EXIT_FAILURE_;
 
         sigset_t mask;
         sigemptyset(&mask);
@@ -1148,14 +806,13 @@ static int run(int argc, char **argv)
         /* a remote repository's journal is put back by the first job's open */
         if (!repo_is_remote())
                 task_begin(&a, STEP_RECOVER, NULL);
-        scan(&a);
-        a.next_events = mono_ns() + EVENTS_EVERY;
+        scheduler_scan(&a.sc);
         notify("READY=1");
         int64_t wd = watchdog_ns(), next_wd = wd ? mono_ns() : INT64_MAX;
 
         while (!a.stopping || a.task.active) {
-                if (a.scan_wanted && !a.stopping)
-                        scan(&a);
+                if (a.sc.scan_wanted && !a.stopping)
+                        scheduler_scan(&a.sc);
                 pick(&a);
                 update_status(&a);
                 int64_t mono = mono_ns(), now = now_ns();
@@ -1166,17 +823,17 @@ static int run(int argc, char **argv)
                 /* sleep until the next thing to do, at most a second */
                 int64_t wait = NS;
                 if (!a.task.active)
-                        for (size_t i = 0; i < a.n; i++)
-                                if (a.entries[i].known_last)
-                                        wait = MIN(wait, a.entries[i].next - now);
-                wait = MIN(wait, a.next_events - mono);
-                wait = MIN(wait, a.next_scan - mono);
+                        for (size_t i = 0; i < a.sc.n; i++)
+                                if (a.sc.entries[i].known_last)
+                                        wait = MIN(wait, a.sc.entries[i].next - now);
+                wait = MIN(wait, a.sc.next_events_mono - mono);
+                wait = MIN(wait, a.sc.next_scan_mono - mono);
                 if (wd)
                         wait = MIN(wait, next_wd - mono);
                 wait = MAX(wait, 0);
                 struct pollfd p[4] = {
                         { .fd = sfd, .events = POLLIN },
-                        { .fd = a.stopping ? -1 : lfd, .events = POLLIN },
+                        { .fd = lfd, .events = POLLIN }, /* status answers while stopping too */
                         { .fd = a.task.err_fd, .events = POLLIN },
                         { .fd = a.task.progress_fd, .events = POLLIN },
                 };
@@ -1191,12 +848,8 @@ static int run(int argc, char **argv)
                                 else if (si.ssi_signo == SIGHUP) {
                                         log_notice("SIGHUP: reloading %s", settings.config_path);
                                         reload(&a);
-                                        for (size_t i = 0; i < a.nwarned; i++)
-                                                free(a.warned[i]);
-                                        free(a.warned);
-                                        a.warned = NULL;
-                                        a.nwarned = 0;
-                                        a.scan_wanted = true;
+                                        scheduler_forget_warnings(&a.sc);
+                                        a.sc.scan_wanted = true;
                                 } else if (!a.stopping) {
                                         a.stopping = true;
                                         notify("STOPPING=1");
@@ -1214,25 +867,14 @@ static int run(int argc, char **argv)
                 /* a SIGCHLD may have been merged with another: reap anyway */
                 if (a.task.active && a.task.pid)
                         reap(&a);
-                if (!a.stopping && mono_ns() >= a.next_events)
-                        poll_events(&a);
-                if (!a.stopping && mono_ns() >= a.next_scan)
-                        a.scan_wanted = true;
+                if (!a.stopping && mono_ns() >= a.sc.next_events_mono)
+                        scheduler_poll_events(&a.sc);
+                if (!a.stopping && mono_ns() >= a.sc.next_scan_mono)
+                        a.sc.scan_wanted = true;
         }
         update_status(&a);
         unlink(a.socket_path);
         log_notice("agent stopped");
-        for (size_t i = 0; i < a.n; i++)
-                entry_clear(&a.entries[i]);
-        free(a.entries);
-        for (size_t i = 0; i < a.nwarned; i++)
-                free(a.warned[i]);
-        free(a.warned);
-        free(a.socket_path);
-        free(a.docker_error);
-        free(a.prune_text);
-        result_clear(&a.prune);
-        docker_free(a.docker);
         return EXIT_OK;
 }
 

@@ -128,7 +128,7 @@ assert s["docker"]["reachable"] is True, s
         printf '%s\n' "$output" | grep -q '^vfast .*every 2s.* ok ('
         stop_agent
         [ "$AGENT_STATUS" -eq 0 ]
-        grep -q "backed up vfast" "$T/agent.log"
+        grep -q "backed up 'vfast'" "$T/agent.log"
         [ ! -e "$T/run/agent.sock" ]
 }
 
@@ -159,7 +159,7 @@ assert s["docker"]["reachable"] is True, s
         [[ "$output" == *"queued vday"* ]]
         timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 40 at_least vday 1"
         [ "$(berth cat vday f)" = day ]
-        grep -q "vday: queued by run-now" "$T/agent.log"
+        grep -q "'vday': queued by run-now" "$T/agent.log"
         run timeout -k 5 20 "$BERTH" run-now nosuchvolume
         echo "$output"
         [ "$status" -eq 1 ]
@@ -209,10 +209,10 @@ assert v["vday"]["next_s"] > time.time() + 60, v
         docker volume create --label berth.schedule="every 2s" vgood > /dev/null
         start_agent
         timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 40 at_least vgood 2"
-        grep "warning: volume vbad: berth.schedule 'sometimes' is not valid" "$T/agent.log"
-        grep "warning: volume vbadkeep: berth.keep 'daily=lots' is not valid" "$T/agent.log"
+        grep "warning: volume 'vbad': berth.schedule 'sometimes' is not valid" "$T/agent.log"
+        grep "warning: volume 'vbadkeep': berth.keep 'daily=lots' is not valid" "$T/agent.log"
         # once, not at every look
-        [ "$(grep -c "volume vbad:" "$T/agent.log")" -eq 1 ]
+        [ "$(grep -c "volume 'vbad':" "$T/agent.log")" -eq 1 ]
         status_py 'assert set(v) == {"vgood"}, v.keys()'
         [ "$(snaps vbad)" -eq 0 ]
         [ "$(snaps vbadkeep)" -eq 0 ]
@@ -235,8 +235,8 @@ assert v["vfine"]["last"]["status"] == "ok", v["vfine"]
 '
         [ "$(snaps vfailing)" -eq 0 ]
         [ "$(state failing)" = running ]
-        grep -q "backup of vfailing failed" "$T/agent.log"
-        grep -q "vfailing: retrying in" "$T/agent.log"
+        grep -q "backup of 'vfailing' failed" "$T/agent.log"
+        grep -q "'vfailing': retrying in" "$T/agent.log"
         run berth status
         echo "$output"
         printf '%s\n' "$output" | grep -q '^vfailing .*failed (.*pre hook.*failures in a row'
@@ -248,7 +248,7 @@ assert v["vfine"]["last"]["status"] == "ok", v["vfine"]
         fi
         docker volume create --label berth.schedule="every 2s" --label berth.keep="last=2" vkeep > /dev/null
         start_agent
-        timeout -k 5 90 bash -c "until [ \"\$(grep -c 'applied retention last=2 to vkeep' '$T/agent.log')\" -ge 3 ]; do sleep 0.2; done"
+        timeout -k 5 90 bash -c "until [ \"\$(grep -c \"applied retention last=2 to 'vkeep'\" '$T/agent.log')\" -ge 3 ]; do sleep 0.2; done"
         stop_agent
         [ "$AGENT_STATUS" -eq 0 ]
         [ "$(snaps vkeep)" -le 3 ]
@@ -302,7 +302,7 @@ PY
         # once, not once per missed day
         [ "$(snaps vmissed)" -eq 2 ]
         [ "$(snaps vrecent)" -eq 1 ]
-        grep -q "vmissed: last snapshot .* is older than its schedule (daily): backing up now" "$T/agent.log"
+        grep -q "'vmissed': last snapshot .* is older than its schedule (daily): backing up now" "$T/agent.log"
 }
 
 @test "agent: SIGHUP reloads the configuration (volumes, schedule, keep) and looks again" {
