@@ -383,3 +383,29 @@ assert s["volumes"] == [], s
         wait "$TPID" || true
         TPID=
 }
+
+@test "agent: berth metrics --output after each job when metrics_file is set" {
+        if ! "$BERTH" metrics --help > /dev/null 2>&1; then
+                skip "needs 'berth metrics' (the ops branch; the lead removes this skip at merge)"
+        fi
+        printf 'metrics_file = %s\n' "$T/berth.prom" > "$T/berth.conf"
+        export BERTH_CONFIG="$T/berth.conf"
+        docker volume create --label berth.schedule="every 2s" vmetrics > /dev/null
+        start_agent
+        timeout -k 5 60 bash -c "until grep -q 'vmetrics' '$T/berth.prom' 2>/dev/null; do sleep 0.2; done"
+        grep -q '^berth_' "$T/berth.prom"
+}
+
+@test "agent: berth prune runs on prune_schedule and its result shows in status" {
+        if ! "$BERTH" prune --help > /dev/null 2>&1; then
+                skip "needs 'berth prune' (the prune branch; the lead removes this skip at merge)"
+        fi
+        printf 'prune_schedule = every 3s\n' > "$T/berth.conf"
+        export BERTH_CONFIG="$T/berth.conf"
+        docker volume create --label berth.schedule="every 2s" vprune > /dev/null
+        start_agent
+        timeout -k 5 60 bash -c "$(declare -f status_py berth); export T; until status_py 'assert s[\"prune\"][\"last\"] and s[\"prune\"][\"last\"][\"status\"] == \"ok\", s[\"prune\"]'; do sleep 0.2; done"
+        grep -q "pruning the repository" "$T/agent.log"
+        status_py 'assert s["prune"]["schedule"] == "every 3s", s["prune"]'
+        [ "$(snaps vprune)" -ge 1 ]
+}
