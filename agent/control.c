@@ -131,9 +131,12 @@ int control_request(json_object *req, json_object **ret)
                 return error_set(errno, "socket: %s", strerror(errno));
         if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
                 int e = errno;
-                if (e == ENOENT || e == ECONNREFUSED)
+                if (e == ENOENT)
                         return error_set(e, "no agent is running (no socket at %s); start it with systemctl start "
                                          "berth-agent", path);
+                if (e == ECONNREFUSED) /* a socket a killed agent left */
+                        return error_set(e, "no agent is running (nothing answers at %s); start it with systemctl "
+                                         "start berth-agent", path);
                 if (e == EACCES || e == EPERM)
                         return error_set(e, "cannot talk to the agent at %s: %s (it answers root only)", path,
                                          strerror(e));

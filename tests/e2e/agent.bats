@@ -196,6 +196,9 @@ assert v["vday"]["next_s"] > time.time() + 60, v
         wait "$TPID" || true
         TPID=
         [ "$(state frozen)" = paused ]
+        run timeout -k 5 20 "$BERTH" status
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"no agent is running (nothing answers at $T/run/agent.sock)"* ]]
         start_agent
         # recover runs at start, before the first backup is due
         wait_state frozen running
