@@ -276,13 +276,17 @@ static void relay_line(struct task *t, char *line)
                      t->volume ? "'" : "", p);
 }
 
-static void drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
+/* Reads what the child wrote to fd and hands each whole line to `line`;
+ * returns true at end of file (the child closed it). */
+static bool drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
 {
         char tmp[4096];
+        bool eof = false;
         for (;;) {
                 ssize_t k = read(fd, tmp, sizeof tmp);
                 if (k < 0 && errno == EINTR)
                         continue;
+                eof = k == 0;
                 if (k <= 0)
                         break;
                 buf_append(b, tmp, (size_t)k);
@@ -297,6 +301,7 @@ static void drain(int fd, struct buf *b, void (*line)(struct task *, char *), st
                 line(t, (char *)b->data);
                 buf_consume(b, (size_t)(nl - b->data) + 1);
         }
+        return eof;
 }
 
 static void progress_line(struct task *t, char *line)
@@ -313,12 +318,18 @@ static void progress_line(struct task *t, char *line)
         json_object_put(o);
 }
 
+/* Reads the child's pipes; one the child closed is closed here too, so
+ * poll() does not wake up for it again until the child is reaped. */
 static void task_drain(struct task *t)
 {
-        if (t->err_fd >= 0)
-                drain(t->err_fd, &t->err_buf, relay_line, t);
-        if (t->progress_fd >= 0)
-                drain(t->progress_fd, &t->progress_buf, progress_line, t);
+        if (t->err_fd >= 0 && drain(t->err_fd, &t->err_buf, relay_line, t)) {
+                close(t->err_fd);
+                t->err_fd = -1;
+        }
+        if (t->progress_fd >= 0 && drain(t->progress_fd, &t->progress_buf, progress_line, t)) {
+                close(t->progress_fd);
+                t->progress_fd = -1;
+        }
 }
 
 static int start_step(struct agent *a, enum step step)
@@ -350,6 +361,10 @@ static void task_end(struct agent *a)
         free(t->volume);
         free(t->keep);
         free(t->last_error);
+        if (t->err_fd >= 0)
+                close(t->err_fd);
+        if (t->progress_fd >= 0)
+                close(t->progress_fd);
         buf_free(&t->err_buf);
         buf_free(&t->progress_buf);
         *t = (struct task){ .err_fd = -1, .progress_fd = -1 };
@@ -433,8 +448,10 @@ static void step_exited(struct agent *a, int status)
 {
         struct task *t = &a->task;
         task_drain(t);
-        close(t->err_fd);
-        close(t->progress_fd);
+        if (t->err_fd >= 0)
+                close(t->err_fd);
+        if (t->progress_fd >= 0)
+                close(t->progress_fd);
         t->err_fd = t->progress_fd = -1;
         buf_reset(&t->err_buf);
         buf_reset(&t->progress_buf);
@@ -710,7 +727,8 @@ static void update_status(struct agent *a)
                         time_t tt = (time_t)(next->next / NS);
                         struct tm tm;
                         localtime_r(&tt, &tm);
-                        strftime(t, sizeof t, tt - time(NULL) < 86400 ? "%H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
+                        strftime(t, sizeof t,
+                                 tt - time(NULL) >= 86400 ? "%Y-%m-%d %H:%M" : tm.tm_sec ? "%H:%M:%S" : "%H:%M", &tm);
                         snprintf(line, sizeof line, "idle; next: %s at %s", next->name, t);
                 } else
                         snprintf(line, sizeof line, "idle; no volume scheduled%s", a->sc.docker ? "" : " (Docker unreachable)");

@@ -284,7 +284,7 @@ PY
         start_agent
         unset NOTIFY_SOCKET WATCHDOG_USEC
         timeout -k 5 20 bash -c "until grep -q '^READY=1' '$T/notify.log'; do sleep 0.1; done"
-        timeout -k 5 20 bash -c "until grep -q '^STATUS=idle; next: vnotify at 02:30' '$T/notify.log'; do sleep 0.1; done"
+        timeout -k 5 20 bash -c "until grep -q '^STATUS=idle; next: vnotify at 02:30$' '$T/notify.log'; do sleep 0.1; done"
         timeout -k 5 20 bash -c "until [ \"\$(grep -c '^WATCHDOG=1' '$T/notify.log')\" -ge 3 ]; do sleep 0.1; done"
         stop_agent
         [ "$AGENT_STATUS" -eq 0 ]
