@@ -20,6 +20,7 @@ teardown_file() {
 teardown() {
         stop_agent
         # the next test's agent must not see this one's labelled volumes
+        export DOCKER_HOST="unix://$DK/sock" # a test may have pointed it elsewhere
         docker ps -aq | xargs -r docker rm -f > /dev/null 2>&1 || true
         docker volume ls -q | xargs -r docker volume rm -f > /dev/null 2>&1 || true
         lib_teardown
@@ -352,6 +353,11 @@ assert s["volumes"] == [], s
         run timeout -k 5 20 "$BERTH" status
         [[ "$output" == *"Docker is not reachable"* ]]
         grep -q "warning: Docker is not reachable" "$T/agent.log"
+        # Docker comes up: the agent finds it and its labelled volumes
+        DOCKER_HOST="unix://$DK/sock" docker volume create --label berth.schedule="every 2s" vlater > /dev/null
+        ln -s "$DK/sock" "$T/no-docker.sock"
+        timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 40 at_least vlater 1"
+        grep -q "Docker is reachable again" "$T/agent.log"
         stop_agent
         [ "$AGENT_STATUS" -eq 0 ]
 }
