@@ -11,18 +11,16 @@
  */
 #include <fcntl.h>
 #include <poll.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "agent.h"
 #include "control.h"
 #include "docker.h"
+#include "notify.h"
 #include "scheduler.h"
 #include "../common/schedule.h"
 
@@ -109,36 +107,6 @@ struct agent {
         char *socket_path;
         char status_line[256];
 };
-
-/* ---- sd_notify -------------------------------------------------------------
- * The datagram protocol of sd_notify(3) ("stable interface"), written out so
- * the agent has no libsystemd dependency for a dozen lines. */
-
-static void notify(const char *msg)
-{
-        const char *e = getenv("NOTIFY_SOCKET");
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        size_t n;
-        if (!e || (e[0] != '/' && e[0] != '@') || (n = strlen(e)) >= sizeof sa.sun_path)
-                return;
-        memcpy(sa.sun_path, e, n);
-        if (sa.sun_path[0] == '@')
-                sa.sun_path[0] = 0; /* abstract namespace */
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-                             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-                log_debug("sd_notify %s: %s", msg, strerror(errno));
-}
-
-/* WatchdogSec= as sd_watchdog_enabled() reads it: ns, 0 when off. */
-static int64_t watchdog_ns(void)
-{
-        const char *e = getenv("WATCHDOG_USEC"), *p = getenv("WATCHDOG_PID");
-        if (!e || !*e || (p && *p && atoll(p) != (long long)getpid()))
-                return 0;
-        long long us = atoll(e);
-        return us > 0 ? us * 1000 : 0;
-}
 
 /* ---- jobs ----------------------------------------------------------------- */
 
@@ -737,7 +705,7 @@ static void update_status(struct agent *a)
                 return;
         snprintf(a->status_line, sizeof a->status_line, "%s", line);
         _cleanup_free_ char *msg = xasprintf("STATUS=%s", line);
-        notify(msg);
+        sd_notify_send(msg);
 }
 
 static void reap(struct agent *a)
@@ -825,8 +793,8 @@ static int run(int argc, char **argv)
         if (!repo_is_remote())
                 task_begin(&a, STEP_RECOVER, NULL);
         scheduler_scan(&a.sc);
-        notify("READY=1");
-        int64_t wd = watchdog_ns(), next_wd = wd ? mono_ns() : INT64_MAX;
+        sd_notify_send("READY=1");
+        int64_t wd = sd_watchdog_ns(), next_wd = wd ? mono_ns() : INT64_MAX;
 
         while (!a.stopping || a.task.active) {
                 if (a.sc.scan_wanted && !a.stopping)
@@ -835,7 +803,7 @@ static int run(int argc, char **argv)
                 update_status(&a);
                 int64_t mono = mono_ns(), now = now_ns();
                 if (wd && mono >= next_wd) {
-                        notify("WATCHDOG=1");
+                        sd_notify_send("WATCHDOG=1");
                         next_wd = mono + wd / 2;
                 }
                 /* sleep until the next thing to do, at most a second */
@@ -870,7 +838,7 @@ static int run(int argc, char **argv)
                                         a.sc.scan_wanted = true;
                                 } else if (!a.stopping) {
                                         a.stopping = true;
-                                        notify("STOPPING=1");
+                                        sd_notify_send("STOPPING=1");
                                         log_notice("%s: stopping%s", strsignal((int)si.ssi_signo),
                                                    a.task.pid ? "; asking the running job to stop" : "");
                                         if (a.task.pid)
