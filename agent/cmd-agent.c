@@ -9,10 +9,8 @@
  * repository takes one writer, and a crash or a bug in a job never takes
  * the agent down with it.
  */
-#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,6 +18,7 @@
 #include "agent.h"
 #include "control.h"
 #include "docker.h"
+#include "job.h"
 #include "notify.h"
 #include "scheduler.h"
 #include "../common/schedule.h"
@@ -85,12 +84,8 @@ struct task {
         enum step step;
         char *volume;          /* a volume's job, else NULL */
         char *keep;
-        pid_t pid;
-        int err_fd, progress_fd;
-        struct buf err_buf, progress_buf;
-        int64_t started, started_mono, step_started; /* ns */
-        uint64_t files, bytes, bytes_added;
-        char *last_error;      /* the step's last error line */
+        int64_t started, started_mono; /* ns */
+        struct job job;        /* the step running now */
         bool backup_ok;
 };
 
@@ -110,214 +105,28 @@ struct agent {
 
 /* ---- jobs ----------------------------------------------------------------- */
 
-static void push(char ***argv, size_t *n, const char *s)
-{
-        *argv = xrealloc(*argv, (*n + 2) * sizeof **argv);
-        (*argv)[(*n)++] = xstrdup(s);
-        (*argv)[*n] = NULL;
-}
-
-/* Starts `berth GLOBAL... ARGS...` as the task's child. */
-static int spawn(struct agent *a, const char *const *args)
-{
-        struct task *t = &a->task;
-        char **argv = NULL;
-        size_t n = 0;
-        char num[32];
-        push(&argv, &n, "berth");
-        push(&argv, &n, "-r");
-        push(&argv, &n, settings.repo);
-        if (settings.lock_wait) {
-                snprintf(num, sizeof num, "%llu", (unsigned long long)settings.lock_wait);
-                push(&argv, &n, "--lock-wait");
-                push(&argv, &n, num);
-        }
-        if (settings.identity) {
-                push(&argv, &n, "--identity");
-                push(&argv, &n, settings.identity);
-        }
-        if (settings.known_hosts) {
-                push(&argv, &n, "--known-hosts");
-                push(&argv, &n, settings.known_hosts);
-        }
-        if (settings.accept_new_host_key)
-                push(&argv, &n, "--accept-new-host-key");
-        if (settings.remote_berth) {
-                push(&argv, &n, "--remote-berth");
-                push(&argv, &n, settings.remote_berth);
-        }
-        for (int l = LOG_INFO; l <= log_get_level(); l++)
-                push(&argv, &n, "-v");
-        push(&argv, &n, "--no-progress");
-        for (size_t i = 0; args[i]; i++)
-                push(&argv, &n, args[i]);
-
-        int errp[2], progp[2];
-        if (pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0)
-                return log_error_errno(errno, "pipe");
-        if (pipe2(progp, O_CLOEXEC | O_NONBLOCK) < 0) {
-                close(errp[0]);
-                close(errp[1]);
-                return log_error_errno(errno, "pipe");
-        }
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                int e = errno;
-                close(errp[0]), close(errp[1]), close(progp[0]), close(progp[1]);
-                return log_error_errno(e, "fork");
-        }
-        if (pid == 0) {
-                /* the agent killed (even by -9): the job cleans up */
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (getppid() != parent)
-                        _exit(1);
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (devnull >= 0) {
-                        dup2(devnull, STDIN_FILENO);
-                        dup2(devnull, STDOUT_FILENO);
-                }
-                dup2(errp[1], STDERR_FILENO);
-                int pfd = dup(progp[1]); /* without O_CLOEXEC */
-                if (pfd >= 0) {
-                        snprintf(num, sizeof num, "%d", pfd);
-                        setenv("BERTH_PROGRESS_FD", num, 1);
-                }
-                unsetenv("NOTIFY_SOCKET");
-                unsetenv("WATCHDOG_USEC");
-                unsetenv("WATCHDOG_PID");
-                execv("/proc/self/exe", argv);
-                dprintf(STDERR_FILENO, "berth: error: cannot run /proc/self/exe: %s\n", strerror(errno));
-                _exit(127);
-        }
-        close(errp[1]);
-        close(progp[1]);
-        t->pid = pid;
-        t->err_fd = errp[0];
-        t->progress_fd = progp[0];
-        t->step_started = mono_ns();
-        free(t->last_error);
-        t->last_error = NULL;
-        _cleanup_free_ char *cmdline = NULL;
-        {
-                struct buf b = { 0 };
-                for (size_t i = 0; argv[i]; i++) {
-                        if (i)
-                                buf_putc(&b, ' ');
-                        buf_put_shell_word(&b, argv[i]);
-                }
-                buf_putc(&b, 0);
-                cmdline = (char *)b.data;
-        }
-        log_info("job pid %d: %s", (int)pid, cmdline);
-        for (size_t i = 0; i < n; i++)
-                free(argv[i]);
-        free(argv);
-        return 0;
-}
-
-/* One line of the child's stderr: logged as ours, with the job's name. */
-static void relay_line(struct task *t, char *line)
-{
-        int level = LOG_NOTICE;
-        char *p = line;
-        if (p[0] == '<' && p[1] >= '0' && p[1] <= '7' && p[2] == '>') {
-                level = p[1] - '0';
-                p += 3;
-        } else if (strncmp(p, "berth: ", 7) == 0)
-                p += 7;
-        if (strncmp(p, "error: ", 7) == 0) {
-                level = LOG_ERR;
-                p += 7;
-        } else if (strncmp(p, "warning: ", 9) == 0) {
-                level = MIN(level, LOG_WARNING);
-                p += 9;
-        }
-        if (!*p)
-                return;
-        if (level <= LOG_ERR)
-                str_set(&t->last_error, p);
-        log_internal(level, 0, "%s%s%s%s: %s", step_names[t->step], t->volume ? " '" : "", t->volume ? t->volume : "",
-                     t->volume ? "'" : "", p);
-}
-
-/* Reads what the child wrote to fd and hands each whole line to `line`;
- * returns true at end of file (the child closed it). */
-static bool drain(int fd, struct buf *b, void (*line)(struct task *, char *), struct task *t)
-{
-        char tmp[4096];
-        bool eof = false;
-        for (;;) {
-                ssize_t k = read(fd, tmp, sizeof tmp);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                eof = k == 0;
-                if (k <= 0)
-                        break;
-                buf_append(b, tmp, (size_t)k);
-                if (b->len > (1u << 20)) /* a runaway line */
-                        buf_reset(b);
-        }
-        for (;;) {
-                uint8_t *nl = b->data ? memchr(b->data, '\n', b->len) : NULL;
-                if (!nl)
-                        break;
-                *nl = 0;
-                line(t, (char *)b->data);
-                buf_consume(b, (size_t)(nl - b->data) + 1);
-        }
-        return eof;
-}
-
-static void progress_line(struct task *t, char *line)
-{
-        json_object *o = json_tokener_parse(line), *v;
-        if (!o)
-                return;
-        if (json_object_object_get_ex(o, "files", &v))
-                t->files = (uint64_t)json_object_get_int64(v);
-        if (json_object_object_get_ex(o, "bytes", &v))
-                t->bytes = (uint64_t)json_object_get_int64(v);
-        if (json_object_object_get_ex(o, "bytes_added", &v))
-                t->bytes_added = (uint64_t)json_object_get_int64(v);
-        json_object_put(o);
-}
-
-/* Reads the child's pipes; one the child closed is closed here too, so
- * poll() does not wake up for it again until the child is reaped. */
-static void task_drain(struct task *t)
-{
-        if (t->err_fd >= 0 && drain(t->err_fd, &t->err_buf, relay_line, t)) {
-                close(t->err_fd);
-                t->err_fd = -1;
-        }
-        if (t->progress_fd >= 0 && drain(t->progress_fd, &t->progress_buf, progress_line, t)) {
-                close(t->progress_fd);
-                t->progress_fd = -1;
-        }
-}
-
 static int start_step(struct agent *a, enum step step)
 {
         struct task *t = &a->task;
+        _cleanup_free_ char *label = t->volume ? xasprintf("%s '%s'", step_names[step], t->volume)
+                                               : xstrdup(step_names[step]);
         t->step = step;
+        job_clear(&t->job);
         switch (step) {
         case STEP_RECOVER:
-                return spawn(a, (const char *const[]){ "recover", NULL });
+                return job_start(&t->job, label, (const char *const[]){ "recover", NULL });
         case STEP_BACKUP:
                 log_notice("backing up '%s'", t->volume);
-                t->files = t->bytes = t->bytes_added = 0;
-                return spawn(a, (const char *const[]){ "backup", "--", t->volume, NULL });
+                return job_start(&t->job, label, (const char *const[]){ "backup", "--", t->volume, NULL });
         case STEP_FORGET:
-                return spawn(a, (const char *const[]){ "forget", "--name", t->volume, "--keep", t->keep, NULL });
+                return job_start(&t->job, label,
+                                 (const char *const[]){ "forget", "--name", t->volume, "--keep", t->keep, NULL });
         case STEP_PRUNE:
                 log_notice("pruning the repository");
-                return spawn(a, (const char *const[]){ "prune", NULL });
+                return job_start(&t->job, label, (const char *const[]){ "prune", NULL });
         case STEP_METRICS:
-                return spawn(a, (const char *const[]){ "metrics", "--output", settings.metrics_file, NULL });
+                return job_start(&t->job, label,
+                                 (const char *const[]){ "metrics", "--output", settings.metrics_file, NULL });
         default:
                 return 0;
         }
@@ -328,14 +137,8 @@ static void task_end(struct agent *a)
         struct task *t = &a->task;
         free(t->volume);
         free(t->keep);
-        free(t->last_error);
-        if (t->err_fd >= 0)
-                close(t->err_fd);
-        if (t->progress_fd >= 0)
-                close(t->progress_fd);
-        buf_free(&t->err_buf);
-        buf_free(&t->progress_buf);
-        *t = (struct task){ .err_fd = -1, .progress_fd = -1 };
+        job_clear(&t->job);
+        *t = (struct task){ .job = JOB_INIT };
 }
 
 /* The step after `done`, or STEP_DONE. */
@@ -382,8 +185,8 @@ static void record_backup(struct agent *a, int status)
                 log_notice("backed up '%s' in %s%s", t->volume, format_duration(dur, d, sizeof d),
                            code == EXIT_PARTIAL ? " (incomplete: some entries were skipped)" : "");
         else
-                log_error("backup of '%s' failed (%s)%s%s", t->volume, how, t->last_error ? ": " : "",
-                          t->last_error ? t->last_error : "");
+                log_error("backup of '%s' failed (%s)%s%s", t->volume, how, t->job.last_error ? ": " : "",
+                          t->job.last_error ? t->job.last_error : "");
         if (!e) {
                 log_notice("'%s' is no longer covered; its result is not kept", t->volume);
                 return;
@@ -398,7 +201,7 @@ static void record_backup(struct agent *a, int status)
                 int64_t n = schedule_next(&e->schedule, t->started / NS) * NS;
                 e->next = n > now ? n : schedule_next(&e->schedule, now / NS) * NS;
         } else {
-                _cleanup_free_ char *err = t->last_error ? xasprintf("%s (%s)", t->last_error, how) : xstrdup(how);
+                _cleanup_free_ char *err = t->job.last_error ? xasprintf("%s (%s)", t->job.last_error, how) : xstrdup(how);
                 str_set(&e->last.error, err);
                 if (!a->stopping)
                         e->failures++;
@@ -415,15 +218,7 @@ static void record_backup(struct agent *a, int status)
 static void step_exited(struct agent *a, int status)
 {
         struct task *t = &a->task;
-        task_drain(t);
-        if (t->err_fd >= 0)
-                close(t->err_fd);
-        if (t->progress_fd >= 0)
-                close(t->progress_fd);
-        t->err_fd = t->progress_fd = -1;
-        buf_reset(&t->err_buf);
-        buf_reset(&t->progress_buf);
-        t->pid = 0;
+        job_exited(&t->job);
         bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         char how[128];
         exit_text(status, how, sizeof how);
@@ -445,7 +240,7 @@ static void step_exited(struct agent *a, int status)
                         log_error("retention of '%s' failed (%s)", t->volume, how);
                         if (e) {
                                 _cleanup_free_ char *m = xasprintf("retention: %s (%s)",
-                                                                   t->last_error ? t->last_error : "failed", how);
+                                                                   t->job.last_error ? t->job.last_error : "failed", how);
                                 str_set(&e->last.error, m);
                         }
                 }
@@ -454,9 +249,9 @@ static void step_exited(struct agent *a, int status)
         case STEP_PRUNE: {
                 int64_t now = now_ns();
                 a->prune.time = t->started;
-                a->prune.duration = mono_ns() - t->step_started;
+                a->prune.duration = mono_ns() - t->job.started_mono;
                 str_set(&a->prune.status, ok ? "ok" : "failed");
-                _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->last_error ? t->last_error : "failed", how);
+                _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->job.last_error ? t->job.last_error : "failed", how);
                 str_set(&a->prune.error, m);
                 if (!ok)
                         log_error("prune failed (%s)", how);
@@ -555,17 +350,17 @@ static json_object *status_json(struct agent *a)
         json_object_object_add(dk, "reachable", json_object_new_boolean(a->sc.docker != NULL));
         json_object_object_add(dk, "error", jstr_or_null(a->sc.docker_error));
         json_object_object_add(o, "docker", dk);
-        if (a->task.active && a->task.pid) {
+        if (a->task.active && a->task.job.pid) {
                 struct task *t = &a->task;
                 json_object *r = json_object_new_object();
                 json_object_object_add(r, "job", json_object_new_string(step_names[t->step]));
                 json_object_object_add(r, "volume", jstr_or_null(t->volume));
-                json_object_object_add(r, "pid", json_object_new_int64(t->pid));
+                json_object_object_add(r, "pid", json_object_new_int64(t->job.pid));
                 json_object_object_add(r, "started", jtime(t->started));
                 json_object_object_add(r, "elapsed_ns", json_object_new_int64(mono_ns() - t->started_mono));
-                json_object_object_add(r, "files", json_object_new_int64((int64_t)t->files));
-                json_object_object_add(r, "bytes", json_object_new_int64((int64_t)t->bytes));
-                json_object_object_add(r, "bytes_added", json_object_new_int64((int64_t)t->bytes_added));
+                json_object_object_add(r, "files", json_object_new_int64((int64_t)t->job.files));
+                json_object_object_add(r, "bytes", json_object_new_int64((int64_t)t->job.bytes));
+                json_object_object_add(r, "bytes_added", json_object_new_int64((int64_t)t->job.bytes_added));
                 json_object_object_add(o, "running", r);
         } else
                 json_object_object_add(o, "running", NULL);
@@ -713,7 +508,7 @@ static void reap(struct agent *a)
         int status;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-                if (a->task.active && pid == a->task.pid)
+                if (a->task.active && pid == a->task.job.pid)
                         step_exited(a, status);
 }
 
@@ -762,7 +557,7 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("agent", "unexpected argument '%s'", argv[optind]);
 
-        _cleanup_(agent_clear) struct agent a = { .started = now_ns(), .task = { .err_fd = -1, .progress_fd = -1 } };
+        _cleanup_(agent_clear) struct agent a = { .started = now_ns(), .task = { .job = JOB_INIT } };
         /* the recover job puts back what dead runs left; the agent only reads */
         settings.no_auto_recover = true;
         if (load_prune_schedule(&a) < 0)
@@ -820,8 +615,8 @@ static int run(int argc, char **argv)
                 struct pollfd p[4] = {
                         { .fd = sfd, .events = POLLIN },
                         { .fd = lfd, .events = POLLIN }, /* status answers while stopping too */
-                        { .fd = a.task.err_fd, .events = POLLIN },
-                        { .fd = a.task.progress_fd, .events = POLLIN },
+                        { .fd = a.task.job.err_fd, .events = POLLIN },
+                        { .fd = a.task.job.progress_fd, .events = POLLIN },
                 };
                 int k = poll(p, 4, (int)((wait + 999999) / 1000000));
                 if (k < 0 && errno != EINTR)
@@ -840,18 +635,18 @@ static int run(int argc, char **argv)
                                         a.stopping = true;
                                         sd_notify_send("STOPPING=1");
                                         log_notice("%s: stopping%s", strsignal((int)si.ssi_signo),
-                                                   a.task.pid ? "; asking the running job to stop" : "");
-                                        if (a.task.pid)
-                                                kill(a.task.pid, SIGTERM);
+                                                   a.task.job.pid ? "; asking the running job to stop" : "");
+                                        if (a.task.job.pid)
+                                                kill(a.task.job.pid, SIGTERM);
                                 }
                         }
                 }
                 if (a.task.active && (p[2].revents || p[3].revents))
-                        task_drain(&a.task);
+                        job_read(&a.task.job);
                 if (p[1].revents)
                         serve_clients(&a, lfd);
                 /* a SIGCHLD may have been merged with another: reap anyway */
-                if (a.task.active && a.task.pid)
+                if (a.task.active && a.task.job.pid)
                         reap(&a);
                 if (!a.stopping && mono_ns() >= a.sc.next_events_mono)
                         scheduler_poll_events(&a.sc);
