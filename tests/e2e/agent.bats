@@ -418,3 +418,21 @@ assert s["volumes"] == [], s
         status_py 'assert s["prune"]["schedule"] == "every 3s", s["prune"]'
         [ "$(snaps vprune)" -ge 1 ]
 }
+
+@test "agent: volumes = all covers every named volume with the configured schedule; a label still wins" {
+        printf 'volumes = all\nschedule = every 2s\nkeep = last=9\n' > "$T/berth.conf"
+        export BERTH_CONFIG="$T/berth.conf"
+        docker volume create vall1 > /dev/null
+        docker volume create --label berth.schedule=monthly --label berth.keep="monthly=3" vall2 > /dev/null
+        # an anonymous volume is left to its container's labels
+        docker run -d --name anon -v /data berth-test:latest idle > /dev/null
+        start_agent
+        timeout -k 5 60 bash -c "$(declare -f wait_for at_least snaps json_get berth); wait_for 40 at_least vall1 2"
+        status_py '
+assert set(v) == {"vall1", "vall2"}, v.keys()
+assert v["vall1"]["source"] == "config" and v["vall1"]["schedule"] == "every 2s" and v["vall1"]["keep"] == "last=9", v
+assert v["vall2"]["source"] == "volume label" and v["vall2"]["schedule"] == "monthly", v
+assert v["vall2"]["keep"] == "monthly=3", v
+'
+        [ "$(snaps vall2)" -eq 0 ]
+}
