@@ -6,7 +6,9 @@
 #   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run),
 #                        then, without QUICK=1 and when dockerd and sshd are there, bench-migrate;
 #                        bench-chunks, bench-catalog, bench-window, bench-migrate: the other measurements
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         binary, man pages, systemd units, config example: PREFIX=/usr/local DESTDIR=
+#                        (SYSTEMDUNITDIR= overrides the unit directory pkg-config gives)
+#   make man             regenerate man/berth.1 from the help texts
 #   make deps            install the Debian packages needed to build and test
 
 PREFIX ?= /usr/local
@@ -63,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate install uninstall clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate install uninstall man clean demo tests
 
 all: berth
 
@@ -163,18 +165,30 @@ bench-migrate: berth
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh
 
+# Every file `make install` puts in place, below $(DESTDIR).
+UNITS := $(wildcard systemd/*.service systemd/*.timer)
+
 install: berth
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
 	install -m 0755 $(BERTH) $(DESTDIR)$(BINDIR)/berth
-	for u in systemd/*.service systemd/*.timer; do [ -e "$$u" ] || continue; \
+	install -m 0644 man/berth.1 $(DESTDIR)$(MANDIR)/man1/berth.1
+	install -m 0644 man/berth.conf.5 $(DESTDIR)$(MANDIR)/man5/berth.conf.5
+	set -e; for u in $(UNITS); do \
 		sed 's|@BINDIR@|$(BINDIR)|g' "$$u" > $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; \
 		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; done
+	@# An existing configuration is the administrator's: never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/berth/berth.conf ] || \
 		install -m 0644 systemd/berth.conf $(DESTDIR)$(SYSCONFDIR)/berth/berth.conf
 
+# The configuration is left in place, like a package's conffile.
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/berth
-	for u in systemd/*.service systemd/*.timer; do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; done
+	rm -f $(DESTDIR)$(BINDIR)/berth $(DESTDIR)$(MANDIR)/man1/berth.1 $(DESTDIR)$(MANDIR)/man5/berth.conf.5
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$${u##*/}; done
+
+# berth(1) is made from the help texts: run after changing one.
+man: berth
+	man/gen-man.py $(BERTH) > man/berth.1.tmp && mv man/berth.1.tmp man/berth.1
 
 clean:
 	rm -rf build build-san berth

@@ -174,10 +174,17 @@ int backup_volume(struct repo *repo, const char *name, int two_phase, struct vol
 int backup_container_volumes(struct repo *repo, const char *container, int two_phase,
                              struct volume_backup_result **ret, size_t *ret_n);
 
+/* Writes the Prometheus text exposition of r's job history and size (see
+ * `berth metrics --help`) to out.  0, or -errno from the catalog (nothing
+ * is printed about it). */
+int metrics_render(struct repo *r, FILE *out);
+/* Whether a summary's newest backup succeeded (berth_last_run_success). */
+bool metrics_last_run_ok(const struct catalog_job_summary *s);
+
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
         command_volumes, command_recover, command_serve, command_copy, command_migrate, command_agent,
-        command_status, command_run_now;
+        command_status, command_run_now, command_metrics;
 
 /* The agent's control socket: $runtime_dir/agent.sock (default /run/berth). */
 char *control_socket_path(void);
@@ -185,5 +192,9 @@ char *control_socket_path(void);
  * answer in *ret.  -ENOENT/-ECONNREFUSED (said in error_message()) when no
  * agent runs. */
 int control_request(json_object *req, json_object **ret);
+
+extern const struct command command_forget;
+extern const struct command command_tag;
+extern const struct command command_prune;
 
 #endif

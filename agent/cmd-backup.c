@@ -109,6 +109,49 @@ static void report(struct plan *p, const char *source, const char *name, const s
         print_backup_result(source, name, res);
 }
 
+/* Records one attempt in the repository's job history (for metrics and
+ * status): ok or partial with the snapshot `res` made, else failed with
+ * `error`.  Not being able to record it is worth a warning only. */
+static void record_job(struct repo *repo, const struct plan *p, const char *name, int64_t started,
+                       const struct backup_result *res, const char *error)
+{
+        char host[256] = "";
+        if (!p->base.host && gethostname(host, sizeof host - 1) < 0)
+                host[0] = 0;
+        struct catalog_job j = {
+                .kind = "backup",
+                .name = name,
+                .host = p->base.host ? p->base.host : host,
+                .started = started,
+                .finished = now_ns(),
+                .status = !res ? "failed" : res->complete ? "ok" : "partial",
+                .error = res ? NULL : error,
+                .snapshot = res ? res->id : NULL,
+                .bytes_added = res ? res->bytes_added : 0,
+        };
+        /* The backup's own failure is what the caller reports next. */
+        _cleanup_free_ char *before = error_message() ? xstrdup(error_message()) : NULL;
+        if (catalog_job_add(repo_catalog(repo), &j) < 0) {
+                log_warning("cannot record the result of backing up '%s' in the job history: %s", name,
+                            error_message());
+                if (before)
+                        error_set(EIO, "%s", before);
+        }
+}
+
+/* Says why a group's backup failed, and keeps the words for its job
+ * records (err: GROUP_ERR bytes). */
+#define GROUP_ERR 1024
+static void __attribute__((format(printf, 3, 4))) group_failed(struct plan *p, char *err, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, GROUP_ERR, fmt, ap);
+        va_end(ap);
+        log_error("%s", err);
+        p->any_failed = true;
+}
+
 static void print_window(const struct quiesce *q, bool two)
 {
         if (settings.json || settings.quiet || !quiesce_needed(q))
@@ -156,6 +199,8 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
         struct docker_container *users = xcalloc(nall + 1, sizeof *users);
         bool *seen = xcalloc(nall + 1, sizeof *seen);
         size_t nusers = 0;
+        int64_t started = now_ns();
+        char err[GROUP_ERR] = "";
         int k;
 
         for (size_t i = 0; i < n; i++)
@@ -166,8 +211,7 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                         }
         k = quiesce_plan(&q, d, repo_catalog(repo), users, nusers, p->override);
         if (k < 0) {
-                log_error("cannot back up %s: %s", t[0].name, error_message());
-                p->any_failed = true;
+                group_failed(p, err, "cannot back up %s: %s", t[0].name, error_message());
                 goto out;
         }
         bool two = p->two_phase < 0 ? quiesce_needed(&q) : p->two_phase == 1;
@@ -184,8 +228,7 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                         k = snapshot_backup_walk(repo, &o, &first[i]);
                         progress_end();
                         if (k < 0) {
-                                log_error("cannot back up '%s': %s", t[i].name, error_message());
-                                p->any_failed = true;
+                                group_failed(p, err, "cannot back up '%s': %s", t[i].name, error_message());
                                 goto out;
                         }
                 }
@@ -195,15 +238,13 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
         if (two) {
                 k = snapshot_flush(repo);
                 if (k < 0) {
-                        log_error("cannot back up '%s': %s", t[0].name, error_message());
-                        p->any_failed = true;
+                        group_failed(p, err, "cannot back up '%s': %s", t[0].name, error_message());
                         goto out;
                 }
         }
         k = quiesce_pre(&q);
         if (k < 0) {
-                log_error("%s", error_message());
-                p->any_failed = true;
+                group_failed(p, err, "%s", error_message());
                 goto out;
         }
         quiesce_cancel = 0;
@@ -241,9 +282,8 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                                           "the copy may be inconsistent; no snapshot was written");
         }
         if (k < 0 || t2 < 0) {
-                log_error("cannot back up %s%s: %s", t[0].name, n > 1 ? " and the other volumes" : "",
-                          *why ? why : error_message());
-                p->any_failed = true;
+                group_failed(p, err, "cannot back up %s%s: %s", t[0].name, n > 1 ? " and the other volumes" : "",
+                             *why ? why : error_message());
                 goto out;
         }
         if (!p->capture)
@@ -259,13 +299,17 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                                            quiesce_window(&q), &res);
                 json_object_put(meta);
                 if (k < 0) {
-                        log_error("cannot record the backup of '%s': %s", t[i].name, error_message());
-                        p->any_failed = true;
+                        group_failed(p, err, "cannot record the backup of '%s': %s", t[i].name, error_message());
+                        record_job(repo, p, t[i].name, started, NULL, err);
                         continue;
                 }
+                record_job(repo, p, t[i].name, started, &res, NULL);
                 report(p, t[i].path, t[i].name, &res, &q, two);
         }
+        err[0] = 0; /* each one is recorded */
 out:
+        for (size_t i = 0; *err && i < n; i++)
+                record_job(repo, p, t[i].name, started, NULL, err);
         for (size_t i = 0; i < n; i++) {
                 backup_run_free(first[i]);
                 backup_run_free(second[i]);
@@ -301,6 +345,10 @@ static int backup_docker(struct plan *p, char *const *names, size_t nnames, bool
                         k = volume_targets_named(d, list, nlist, names, nnames, &t, &n);
         }
         if (k < 0) {
+                /* A volume that is not there (any more) is a failed backup of it. */
+                for (size_t i = 0; repo && i < nnames; i++)
+                        record_job(repo, p, names[i], now_ns(), NULL,
+                                   error_message() ? error_message() : berth_strerror(k));
                 docker_containers_free(list, nlist);
                 return fail(k, "backup");
         }
@@ -564,9 +612,12 @@ static int run(int argc, char **argv)
         if (r < 0)
                 return fail(r, "backup");
         struct backup_result res;
+        int64_t started = now_ns();
         progress_begin("backup:");
         r = snapshot_backup(repo, o, &res);
         progress_end();
+        record_job(repo, &p, o->name, started, r < 0 ? NULL : &res,
+                   error_message() ? error_message() : berth_strerror(r));
         if (r < 0)
                 return fail(r, "backup");
         print_backup_result(o->path, o->name, &res);

@@ -18,6 +18,10 @@ static const struct command *const table[] = {
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
         &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate, &command_agent,
         &command_status, &command_run_now,
+        &command_metrics,
+        &command_forget,
+        &command_tag,
+        &command_prune,
 };
 
 static const char main_help[] =

@@ -18,57 +18,11 @@ void result_clear(struct result *r)
         free(r->error);
 }
 
-/* ---- retention spec ---------------------------------------------------------
- * Named as snapshot.h's retention_parse() from the forget command, so the
- * lead can drop this copy at merge. */
-
-struct retention_policy_ {
-        int last, hourly, daily, weekly, monthly, yearly;
-};
-
-static int retention_parse(const char *spec, struct retention_policy_ *ret)
-{
-        static const char *const keys[] = { "last", "hourly", "daily", "weekly", "monthly", "yearly" };
-        int v[6] = { -1, -1, -1, -1, -1, -1 };
-        const char *p = spec;
-        bool any = false;
-        while (*p) {
-                const char *eq = strchr(p, '=');
-                size_t k;
-                if (!eq)
-                        return error_set(EINVAL, "'%s': expected RULE=N", p);
-                for (k = 0; k < ELEMENTSOF(keys); k++)
-                        if ((size_t)(eq - p) == strlen(keys[k]) && strncmp(p, keys[k], (size_t)(eq - p)) == 0)
-                                break;
-                if (k == ELEMENTSOF(keys))
-                        return error_set(EINVAL, "unknown rule '%.*s' (last, hourly, daily, weekly, monthly, yearly)",
-                                         (int)(eq - p), p);
-                if (v[k] >= 0)
-                        return error_set(EINVAL, "rule '%s' given twice", keys[k]);
-                char *end;
-                errno = 0;
-                long n = strtol(eq + 1, &end, 10);
-                if (errno || end == eq + 1 || n < 0 || n > 1000000 || (*end && *end != ',') || eq[1] == '-' ||
-                    eq[1] == '+' || eq[1] == ' ')
-                        return error_set(EINVAL, "%s: '%.*s' is not a count", keys[k], (int)strcspn(eq + 1, ","),
-                                         eq + 1);
-                v[k] = (int)n;
-                any = true;
-                p = *end ? end + 1 : end;
-                if (*end && !*p)
-                        return error_set(EINVAL, "a trailing comma");
-        }
-        if (!any)
-                return error_set(EINVAL, "no rule");
-        *ret = (struct retention_policy_){ v[0], v[1], v[2], v[3], v[4], v[5] };
-        return 0;
-}
-
 /* ---- entries ---------------------------------------------------------------- */
 
 int scheduler_check_keep(const char *spec)
 {
-        struct retention_policy_ pol;
+        struct retention_policy pol;
         return retention_parse(spec, &pol);
 }
 
@@ -285,7 +239,7 @@ void scheduler_scan(struct scheduler *sc)
                                   "use hourly, daily, weekly, monthly, 'daily HH:MM' or 'every DURATION'");
                         continue;
                 }
-                struct retention_policy_ pol;
+                struct retention_policy pol;
                 if (keep && retention_parse(keep, &pol) < 0) {
                         warn_once(sc, name, "berth.keep", keep, error_message());
                         error_clear();

@@ -10,6 +10,9 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
+        bool has_condemned;      /* packs.condemned exists (prune.c's migration) */
+        sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */
+        unsigned mark_batch;     /* rows inserted in its open transaction */
         sqlite3_stmt *stmts[32];
 };
 
@@ -25,7 +28,29 @@ enum {
         STMT__MAX = 32,
 };
 
+/* Binds s (not copied), or NULL when s is NULL. */
+static inline void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+        if (s)
+                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, i);
+}
+
+/* CREATE statements of the job history table (jobs.c), for catalog_open(). */
+extern const char catalog_jobs_schema[];
+
+/* Runs sql (its one parameter: pack) and calls fn for each row of (hash,
+ * pack, offset, stored_len, raw_len, flags); `what` names it in errors. */
+int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
+                               int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud, const char *what);
 int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *ret);
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
+/* prune.c: adds packs.condemned when missing (a writer, at open), and notes
+ * in c->has_condemned whether the column is there (every open). */
+int catalog_prune_migrate(struct catalog *c, bool writer);
+/* prune.c: clears a pack's condemnation (catalog_pack_add() finding it
+ * again).  0 or -errno. */
+int catalog_pack_revive(struct catalog *c, int64_t pack);
 
 #endif

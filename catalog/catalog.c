@@ -267,6 +267,28 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                             "  created INTEGER NOT NULL"   /* ns */
                             ")",
                             "opening it");
+        /* The job history (jobs.c): the same kind of table of its own. */
+        if (r == 0)
+                r = exec(c, catalog_jobs_schema, "opening it");
+        /* Snapshots protected from forgetting by policy (`berth tag
+         * --keep`), mirroring the repository's keep/<id> objects, and
+         * snapshots being forgotten: recorded in the transaction that drops
+         * a snapshot's rows, dropped once its objects are deleted, so that
+         * the next writer finishes a forget a crash interrupted (see
+         * snapshot/forget.c).  Tables of their own, created when missing,
+         * like snapshot_intents: an older berth ignores them. */
+        if (r == 0)
+                r = exec(c, "CREATE TABLE IF NOT EXISTS snapshot_keep ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of a recorded snapshot */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ");"
+                            "CREATE TABLE IF NOT EXISTS snapshot_forgets ("
+                            "  hash TEXT PRIMARY KEY,"     /* hex id of a snapshot being forgotten */
+                            "  created INTEGER NOT NULL"   /* ns */
+                            ")",
+                            "opening it");
+        if (r == 0)
+                r = catalog_prune_migrate(c, true);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -374,6 +396,11 @@ int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
         }
         if (v < CATALOG_SCHEMA_VERSION)
                 log_debug("catalog %s has schema version %d; reading it as it is", path, v);
+        r = catalog_prune_migrate(c, false);
+        if (r < 0) {
+                catalog_free(c);
+                return r;
+        }
         *ret = c;
         return 0;
 }
@@ -382,6 +409,7 @@ void catalog_free(struct catalog *c)
 {
         if (!c)
                 return;
+        catalog_mark_end(c);
         for (size_t i = 0; i < ELEMENTSOF(c->stmts); i++)
                 sqlite3_finalize(c->stmts[i]);
         if (c->in_tx)
@@ -442,7 +470,10 @@ int catalog_pack_add(struct catalog *c, const uint8_t hash[CATALOG_HASH_LEN], ui
         if (rc == SQLITE_ROW) {
                 *ret_id = sqlite3_column_int64(st, 0);
                 sqlite3_reset(st);
-                return 0;
+                /* A pack written again with the very bytes of one a prune
+                 * condemned (the same chunks stored again) is live again:
+                 * its object must not be deleted under the new rows. */
+                return catalog_pack_revive(c, *ret_id);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
@@ -510,7 +541,13 @@ int catalog_pack_foreach(struct catalog *c,
                          void *ud)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT id, hash, size, chunks FROM packs ORDER BY id", -1, &st, NULL);
+        /* Condemned packs (prune.c) hold nothing anyone may use: they are
+         * garbage waiting for deletion, and may be gone already. */
+        int rc = sqlite3_prepare_v2(c->db,
+                                    c->has_condemned ? "SELECT id, hash, size, chunks FROM packs"
+                                                       " WHERE condemned IS NULL ORDER BY id"
+                                                     : "SELECT id, hash, size, chunks FROM packs ORDER BY id",
+                                    -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "listing packs");
         int r = 0;
@@ -614,16 +651,13 @@ int catalog_chunk_foreach(struct catalog *c, int (*fn)(void *ud, const uint8_t i
         return r < 0 ? r : 0;
 }
 
-int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
-                                  int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
+int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
+                               int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud, const char *what)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db,
-                                    "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
-                                    " WHERE pack = ? ORDER BY offset",
-                                    -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing a pack's chunks");
+                return catalog_error(c, rc, what);
         sqlite3_bind_int64(st, 1, pack);
         int r = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -637,9 +671,18 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                         break;
         }
         if (r == 0 && rc != SQLITE_DONE)
-                r = catalog_error(c, rc, "listing a pack's chunks");
+                r = catalog_error(c, rc, what);
         sqlite3_finalize(st);
         return r < 0 ? r : 0;
+}
+
+int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
+                                  int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
+{
+        return catalog_chunk_rows_foreach(c,
+                                          "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
+                                          " WHERE pack = ? ORDER BY offset",
+                                          pack, fn, ud, "listing a pack's chunks");
 }
 
 /* The column names of table in schema db ("main" or an attached name);

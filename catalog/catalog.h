@@ -83,6 +83,64 @@ int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);
 int64_t catalog_chunk_count(struct catalog *c);
 
+/* ---- pruning (prune.c) -----------------------------------------------------
+ *
+ * The set of chunks some snapshot references ("marks") is a TEMP table of
+ * this connection, kept in a temporary file, not in memory: a reader's
+ * connection may hold it (TEMP tables are writable on a read-only
+ * connection) while another connection, the writer's, changes the
+ * catalog.  A pack the prune found unused is "condemned": its chunk rows
+ * are deleted (no new backup can deduplicate against it) and packs.condemned
+ * holds the time; its object is deleted later, then its row.  Condemned
+ * packs are left out of catalog_pack_foreach().
+ */
+
+/* Starts (or restarts) an empty mark set on this connection. */
+int catalog_mark_begin(struct catalog *c);
+/* Marks a chunk id.  Batched: inserts run in transactions of the TEMP
+ * table of a few thousand rows; catalog_mark_commit() ends the open one
+ * (do so before relying on this connection seeing other connections'
+ * commits).  1 when the id was not marked yet, 0 when it was, -errno. */
+int catalog_mark_add(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN]);
+int catalog_mark_commit(struct catalog *c);
+/* Drops the mark set. */
+void catalog_mark_end(struct catalog *c);
+
+/* The highest pack rowid, 0 when there is none. */
+int catalog_pack_max_id(struct catalog *c, int64_t *ret);
+
+struct catalog_pack_usage {
+        int64_t id;
+        uint8_t hash[CATALOG_HASH_LEN];
+        uint64_t size;           /* bytes of the pack file */
+        uint64_t chunks;         /* chunk rows pointing at it */
+        uint64_t used_chunks;    /* of which marked */
+        uint64_t used_bytes;     /* stored bytes of those */
+};
+/* Calls fn for every pack that is not condemned with after < rowid <=
+ * max_id, in rowid order, with how much of it the mark set uses.  Streams:
+ * one row at a time, under one read of the catalog.  fn's negative return
+ * stops and is returned; a positive one stops, and 0 is returned. */
+int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
+                               int (*fn)(void *ud, const struct catalog_pack_usage *u), void *ud);
+/* How many marked chunks the catalog records in pack, or -errno. */
+int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack);
+/* Calls fn for each marked chunk recorded in pack, by offset. */
+int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
+                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud);
+/* Condemns a pack at time `when` (unix seconds): deletes the chunk rows that
+ * still point at it and marks it.  Returns the number of chunk rows
+ * deleted, or -errno.  Inside the caller's transaction. */
+int64_t catalog_pack_condemn(struct catalog *c, int64_t pack, int64_t when);
+/* Calls fn for condemned packs whose condemnation is at or before
+ * `before` (unix seconds), at most `max` of them, oldest first. */
+int catalog_condemned_foreach(struct catalog *c, int64_t before, size_t max,
+                              int (*fn)(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size),
+                              void *ud);
+/* Forgets a condemned pack whose object is gone (its row and any chunk row
+ * still naming it).  0 or -errno. */
+int catalog_pack_drop(struct catalog *c, int64_t pack);
+
 /* ---- snapshots ------------------------------------------------------------ */
 
 struct catalog_snapshot {
@@ -129,6 +187,33 @@ int catalog_snapshot_by_prefix(struct catalog *c, const char *prefix, size_t max
 int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before, struct catalog_snapshot *ret);
 /* The highest seq of name, 0 when none. */
 int64_t catalog_snapshot_max_seq(struct catalog *c, const char *name);
+
+/* Removes snapshot `id` (a full id) in one transaction: its row, its
+ * protection, and the file index rows that no remaining snapshot of its
+ * name is in (rows shared with the snapshots before and after it stay,
+ * their [since, until) ranges still right for every remaining seq; when
+ * the newest is removed, the rows of the one before it become current
+ * again, so the next snapshot is indexed against it).  The id is recorded
+ * as being forgotten in the same transaction (catalog_snapshot_forgets).
+ * 1 when removed, 0 when it was not recorded. */
+int catalog_snapshot_remove(struct catalog *c, const char *id);
+/* Ids recorded by catalog_snapshot_remove() whose objects are not known to
+ * be deleted yet, oldest first (free with catalog_id_list_free); none when
+ * the catalog predates the table. */
+int catalog_snapshot_forgets(struct catalog *c, char ***ret, size_t *ret_n);
+/* The objects of a forgotten snapshot are gone: stop remembering it. */
+int catalog_snapshot_forget_done(struct catalog *c, const char *id);
+/* 1 when id is being forgotten, 0 when not. */
+int catalog_snapshot_forgetting(struct catalog *c, const char *id);
+
+/* Protection (`berth tag --keep`): sets or clears it for id.  1 when that
+ * changed something, 0 when not. */
+int catalog_keep_set(struct catalog *c, const char *id, bool keep);
+/* 1 when id is protected, 0 when not (also for a catalog older than
+ * protection). */
+int catalog_keep_get(struct catalog *c, const char *id);
+/* The protected ids (free with catalog_id_list_free). */
+int catalog_keep_list(struct catalog *c, char ***ret, size_t *ret_n);
 
 /* ---- the file index --------------------------------------------------------
  *
@@ -222,6 +307,53 @@ int catalog_quiesce_end(struct catalog *c, int64_t id);
 /* The rows still open, oldest first. */
 int catalog_quiesce_open(struct catalog *c, struct catalog_quiesce **ret, size_t *ret_n);
 void catalog_quiesce_list_free(struct catalog_quiesce *list, size_t n);
+
+/* ---- job history -----------------------------------------------------------------
+ *
+ * One row per job a berth command attempted (a backup of one volume or
+ * path; later forget and prune), whatever its outcome, so that a failure
+ * is remembered where there is no snapshot to show it.  For metrics and
+ * status; a catalog rebuild starts it afresh.
+ */
+
+struct catalog_job {
+        int64_t id;            /* set by catalog_job_add */
+        const char *kind;      /* "backup", "forget", "prune" */
+        const char *name;      /* the snapshot name: volume or path name */
+        const char *host;      /* NULL: "" */
+        int64_t started;       /* ns since the epoch */
+        int64_t finished;
+        const char *status;    /* "ok", "failed" or "partial" (finished, entries skipped) */
+        const char *error;     /* why it failed, or NULL */
+        const char *snapshot;  /* id of the snapshot it made, or NULL */
+        uint64_t bytes_added;
+};
+
+/* Records a job (its own transaction, unless inside one); sets j->id. */
+int catalog_job_add(struct catalog *c, struct catalog_job *j);
+
+/* What the history says about one name's backups. */
+struct catalog_job_summary {
+        char *name;
+        uint64_t snapshots;           /* snapshots of the name now */
+        uint64_t runs, failures;      /* backup jobs recorded, of which failed */
+        char *last_status;            /* the newest job's status, NULL when none */
+        int64_t last_started, last_finished;
+        /* the newest success: a job with status "ok", or a complete snapshot
+         * finished later (one made before the history, or copied in);
+         * ok_finished is 0 when there is none */
+        int64_t ok_started, ok_finished;
+        uint64_t ok_bytes_added;
+};
+
+/* One summary per name that has backup jobs or snapshots, ordered by name;
+ * works on a read-only catalog and on one without a history yet (free
+ * with catalog_job_summary_free). */
+int catalog_job_summaries(struct catalog *c, struct catalog_job_summary **ret, size_t *ret_n);
+void catalog_job_summary_free(struct catalog_job_summary *list, size_t n);
+
+/* The number of packs and the sum of their sizes. */
+int catalog_pack_totals(struct catalog *c, uint64_t *ret_packs, uint64_t *ret_bytes);
 
 /* ---- catalog rebuild ----------------------------------------------------------- */
 

@@ -3,14 +3,6 @@
 
 #include "catalog-private.h"
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
-{
-        if (s)
-                sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-        else
-                sqlite3_bind_null(st, i);
-}
-
 int catalog_quiesce_begin(struct catalog *c, struct catalog_quiesce *q)
 {
         sqlite3_stmt *st;

@@ -143,24 +143,35 @@ int catalog_snapshot_add(struct catalog *c, struct catalog_snapshot *s)
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, "recording a snapshot");
-        /* In the same transaction: once recorded it is no longer pending. */
-        return catalog_snapshot_intent_drop(c, s->id);
+        /* In the same transaction: once recorded it is no longer pending,
+         * nor being forgotten (recorded again: copied back in). */
+        int k = catalog_snapshot_intent_drop(c, s->id);
+        return k < 0 ? k : catalog_snapshot_forget_done(c, s->id);
 }
 
-/* Runs one statement with a text parameter and no result rows. */
-static int exec_text(struct catalog *c, const char *sql, const char *arg, int64_t i2, const char *what)
+/* Runs one statement with no result rows: ?1 is the text arg, or the
+ * integer i1 when arg is NULL; ?2 is i2 (when the statement has it). */
+static int exec_args(struct catalog *c, const char *sql, const char *arg, int64_t i1, int64_t i2, const char *what)
 {
         sqlite3_stmt *st;
         int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, what);
-        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        if (arg)
+                sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        else
+                sqlite3_bind_int64(st, 1, i1);
         sqlite3_bind_int64(st, 2, i2);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
                 return catalog_error(c, rc, what);
         return 0;
+}
+
+static int exec_text(struct catalog *c, const char *sql, const char *arg, int64_t i2, const char *what)
+{
+        return exec_args(c, sql, arg, 0, i2, what);
 }
 
 int catalog_snapshot_intend(struct catalog *c, const char *id)
@@ -174,12 +185,47 @@ int catalog_snapshot_intent_drop(struct catalog *c, const char *id)
         return exec_text(c, "DELETE FROM snapshot_intents WHERE hash = ?1", id, 0, "forgetting a snapshot");
 }
 
-int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
+/* 1 when the query with the text parameter ?1 returns a row, 0 when not. */
+static int row_exists(struct catalog *c, const char *sql, const char *arg, const char *what)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT hash FROM snapshot_intents ORDER BY created", -1, &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "listing announced snapshots");
+                return catalog_error(c, rc, what);
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return catalog_error(c, rc, what);
+}
+
+/* 1 when the table exists: a reader may open a catalog older than it. */
+static int has_table(struct catalog *c, const char *table)
+{
+        return row_exists(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", table,
+                          "reading its schema");
+}
+
+/* The ids a one-column query of `table` returns (none when the table does
+ * not exist: a reader may open a catalog older than it). */
+static int id_list(struct catalog *c, const char *table, const char *sql, const char *what, char ***ret,
+                   size_t *ret_n)
+{
+        int k = has_table(c, table);
+        if (k <= 0) {
+                if (k == 0) {
+                        *ret = NULL;
+                        *ret_n = 0;
+                }
+                return k;
+        }
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, what);
         char **list = NULL;
         size_t n = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -192,11 +238,17 @@ int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) {
                 catalog_id_list_free(list, n);
-                return catalog_error(c, rc, "listing announced snapshots");
+                return catalog_error(c, rc, what);
         }
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+int catalog_snapshot_intents(struct catalog *c, char ***ret, size_t *ret_n)
+{
+        return id_list(c, "snapshot_intents", "SELECT hash FROM snapshot_intents ORDER BY created",
+                       "listing announced snapshots", ret, ret_n);
 }
 
 void catalog_id_list_free(char **list, size_t n)
@@ -293,4 +345,130 @@ int catalog_snapshot_latest(struct catalog *c, const char *name, int64_t before,
         *ret = list[0];
         free(list);
         return 1;
+}
+
+/* ---- forgetting and protecting snapshots ---------------------------------------- */
+
+static int exec_ints(struct catalog *c, const char *sql, int64_t i1, int64_t i2, const char *what)
+{
+        return exec_args(c, sql, NULL, i1, i2, what);
+}
+
+/* The file index rows of name_id once snapshot `seq` is gone (its row
+ * deleted already, in the caller's transaction). */
+static int files_forget_seq(struct catalog *c, int64_t name_id, int64_t seq)
+{
+        const char *what = "updating the file index";
+        /* Only rows valid in seq can have lost their last snapshot. */
+        int k = exec_ints(c,
+                          "DELETE FROM files WHERE name = ?1 AND since <= ?2 AND (until IS NULL OR until > ?2)"
+                          " AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.name = ?1 AND s.seq >= files.since"
+                          "                 AND (files.until IS NULL OR s.seq < files.until))",
+                          name_id, seq, what);
+        if (k < 0)
+                return k;
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT coalesce(max(seq), 0) FROM snapshots WHERE name = ?1", -1, &st,
+                                    NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, what);
+        sqlite3_bind_int64(st, 1, name_id);
+        rc = sqlite3_step(st);
+        int64_t newest = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW)
+                return catalog_error(c, rc, what);
+        if (seq < newest)
+                return 0;
+        /* The newest is gone: the one before it (seq `newest`) becomes the
+         * series' current state, which the next backup is indexed against
+         * (under seq newest + 1, the number just freed): its rows are
+         * current again, and nothing may be left that claims later seqs. */
+        k = exec_ints(c, "DELETE FROM files WHERE name = ?1 AND since > ?2", name_id, newest, what);
+        if (k == 0)
+                k = exec_ints(c, "UPDATE files SET until = NULL WHERE name = ?1 AND until > ?2", name_id, newest,
+                              what);
+        return k;
+}
+
+int catalog_snapshot_remove(struct catalog *c, const char *id)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT name, seq FROM snapshots WHERE hash = ?1", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "looking up a snapshot");
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        int64_t name_id = 0, seq = 0;
+        if (rc == SQLITE_ROW) {
+                name_id = sqlite3_column_int64(st, 0);
+                seq = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return catalog_error(c, rc, "looking up a snapshot");
+
+        int k = catalog_begin(c);
+        if (k < 0)
+                return k;
+        k = exec_text(c, "DELETE FROM snapshots WHERE hash = ?1", id, 0, "forgetting a snapshot");
+        if (k == 0)
+                k = files_forget_seq(c, name_id, seq);
+        if (k == 0)
+                k = exec_text(c, "DELETE FROM snapshot_keep WHERE hash = ?1", id, 0, "forgetting a snapshot");
+        if (k == 0)
+                k = exec_text(c, "INSERT OR REPLACE INTO snapshot_forgets (hash, created) VALUES (?1, ?2)", id,
+                              now_ns(), "forgetting a snapshot");
+        if (k == 0)
+                k = catalog_snapshot_intent_drop(c, id);
+        if (k == 0)
+                k = catalog_commit(c);
+        else
+                catalog_rollback(c);
+        return k < 0 ? k : 1;
+}
+
+int catalog_snapshot_forgets(struct catalog *c, char ***ret, size_t *ret_n)
+{
+        return id_list(c, "snapshot_forgets", "SELECT hash FROM snapshot_forgets ORDER BY created",
+                       "listing forgotten snapshots", ret, ret_n);
+}
+
+int catalog_snapshot_forget_done(struct catalog *c, const char *id)
+{
+        return exec_text(c, "DELETE FROM snapshot_forgets WHERE hash = ?1", id, 0, "forgetting a snapshot");
+}
+
+/* 1 when `table` (hash, ...) has a row for id. */
+static int id_in(struct catalog *c, const char *table, const char *sql, const char *id)
+{
+        int k = has_table(c, table);
+        return k <= 0 ? k : row_exists(c, sql, id, "looking up a snapshot");
+}
+
+int catalog_snapshot_forgetting(struct catalog *c, const char *id)
+{
+        return id_in(c, "snapshot_forgets", "SELECT 1 FROM snapshot_forgets WHERE hash = ?1", id);
+}
+
+int catalog_keep_get(struct catalog *c, const char *id)
+{
+        return id_in(c, "snapshot_keep", "SELECT 1 FROM snapshot_keep WHERE hash = ?1", id);
+}
+
+int catalog_keep_set(struct catalog *c, const char *id, bool keep)
+{
+        int k = keep ? exec_text(c, "INSERT OR IGNORE INTO snapshot_keep (hash, created) VALUES (?1, ?2)", id,
+                                 now_ns(), "protecting a snapshot")
+                     : exec_text(c, "DELETE FROM snapshot_keep WHERE hash = ?1", id, 0,
+                                 "lifting a snapshot's protection");
+        return k < 0 ? k : sqlite3_changes(c->db) > 0;
+}
+
+int catalog_keep_list(struct catalog *c, char ***ret, size_t *ret_n)
+{
+        return id_list(c, "snapshot_keep", "SELECT hash FROM snapshot_keep ORDER BY hash",
+                       "listing protected snapshots", ret, ret_n);
 }

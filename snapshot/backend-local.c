@@ -576,6 +576,8 @@ static const struct backend_ops local_ops = {
         .free = local_free,
 };
 
+bool backend_is_local(const struct backend *b) { return b && b->ops == &local_ops; }
+
 int backend_local_open(const char *path, bool writable, struct backend **ret)
 {
         int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

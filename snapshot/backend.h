@@ -132,6 +132,8 @@ struct backend *backend_new(const struct backend_ops *ops, void *impl, const cha
  * no message.  Its put and put_file write temporary files in path/tmp/,
  * which a writer's recovery empties. */
 int backend_local_open(const char *path, bool writable, struct backend **ret);
+/* true for a backend backend_local_open() made. */
+bool backend_is_local(const struct backend *b);
 /* Creates path (and missing parents, mode 0700) and the directories a
  * local repository needs: packs/, snapshots/, tmp/.  0 or -errno, with a
  * message. */

@@ -157,13 +157,28 @@ static int open_parent(struct walker *w, struct backup_run *run)
         return k;
 }
 
+/* The time a snapshot is stamped with.  BERTH_TEST_NOW (unix seconds) is
+ * for the test suite only (tests/e2e/forget.bats makes dated series for
+ * retention with it), not a user setting. */
+static int64_t stamp_now(void)
+{
+        const char *t = getenv("BERTH_TEST_NOW");
+        char *end;
+        if (t && *t) {
+                long long v = strtoll(t, &end, 10);
+                if (*end == 0 && v > 0 && v < INT64_MAX / 1000000000)
+                        return (int64_t)v * 1000000000;
+        }
+        return now_ns();
+}
+
 int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct backup_run **ret)
 {
         struct backup_run *run = xcalloc(1, sizeof *run);
         struct walker w = { .repo = r, .o = o, .res = &run->res, .run = run };
         int k;
 
-        run->res.started = now_ns();
+        run->res.started = stamp_now();
         w.unchanged = o->unchanged ? o->unchanged : UNCHANGED_DEFAULT;
         _cleanup_close_ int root = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         struct stat rst;
@@ -289,7 +304,7 @@ int snapshot_commit(struct repo *r, struct store *s, struct snapfile *f, const s
         struct store_stats ss;
         store_get_stats(s, &ss);
         f->info.bytes_added = ss.bytes_added - before->bytes_added;
-        f->info.finished = now_ns();
+        f->info.finished = stamp_now();
         /* The packs are durable (store_flush); now the snapshot file, then
          * the catalog row that makes it visible. */
         k = snapfile_commit(r, s, f);

@@ -189,6 +189,11 @@ int store_flush(struct store *s);
  * Returns 1 when the chunk was new, 0 when the repository had it. */
 int store_put_stored(struct store *s, const uint8_t id[HASH_LEN], uint8_t flags, const uint8_t *stored,
                      size_t stored_len, size_t raw_len);
+/* From now on every chunk given is stored again, even when the catalog
+ * records it (once per run: a chunk pending in this store is not), and its
+ * catalog row is re-pointed at the new pack when that is recorded: for
+ * prune's repacking, through store_put_stored(). */
+void store_set_rewrite(struct store *s);
 /* Reads one chunk's plain bytes into out (replacing its contents). */
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out);
 /* Reads one chunk's stored bytes (a zstd frame or raw, as its pack holds
@@ -446,5 +451,10 @@ int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_
  * repo_recover_open() opens (and frees) a reading store for it. */
 int repo_recover(struct repo *r, struct store *s, bool all);
 int repo_recover_open(struct repo *r, bool all);
+
+/* forget.c: deletes the objects of snapshots whose forgetting a crash
+ * interrupted (catalog_snapshot_forgets), when the backend lets it.  Needs
+ * the writer lock. */
+int forget_finish(struct repo *r);
 
 #endif

@@ -116,6 +116,10 @@ static int collect_snapshot(void *ud, const char *object, uint64_t size)
         int k = catalog_snapshot_known(st->repo->catalog, name);
         if (k != 0)
                 return k < 0 ? k : 0;
+        /* Forgotten, its file not deleted yet (see forget.c). */
+        k = catalog_snapshot_forgetting(st->repo->catalog, name);
+        if (k != 0)
+                return k < 0 ? k : 0;
         if (!st->all) {
                 bool announced = false;
                 for (size_t i = 0; i < st->nintents && !announced; i++)
@@ -168,6 +172,13 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         struct recover_state st = { .repo = r, .all = all };
         int k;
 
+        /* A forget a crash interrupted is finished first, so that its
+         * snapshot file is not indexed again below. */
+        if (r->writable) {
+                k = forget_finish(r);
+                if (k < 0)
+                        return k;
+        }
         k = catalog_snapshot_intents(r->catalog, &st.intents, &st.nintents);
         if (k < 0)
                 return k;
@@ -199,6 +210,9 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         for (size_t i = 0; i < st.nintents && k >= 0; i++)
                 if (catalog_snapshot_known(r->catalog, st.intents[i]) == 0)
                         k = catalog_snapshot_intent_drop(r->catalog, st.intents[i]);
+        /* Protection (keep/ objects) as the repository has it now. */
+        if (k >= 0)
+                k = snapshot_sync_protection(r, NULL, NULL);
 out:
         for (size_t i = 0; i < st.nsnaps; i++)
                 snapfile_clear(&st.snaps[i]);
@@ -234,18 +248,28 @@ static int build_catalog(struct repo *r, const char *newpath, const char *oldpat
         int k = catalog_open(newpath, true, &r->catalog);
         if (k < 0)
                 return k;
+        /* Snapshots being forgotten stay forgotten: their files are
+         * deleted rather than indexed again (forget.c). */
+        if (have_old && catalog_carry_table(r->catalog, oldpath, "snapshot_forgets", NULL) < 0) {
+                log_debug("the old catalog's forget records cannot be read: %s", error_message());
+                error_clear();
+        }
         k = repo_recover_open(r, true);
         if (k < 0 || !have_old)
                 return k;
         /* The quiesce journal is not derived from packs: without it
-         * `recover` could not find containers a crashed run left paused. */
-        int64_t rows = 0;
-        if (catalog_carry_table(r->catalog, oldpath, "quiesce_journal", &rows) < 0) {
-                log_debug("the old catalog's quiesce journal cannot be read, not carried over: %s",
-                          error_message());
-                error_clear();
-        } else
-                log_debug("carried %lld quiesce journal row(s) into the new catalog", (long long)rows);
+         * `recover` could not find containers a crashed run left paused.
+         * Nor is the job history (metrics' failure counts). */
+        static const char *const tables[] = { "quiesce_journal", "jobs" };
+        for (size_t i = 0; i < ELEMENTSOF(tables); i++) {
+                int64_t rows = 0;
+                if (catalog_carry_table(r->catalog, oldpath, tables[i], &rows) < 0) {
+                        log_debug("the old catalog's %s cannot be read, not carried over: %s", tables[i],
+                                  error_message());
+                        error_clear();
+                } else
+                        log_debug("carried %lld %s row(s) into the new catalog", (long long)rows, tables[i]);
+        }
         return 0;
 }
 

@@ -304,6 +304,162 @@ struct copy_result {
 int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const struct copy_options *o,
                   struct copy_result *ret);
 
+/* ---- retention.c: which snapshots a keep policy keeps ----------------------
+ *
+ * Pure: no I/O and no catalog.  Periods are in local time (TZ is honoured
+ * through localtime_r).  The usual semantics: `last` keeps the N newest;
+ * each period rule keeps the newest snapshot of each of the N newest
+ * periods that hold a snapshot; a snapshot kept by several rules is kept
+ * once and names them all.
+ */
+
+/* A keep policy: how many of each to keep, -1 when the rule is not given. */
+struct retention_policy {
+        int last, hourly, daily, weekly, monthly, yearly;
+};
+
+/* Why a snapshot is kept (bits of retention_decision.rules). */
+enum {
+        RETAIN_LAST = 1 << 0,
+        RETAIN_HOURLY = 1 << 1,
+        RETAIN_DAILY = 1 << 2,
+        RETAIN_WEEKLY = 1 << 3,
+        RETAIN_MONTHLY = 1 << 4,
+        RETAIN_YEARLY = 1 << 5,
+        RETAIN_PROTECTED = 1 << 6,  /* tagged --keep */
+        RETAIN_ONLY = 1 << 7,       /* the policy would have left the group empty */
+        RETAIN__COUNT = 8,
+};
+
+struct retention_item {
+        const char *id;             /* not read: for the caller's convenience */
+        int64_t time;               /* ns since the epoch (the snapshot's start) */
+        bool protected_;            /* tagged --keep: always kept, counts for no rule */
+};
+
+struct retention_decision {
+        bool keep;
+        unsigned rules;             /* RETAIN_* bits; 0 when forgotten */
+};
+
+/* The policy with no rule given (every field -1). */
+void retention_policy_init(struct retention_policy *p);
+/* Whether at least one rule is given. */
+bool retention_policy_given(const struct retention_policy *p);
+/* Parses the label syntax "last=N,hourly=N,daily=N,weekly=N,monthly=N,yearly=N"
+ * (any subset, any order, blanks around items allowed) into *ret (rules not
+ * named are -1).  An unknown key, a missing or non-decimal or negative
+ * number, a duplicate key, junk or an empty spec is -EINVAL with a message
+ * naming it; *ret is written only on success. */
+int retention_parse(const char *spec, struct retention_policy *ret);
+/* "rule" ("last", "hourly", ..., "protected", "only-snapshot") of a single
+ * RETAIN_* bit, or NULL. */
+const char *retention_rule_name(unsigned bit);
+/* Decides, for the n snapshots of one group (any order), which the policy
+ * keeps: ret[i] (n entries, all written) for items[i].  Protected ones are
+ * always kept.  When the policy would keep none of the group, the newest is
+ * kept anyway (RETAIN_ONLY), unless p->last is 0: asking for zero last
+ * snapshots is how a whole group is let go.  A policy with no rule given is
+ * -EINVAL with a message. */
+int retention_select(const struct retention_policy *p, const struct retention_item *items, size_t n,
+                     struct retention_decision *ret);
+
+/* ---- forget.c: removing snapshots and protecting them ---------------------- */
+
+/* Removes snapshot `id` (a full id) from the repository (opened
+ * REPO_WRITE): its catalog rows (the snapshot, the file index rows no other
+ * snapshot of its name uses, its protection), then the object
+ * snapshots/<id> and keep/<id> through the backend.  Packs are not touched
+ * (prune reclaims what no snapshot uses).  A protected snapshot is refused
+ * with -EPERM ('berth tag --no-keep' lifts the protection first).  0,
+ * -BERTH_ENOTFOUND, or -errno; with a message.  A crash half-way is
+ * finished by the next writer's open (see forget.c). */
+int snapshot_forget(struct repo *r, const char *id);
+
+/* Protects snapshot `id` (a full id, recorded) from forgetting by policy,
+ * or lifts the protection: the object keep/<id> is created or removed
+ * through the backend and the catalog mirrors it.  1 when changed, 0 when
+ * it already was so, -errno with a message.  Needs REPO_WRITE. */
+int snapshot_set_protected(struct repo *r, const char *id, bool protect);
+/* 1 when snapshot `id` is protected, 0 when not, -errno. */
+int snapshot_is_protected(struct repo *r, const char *id);
+/* Reads the repository's keep/ objects (not the catalog) and brings the
+ * catalog's protection rows in line with them.  An object whose name is not
+ * keep/<64 hex> of a recorded snapshot, or whose content is not what
+ * `tag` writes, is reported through warn (when not NULL) and, for a bad
+ * name or an unknown snapshot, ignored.  Needs a writable catalog.  0 or
+ * -errno. */
+int snapshot_sync_protection(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg),
+                             void *ud);
+/* The ids that the repository's keep/ objects protect, read and checked as
+ * snapshot_sync_protection() does (warnings included), without writing
+ * anything: for a reader (forget --dry-run).  Free with
+ * catalog_id_list_free(). */
+int snapshot_protected_ids(struct repo *r, void (*warn)(void *ud, const char *object, const char *msg), void *ud,
+                           char ***ret, size_t *ret_n);
+/* ---- prune.c: reclaiming what no snapshot uses ------------------------------
+ *
+ * Two phases, so that a backup may run meanwhile.  Phase A, reading (no
+ * writer lock): every snapshot file in the repository's snapshots/ (not
+ * only those the catalog lists) is read and verified, and every chunk its
+ * manifest references (and the manifest's own chunks) is marked, in a set
+ * kept in a temporary file, not in memory.  Phase B, under the writer lock
+ * (waiting for a running backup to finish): snapshots that appeared since
+ * are marked too; packs none of whose chunks are marked are condemned (one
+ * catalog transaction: their chunk rows go, so no later backup can
+ * deduplicate against them); packs with more than max_unused percent of
+ * unused bytes are repacked: their used chunks are copied into new packs
+ * (verified against their ids) and re-pointed, then the old packs are
+ * condemned.  Packs created after phase A started are left alone.  Phase C:
+ * condemned packs older than the grace period are deleted, then forgotten.
+ * Each step is committed before the next, so a run killed at any point
+ * loses no snapshot and the next run completes the work.  Orphan packs
+ * (left by killed writers; indexed by writer recovery, which prune runs
+ * first) are reclaimed the same way, and tmp/ is emptied by that recovery.
+ */
+
+struct prune_options {
+        bool dry_run;              /* phase A only: report the plan, change nothing */
+        unsigned max_unused;       /* percent 0..100: repack a pack whose unused bytes exceed it */
+        uint64_t grace;            /* seconds a condemned pack is kept before it is deleted */
+        /* Opens the repository (the same one every time) in `mode`, as the
+         * caller opens it (locally or over SSH): prune opens it for writing
+         * (recovery), then for reading (phase A), then for writing (phases B
+         * and C; it waits there for the writer lock as the opener does). */
+        int (*open)(void *ud, enum repo_mode mode, struct repo **ret);
+        void *open_ud;
+        /* progress: files = snapshots read, then packs looked at. */
+        struct snapshot_events events;
+};
+
+struct prune_result {
+        uint64_t snapshots;        /* snapshot files whose chunks are kept */
+        uint64_t chunks_used;      /* distinct chunks they reference (manifests included) */
+        uint64_t packs;            /* packs looked at */
+        uint64_t packs_unused;     /* condemned because nothing uses them */
+        uint64_t packs_repacked;   /* condemned after their used chunks were copied */
+        uint64_t packs_written;    /* new packs holding those copies */
+        uint64_t chunks_repacked;
+        uint64_t chunks_removed;   /* chunk rows dropped from the catalog */
+        uint64_t packs_deleted;    /* pack objects deleted (dry run: that would be) */
+        uint64_t bytes_deleted;    /* their sizes */
+        uint64_t bytes_written;    /* sizes of the new packs (dry run: estimated) */
+        int64_t bytes_freed;       /* bytes_deleted - bytes_written */
+        uint64_t packs_waiting;    /* condemned packs kept for the grace period */
+        int64_t duration_ns;
+};
+
+/* Prunes the repository o->open opens.  Returns 0 (see *ret), or -errno
+ * with a message: a snapshot file that cannot be read or a manifest that
+ * cannot be walked is -BERTH_ECORRUPT and nothing is condemned or deleted;
+ * a repository whose objects cannot be deleted (an append-only server) is
+ * -EROFS/-EPERM after the catalog work is done (the packs stay condemned);
+ * -ECANCELED when o->events.cancel was set (what was committed stays).
+ * *ret is written in every case: what was done (or, dry run, planned). 
+ * Memory: the snapshot ids, one manifest's entry and one chunk at a time;
+ * the mark set lives in a temporary file (SQLITE_TMPDIR or TMPDIR). */
+int snapshot_prune(const struct prune_options *o, struct prune_result *ret);
+
 /* ---- access.c: what a serving end needs (transport/serve.c) --------------- */
 
 /* The repository's backend (its objects); owned by the repository. */

@@ -53,6 +53,7 @@ struct store {
         struct repo *repo;
         bool writable;
         uint64_t pack_target;
+        bool rewrite;            /* store_set_rewrite(): recorded chunks are stored again */
         int64_t *missing;        /* rowids of listed packs that are gone, ascending */
         size_t nmissing;
 

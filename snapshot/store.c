@@ -49,7 +49,7 @@ int store_decide_locked(struct store *s, const uint8_t id[HASH_LEN], size_t len)
                 s->stats.chunks_dup++;
                 return TICKET_DONE;
         }
-        if (idfilter_maybe(&s->filter, id))
+        if (!s->rewrite && idfilter_maybe(&s->filter, id))
                 return TICKET_MAYBE;
         idset_add(&s->pending, id);
         s->stats.chunks_new++;
@@ -91,6 +91,8 @@ static bool pack_missing(const struct store *s, int64_t pack)
 }
 
 size_t store_missing_packs(const struct store *s) { return s->nmissing; }
+
+void store_set_rewrite(struct store *s) { s->rewrite = true; }
 
 /* 1 when the catalog lists the chunk in a pack that is there, 0 when it is
  * unknown or its pack is missing, or -errno.  Calling thread only. */
@@ -231,7 +233,8 @@ static int record_done(struct store *s)
                                 memcpy(ch.id, f->entries[i].id, HASH_LEN);
                                 /* With packs missing, a chunk stored again
                                  * must be found here, not in the lost pack. */
-                                r = s->nmissing ? catalog_chunk_set(c, &ch) : catalog_chunk_add(c, &ch);
+                                r = s->nmissing || s->rewrite ? catalog_chunk_set(c, &ch)
+                                                              : catalog_chunk_add(c, &ch);
                         }
                         if (r >= 0)
                                 r = catalog_commit(c);

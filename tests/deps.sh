@@ -3,7 +3,7 @@
 # when any is missing.  Run as root (CI is); otherwise it prints the command.
 set -eu
 
-PKGS="gcc make pkg-config libc6-dev
+PKGS="gcc make pkg-config libc6-dev systemd man-db groff-base
 libarchive-dev libzstd-dev libssl-dev libsqlite3-dev libjson-c-dev libcurl4-openssl-dev
 libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps time
 docker.io busybox-static

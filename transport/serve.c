@@ -81,12 +81,13 @@ static int violation(struct server *s, uint32_t tag, const char *msg)
 
 /* ---- names and paths -------------------------------------------------------- */
 
-/* A repository object a client may reach: its config, its packs and its
- * snapshot files; never catalog.db, the lock or the spool. */
+/* A repository object a client may reach: its config, its packs, its
+ * snapshot files and their protection marks (keep/); never catalog.db,
+ * the lock or the spool. */
 static bool object_name(const char *n)
 {
         return strcmp(n, "config") == 0 || (strncmp(n, "packs/", 6) == 0 && n[6]) ||
-               (strncmp(n, "snapshots/", 10) == 0 && n[10]);
+               (strncmp(n, "snapshots/", 10) == 0 && n[10]) || (strncmp(n, "keep/", 5) == 0 && n[5]);
 }
 
 static char *cstr(struct wire_str w) { return xstrndup(w.p, w.n); }

@@ -247,9 +247,6 @@ assert v["vfine"]["last"]["status"] == "ok", v["vfine"]
 }
 
 @test "agent: berth.keep is applied after each backup" {
-        if ! "$BERTH" forget --help > /dev/null 2>&1; then
-                skip "needs 'berth forget' (the forget branch; the lead removes this skip at merge)"
-        fi
         docker volume create --label berth.schedule="every 2s" --label berth.keep="last=2" vkeep > /dev/null
         start_agent
         timeout -k 5 90 bash -c "until [ \"\$(grep -c \"applied retention last=2 to 'vkeep'\" '$T/agent.log')\" -ge 3 ]; do sleep 0.2; done"
@@ -394,9 +391,6 @@ assert s["volumes"] == [], s
 }
 
 @test "agent: berth metrics --output after each job when metrics_file is set" {
-        if ! "$BERTH" metrics --help > /dev/null 2>&1; then
-                skip "needs 'berth metrics' (the ops branch; the lead removes this skip at merge)"
-        fi
         printf 'metrics_file = %s\n' "$T/berth.prom" > "$T/berth.conf"
         export BERTH_CONFIG="$T/berth.conf"
         docker volume create --label berth.schedule="every 2s" vmetrics > /dev/null
@@ -406,9 +400,6 @@ assert s["volumes"] == [], s
 }
 
 @test "agent: berth prune runs on prune_schedule and its result shows in status" {
-        if ! "$BERTH" prune --help > /dev/null 2>&1; then
-                skip "needs 'berth prune' (the prune branch; the lead removes this skip at merge)"
-        fi
         printf 'prune_schedule = every 3s\n' > "$T/berth.conf"
         export BERTH_CONFIG="$T/berth.conf"
         docker volume create --label berth.schedule="every 2s" vprune > /dev/null

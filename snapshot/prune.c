@@ -1,0 +1,592 @@
+/* prune.c — reclaiming the space of chunks no snapshot references.
+ *
+ * See snapshot.h for the phases.  Why they are safe:
+ *
+ * - Phase A runs beside a backup.  That backup may deduplicate against a
+ *   chunk phase A found unused; it then commits a snapshot that references
+ *   it.  Phase B holds the writer lock, so every backup has either
+ *   committed (its snapshot file is in snapshots/ and is marked in phase B)
+ *   or not started; a backup that starts after phase B's condemnation
+ *   cannot find the condemned chunks (their rows are gone) and stores them
+ *   again.
+ * - Snapshots are found from the repository's snapshots/ objects, not the
+ *   catalog: a snapshot file the catalog lacks (planted, copied, or an
+ *   interrupted writer's) protects its chunks.  One that cannot be read
+ *   stops the prune before anything is condemned.
+ * - Repacking copies the used chunks into new packs, verified against their
+ *   ids by the pack writer, records them (re-pointing the chunk rows) and
+ *   only then condemns the old pack.  Deletion comes after condemnation and
+ *   the row goes after the object, so a crash at any point leaves either a
+ *   live pack, a condemned one (deleted by the next run; `check` ignores
+ *   it), or nothing.
+ * - The grace period (default 0) is for object storage shared by several
+ *   hosts later: here writers are serialized by the lock, so once phase B
+ *   has committed, no writer can still be about to use a condemned chunk.
+ *   Readers (a restore) that looked a chunk up before a repack re-pointed
+ *   it read an open pack; the grace period covers them too where that
+ *   matters.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Repacked packs condemned together, after one store flush. */
+#define REPACK_BATCH 32
+/* Condemned packs deleted per catalog query. */
+#define DELETE_BATCH 64
+
+struct id_list {
+        char **v;
+        size_t n, cap;
+};
+
+struct pruner {
+        const struct prune_options *o;
+        struct prune_result *res;
+        struct repo *r;            /* reading: the mark set lives in its catalog connection */
+        struct repo *w;            /* writing: phases B and C */
+        struct store *rs;          /* reads manifests and chunks through r */
+        struct store *ws;          /* repacks (rewrite mode) through w */
+        struct idset walked;       /* hashes of manifest id lists already walked */
+        struct id_list seen;       /* snapshot ids marked, sorted after phase A */
+        int64_t max_pack;          /* the last pack of phase A's start */
+        int64_t now;               /* unix seconds, for condemnation */
+        int64_t last_progress;
+        uint64_t repack_candidates;
+        uint64_t repack_bytes;     /* dry run: used bytes of the candidates */
+        int64_t batch[REPACK_BATCH];  /* packs being repacked */
+        size_t nbatch;
+        int64_t after;             /* the last pack looked at for repacking */
+        int64_t last_old;          /* the last pack before repacking: later ones are new */
+        struct buf chunk;
+};
+
+/* Test-only: BERTH_TEST_CRASH_AT=<point> kills the process there (as
+ * kill -9 would), BERTH_TEST_PAUSE_AT=<point> with BERTH_TEST_PAUSE_FILE
+ * creates FILE.reached and waits (up to two minutes) while FILE exists.
+ * The crash-safety tests stop a prune at each point this way. */
+static void test_point(const char *name)
+{
+        const char *crash = getenv("BERTH_TEST_CRASH_AT");
+        if (crash && strcmp(crash, name) == 0)
+                raise(SIGKILL);
+        const char *pause_at = getenv("BERTH_TEST_PAUSE_AT"), *file = getenv("BERTH_TEST_PAUSE_FILE");
+        if (!pause_at || !file || strcmp(pause_at, name) != 0)
+                return;
+        _cleanup_free_ char *reached = xasprintf("%s.reached", file);
+        _cleanup_close_ int fd = open(reached, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        for (int i = 0; i < 1200 && access(file, F_OK) == 0; i++) {
+                struct timespec ts = { 0, 100 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
+static int cancelled(const struct pruner *p)
+{
+        if (p->o->events.cancel && *p->o->events.cancel)
+                return error_set(ECANCELED, "interrupted");
+        return 0;
+}
+
+static void tick(struct pruner *p, uint64_t n, const char *what)
+{
+        if (!p->o->events.progress || mono_ns() - p->last_progress < 200 * 1000 * 1000)
+                return;
+        p->last_progress = mono_ns();
+        struct snapshot_progress pr = { .files = n, .bytes = p->res->bytes_deleted,
+                                        .bytes_added = p->res->bytes_written, .path = what };
+        p->o->events.progress(p->o->events.ud, &pr);
+}
+
+/* ---- phase A (and the start of B): marking -------------------------------------- */
+
+static void id_list_add(struct id_list *l, const char *id)
+{
+        if (l->n == l->cap) {
+                l->cap = l->cap ? 2 * l->cap : 64;
+                l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+        }
+        l->v[l->n++] = xstrdup(id);
+}
+
+static int collect_id(void *ud, const char *name, uint64_t size)
+{
+        const char *id = snapfile_name_id(name);
+        if (id)
+                id_list_add(ud, id);
+        return 0;
+}
+
+static void id_list_free(struct id_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+        *l = (struct id_list){ 0 };
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int mark(struct pruner *p, const uint8_t id[HASH_LEN])
+{
+        int k = catalog_mark_add(p->r->catalog, id);
+        if (k > 0)
+                p->res->chunks_used++;
+        return k < 0 ? k : 0;
+}
+
+static int refuse(const char *id, int k)
+{
+        return error_set(k == -BERTH_EHOSTILE ? BERTH_EHOSTILE : BERTH_ECORRUPT,
+                         "snapshot %.12s cannot be read (%s): prune deletes nothing while it cannot tell which "
+                         "data a snapshot uses; run 'berth check', and 'berth catalog rebuild' if the catalog is "
+                         "at fault, or remove the damaged snapshot file",
+                         id, error_message() ? error_message() : berth_strerror(k));
+}
+
+/* Marks every chunk snapshot `id` references.  A manifest shared with a
+ * snapshot marked before (the same list of manifest chunks) is walked
+ * once. */
+static int mark_snapshot(struct pruner *p, const char *id)
+{
+        struct snapfile f = { 0 };
+        int k = snapfile_read(p->r, id, &f);
+        if (k == -BERTH_ENOTFOUND) {
+                /* Removed since it was listed (forget): nothing to keep. */
+                log_debug("snapshot %s is gone since it was listed", id);
+                error_clear();
+                return 0;
+        }
+        if (k < 0)
+                return refuse(id, k);
+        p->res->snapshots++;
+        uint8_t key[HASH_LEN];
+        hash_sha256(f.manifest, f.nmanifest * HASH_LEN, key);
+        if (!idset_add(&p->walked, key)) {
+                snapfile_clear(&f);
+                return 0;
+        }
+        for (size_t i = 0; i < f.nmanifest && k == 0; i++)
+                k = mark(p, f.manifest[i]);
+        _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
+        if (k == 0)
+                k = manifest_reader_new(p->rs, (const uint8_t(*)[HASH_LEN])f.manifest, f.nmanifest, &mr);
+        const struct entry *e;
+        uint64_t entries = 0;
+        while (k == 0 && (k = manifest_reader_next(mr, &e)) > 0) {
+                k = 0;
+                for (size_t i = 0; i < e->nchunks && k == 0; i++)
+                        k = mark(p, e->chunks[i].id);
+                if ((++entries & 1023) == 0) {
+                        tick(p, p->res->snapshots, id);
+                        if (k == 0)
+                                k = cancelled(p);
+                }
+        }
+        snapfile_clear(&f);
+        /* The manifest's fault (damaged or missing chunks), not the
+         * catalog's or the machine's, which are said as they are. */
+        if (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)
+                return refuse(id, k);
+        return k < 0 ? k : 0;
+}
+
+/* Marks the snapshots in snapshots/ that are not in p->seen yet (all of
+ * them in phase A), and adds them there. */
+static int mark_snapshots(struct pruner *p, struct backend *be)
+{
+        struct id_list now = { 0 };
+        int k = backend_list(be, "snapshots/", collect_id, &now);
+        if (k < 0 && !error_message())
+                error_set(k, "cannot list the snapshots of %s: %s", p->r->path, berth_strerror(k));
+        size_t nseen = p->seen.n;
+        for (size_t i = 0; i < now.n && k >= 0; i++) {
+                if (nseen && bsearch(&now.v[i], p->seen.v, nseen, sizeof *p->seen.v, cmp_str))
+                        continue;
+                tick(p, p->res->snapshots, now.v[i]);
+                k = mark_snapshot(p, now.v[i]);
+                if (k == 0)
+                        id_list_add(&p->seen, now.v[i]);
+                if (k == 0)
+                        k = cancelled(p);
+        }
+        id_list_free(&now);
+        if (k == 0 && p->seen.n > 1)
+                qsort(p->seen.v, p->seen.n, sizeof *p->seen.v, cmp_str);
+        if (k == 0)
+                k = catalog_mark_commit(p->r->catalog);
+        return k;
+}
+
+/* ---- phase B: condemning and repacking -------------------------------------------- */
+
+static bool repack_wanted(const struct pruner *p, const struct catalog_pack_usage *u)
+{
+        if (u->used_chunks == 0 || u->size == 0 || u->used_bytes >= u->size)
+                return false;
+        return (u->size - u->used_bytes) * 100 > (uint64_t)p->o->max_unused * u->size;
+}
+
+/* Condemns the packs nothing uses (the caller's transaction); counts what
+ * a repack would do.  In a dry run, only counts. */
+static int condemn_unused(void *ud, const struct catalog_pack_usage *u)
+{
+        struct pruner *p = ud;
+        p->res->packs++;
+        tick(p, p->res->packs, "");
+        if (repack_wanted(p, u)) {
+                p->repack_candidates++;
+                p->repack_bytes += u->used_bytes;
+                if (p->o->dry_run) {
+                        p->res->packs_repacked++;
+                        p->res->chunks_repacked += u->used_chunks;
+                        p->res->chunks_removed += u->chunks - u->used_chunks;
+                        p->res->packs_deleted++;
+                        p->res->bytes_deleted += u->size;
+                }
+                return 0;
+        }
+        if (u->used_chunks != 0)
+                return 0;
+        p->res->packs_unused++;
+        if (p->o->dry_run) {
+                p->res->chunks_removed += u->chunks;
+                p->res->packs_deleted++;
+                p->res->bytes_deleted += u->size;
+                return 0;
+        }
+        int64_t n = catalog_pack_condemn(p->w->catalog, u->id, p->now);
+        if (n < 0)
+                return (int)n;
+        p->res->chunks_removed += (uint64_t)n;
+        return 0;
+}
+
+/* Runs body inside one transaction of the writer's catalog. */
+static int in_transaction(struct pruner *p, int (*body)(struct pruner *p))
+{
+        struct catalog *c = p->w->catalog;
+        int k = catalog_begin(c);
+        if (k == 0)
+                k = body(p);
+        if (k < 0) {
+                catalog_rollback(c);
+                return k;
+        }
+        return catalog_commit(c);
+}
+
+/* Condemns the packs of the batch that no used chunk is recorded in any
+ * more (the reader's connection sees what store_flush() committed).  One
+ * that still holds some is left live: the repack wrote a pack with its very
+ * bytes (the same chunks in the same order: a repack that a killed prune
+ * had done already), and the chunks were recorded in it again. */
+static int condemn_batch(struct pruner *p)
+{
+        for (size_t i = 0; i < p->nbatch; i++) {
+                int64_t used = catalog_marked_in_pack(p->r->catalog, p->batch[i]);
+                if (used < 0)
+                        return (int)used;
+                if (used > 0) {
+                        log_debug("pack %lld is its own repack: kept", (long long)p->batch[i]);
+                        continue;
+                }
+                int64_t n = catalog_pack_condemn(p->w->catalog, p->batch[i], p->now);
+                if (n < 0)
+                        return (int)n;
+                p->res->chunks_removed += (uint64_t)n;
+                p->res->packs_repacked++;
+        }
+        return 0;
+}
+
+static int copy_chunk(void *ud, const struct catalog_chunk *ch)
+{
+        struct pruner *p = ud;
+        struct pack_entry e;
+        int k = store_read_stored(p->rs, ch->id, &p->chunk, &e);
+        if (k < 0)
+                return k;
+        k = store_put_stored(p->ws, ch->id, e.flags, p->chunk.data, p->chunk.len, e.raw_len);
+        if (k < 0)
+                return k;
+        p->res->chunks_repacked++;
+        return cancelled(p);
+}
+
+/* catalog_pack_usage_foreach() callback: collects the next batch of packs
+ * to repack (1 stops when it is full). */
+static int collect_repack(void *ud, const struct catalog_pack_usage *u)
+{
+        struct pruner *p = ud;
+        p->after = u->id;
+        if (!repack_wanted(p, u))
+                return 0;
+        char name[128];
+        uint64_t have;
+        pack_path(u->hash, name, sizeof name);
+        /* A lost or truncated pack cannot be copied: `check` reports it. */
+        if (backend_stat(p->w->be, name, &have) < 0 || have != u->size) {
+                log_debug("not repacking %s: it is missing or damaged", name);
+                return 0;
+        }
+        p->batch[p->nbatch++] = u->id;
+        return p->nbatch == REPACK_BATCH;
+}
+
+/* Repacks batch after batch: each is collected with no statement left
+ * open, copied, flushed (the copies durable and re-pointed), and only
+ * then condemned, in one transaction. */
+static int repack(struct pruner *p)
+{
+        for (;;) {
+                p->nbatch = 0;
+                int k = catalog_pack_usage_foreach(p->r->catalog, p->after, p->max_pack, collect_repack, p);
+                if (k < 0 || p->nbatch == 0)
+                        return k;
+                for (size_t i = 0; i < p->nbatch && k == 0; i++) {
+                        tick(p, p->res->packs_repacked + i, "");
+                        k = catalog_marked_foreach_in_pack(p->r->catalog, p->batch[i], copy_chunk, p);
+                }
+                if (k == 0)
+                        k = store_flush(p->ws);
+                if (k < 0)
+                        return k;
+                test_point("after-repack");
+                k = in_transaction(p, condemn_batch);
+                if (k < 0 || p->nbatch < REPACK_BATCH)
+                        return k;
+        }
+}
+
+static int count_new(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct pruner *p = ud;
+        if (id > p->last_old) {
+                p->res->packs_written++;
+                p->res->bytes_written += size;
+        }
+        return 0;
+}
+
+static int condemn_all_unused(struct pruner *p)
+{
+        return catalog_pack_usage_foreach(p->r->catalog, 0, p->max_pack, condemn_unused, p);
+}
+
+static int phase_b(struct pruner *p)
+{
+        int k = mark_snapshots(p, p->w->be);
+        if (k < 0)
+                return k;
+        test_point("after-mark");
+
+        k = in_transaction(p, condemn_all_unused);
+        if (k < 0)
+                return k;
+        test_point("after-condemn");
+        if (!p->repack_candidates)
+                return 0;
+
+        k = catalog_pack_max_id(p->w->catalog, &p->last_old);
+        if (k == 0)
+                k = store_open(p->w, true, &p->ws);
+        if (k < 0)
+                return k;
+        store_set_rewrite(p->ws);
+        k = repack(p);
+        /* Written: the packs recorded anew.  A repack may write a pack
+         * whose very bytes are there already (a killed prune's copy, or a
+         * pack just condemned, live again): that frees nothing less. */
+        int n = catalog_pack_foreach(p->w->catalog, count_new, p);
+        return k < 0 ? k : n;
+}
+
+/* ---- phase C: deleting ------------------------------------------------------------- */
+
+struct condemned {
+        int64_t id;
+        uint8_t hash[HASH_LEN];
+        uint64_t size;
+};
+
+struct condemned_list {
+        struct condemned v[DELETE_BATCH];
+        size_t n;
+};
+
+static int collect_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size)
+{
+        struct condemned_list *l = ud;
+        if (l->n < DELETE_BATCH) {
+                l->v[l->n] = (struct condemned){ .id = id, .size = size };
+                memcpy(l->v[l->n].hash, hash, HASH_LEN);
+                l->n++;
+        }
+        return 0;
+}
+
+static int count_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size)
+{
+        struct pruner *p = ud;
+        if (p->o->dry_run) {
+                p->res->packs_deleted++;
+                p->res->bytes_deleted += size;
+        } else
+                p->res->packs_waiting++;
+        return 0;
+}
+
+/* Packs condemned at or before this time (unix seconds) may go. */
+static int64_t grace_start(const struct pruner *p)
+{
+        return p->now - (int64_t)MIN(p->o->grace, (uint64_t)INT64_MAX / 2);
+}
+
+static int phase_c(struct pruner *p)
+{
+        struct catalog *c = p->w->catalog;
+        int64_t before = grace_start(p);
+        for (;;) {
+                struct condemned_list l = { .n = 0 };
+                int k = catalog_condemned_foreach(c, before, DELETE_BATCH, collect_condemned, &l);
+                if (k < 0)
+                        return k;
+                for (size_t i = 0; i < l.n; i++) {
+                        char name[128];
+                        pack_path(l.v[i].hash, name, sizeof name);
+                        tick(p, p->res->packs_deleted, name);
+                        k = backend_delete(p->w->be, name);
+                        if (k == -EROFS || k == -EPERM || k == -EACCES)
+                                return error_set(k,
+                                                 "cannot delete %s from %s: %s; the server may be append-only "
+                                                 "(it keeps every pack): the unused packs stay condemned, "
+                                                 "nothing uses them, and a prune where deleting is allowed "
+                                                 "removes them",
+                                                 name, p->w->path,
+                                                 error_message() ? error_message() : berth_strerror(k));
+                        if (k < 0 && k != -ENOENT)
+                                return error_message() ? k : error_set(k, "cannot delete %s: %s", name,
+                                                                       berth_strerror(k));
+                        if (k == 0) {
+                                p->res->packs_deleted++;
+                                p->res->bytes_deleted += l.v[i].size;
+                        }
+                        test_point("after-delete");
+                        k = catalog_pack_drop(c, l.v[i].id);
+                        if (k < 0)
+                                return k;
+                        k = cancelled(p);
+                        if (k < 0)
+                                return k;
+                }
+                if (l.n < DELETE_BATCH)
+                        break;
+        }
+        return catalog_condemned_foreach(c, INT64_MAX, SIZE_MAX, count_condemned, p);
+}
+
+/* ---- the whole ---------------------------------------------------------------------- */
+
+/* A repository over SSH is refused: the far side's own catalog would
+ * still list the deleted packs' chunks, and a copy or migrate to it would
+ * then skip sending them. */
+static int local_only(struct repo *r)
+{
+        if (backend_is_local(r->be))
+                return 0;
+        return error_set(EOPNOTSUPP,
+                         "prune works on a repository on this host only: run it where %s lives "
+                         "(ssh HOST berth -r PATH prune), so that its catalog stays true",
+                         r->path);
+}
+
+static int prune_run(struct pruner *p)
+{
+        const struct prune_options *o = p->o;
+        int k;
+
+        if (!o->dry_run) {
+                /* First a writer's recovery: packs killed writers left are
+                 * indexed (so phase B can reclaim them) and tmp/ emptied. */
+                struct repo *w0 = NULL;
+                k = o->open(o->open_ud, REPO_WRITE, &w0);
+                if (k < 0)
+                        return k;
+                k = local_only(w0);
+                repo_free(w0);
+                if (k < 0)
+                        return k;
+        }
+        /* Phase A, reading. */
+        k = o->open(o->open_ud, REPO_READ, &p->r);
+        if (k < 0)
+                return k;
+        k = local_only(p->r);
+        if (k < 0)
+                return k;
+        k = catalog_pack_max_id(p->r->catalog, &p->max_pack);
+        if (k == 0)
+                k = store_open(p->r, false, &p->rs);
+        if (k == 0)
+                k = catalog_mark_begin(p->r->catalog);
+        if (k == 0)
+                k = mark_snapshots(p, p->r->be);
+        if (k < 0)
+                return k;
+        test_point("after-scan");
+
+        if (o->dry_run) {
+                /* The plan as phase B would make it now. */
+                k = catalog_pack_usage_foreach(p->r->catalog, 0, p->max_pack, condemn_unused, p);
+                if (k == 0)
+                        k = catalog_condemned_foreach(p->r->catalog, grace_start(p), SIZE_MAX, count_condemned, p);
+                /* New packs hold the used bytes again, plus their trailers. */
+                p->res->bytes_written = p->repack_bytes;
+                return k;
+        }
+
+        /* Phases B and C, writing: waits for a running backup. */
+        k = o->open(o->open_ud, REPO_WRITE, &p->w);
+        if (k < 0)
+                return k;
+        k = phase_b(p);
+        if (k == 0)
+                k = phase_c(p);
+        return k;
+}
+
+int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
+{
+        struct prune_result res = { 0 };
+        struct pruner p = { .o = o, .res = &res, .now = now_ns() / 1000000000 };
+        int64_t t0 = mono_ns();
+
+        if (!o->open)
+                return error_set(EINVAL, "snapshot_prune() needs an opener");
+        if (o->max_unused > 100)
+                return error_set(EINVAL, "--max-unused must be a percentage, 0 to 100");
+        int k = prune_run(&p);
+
+        store_free(p.ws);
+        store_free(p.rs);
+        if (p.r)
+                catalog_mark_end(p.r->catalog);
+        /* POSIX record locks belong to the process: closing the writer's
+         * lock file releases the reader's lock too, so the writer goes
+         * first and the reader is done by then. */
+        repo_free(p.w);
+        repo_free(p.r);
+        idset_free(&p.walked);
+        id_list_free(&p.seen);
+        buf_free(&p.chunk);
+        res.bytes_freed = (int64_t)res.bytes_deleted - (int64_t)res.bytes_written;
+        res.duration_ns = mono_ns() - t0;
+        *ret = res;
+        return k;
+}
