@@ -59,8 +59,9 @@ extern volatile sig_atomic_t interrupted;
 int settings_load(void);
 /* Re-reads the configuration file's agent keys (schedule, keep, volumes,
  * prune_schedule, metrics_file; not runtime_dir) and log_level, for SIGHUP;
- * the rest stays as started.  On error (said) nothing changes. */
-int settings_reload_agent(void);
+ * the rest stays as started.  check (may be NULL) then judges the new
+ * values.  On error (said, by check too) the agent keys stay as they were. */
+int settings_reload_agent(int (*check)(void));
 
 /* Global options accepted by every command, before or after its name. */
 #define GLOBAL_OPTIONS                                                   \

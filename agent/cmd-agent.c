@@ -524,18 +524,32 @@ static int load_prune_schedule(struct agent *a)
         return 0;
 }
 
-/* SIGHUP: the agent's configuration keys again; a bad keep is refused as
- * a bad schedule is (settings_reload_agent), and the old one kept. */
+/* The agent's keys of berth.conf: 0, or -EINVAL after saying which is wrong. */
+static int check_settings(void)
+{
+        struct schedule sch;
+        const char *const keys[] = { "schedule", "prune_schedule" };
+        const char *const values[] = { settings.schedule, settings.prune_schedule };
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (values[i] && schedule_parse(values[i], &sch) < 0)
+                        return log_error("%s: %s: '%s' is not a schedule (hourly, daily, weekly, monthly, "
+                                         "'daily HH:MM' or 'every DURATION')", settings.config_path, keys[i],
+                                         values[i]);
+        if (settings.keep && scheduler_check_keep(settings.keep) < 0) {
+                int r = log_error("%s: keep = %s: %s", settings.config_path, settings.keep, error_message());
+                error_clear();
+                return r;
+        }
+        return 0;
+}
+
+/* SIGHUP: the agent's keys of berth.conf again; bad ones are refused and
+ * the running configuration kept. */
 static void reload(struct agent *a)
 {
-        _cleanup_free_ char *keep = settings.keep ? xstrdup(settings.keep) : NULL;
-        if (settings_reload_agent() < 0)
+        if (settings_reload_agent(check_settings) < 0) {
+                log_error("keeping the running configuration");
                 return;
-        if (settings.keep && scheduler_check_keep(settings.keep) < 0) {
-                log_error("%s: keep = %s: %s; keeping keep = %s", settings.config_path, settings.keep, error_message(),
-                          keep ? keep : "(none)");
-                error_clear();
-                str_set(&settings.keep, keep);
         }
         load_prune_schedule(a);
 }
@@ -560,10 +574,8 @@ static int run(int argc, char **argv)
         _cleanup_(agent_clear) struct agent a = { .started = now_ns(), .task = { .job = JOB_INIT } };
         /* the recover job puts back what dead runs left; the agent only reads */
         settings.no_auto_recover = true;
-        if (load_prune_schedule(&a) < 0)
+        if (check_settings() < 0 || load_prune_schedule(&a) < 0)
                 return EXIT_FAILURE_;
-        if (settings.keep && scheduler_check_keep(settings.keep) < 0)
-                return log_error("keep = %s: %s", settings.keep, error_message()), EXIT_FAILURE_;
 
         sigset_t mask;
         sigemptyset(&mask);

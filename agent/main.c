@@ -7,7 +7,6 @@
 
 #include "agent.h"
 #include "quiesce.h"
-#include "../common/schedule.h"
 #include "../transport/remote.h"
 
 struct settings settings;
@@ -205,16 +204,16 @@ static void set_string(char **field, const char *v)
         *field = *v ? xstrdup(v) : NULL;
 }
 
-/* The agent's keys; 1 when k is one of them, -1 on a bad value (said). */
-static int agent_setting(const char *path, int lineno, const char *k, const char *v)
+/* The agent's keys: 1 when k is one of them.  Their values are the
+ * agent's to check (other commands ignore them, so a typo there never
+ * stops a backup). */
+static int agent_setting(const char *k, const char *v)
 {
-        struct schedule s;
-        if (strcmp(k, "schedule") == 0 || strcmp(k, "prune_schedule") == 0) {
-                if (*v && schedule_parse(v, &s) < 0)
-                        return log_error("%s:%d: %s: '%s' is not a schedule (hourly, daily, weekly, monthly, "
-                                         "'daily HH:MM' or 'every DURATION')", path, lineno, k, v);
-                set_string(k[0] == 's' ? &settings.schedule : &settings.prune_schedule, v);
-        } else if (strcmp(k, "keep") == 0)
+        if (strcmp(k, "schedule") == 0)
+                set_string(&settings.schedule, v);
+        else if (strcmp(k, "prune_schedule") == 0)
+                set_string(&settings.prune_schedule, v);
+        else if (strcmp(k, "keep") == 0)
                 set_string(&settings.keep, v);
         else if (strcmp(k, "volumes") == 0)
                 set_string(&settings.volumes, v);
@@ -265,11 +264,7 @@ static int load_config_file(const char *path, bool required, bool agent_only)
                 while (e > v && isspace((unsigned char)e[-1]))
                         e--;
                 *e = 0;
-                int ak = agent_setting(path, lineno, k, v);
-                if (ak < 0) {
-                        r = ak;
-                        break;
-                }
+                int ak = agent_setting(k, v);
                 if (ak > 0 || (agent_only && strcmp(k, "log_level") != 0))
                         continue;
                 if (strcmp(k, "repo") == 0) {
@@ -359,12 +354,14 @@ int settings_load(void)
         return 0;
 }
 
-int settings_reload_agent(void)
+int settings_reload_agent(int (*check)(void))
 {
         struct settings saved = settings;
         settings.schedule = settings.keep = settings.volumes = settings.prune_schedule = settings.metrics_file = NULL;
         settings.runtime_dir = NULL;
         int r = load_config_file(settings.config_path, false, true);
+        if (r == 0 && check)
+                r = check();
         if (r < 0) {
                 /* keep what worked */
                 free(settings.schedule), free(settings.keep), free(settings.volumes);

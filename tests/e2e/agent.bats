@@ -329,10 +329,19 @@ assert v["vcfg"]["source"] == "config" and v["vcfg"]["schedule"] == "every 2s" a
         printf 'volumes = vcfg\nschedule = every 2s\nkeep = daily=often\n' > "$T/berth.conf"
         kill -HUP "$AGENT"
         timeout -k 5 20 bash -c "until grep -q \"keep = daily=often: \" '$T/agent.log'; do sleep 0.1; done"
-        : > "$T/berth.conf" # for the status client, which reads it too
+        grep -q "keeping the running configuration" "$T/agent.log"
+        # other commands ignore the agent's keys: status works with them
         status_py 'assert v["vcfg"]["keep"] == "last=5", v'
         status_py 'assert set(v) == {"vcfg"}, v.keys()'
         [ "$(snaps vother)" -eq 0 ]
+        # at start, a bad value is fatal
+        stop_agent
+        [ "$AGENT_STATUS" -eq 0 ]
+        printf 'prune_schedule = fortnightly\n' > "$T/berth.conf"
+        run timeout -k 5 20 "$BERTH" agent
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"prune_schedule: 'fortnightly' is not a schedule"* ]]
 }
 
 @test "agent: Docker unreachable is logged and retried; status still answers" {
