@@ -105,7 +105,11 @@ static void lookup_last_snapshots(struct scheduler *sc)
         if (!need)
                 return;
         _cleanup_(repo_freep) struct repo *repo = NULL;
+        struct catalog_job_summary *jobs = NULL;
+        size_t njobs = 0;
         int r = open_repo(REPO_READ, &repo);
+        if (r == 0)
+                r = catalog_job_summaries(repo_catalog(repo), &jobs, &njobs);
         if (r < 0) {
                 log_debug("no last snapshot times: %s", error_message() ? error_message() : berth_strerror(r));
                 error_clear();
@@ -119,6 +123,13 @@ static void lookup_last_snapshots(struct scheduler *sc)
                         e->last_snapshot = s.started;
                         catalog_snapshot_clear(&s);
                 }
+                /* the last result from the job history, for status after a restart */
+                for (size_t k = 0; k < njobs && !e->last.status; k++)
+                        if (jobs[k].last_status && strcmp(jobs[k].name, e->name) == 0) {
+                                str_set(&e->last.status, jobs[k].last_status);
+                                e->last.time = jobs[k].last_started;
+                                e->last.duration = jobs[k].last_finished - jobs[k].last_started;
+                        }
                 e->known_last = true;
                 entry_plan(e);
                 char t[64], sched[64];
@@ -129,6 +140,7 @@ static void lookup_last_snapshots(struct scheduler *sc)
                 log_notice("'%s': %s (%s)%s%s, next run %s", e->name, schedule_format(&e->schedule, sched, sizeof sched),
                            e->source, e->keep ? ", keep " : "", e->keep ? e->keep : "", t);
         }
+        catalog_job_summary_free(jobs, njobs);
 }
 
 /* Whether config `volumes` names this volume (besides labels). */

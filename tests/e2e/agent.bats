@@ -304,6 +304,11 @@ PY
         [ "$(snaps vmissed)" -eq 2 ]
         [ "$(snaps vrecent)" -eq 1 ]
         grep -q "'vmissed': last snapshot .* is older than its schedule (daily): backing up now" "$T/agent.log"
+        # the last result of a backup made before the agent started comes from the job history
+        status_py '
+r = v["vrecent"]["last"]
+assert r["status"] == "ok" and r["time_s"] > 0 and r["duration_ns"] > 0, r
+'
 }
 
 @test "agent: SIGHUP reloads the configuration (volumes, schedule, keep) and looks again" {
