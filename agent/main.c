@@ -196,8 +196,6 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
         return OPT_DONE;
 }
 
-/* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
- * error, so a typo does not silently fall back to a default. */
 static void set_string(char **field, const char *v)
 {
         free(*field);
