@@ -182,6 +182,14 @@ int metrics_render(struct repo *r, FILE *out);
 /* Whether a summary's newest backup succeeded (berth_last_run_success). */
 bool metrics_last_run_ok(const struct catalog_job_summary *s);
 
+/* cmd-prune.c, for forget --prune: the defaults of `berth prune` on the
+ * repository settings.repo names; runs it with a progress line; the result
+ * as JSON or printed. */
+void prune_options_default(struct prune_options *o);
+int prune_run(const struct prune_options *o, struct prune_result *ret);
+json_object *json_prune_result(const struct prune_options *o, const struct prune_result *p);
+void print_prune_result(const struct prune_options *o, const struct prune_result *p);
+
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
         command_volumes, command_recover, command_serve, command_copy, command_migrate, command_agent,

@@ -57,9 +57,12 @@ static const char help[] =
         "      --host HOST    apply the policy to snapshots made on HOST only\n"
         "      --dry-run      change nothing: list what would be removed and, for each\n"
         "                     snapshot that stays, the rules that keep it\n"
+        "      --prune        then run 'berth prune' with its defaults, reclaiming the\n"
+        "                     space no remaining snapshot uses (not with --dry-run)\n"
         "      --json         print the result as a JSON object: dry_run, groups (each\n"
         "                     with name, host, keep: [{id, time, rules}] and forget:\n"
-        "                     [{id, time}]), removed (ids) and failed\n"
+        "                     [{id, time}]), removed (ids), failed, and with --prune\n"
+        "                     prune: the object 'berth prune --json' prints\n"
         "  -h, --help         this help\n"
         "\n"
         "Exit status: 0 when everything asked for was done (or, with --dry-run,\n"
@@ -71,6 +74,7 @@ enum {
         OPT_KEEP_SPEC = 0x2010,
         OPT_HOST,
         OPT_DRY_RUN,
+        OPT_PRUNE,
 };
 
 struct args {
@@ -80,6 +84,7 @@ struct args {
         size_t nnames;
         const char *host;
         bool dry_run;
+        bool prune;
 };
 
 static int *policy_slot(struct retention_policy *p, int i)
@@ -113,6 +118,9 @@ static int option(int c, const char *arg, void *ud)
                 return OPT_DONE;
         case OPT_DRY_RUN:
                 a->dry_run = true;
+                return OPT_DONE;
+        case OPT_PRUNE:
+                a->prune = true;
                 return OPT_DONE;
         }
         return OPT_UNKNOWN;
@@ -348,6 +356,7 @@ static int run(int argc, char **argv)
                 { "name", required_argument, NULL, 'n' },
                 { "host", required_argument, NULL, OPT_HOST },
                 { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                { "prune", no_argument, NULL, OPT_PRUNE },
                 {},
         };
         struct args a = { 0 };
@@ -367,6 +376,9 @@ static int run(int argc, char **argv)
                 return usage_error("forget", "give SNAPSHOT arguments or a keep policy, not both");
         if (nrefs == 0 && !policy)
                 return usage_error("forget", "give SNAPSHOT arguments, or at least one --keep-* rule");
+        if (a.prune && a.dry_run)
+                return usage_error("forget", "--prune does not go with --dry-run: run 'berth prune --dry-run' "
+                                             "after a real forget to see what it would reclaim");
 
         /* A repository over SSH deletes objects only when opened for
          * maintenance, and its own catalog must forget with it: that is the
@@ -391,6 +403,23 @@ static int run(int argc, char **argv)
                 json_object_put(rep.failed);
                 return fail(r, "forget");
         }
+        /* prune opens the repository itself, as often as it needs: this
+         * handle (and its locks, which belong to the whole process) goes
+         * first. */
+        repo_free(repo);
+        repo = NULL;
+        int status = rep.nfailed ? EXIT_FAILURE_ : EXIT_OK;
+        struct prune_options po;
+        struct prune_result pr;
+        prune_options_default(&po);
+        if (a.prune) {
+                r = prune_run(&po, &pr);
+                if (r < 0) {
+                        fail(r, "forget --prune");
+                        status = EXIT_FAILURE_;
+                }
+        }
+        bool pruned = a.prune && r >= 0;
         if (settings.json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "dry_run", json_object_new_boolean(a.dry_run));
@@ -398,6 +427,8 @@ static int run(int argc, char **argv)
                 json_object_object_add(o, "removed", rep.removed);
                 json_object_object_add(o, "failed", rep.failed);
                 json_object_object_add(o, "kept", json_object_new_int64((int64_t)rep.nkept));
+                if (pruned)
+                        json_object_object_add(o, "prune", json_prune_result(&po, &pr));
                 json_print(o);
         } else {
                 json_object_put(rep.groups);
@@ -409,10 +440,13 @@ static int run(int argc, char **argv)
                                        rep.nforget, rep.nkept);
                         else
                                 printf("removed %zu snapshot(s), kept %zu%s\n", rep.nremoved, rep.nkept,
-                                       rep.nremoved ? "; 'berth prune' reclaims the space they alone used" : "");
+                                       rep.nremoved && !a.prune ? "; 'berth prune' reclaims the space they alone used"
+                                                                : "");
                 }
+                if (pruned)
+                        print_prune_result(&po, &pr);
         }
-        return rep.nfailed ? EXIT_FAILURE_ : EXIT_OK;
+        return status;
 }
 
 const struct command command_forget = { "forget", run, "remove snapshots, by id or by a keep policy", help };

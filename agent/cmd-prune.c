@@ -94,29 +94,30 @@ static int option(int c, const char *arg, void *ud)
 
 static void add_u64(json_object *j, const char *k, uint64_t v) { json_object_object_add(j, k, json_object_new_int64((int64_t)v)); }
 
-static void print_result(const struct prune_options *o, const struct prune_result *p)
+json_object *json_prune_result(const struct prune_options *o, const struct prune_result *p)
+{
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "dry_run", json_object_new_boolean(o->dry_run));
+        add_u64(j, "snapshots", p->snapshots);
+        add_u64(j, "chunks_used", p->chunks_used);
+        add_u64(j, "packs", p->packs);
+        add_u64(j, "packs_unused", p->packs_unused);
+        add_u64(j, "packs_repacked", p->packs_repacked);
+        add_u64(j, "packs_written", p->packs_written);
+        add_u64(j, "packs_deleted", p->packs_deleted);
+        add_u64(j, "packs_waiting", p->packs_waiting);
+        add_u64(j, "chunks_removed", p->chunks_removed);
+        add_u64(j, "chunks_repacked", p->chunks_repacked);
+        add_u64(j, "bytes_deleted", p->bytes_deleted);
+        add_u64(j, "bytes_written", p->bytes_written);
+        json_object_object_add(j, "bytes_freed", json_object_new_int64(p->bytes_freed));
+        json_object_object_add(j, "seconds", json_object_new_double((double)p->duration_ns / 1e9));
+        return j;
+}
+
+void print_prune_result(const struct prune_options *o, const struct prune_result *p)
 {
         char b1[32], b2[32], b3[32], d[32];
-        if (settings.json) {
-                json_object *j = json_object_new_object();
-                json_object_object_add(j, "dry_run", json_object_new_boolean(o->dry_run));
-                add_u64(j, "snapshots", p->snapshots);
-                add_u64(j, "chunks_used", p->chunks_used);
-                add_u64(j, "packs", p->packs);
-                add_u64(j, "packs_unused", p->packs_unused);
-                add_u64(j, "packs_repacked", p->packs_repacked);
-                add_u64(j, "packs_written", p->packs_written);
-                add_u64(j, "packs_deleted", p->packs_deleted);
-                add_u64(j, "packs_waiting", p->packs_waiting);
-                add_u64(j, "chunks_removed", p->chunks_removed);
-                add_u64(j, "chunks_repacked", p->chunks_repacked);
-                add_u64(j, "bytes_deleted", p->bytes_deleted);
-                add_u64(j, "bytes_written", p->bytes_written);
-                json_object_object_add(j, "bytes_freed", json_object_new_int64(p->bytes_freed));
-                json_object_object_add(j, "seconds", json_object_new_double((double)p->duration_ns / 1e9));
-                json_print(j);
-                return;
-        }
         if (settings.quiet)
                 return;
         uint64_t freed = p->bytes_freed > 0 ? (uint64_t)p->bytes_freed : 0;
@@ -142,6 +143,21 @@ static void print_result(const struct prune_options *o, const struct prune_resul
                        (unsigned long long)p->packs_waiting);
 }
 
+void prune_options_default(struct prune_options *o)
+{
+        *o = (struct prune_options){ .max_unused = 30, .open = opener,
+                                     .events = { .progress = progress_update, .cancel = &interrupted } };
+}
+
+int prune_run(const struct prune_options *o, struct prune_result *ret)
+{
+        progress_set_unit("snapshots/packs");
+        progress_begin(o->dry_run ? "prune (dry run):" : "prune:");
+        int r = snapshot_prune(o, ret);
+        progress_end();
+        return r;
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = { GLOBAL_OPTIONS,
@@ -149,8 +165,8 @@ static int run(int argc, char **argv)
                                                  { "max-unused", required_argument, NULL, 1 },
                                                  { "grace", required_argument, NULL, 2 },
                                                  {} };
-        struct prune_options o = { .max_unused = 30, .open = opener,
-                                   .events = { .progress = progress_update, .cancel = &interrupted } };
+        struct prune_options o;
+        prune_options_default(&o);
         int r = parse_options(argc, argv, "n", options, option, &o);
         if (r != OPT_DONE)
                 return r;
@@ -158,13 +174,13 @@ static int run(int argc, char **argv)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
 
         struct prune_result res;
-        progress_set_unit("snapshots/packs");
-        progress_begin(o.dry_run ? "prune (dry run):" : "prune:");
-        r = snapshot_prune(&o, &res);
-        progress_end();
+        r = prune_run(&o, &res);
         if (r < 0)
                 return fail(r, "prune");
-        print_result(&o, &res);
+        if (settings.json)
+                json_print(json_prune_result(&o, &res));
+        else
+                print_prune_result(&o, &res);
         return EXIT_OK;
 }
 

@@ -388,3 +388,32 @@ EOF
         run timeout -k 5 120 "$BERTH" check --read-data
         [ "$status" -eq 0 ]
 }
+
+@test "forget --prune: a keep policy removes snapshots, then prune shrinks the repository and every survivor restores" {
+        make_garbage_repo
+        # a second version of keep, so the policy has something to drop there too
+        head -c 2000000 /dev/urandom > "$T/keep/k2.bin"
+        berth backup --path "$T/keep" --name keep > /dev/null
+        before=$(pack_bytes)
+        run timeout -k 5 120 "$BERTH" --json forget --keep-last 1 --name keep --name drop --name mixed --prune
+        [ "$status" -eq 0 ]
+        json=$output
+        # only the older keep goes: drop and mixed have one snapshot each (only-snapshot guard)
+        [ "$(json_get '["removed"].__len__()' <<< "$json")" -eq 1 ]
+        freed=$(json_get '["prune"]["bytes_freed"]' <<< "$json")
+        [ $((before - $(pack_bytes))) -eq "$freed" ]
+        # now drop and mixed go entirely (--keep-last 0), and prune frees their packs
+        before=$(pack_bytes)
+        run timeout -k 5 120 "$BERTH" --json forget --keep-last 0 --name drop --name mixed --prune
+        [ "$status" -eq 0 ]
+        freed=$(json_get '["prune"]["bytes_freed"]' <<< "$output")
+        [ "$freed" -gt 3000000 ]
+        [ $((before - $(pack_bytes))) -eq "$freed" ]
+        [ "$(berth --json snapshots | json_get '.__len__()')" -eq 2 ]
+        all_survivors_restore
+        run timeout -k 5 120 "$BERTH" check --read-data
+        [ "$status" -eq 0 ]
+        # --prune with --dry-run is refused
+        run "$BERTH" forget --keep-last 1 --dry-run --prune
+        [ "$status" -eq 2 ]
+}
