@@ -42,6 +42,7 @@ struct settings {
         char *known_hosts;     /* --known-hosts; NULL: ~/.ssh/known_hosts */
         bool accept_new_host_key;
         char *remote_berth;    /* --remote-berth: the far side's berth; NULL: "berth" */
+        bool damaged;          /* opening the repository found damage (repo_damage()) */
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
         /* berth agent (config keys of the same names; NULL: unset) */
@@ -76,8 +77,8 @@ int settings_reload_agent(int (*check)(void));
         { "accept-new-host-key", no_argument, NULL, 0x1006 },            \
         { "remote-berth", required_argument, NULL, 0x1007 },             \
         { "help", no_argument, NULL, 'h' }
-/* -i is --identity, except for a command that has its own -i (restore and
- * export: --include), where --identity still works. */
+/* -i is --identity for every command (restore and export spell --include
+ * -I), so it names the key before or after any command that reaches a host. */
 #define GLOBAL_SHORT "r:vqhi:"
 
 /* Handles a global option returned by getopt_long; returns 1 when it was

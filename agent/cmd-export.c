@@ -21,9 +21,12 @@ static const char help[] =
         "  -o, --output FILE    write to FILE (written to FILE.tmp, renamed when done);\n"
         "                       a name ending in .zst or .tzst implies --zstd\n"
         "      --zstd           compress the tar with zstd\n"
-        "  -i, --include PATH   only PATH and what is under it (with its parent\n"
+        "  -I, --include PATH   only PATH and what is under it (with its parent\n"
         "                       directories); repeatable\n"
-        "  -h, --help           this help\n";
+        "  -h, --help           this help\n"
+        "\n"
+        "With -r ssh://...: the SSH options (-i/--identity KEYFILE, --known-hosts,\n"
+        "--accept-new-host-key, --remote-berth) go before or after the command.\n";
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -47,7 +50,7 @@ static int option(int c, const char *arg, void *ud)
         case 1:
                 a->o.zstd = true;
                 return OPT_DONE;
-        case 'i':
+        case 'I':
                 a->inc[a->o.ninclude++] = arg;
                 return OPT_DONE;
         default:
@@ -61,7 +64,7 @@ static int run(int argc, char **argv)
                 GLOBAL_OPTIONS,
                 { "output", required_argument, NULL, 'o' },
                 { "zstd", no_argument, NULL, 1 },
-                { "include", required_argument, NULL, 'i' },
+                { "include", required_argument, NULL, 'I' },
                 {},
         };
         struct export_args a = {
@@ -69,7 +72,7 @@ static int run(int argc, char **argv)
                 .inc = xcalloc((size_t)argc + 1, sizeof *a.inc),
         };
         _cleanup_free_ const char **inc = a.inc;
-        int pr = parse_options(argc, argv, "o:i:", options, option, &a);
+        int pr = parse_options(argc, argv, "o:I:", options, option, &a);
         if (pr != OPT_DONE)
                 return pr;
         struct export_options o = a.o;

@@ -45,9 +45,9 @@ static const char help[] =
         "remote 'berth init' when missing; only the chunks HOST lacks are sent), and\n"
         "HOST's berth restores it into its Docker volume NAME (refusing an existing\n"
         "non-empty or in-use one unless --force).  The report gives the bytes sent,\n"
-        "the snapshot id there and HOST's restore result.  SSH options: --identity\n"
-        "KEYFILE (-i is --include here), --known-hosts FILE, --accept-new-host-key,\n"
-        "--remote-berth PATH (global options).\n"
+        "the snapshot id there and HOST's restore result.  SSH options: -i/--identity\n"
+        "KEYFILE, --known-hosts FILE, --accept-new-host-key, --remote-berth PATH\n"
+        "(global options, before or after the command).\n"
         "\n"
         "Options:\n"
         "  -t, --target DIR     where to restore\n"
@@ -63,7 +63,7 @@ static const char help[] =
         "      --volume-opts-from-snapshot\n"
         "                       with --to-volume: create the volume with the driver\n"
         "                       and options the snapshot recorded\n"
-        "  -i, --include PATH   restore only PATH (a file or a sub-tree) with its parent\n"
+        "  -I, --include PATH   restore only PATH (a file or a sub-tree) with its parent\n"
         "                       directories; repeatable\n"
         "      --partial        skip files whose data is damaged, restore the rest, exit 3\n"
         "      --verify         then check the restored tree against the snapshot (types,\n"
@@ -329,7 +329,7 @@ static int option(int c, const char *arg, void *ud)
         case 't':
                 a->o.target = arg;
                 return OPT_DONE;
-        case 'i':
+        case 'I':
                 a->inc[a->o.ninclude++] = arg;
                 return OPT_DONE;
         case 1:
@@ -373,7 +373,7 @@ static int run(int argc, char **argv)
         static const struct option options[] = {
                 GLOBAL_OPTIONS,
                 { "target", required_argument, NULL, 't' },
-                { "include", required_argument, NULL, 'i' },
+                { "include", required_argument, NULL, 'I' },
                 { "partial", no_argument, NULL, 1 },
                 { "to-volume", required_argument, NULL, 2 },
                 { "force", no_argument, NULL, 3 },
@@ -390,7 +390,7 @@ static int run(int argc, char **argv)
         };
         struct restore_options o;
         const char **inc = a.inc;
-        int pr = parse_options(argc, argv, "t:i:", options, option, &a);
+        int pr = parse_options(argc, argv, "t:I:", options, option, &a);
         if (pr != OPT_DONE) {
                 free(inc);
                 json_object_put(a.va.opts);

@@ -42,8 +42,7 @@ static const char main_help[] =
         "\n"
         "  A repository on another host: -r ssh://[USER@]HOST[:PORT]/PATH; it is served there\n"
         "  by 'berth serve --stdio', and this host keeps a cache of its catalog.\n"
-        "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*);\n"
-        "                       restore and export take --identity only (-i is --include)\n"
+        "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*)\n"
         "      --known-hosts FILE  host keys to check the server against (~/.ssh/known_hosts)\n"
         "      --accept-new-host-key  record an unknown host's key instead of refusing it\n"
         "      --remote-berth PATH  berth on the far side (default: berth, in its PATH)\n"
@@ -118,6 +117,8 @@ int fail(int err, const char *what)
                 log_error("%s: %s", what, berth_strerror(err));
         switch (-err) {
         case BERTH_ELOCKED: return EXIT_LOCKED;
+        /* What a damaged repository could not give: see open_remote_repo(). */
+        case BERTH_ECORRUPT: return settings.damaged ? EXIT_DAMAGED : EXIT_FAILURE_;
         default: return EXIT_FAILURE_;
         }
 }
@@ -178,9 +179,11 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
 
         snprintf(all_short, sizeof all_short, "%s%s", GLOBAL_SHORT, shortopts ? shortopts : "");
         while ((c = getopt_long(argc, argv, all_short, opts ? opts : global_only, NULL)) != -1) {
-                /* A command's own -i (--include) wins over --identity's. */
-                bool own_i = c == 'i' && shortopts && strchr(shortopts, 'i');
-                int g = own_i ? 0 : global_option(c, optarg);
+                /* -i was --include for restore and export: a name that is
+                 * no file is that habit, not a key. */
+                if (c == 'i' && shortopts && strchr(shortopts, 'I') && access(optarg, F_OK) < 0)
+                        return usage_error(argv[0], "-i is --identity (an SSH key file); for --include use -I");
+                int g = global_option(c, optarg);
                 if (g < 0)
                         return EXIT_USAGE;
                 if (g)
@@ -441,7 +444,15 @@ static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_s
                 return r;
         free(*ret_state_dir);
         *ret_state_dir = cache_dir(backend_ssh_repo_id(be));
-        return repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        r = repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        if (r < 0)
+                return r;
+        const char *const *damage;
+        size_t n = repo_damage(*ret, &damage);
+        for (size_t i = 0; i < n; i++)
+                log_warning("%s", damage[i]);
+        settings.damaged = settings.damaged || n > 0;
+        return 0;
 }
 
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)

@@ -104,6 +104,15 @@ int backend_delete(struct backend *b, const char *name)
         return b->ops->delete(b, name);
 }
 
+int backend_lacks(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack)
+{
+        if (!b->ops->lacks)
+                return -EOPNOTSUPP;
+        if (n > BACKEND_LACKS_MAX)
+                return error_set(EINVAL, "%zu chunk ids at once: at most %d", n, BACKEND_LACKS_MAX);
+        return b->ops->lacks(b, ids, n, ret_lack);
+}
+
 struct backend *backend_new(const struct backend_ops *ops, void *impl, const char *where, bool writable)
 {
         struct backend *b = xcalloc(1, sizeof *b);

@@ -92,6 +92,14 @@ struct backend_ops {
          * before it returns; a reader holding it open (get_range) may
          * still finish its read.  Blocks.  Thread-safe. */
         int (*delete)(struct backend *b, const char *name);
+        /* Optional (NULL: the backend cannot tell; backend_lacks() is then
+         * -EOPNOTSUPP): sets bit i (byte i/8, bit i%8) of ret_lack ((n+7)/8
+         * bytes, all written) when the repository does not hold chunk
+         * ids[i], as the repository's own index says (a remote one asks
+         * its far side, whatever this host's cache believes).  n <=
+         * BACKEND_LACKS_MAX.  0 or -errno with a message.  Blocks (one
+         * round trip).  Thread-safe. */
+        int (*lacks)(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack);
         /* Frees the implementation (b->impl), closing what it holds.  No
          * other call may be running. */
         void (*free)(struct backend *b);
@@ -119,6 +127,9 @@ int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void
 int backend_put(struct backend *b, const char *name, const void *data, size_t len);
 int backend_put_file(struct backend *b, const char *name, const struct backend_spool *f);
 int backend_delete(struct backend *b, const char *name);
+#define BACKEND_LACKS_MAX 65536
+/* The lacks op; -EOPNOTSUPP (no message) when the backend has none. */
+int backend_lacks(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack);
 /* Frees the backend; accepts NULL. */
 void backend_free(struct backend *b);
 static inline void backend_freep(struct backend **b) { backend_free(*b); }

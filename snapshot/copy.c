@@ -12,8 +12,16 @@
  * the very bytes it had in the source (its id is their hash), announced
  * first and indexed after, as a backup's commit does.
  *
- * Memory: the set of chunk ids already seen (32 bytes and a flag each)
- * and one chunk at a time; the destination's store bounds its own copies.
+ * What the destination lacks: when its backend can tell (a remote one:
+ * HAVE offers answered by the far side's own index), the chunk ids are
+ * offered in batches of OFFER_BATCH and that answer decides, so a cache
+ * on this host that is partial or stale neither skips a chunk the far side
+ * lacks nor resends one it holds; else the destination's catalog decides
+ * (store_has).
+ *
+ * Memory: the set of chunk ids already seen (32 bytes and a flag each),
+ * one batch of offered ids and one chunk at a time; the destination's
+ * store bounds its own copies.
  * A copy that is interrupted leaves finished packs in the destination
  * (recorded in its catalog, or indexed by its next writer): run again, it
  * sends only the chunks they do not hold.
@@ -24,6 +32,7 @@
 #include "internal.h"
 
 #define SNAPFILE_MAX (64u << 20)
+#define OFFER_BATCH 16384 /* ids per HAVE: 512 KiB out, 2 KiB back */
 
 struct copier {
         struct repo *src, *dst;
@@ -33,6 +42,9 @@ struct copier {
         struct idset seen;
         struct buf stored;
         int64_t last_progress;
+        bool ask;                       /* the destination's backend answers lacks() */
+        uint8_t (*batch)[HASH_LEN];     /* ids to offer, OFFER_BATCH */
+        size_t nbatch;
 };
 
 static void report(struct copier *c, bool force)
@@ -47,6 +59,64 @@ static void report(struct copier *c, bool force)
         c->o->events.progress(c->o->events.ud, &p);
 }
 
+static void skipped(struct copier *c, const uint8_t id[HASH_LEN])
+{
+        struct catalog_chunk ch;
+        if (catalog_chunk_get(c->src->catalog, id, &ch) > 0)
+                c->res->bytes_skipped += ch.stored_len;
+}
+
+/* Sends a chunk the destination lacks.  `told`: its backend said so, and
+ * its catalog (a cache) must not overrule that. */
+static int send_chunk(struct copier *c, const uint8_t id[HASH_LEN], bool told)
+{
+        struct pack_entry e;
+        int r = store_read_stored(c->from, id, &c->stored, &e);
+        if (r < 0)
+                return r;
+        r = store_put_stored(c->to, id, e.flags, c->stored.data, e.stored_len, e.raw_len);
+        struct catalog_chunk ch;
+        if (r == 0 && told && catalog_chunk_get(c->dst->catalog, id, &ch) > 0) {
+                /* Offered once (c->seen), so not pending here: this host's
+                 * cache places it in a pack the far side does not count
+                 * (damaged there, say).  The far side decides: the pack
+                 * counts as missing, and the chunk goes again. */
+                log_debug("%s lacks a chunk its cache places in pack #%lld: sending it again", c->dst->path,
+                          (long long)ch.pack);
+                store_forget_pack(c->to, ch.pack);
+                r = store_put_stored(c->to, id, e.flags, c->stored.data, e.stored_len, e.raw_len);
+        }
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                c->res->chunks_sent++;
+                c->res->bytes_sent += e.stored_len;
+        }
+        return 0;
+}
+
+/* Offers the batch to the destination and sends what it lacks. */
+static int flush_offers(struct copier *c)
+{
+        size_t n = c->nbatch;
+        if (!n)
+                return 0;
+        c->nbatch = 0;
+        _cleanup_free_ uint8_t *lack = xcalloc(1, (n + 7) / 8);
+        int r = backend_lacks(c->dst->be, (const uint8_t(*)[32])c->batch, n, lack);
+        if (r < 0)
+                return error_message() ? r : error_set(r, "cannot ask %s which chunks it lacks: %s", c->dst->path,
+                                                       berth_strerror(r));
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (lack[i / 8] >> (i % 8) & 1)
+                        r = send_chunk(c, c->batch[i], true);
+                else
+                        skipped(c, c->batch[i]);
+                report(c, false);
+        }
+        return r;
+}
+
 /* One chunk of the snapshot: sent unless already seen in this copy or held
  * by the destination. */
 static int copy_chunk(struct copier *c, const uint8_t id[HASH_LEN])
@@ -56,28 +126,19 @@ static int copy_chunk(struct copier *c, const uint8_t id[HASH_LEN])
         if (!idset_add(&c->seen, id))
                 return 0;
         c->res->chunks++;
+        if (c->ask) {
+                memcpy(c->batch[c->nbatch++], id, HASH_LEN);
+                return c->nbatch == OFFER_BATCH ? flush_offers(c) : 0;
+        }
         report(c, false);
         int r = store_has(c->to, id);
         if (r < 0)
                 return r;
         if (r > 0) {
-                struct catalog_chunk ch;
-                if (catalog_chunk_get(c->src->catalog, id, &ch) > 0)
-                        c->res->bytes_skipped += ch.stored_len;
+                skipped(c, id);
                 return 0;
         }
-        struct pack_entry e;
-        r = store_read_stored(c->from, id, &c->stored, &e);
-        if (r < 0)
-                return r;
-        r = store_put_stored(c->to, id, e.flags, c->stored.data, e.stored_len, e.raw_len);
-        if (r < 0)
-                return r;
-        if (r > 0) {
-                c->res->chunks_sent++;
-                c->res->bytes_sent += e.stored_len;
-        }
-        return 0;
+        return send_chunk(c, id, false);
 }
 
 static int copy_chunks(struct copier *c, const struct snapfile *f)
@@ -95,7 +156,7 @@ static int copy_chunks(struct copier *c, const struct snapfile *f)
                 for (size_t i = 0; i < e->nchunks; i++)
                         if ((r = copy_chunk(c, e->chunks[i].id)) < 0)
                                 return r;
-        return r;
+        return r < 0 ? r : flush_offers(c);
 }
 
 /* Reads snapshots/<id> of the source: its bytes (checked against the id)
@@ -137,6 +198,18 @@ static int write_snapfile(struct copier *c, const char *name, const struct buf *
         }
         bool created = k > 0;
         k = index_snapshot(r, c->to, f);
+        if (k < 0 && r->cached && c->ask && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
+                /* The far side took it: put announced it, and the far side
+                 * indexed it against its own catalog.  Only this host's
+                 * cache lacks chunks it references (the far side has them
+                 * in packs the cache could not index); its next sync tries
+                 * again and names what it cannot read. */
+                log_debug("snapshot %s is on %s, but its cache cannot index it: %s", f->info.id, r->path,
+                          error_message() ? error_message() : berth_strerror(k));
+                error_clear();
+                catalog_snapshot_intent_drop(r->catalog, f->info.id);
+                return 0;
+        }
         if (k < 0 && created) {
                 _cleanup_free_ char *msg = xstrdup(error_message() ? error_message() : berth_strerror(k));
                 backend_delete(r->be, name);
@@ -180,6 +253,9 @@ int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const stru
         k = store_open(src, false, &c.from);
         if (k < 0)
                 goto out;
+        c.ask = dst->be->ops->lacks != NULL;
+        if (c.ask)
+                c.batch = xmalloc(OFFER_BATCH * sizeof *c.batch);
         k = copy_chunks(&c, &f);
         if (k < 0)
                 goto out;
@@ -191,6 +267,7 @@ int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const stru
         k = write_snapfile(&c, name, &raw, &f);
 out:
         store_free(c.from);
+        free(c.batch);
         idset_free(&c.seen);
         buf_free(&c.stored);
         buf_free(&raw);

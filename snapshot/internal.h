@@ -207,6 +207,11 @@ int store_has(struct store *s, const uint8_t id[HASH_LEN]);
 /* How many packs the catalog lists that a writable store found missing or
  * truncated when it opened (their chunks are stored again when met). */
 size_t store_missing_packs(const struct store *s);
+/* Counts catalog pack `pack` (its rowid) as missing from now on, as if
+ * the store had found it so when it opened: its chunks are stored again
+ * when met.  For a copy told by the destination itself that it lacks a
+ * chunk this catalog (a cache) places there.  Calling thread only. */
+void store_forget_pack(struct store *s, int64_t pack);
 struct chunk_ref;
 /* 1 when every chunk of the list can be reused (committed in a pack that is
  * there, or pending), 0 when one cannot, or -errno.  Free of catalog
@@ -424,6 +429,15 @@ struct repo_config {
  * only.  What stays local is repo.c's: the catalog, the lock and the spool
  * directory, all in local_dirfd — the repository directory itself for a
  * local repository; a local cache directory for remote ones later. */
+/* What a backend listed, kept for a while (a cache sync lists once). */
+struct object_list {
+        struct listed_object {
+                char *name;
+                uint64_t size;
+        } *v;
+        size_t n, cap;
+};
+
 struct repo {
         char *path;                      /* as the user named it, for messages */
         struct backend *be;
@@ -438,7 +452,18 @@ struct repo {
         struct catalog *catalog;
         struct store *store;             /* see repo_store() */
         uint64_t recovered_packs, recovered_snapshots;
+        bool cached;                     /* a cache of a repository elsewhere (repo_open_backend) */
+        char **damage;                   /* what recovery could not index, see repo_damage() */
+        size_t ndamage;
+        const struct object_list *listing; /* during a cache sync: the backend's objects, listed once */
 };
+
+/* backend_list(r->be, …), or, during a cache sync, the one listing of
+ * everything it made (r->listing): what recovery lists goes through here. */
+int repo_list_objects(struct repo *r, const char *prefix, backend_list_fn fn, void *ud);
+/* Records that recovery left `object` ("pack packs/…") out: it `is`
+ * ("is damaged", "cannot be indexed") because of `why`. */
+void repo_note_damage(struct repo *r, const char *object, const char *is, const char *why);
 
 /* Records a verified pack and its chunks in the catalog, in one
  * transaction (rolled back on failure). */

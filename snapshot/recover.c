@@ -93,7 +93,9 @@ static int recover_pack(void *ud, const char *name, uint64_t size)
         if (pack_read_trailer(st->repo->be, name, size, &entries, &n, actual) < 0 ||
             memcmp(actual, hash, HASH_LEN) != 0) {
                 /* Left for `check` to report; recovery does not delete data. */
-                log_debug("not indexing pack %s: %s", name, error_message() ? error_message() : "name mismatch");
+                _cleanup_free_ char *object = xasprintf("pack %s", name);
+                repo_note_damage(st->repo, object, "is damaged",
+                                 error_message() ? error_message() : "its contents do not match its name");
                 error_clear();
                 free(entries);
                 return 0;
@@ -136,7 +138,9 @@ static int collect_snapshot(void *ud, const char *object, uint64_t size)
         }
         struct snapfile f = { 0 };
         if (snapfile_read(st->repo, name, &f) < 0) {
-                log_debug("not indexing snapshot %s: %s", name, error_message());
+                _cleanup_free_ char *what = xasprintf("snapshot %s", object);
+                repo_note_damage(st->repo, what, "cannot be read",
+                                 error_message() ? error_message() : "it cannot be read");
                 error_clear();
                 return 0;
         }
@@ -154,6 +158,22 @@ static int by_start(const void *a, const void *b)
         if (x->info.started != y->info.started)
                 return x->info.started < y->info.started ? -1 : 1;
         return strcmp(x->info.id, y->info.id);
+}
+
+int repo_list_objects(struct repo *r, const char *prefix, backend_list_fn fn, void *ud)
+{
+        if (!r->listing)
+                return backend_list(r->be, prefix, fn, ud);
+        size_t plen = strlen(prefix);
+        for (size_t i = 0; i < r->listing->n; i++) {
+                const struct listed_object *o = &r->listing->v[i];
+                if (strncmp(o->name, prefix, plen) != 0)
+                        continue;
+                int k = fn(ud, o->name, o->size);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
 }
 
 int repo_recover_open(struct repo *r, bool all)
@@ -186,10 +206,10 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         k = clean_tmp(r, all ? REBUILD_NAME : NULL);
         if (k < 0)
                 return error_set(k, "cannot clean %s/tmp: %s", r->path, berth_strerror(k));
-        k = backend_list(r->be, "packs/", recover_pack, &st);
+        k = repo_list_objects(r, "packs/", recover_pack, &st);
         if (k < 0)
                 return error_message() ? k : error_set(k, "cannot list %s/packs: %s", r->path, berth_strerror(k));
-        k = backend_list(r->be, "snapshots/", collect_snapshot, &st);
+        k = repo_list_objects(r, "snapshots/", collect_snapshot, &st);
         if (k < 0)
                 goto out;
         /* Oldest first, so each is compared with its true predecessor. */
@@ -198,7 +218,9 @@ int repo_recover(struct repo *r, struct store *s, bool all)
         for (size_t i = 0; i < st.nsnaps && k >= 0; i++) {
                 k = index_snapshot(r, s, &st.snaps[i]);
                 if (k < 0 && (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)) {
-                        log_debug("not indexing snapshot %s: %s", st.snaps[i].info.id, error_message());
+                        _cleanup_free_ char *what = xasprintf("snapshot snapshots/%s", st.snaps[i].info.id);
+                        repo_note_damage(r, what, "cannot be indexed",
+                                         error_message() ? error_message() : berth_strerror(k));
                         error_clear();
                         k = 0;
                 } else if (k >= 0)
@@ -225,6 +247,21 @@ void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_sna
 {
         *ret_packs = r->recovered_packs;
         *ret_snapshots = r->recovered_snapshots;
+}
+
+void repo_note_damage(struct repo *r, const char *object, const char *is, const char *why)
+{
+        log_debug("not indexing %s: %s", object, why);
+        r->damage = xrealloc(r->damage, (r->ndamage + 1) * sizeof *r->damage);
+        r->damage[r->ndamage++] = xasprintf("%s %s %s %s: %s; run berth check%s", object, r->cached ? "on" : "in",
+                                            r->path, is, why,
+                                            r->cached ? " on the far side" : "");
+}
+
+size_t repo_damage(const struct repo *r, const char *const **ret)
+{
+        *ret = (const char *const *)r->damage;
+        return r->ndamage;
 }
 
 /* ---- catalog rebuild ---------------------------------------------------------------- */

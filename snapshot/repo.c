@@ -289,6 +289,9 @@ void repo_free(struct repo *r)
                 close(r->lockfd);
         if (r->local_dirfd >= 0)
                 close(r->local_dirfd);
+        for (size_t i = 0; i < r->ndamage; i++)
+                free(r->damage[i]);
+        free(r->damage);
         free(r->catalog_path);
         free(r->path);
         free(r);
@@ -385,32 +388,38 @@ fail:
 
 /* ---- a repository elsewhere, with a local cache ------------------------------------ */
 
-struct names {
-        char **v;
-        size_t n, cap;
-};
-
 static int collect_name(void *ud, const char *name, uint64_t size)
 {
-        struct names *l = ud;
-        (void)size;
+        struct object_list *l = ud;
         if (l->n == l->cap) {
                 l->cap = l->cap ? 2 * l->cap : 64;
                 l->v = xrealloc(l->v, l->cap * sizeof *l->v);
         }
-        l->v[l->n++] = xstrdup(name);
+        l->v[l->n++] = (struct listed_object){ xstrdup(name), size };
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static bool names_has(const struct names *l, const char *name)
+static int cmp_name(const void *a, const void *b)
 {
-        return l->n > 0 && bsearch(&name, l->v, l->n, sizeof *l->v, cmp_str) != NULL;
+        return strcmp(((const struct listed_object *)a)->name, ((const struct listed_object *)b)->name);
+}
+
+static bool names_has(const struct object_list *l, const char *name)
+{
+        struct listed_object key = { .name = (char *)name };
+        return l->n > 0 && bsearch(&key, l->v, l->n, sizeof *l->v, cmp_name) != NULL;
+}
+
+static void object_list_clear(struct object_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i].name);
+        free(l->v);
+        *l = (struct object_list){ 0 };
 }
 
 struct stale_state {
-        const struct names *objects;
+        const struct object_list *objects;
         bool stale;
 };
 
@@ -428,33 +437,23 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
 }
 
 /* Whether the cached catalog lists a pack or a snapshot the backend no
- * longer has (pruned, or another repository under the same id). */
-static int cache_stale(struct repo *r, bool *ret)
+ * longer has (pruned, or another repository under the same id); `objects`
+ * is what the backend lists, sorted. */
+static int cache_stale(struct repo *r, const struct object_list *objects, bool *ret)
 {
-        struct names objects = { 0 };
-        struct stale_state st = { .objects = &objects };
-        int k = backend_list(r->be, "packs/", collect_name, &objects);
-        if (k == 0)
-                k = backend_list(r->be, "snapshots/", collect_name, &objects);
-        if (k == 0) {
-                if (objects.n > 1)
-                        qsort(objects.v, objects.n, sizeof *objects.v, cmp_str);
-                k = catalog_pack_foreach(r->catalog, check_pack, &st);
-                if (k > 0)
-                        k = 0;
-        }
+        struct stale_state st = { .objects = objects };
+        int k = catalog_pack_foreach(r->catalog, check_pack, &st);
+        if (k > 0)
+                k = 0;
         struct catalog_snapshot *snaps = NULL;
         size_t n = 0;
         if (k == 0 && !st.stale && (k = catalog_snapshot_list(r->catalog, NULL, &snaps, &n)) == 0) {
                 for (size_t i = 0; i < n && !st.stale; i++) {
                         _cleanup_free_ char *name = xasprintf("snapshots/%s", snaps[i].id);
-                        st.stale = !names_has(&objects, name);
+                        st.stale = !names_has(objects, name);
                 }
                 catalog_snapshot_list_free(snaps, n);
         }
-        for (size_t i = 0; i < objects.n; i++)
-                free(objects.v[i]);
-        free(objects.v);
         *ret = st.stale;
         return k;
 }
@@ -466,14 +465,21 @@ static void unlink_catalog(int dfd)
                 unlinkat(dfd, names[i], 0);
 }
 
-/* Brings the cached catalog up to date with the backend.  Needs the cache's
- * writer lock. */
+/* Brings the cached catalog up to date with the backend, with one
+ * listing of its objects.  Needs the cache's writer lock. */
 static int cache_sync(struct repo *r)
 {
+        _cleanup_(object_list_clear) struct object_list objects = { 0 };
         bool stale = false;
-        int k = catalog_open(r->catalog_path, true, &r->catalog);
+        /* One LIST of everything: packs/, snapshots/ and the few others. */
+        int k = backend_list(r->be, "", collect_name, &objects);
+        if (k < 0)
+                return error_message() ? k : error_set(k, "cannot list %s: %s", r->path, berth_strerror(k));
+        if (objects.n > 1)
+                qsort(objects.v, objects.n, sizeof *objects.v, cmp_name);
+        k = catalog_open(r->catalog_path, true, &r->catalog);
         if (k == 0)
-                k = cache_stale(r, &stale);
+                k = cache_stale(r, &objects, &stale);
         if (k == 0 && stale) {
                 log_debug("the cache of %s lists objects that are gone: rebuilding it", r->path);
                 catalog_free(r->catalog);
@@ -483,7 +489,10 @@ static int cache_sync(struct repo *r)
         }
         if (k < 0)
                 return k;
-        return repo_recover_open(r, true);
+        r->listing = &objects;
+        k = repo_recover_open(r, true);
+        r->listing = NULL;
+        return k;
 }
 
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
@@ -495,6 +504,7 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
 
         r->path = xstrdup(be->where);
         r->be = be;
+        r->cached = true;
         r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
         r->writable = mode != REPO_READ;
 

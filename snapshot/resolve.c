@@ -28,6 +28,11 @@ static int names_hint(struct repo *r, const char *ref)
         struct catalog_snapshot *list;
         size_t n;
         struct buf b = { 0 };
+        if (r->ndamage)
+                return error_set(BERTH_ECORRUPT,
+                                 "no snapshot matches '%s', and the repository is damaged: %zu object(s) in %s could "
+                                 "not be read (named above); run berth check%s",
+                                 ref, r->ndamage, r->path, r->cached ? " on the far side" : "");
         if (catalog_snapshot_list(r->catalog, NULL, &list, &n) < 0)
                 return error_set(BERTH_ENOTFOUND, "no snapshot matches '%s'", ref);
         for (size_t i = 0; i < n; i++) {

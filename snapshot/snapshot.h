@@ -68,6 +68,13 @@ void repo_set_level(struct repo *r, int level);
 /* What opening for writing repaired: packs and snapshots that an
  * interrupted run left on disk but not in the catalog. */
 void repo_recovered(const struct repo *r, uint64_t *ret_packs, uint64_t *ret_snapshots);
+/* What opening (a writer's recovery, a remote repository's cache sync) found
+ * damaged and left out of the catalog — a pack whose trailer does not
+ * verify, a snapshot file that cannot be read — one warning sentence each
+ * ("pack packs/ab/… on URL is damaged: …; run berth check …"), owned by r.
+ * Their count is returned; a reference that then matches no snapshot is
+ * -BERTH_ECORRUPT ("the repository is damaged"), not -BERTH_ENOTFOUND. */
+size_t repo_damage(const struct repo *r, const char *const **ret);
 
 /* Resolves a snapshot reference: a full id or unique id prefix, NAME,
  * NAME@latest, or NAME@TIME (newest at or before TIME).  No match is

@@ -122,6 +122,15 @@ int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t 
         return 1;
 }
 
+void store_forget_pack(struct store *s, int64_t pack)
+{
+        if (pack_missing(s, pack))
+                return;
+        s->missing = xrealloc(s->missing, (s->nmissing + 1) * sizeof *s->missing);
+        s->missing[s->nmissing++] = pack;
+        qsort(s->missing, s->nmissing, sizeof *s->missing, cmp_i64);
+}
+
 int store_open(struct repo *r, bool writable, struct store **ret)
 {
         struct store *s = xcalloc(1, sizeof *s);

@@ -502,6 +502,34 @@ static int ssh_delete(struct backend *b, const char *name)
         return k;
 }
 
+_Static_assert(BACKEND_LACKS_MAX <= WIRE_IDS_MAX, "a lacks() call is one HAVE");
+
+static size_t bits_set(const uint8_t *bitmap, size_t n)
+{
+        size_t c = 0;
+        for (size_t i = 0; i < n; i++)
+                c += (bitmap[i / 8] >> (i % 8)) & 1;
+        return c;
+}
+
+static int ssh_lacks(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack)
+{
+        struct remote *rm = R(b);
+        struct wire_msg req = { .type = WIRE_HAVE }, rep;
+        req.have.n = (uint32_t)n;
+        req.have.ids = (const uint8_t *)ids;
+        LOCKED(rm);
+        int k = call(rm, &req, WIRE_LACK, &rep);
+        if (k < 0)
+                return k;
+        if (rep.lack.n != n)
+                return broken(rm, error_set(BERTH_EPROTO, "%s answered HAVE of %zu ids with LACK of %u", rm->where,
+                                            n, rep.lack.n));
+        memcpy(ret_lack, rep.lack.bitmap, (n + 7) / 8);
+        log_debug("%s: offered %zu chunk ids, it lacks %zu", rm->where, n, bits_set(ret_lack, n));
+        return 0;
+}
+
 static void remote_free(struct remote *rm)
 {
         if (!rm)
@@ -548,6 +576,7 @@ static const struct backend_ops ssh_ops = {
         .put = ssh_put,
         .put_file = ssh_put_file,
         .delete = ssh_delete,
+        .lacks = ssh_lacks,
         .free = ssh_free,
 };
 
@@ -648,7 +677,8 @@ int backend_ssh_open(struct ssh_session *s, const struct remote_options *o, stru
         m = (struct wire_msg){ .type = WIRE_OPEN };
         m.open.path = wire_str(o->path);
         m.open.mode = modes[o->mode];
-        m.open.lock_wait_seconds = MIN(o->lock_wait, (unsigned)WIRE_LOCK_WAIT_MAX);
+        unsigned wait = o->mode != REPO_READ ? MAX(o->lock_wait, (unsigned)REMOTE_LOCK_GRACE) : o->lock_wait;
+        m.open.lock_wait_seconds = MIN(wait, (unsigned)WIRE_LOCK_WAIT_MAX);
         k = call(rm, &m, WIRE_OPENED, &rep);
         if (k < 0)
                 goto fail;

@@ -16,11 +16,19 @@
 #include "../snapshot/snapshot.h"
 #include "transport.h"
 
+/* A writer's lock on the far side may still be held, for a few seconds, by
+ * the serve of a client that just died (it is finishing the pack it was
+ * receiving, or sshd has yet to tell it), so a writer waits this long for
+ * the lock even without --lock-wait: a rerun right after a killed backup
+ * just works. */
+#define REMOTE_LOCK_GRACE 10
+
 struct remote_options {
         const char *remote_berth;       /* the far side's berth: NULL: "berth" (in its PATH) */
         const char *path;               /* the repository's directory there */
         enum repo_mode mode;            /* READ: read; WRITE: write; REBUILD: maintenance */
-        unsigned lock_wait;             /* seconds the far side waits for its lock */
+        unsigned lock_wait;             /* seconds the far side waits for its lock; anything
+                                         * but a reader waits REMOTE_LOCK_GRACE at least */
         const char *where;              /* for messages: "ssh://user@host/path" */
 };
 

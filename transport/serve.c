@@ -272,6 +272,10 @@ static int list_one(void *ud, const char *name, uint64_t size)
 static int do_list(struct server *s, const struct wire_msg *m)
 {
         _cleanup_free_ char *prefix = cstr(m->list.prefix);
+        if (log_get_level() >= LOG_DEBUG) {
+                _cleanup_free_ char *shown = escape_text(prefix);
+                log_debug("serve: listing '%s'", shown);
+        }
         struct lister l = { .s = s, .tag = m->tag, .prefix = prefix, .plen = strlen(prefix) };
         /* The backend lists whole directories: list the one the prefix is
          * in and keep what starts with the prefix. */

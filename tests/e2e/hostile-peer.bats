@@ -12,21 +12,7 @@ load sshd
 bats_require_minimum_version 1.5.0
 
 setup() {
-        command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
-        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
-        export HOME=$T/home
-        mkdir -p "$HOME"
-        unset SSH_AUTH_SOCK SSH_AGENT_PID BERTH_REPO BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED
-        unset BERTH_SSH_IDENTITY BERTH_SSH_KNOWN_HOSTS BERTH_REMOTE_BERTH
-        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
-        export BERTH_CACHE_DIR=$T/cache
-        KH=$T/known_hosts
-        unset SSHD_PORT SSHD_EXTRA
-        sshd_up "$T/sshd"
-        sshd_known_line ed25519 > "$KH"
-        REPO=$T/repo
-        URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
-        cd "$T"
+        sshd_repo_setup
         # the repository, made by the real berth, locally
         timeout -k 5 60 "$BERTH" init -r "$REPO"
         mkdir -p "$T/src"
@@ -36,13 +22,7 @@ setup() {
 }
 
 teardown() {
-        sshd_down
-        if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
-                rm -rf "$T"
-        else
-                echo "# kept $T for inspection" >&3
-                [ ! -e "$T/sshd/sshd.log" ] || sed 's/^/# sshd: /' "$T/sshd/sshd.log" | tail -n 20 >&3
-        fi
+        sshd_repo_teardown
 }
 
 # far MODE: a far-side "berth" that is hostile-serve.py in MODE; prints its path

@@ -10,7 +10,7 @@ load twohost
 
 # restore --host with the SSH options of this test
 rh() {
-        timeout -k 5 180 "$BERTH" restore --identity "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
+        timeout -k 5 180 "$BERTH" restore -i "$SSHD_USER_KEY" --known-hosts "$KH" --remote-berth "$T/far-berth" \
                 --remote-repo "$FAR_REPO" "$@"
 }
 

@@ -9,6 +9,12 @@
 # sshd_down     stops it, by its pid.
 # sshd_known_line TYPE   "[127.0.0.1]:PORT TYPE KEY" for one of its host keys
 #               (TYPE is ed25519 or ecdsa).
+# sshd_repo_setup   for tests of ssh:// repositories: a new $T (HOME and
+#               BERTH_CACHE_DIR in it; no BERTH_* settings or ssh-agent from
+#               outside), sshd up, KH=$T/known_hosts with its ed25519 key,
+#               REPO=$T/repo, URL=ssh://root@127.0.0.1:PORT$REPO; cd $T.
+# sshd_repo_teardown   kills $BG_PIDS (-9), stops sshd, removes $T after a
+#               passed test, else keeps it and shows the end of sshd's log.
 # The tests run as root: PermitRootLogin prohibit-password lets the key in.
 
 sshd_free_port() {
@@ -87,4 +93,34 @@ sshd_known_line() {
 # The SHA256: fingerprint of one of its host keys, as ssh-keygen shows it.
 sshd_fingerprint() {
         ssh-keygen -l -E sha256 -f "$SSHD_DIR/host_$1.pub" | cut -d' ' -f2
+}
+
+sshd_repo_setup() {
+        command -v /usr/sbin/sshd >/dev/null || skip "openssh-server is not installed"
+        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
+        export HOME=$T/home
+        mkdir -p "$HOME"
+        unset SSH_AUTH_SOCK SSH_AGENT_PID BERTH_REPO BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED
+        unset BERTH_SSH_IDENTITY BERTH_SSH_KNOWN_HOSTS BERTH_REMOTE_BERTH
+        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
+        export BERTH_CACHE_DIR=$T/cache
+        KH=$T/known_hosts
+        unset SSHD_PORT SSHD_EXTRA
+        sshd_up "$T/sshd"
+        sshd_known_line ed25519 > "$KH"
+        REPO=$T/repo
+        URL=ssh://root@127.0.0.1:$SSHD_PORT$REPO
+        cd "$T" # a berth that takes ssh:// for a local path creates nothing in the worktree
+}
+
+sshd_repo_teardown() {
+        for p in ${BG_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+        sshd_down
+        if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
+                chattr -R -i -a "$T" 2>/dev/null || true
+                rm -rf "$T"
+        else
+                echo "# kept $T for inspection" >&3
+                [ ! -e "$T/sshd/sshd.log" ] || sed 's/^/# sshd: /' "$T/sshd/sshd.log" | tail -n 20 >&3
+        fi
 }
