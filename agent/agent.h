@@ -45,12 +45,24 @@ struct settings {
         bool damaged;          /* opening the repository found damage (repo_damage()) */
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
+        /* berth agent (config keys of the same names; NULL: unset) */
+        char *schedule;        /* default schedule of volumes covered without a berth.schedule label */
+        char *keep;            /* default retention (berth.keep syntax) */
+        char *volumes;         /* which unlabelled volumes: NULL/"labelled", "all", or NAME,NAME */
+        char *prune_schedule;  /* NULL: weekly */
+        char *metrics_file;    /* berth metrics --output FILE after each job */
+        char *runtime_dir;     /* the control socket's directory; NULL: /run/berth ($BERTH_RUNTIME_DIR) */
 };
 
 extern struct settings settings;
 extern volatile sig_atomic_t interrupted;
 
 int settings_load(void);
+/* Re-reads the configuration file's agent keys (schedule, keep, volumes,
+ * prune_schedule, metrics_file; not runtime_dir) and log_level, for SIGHUP;
+ * the rest stays as started.  check (may be NULL) then judges the new
+ * values.  On error (said, by check too) the agent keys stay as they were. */
+int settings_reload_agent(int (*check)(void));
 
 /* Global options accepted by every command, before or after its name. */
 #define GLOBAL_OPTIONS                                                   \
@@ -181,8 +193,16 @@ void print_prune_result(const struct prune_options *o, const struct prune_result
 
 extern const struct command command_init, command_backup, command_snapshots, command_restore, command_check,
         command_ls, command_find, command_diff, command_cat, command_export, command_import, command_catalog,
-        command_volumes, command_recover, command_serve, command_copy, command_migrate,
-        command_metrics;
+        command_volumes, command_recover, command_serve, command_copy, command_migrate, command_agent,
+        command_status, command_run_now, command_metrics;
+
+/* The agent's control socket: $runtime_dir/agent.sock (default /run/berth). */
+char *control_socket_path(void);
+/* Sends one request (a JSON object) to the running agent and returns its
+ * answer in *ret.  -ENOENT/-ECONNREFUSED (said in error_message()) when no
+ * agent runs. */
+int control_request(json_object *req, json_object **ret);
+
 extern const struct command command_forget;
 extern const struct command command_tag;
 extern const struct command command_prune;

@@ -492,3 +492,56 @@ int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, 
         json_object_put(o);
         return 0;
 }
+
+int docker_events(struct docker *d, int64_t since, int64_t until, unsigned *ret_changes)
+{
+        static const char *const actions[] = { "create", "destroy", "start", "rename", "update", "prune" };
+        _cleanup_curl_ char *filters = curl_easy_escape(d->curl, "{\"type\":[\"volume\",\"container\"]}", 0);
+        char path[512];
+        struct buf body = { 0 };
+        long status = 0;
+        snprintf(path, sizeof path, "/events?since=%lld&until=%lld&filters=%s", (long long)since, (long long)until,
+                 filters);
+        int k = request(d, "GET", path, NULL, 30, &status, &body);
+        if (k == 0 && (status < 200 || status >= 300)) {
+                char m[512];
+                k = error_set(EIO, "Docker answered GET /events with HTTP %ld: %s", status,
+                              api_message(&body, m, sizeof m));
+        }
+        if (k < 0) {
+                buf_free(&body);
+                return k;
+        }
+        /* a stream of JSON objects, one after the other */
+        unsigned changes = 0;
+        json_tokener *tok = json_tokener_new();
+        const char *p = body.data ? (const char *)body.data : "";
+        size_t left = body.len;
+        while (left) {
+                while (left && (*p == '\n' || *p == '\r' || *p == ' ')) {
+                        p++;
+                        left--;
+                }
+                if (!left)
+                        break;
+                json_object *o = json_tokener_parse_ex(tok, p, (int)MIN(left, (size_t)INT32_MAX));
+                if (!o)
+                        break;
+                size_t used = json_tokener_get_parse_end(tok);
+                json_tokener_reset(tok);
+                _cleanup_free_ char *action = jstr(o, "Action");
+                if (action)
+                        for (size_t i = 0; i < ELEMENTSOF(actions); i++)
+                                if (strcmp(action, actions[i]) == 0)
+                                        changes++;
+                json_object_put(o);
+                if (!used)
+                        break;
+                p += used;
+                left -= MIN(used, left);
+        }
+        json_tokener_free(tok);
+        buf_free(&body);
+        *ret_changes = changes;
+        return 0;
+}

@@ -79,4 +79,10 @@ int docker_container_action(struct docker *d, const char *id, const char *action
  * *ret_exit is its exit status, output gets stdout and stderr. */
 int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, int *ret_exit, struct buf *output);
 
+/* The volume and container events between since and until (seconds since
+ * the epoch; the daemon answers at once when until is not in the future):
+ * *ret_changes is how many of them create, destroy, start, rename or update
+ * something, i.e. call for a new look at the volumes. */
+int docker_events(struct docker *d, int64_t since, int64_t until, unsigned *ret_changes);
+
 #endif

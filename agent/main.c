@@ -15,7 +15,8 @@ volatile sig_atomic_t interrupted;
 static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
-        &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate,
+        &command_recover, &command_catalog, &command_serve, &command_copy, &command_migrate, &command_agent,
+        &command_status, &command_run_now,
         &command_metrics,
         &command_forget,
         &command_tag,
@@ -51,7 +52,8 @@ static const char main_help[] =
         "Configuration: built-in defaults, then /etc/berth/berth.conf (or $BERTH_CONFIG), then\n"
         "BERTH_REPO, BERTH_LEVEL, BERTH_LOCK_WAIT, BERTH_UNCHANGED, BERTH_QUIESCE, BERTH_DOCKER_WAIT,\n"
         "BERTH_LOG_LEVEL, BERTH_SSH_IDENTITY, BERTH_SSH_KNOWN_HOSTS, BERTH_REMOTE_BERTH,\n"
-        "BERTH_CACHE_DIR (where remote repositories are cached), then flags.  Docker is reached\n"
+        "BERTH_CACHE_DIR (where remote repositories are cached), BERTH_RUNTIME_DIR (the agent's\n"
+        "control socket), then flags.  Docker is reached\n"
         "at $DOCKER_HOST (default unix:///var/run/docker.sock).\n"
         "\n"
         "Exit status:\n"
@@ -197,9 +199,38 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
         return OPT_DONE;
 }
 
+static void set_string(char **field, const char *v)
+{
+        free(*field);
+        *field = *v ? xstrdup(v) : NULL;
+}
+
+/* The agent's keys: 1 when k is one of them.  Their values are the
+ * agent's to check (other commands ignore them, so a typo there never
+ * stops a backup). */
+static int agent_setting(const char *k, const char *v)
+{
+        if (strcmp(k, "schedule") == 0)
+                set_string(&settings.schedule, v);
+        else if (strcmp(k, "prune_schedule") == 0)
+                set_string(&settings.prune_schedule, v);
+        else if (strcmp(k, "keep") == 0)
+                set_string(&settings.keep, v);
+        else if (strcmp(k, "volumes") == 0)
+                set_string(&settings.volumes, v);
+        else if (strcmp(k, "metrics_file") == 0)
+                set_string(&settings.metrics_file, v);
+        else if (strcmp(k, "runtime_dir") == 0)
+                set_string(&settings.runtime_dir, v);
+        else
+                return 0;
+        return 1;
+}
+
 /* Reads KEY = VALUE lines; '#' starts a comment.  Unknown keys are an
- * error, so a typo does not silently fall back to a default. */
-static int load_config_file(const char *path, bool required)
+ * error, so a typo does not silently fall back to a default.  agent_only:
+ * only the agent's keys (and log_level) are applied, for a reload. */
+static int load_config_file(const char *path, bool required, bool agent_only)
 {
         FILE *f = fopen(path, "re");
         if (!f) {
@@ -234,6 +265,9 @@ static int load_config_file(const char *path, bool required)
                 while (e > v && isspace((unsigned char)e[-1]))
                         e--;
                 *e = 0;
+                int ak = agent_setting(k, v);
+                if (ak > 0 || (agent_only && strcmp(k, "log_level") != 0))
+                        continue;
                 if (strcmp(k, "repo") == 0) {
                         free(settings.repo);
                         settings.repo = xstrdup(v);
@@ -287,9 +321,11 @@ int settings_load(void)
         settings.docker_wait = 10;
         e = getenv("BERTH_CONFIG");
         settings.config_path = xstrdup(e ? e : "/etc/berth/berth.conf");
-        r = load_config_file(settings.config_path, e != NULL);
+        r = load_config_file(settings.config_path, e != NULL, false);
         if (r < 0)
                 return r;
+        if ((e = getenv("BERTH_RUNTIME_DIR")) && *e)
+                set_string(&settings.runtime_dir, e);
         if ((e = getenv("BERTH_REPO")) && *e) {
                 free(settings.repo);
                 settings.repo = xstrdup(e);
@@ -316,6 +352,29 @@ int settings_load(void)
                 free(settings.unchanged);
                 settings.unchanged = xstrdup(e);
         }
+        return 0;
+}
+
+int settings_reload_agent(int (*check)(void))
+{
+        struct settings saved = settings;
+        settings.schedule = settings.keep = settings.volumes = settings.prune_schedule = settings.metrics_file = NULL;
+        settings.runtime_dir = NULL;
+        int r = load_config_file(settings.config_path, false, true);
+        if (r == 0 && check)
+                r = check();
+        if (r < 0) {
+                /* keep what worked */
+                free(settings.schedule), free(settings.keep), free(settings.volumes);
+                free(settings.prune_schedule), free(settings.metrics_file), free(settings.runtime_dir);
+                settings = saved;
+                return r;
+        }
+        /* the socket stays where it is */
+        free(settings.runtime_dir);
+        settings.runtime_dir = saved.runtime_dir;
+        free(saved.schedule), free(saved.keep), free(saved.volumes);
+        free(saved.prune_schedule), free(saved.metrics_file);
         return 0;
 }
 
