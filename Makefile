@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate install uninstall man clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -161,6 +161,10 @@ bench-window: berth
 # the same sshd: bytes on the wire, quiesce window (QUICK=1: 128 MiB; SIZE= in MiB).
 bench-migrate: berth
 	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/migrate-bench.sh
+
+# the agent under valgrind (errors and definite leaks), with a private dockerd
+valgrind-agent: berth
+	tests/tools/valgrind-agent.sh $(BERTH)
 
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh
