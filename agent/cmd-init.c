@@ -18,7 +18,7 @@ static const char help[] =
         "                         database files are found and cut at page boundaries\n"
         "                         (auto: PostgreSQL, InnoDB, WiredTiger and SQLite files;\n"
         "                         a size: every file whose size is a multiple of it)\n"
-        "      --page-chunk N     pages per page-aligned chunk, 1..16 (default 1)\n"
+        "      --page-chunk N     pages per page-aligned chunk, 1..16 (default 2)\n"
         "      --json             print {\"repository\": PATH, \"created\": true}\n"
         "  -h, --help             this help\n"
         "\n"

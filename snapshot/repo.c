@@ -27,7 +27,7 @@
 #define DEFAULT_LEVEL 3
 #define DEFAULT_PACK_SIZE (16u << 20)
 /* Pages per page-aligned chunk (README, Performance: 1, 2 and 4 measured). */
-#define DEFAULT_PAGE_CHUNK 1
+#define DEFAULT_PAGE_CHUNK 2
 #define PAGE_CHUNK_MAX 16
 /* One range for init and for every later open, so init cannot make a
  * repository that nothing can open. */

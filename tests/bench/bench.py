@@ -502,7 +502,7 @@ def main():
     if a.page_table:
         print("\npage-aligned chunks: per corpus, v1 backup (wall, peak RSS, size), v2 backup (wall, peak RSS, "
               "growth), restore wall; after v2: chunks in the index, its lookup table, catalog.db")
-        setups = [("off", "--page-size off"), ("1 page", "--page-chunk 1"), ("2 pages", "--page-chunk 2"),
+        setups = [("off", "--page-size off"), ("1 page", "--page-chunk 1"), ("2 pages*", "--page-chunk 2"),
                   ("4 pages", "--page-chunk 4")]
         for label, init in setups:
             for c, (v1, v2) in corpora.items():
