@@ -20,10 +20,10 @@
 
 #include "walker.h"
 
-#define READ_BUFFER (4u << 20)
+#define READ_BUFFER (1u << 20)
 /* Queued entries may hold this many bytes of records before the walk
  * waits for the workers. */
-#define QUEUE_BYTES (8u << 20)
+#define QUEUE_BYTES (4u << 20)
 
 void chunkq_init(struct walker *w)
 {
