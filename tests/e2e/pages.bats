@@ -178,3 +178,31 @@ EOF
         echo "$output"
         [ "$status" -eq 0 ]
 }
+
+@test "backing up a changed database tree peaks under 40 MiB" {
+        # AddressSanitizer's quarantine and shadow memory are not Berth's
+        if ldd "$BERTH" | grep -q libasan; then
+                skip "peak RSS means nothing under AddressSanitizer"
+        fi
+        pg_tree "$T/src" 1
+        head -c $((16384 * PAGE)) /dev/urandom > "$T/src/base/1/16400"
+        berth init
+        berth -q backup --path "$T/src" --name pg > /dev/null
+        # about 10% of the pages change
+        python3 - "$T/src/base/1/16400" <<'EOF'
+import os, random, sys
+r = random.Random(3)
+with open(sys.argv[1], "r+b") as f:
+    for n in r.sample(range(16384), 1638):
+        f.seek(n * 8192)
+        f.write(os.urandom(8192))
+EOF
+        run timeout -k 5 300 /usr/bin/time -f 'PEAK_RSS_KIB %M' "$BERTH" backup --path "$T/src" --name pg
+        [ "$status" -eq 0 ]
+        peak=$(printf '%s\n' "$output" | sed -n 's/^PEAK_RSS_KIB //p' | tail -n 1)
+        echo "peak RSS $peak KiB"
+        [ "$peak" -le 40960 ]
+        run berth restore pg@latest --target "$T/out"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/base/1/16400" "$T/out/base/1/16400"
+}
