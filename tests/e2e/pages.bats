@@ -33,6 +33,19 @@ change_page() {
         head -c "$PAGE" /dev/urandom | dd of="$1" bs="$PAGE" seek="$2" conv=notrunc status=none
 }
 
+# eight_pages_added DIR SEED ARGS...: changes one page (SEED picks which) in
+# each of the eight relation files of DIR, backs DIR up with ARGS and prints
+# the new snapshot's bytes_added.
+eight_pages_added() {
+        local d=$1 seed=$2
+        shift 2
+        for i in $(seq 1 8); do change_page "$d/base/1/1638$i" $((i * 13 + seed)); done
+        backup_json bytes_added --path "$d" "$@"
+}
+
+# The most eight chunks of two pages and eight files' manifest parts cost.
+EIGHT=$((8 * (2 * PAGE + 4096)))
+
 # backup_json FIELD ARGS...: runs a backup with --json and prints FIELD.
 backup_json() {
         local field=$1
@@ -62,12 +75,11 @@ backup_json() {
         pg_tree "$T/src" 8
         berth init
         backup_json bytes_added --path "$T/src" --name pg > /dev/null
-        for i in $(seq 1 8); do change_page "$T/src/base/1/1638$i" $((i * 13)); done
-        added=$(backup_json bytes_added --path "$T/src" --name pg)
+        added=$(eight_pages_added "$T/src" 0 --name pg)
         echo "bytes_added after 8 changed pages: $added"
         # each file's page, and each file's part of the manifest (its chunk
         # list: a tree chunk of hashes, a few KiB)
-        [ "$added" -le $((8 * (2 * PAGE + 4096))) ]
+        [ "$added" -le "$EIGHT" ]
 }
 
 @test "a text file in a database tree keeps content-defined chunks" {
@@ -124,19 +136,16 @@ EOF
         rm "$T/src/PG_VERSION" # no longer a PostgreSQL tree: auto finds nothing
         berth init
         backup_json bytes_added --path "$T/src" --name pg > /dev/null
-        for i in $(seq 1 8); do change_page "$T/src/base/1/1638$i" $((i * 13)); done
-        added=$(backup_json bytes_added --path "$T/src" --name pg --page-size 8k)
+        added=$(eight_pages_added "$T/src" 0 --name pg --page-size 8k)
         echo "bytes_added with --page-size 8k (first paged backup): $added"
-        for i in $(seq 1 8); do change_page "$T/src/base/1/1638$i" $((i * 13 + 1)); done
-        added=$(backup_json bytes_added --path "$T/src" --name pg --page-size 8k)
+        added=$(eight_pages_added "$T/src" 1 --name pg --page-size 8k)
         echo "bytes_added with --page-size 8k: $added"
-        [ "$added" -le $((8 * (2 * PAGE + 4096))) ]
+        [ "$added" -le "$EIGHT" ]
         pg_tree "$T/src2" 8
         backup_json bytes_added --path "$T/src2" --name pg2 --page-size off > /dev/null
-        for i in $(seq 1 8); do change_page "$T/src2/base/1/1638$i" $((i * 13)); done
-        added=$(backup_json bytes_added --path "$T/src2" --name pg2 --page-size off)
+        added=$(eight_pages_added "$T/src2" 0 --name pg2 --page-size off)
         echo "bytes_added with --page-size off: $added"
-        [ "$added" -gt $((8 * (2 * PAGE + 4096))) ]
+        [ "$added" -gt "$EIGHT" ]
         run berth backup --path "$T/src" --page-size 3k
         [ "$status" -eq 2 ]
 }
@@ -146,10 +155,9 @@ EOF
         berth init --page-size off
         grep -q '"size":"off"' "$BERTH_REPO/config"
         backup_json bytes_added --path "$T/src" --name pg > /dev/null
-        for i in $(seq 1 8); do change_page "$T/src/base/1/1638$i" $((i * 13)); done
-        added=$(backup_json bytes_added --path "$T/src" --name pg)
+        added=$(eight_pages_added "$T/src" 0 --name pg)
         echo "bytes_added: $added"
-        [ "$added" -gt $((8 * (2 * PAGE + 4096))) ]
+        [ "$added" -gt "$EIGHT" ]
 }
 
 @test "files named like database files with bogus sizes and headers back up and restore" {
