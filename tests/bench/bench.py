@@ -462,9 +462,9 @@ def print_page_row(label, corpus, r, lim):
     if lim:
         extra = "  growth/limit %.2f (per page) %.2f (stream)" % (r["v2_growth"] / max(lim[2], 1),
                                                                    r["v2_growth"] / max(lim[3], 1))
-    print("%-10s %-8s v1 %6.2fs %8s %10s  v2 %6.2fs %8s growth %10s  restore %6.2fs  chunks %8d  index %9s  "
-          "catalog %9s%s" % (
-              label, corpus, r["v1_wall"], human(r["v1_rss_kib"], "_kib"), human(r["v1_size"], "v1_size"),
+    print("%-10s %-8s v1 %6.2fs cpu %6.2fs %8s %10s  v2 %6.2fs %8s growth %10s  restore %6.2fs  chunks %8d  "
+          "index %9s  catalog %9s%s" % (
+              label, corpus, r["v1_wall"], r["v1_cpu"], human(r["v1_rss_kib"], "_kib"), human(r["v1_size"], "v1_size"),
               r["v2_wall"], human(r["v2_rss_kib"], "_kib"), human(r["v2_growth"], "v2_growth"),
               r["restore_wall"], r["v2_chunks"], human(r["v2_index_bytes"], "index_bytes"),
               human(r["v2_catalog_size"], "_size"), extra), flush=True)
@@ -500,7 +500,7 @@ def main():
 
     rows = []
     if a.page_table:
-        print("\npage-aligned chunks: per corpus, v1 backup (wall, peak RSS, size), v2 backup (wall, peak RSS, "
+        print("\npage-aligned chunks: per corpus, v1 backup (wall, CPU, peak RSS, size), v2 backup (wall, peak RSS, "
               "growth), restore wall; after v2: chunks in the index, its lookup table, catalog.db")
         setups = [("off", "--page-size off"), ("1 page", "--page-chunk 1"), ("2 pages*", "--page-chunk 2"),
                   ("4 pages", "--page-chunk 4")]
