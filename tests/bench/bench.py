@@ -527,7 +527,7 @@ def main():
                     flush=True)
         return
 
-    tools = {"berth": Berth, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
+    tools = {"berth": Berth, "berthold": BerthOld, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
     results = {}
     for c, (v1, v2) in corpora.items():
         for tname in a.tools.split(","):
