@@ -5,7 +5,7 @@
 #   make check SAN=1     the same tests against an ASan+UBSan build
 #   make bench           the benchmark against restic, borg and tar|zstd (QUICK=1: a short run),
 #                        then, without QUICK=1 and when dockerd and sshd are there, bench-migrate;
-#                        bench-chunks, bench-catalog, bench-window, bench-migrate: the other measurements
+#                        bench-chunks, bench-pages, bench-catalog, bench-window, bench-migrate: the other measurements
 #   make install         binary, man pages, systemd units, config example: PREFIX=/usr/local DESTDIR=
 #                        (SYSTEMDUNITDIR= overrides the unit directory pkg-config gives)
 #   make man             regenerate man/berth.1 from the help texts
@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-catalog bench-window bench-migrate valgrind-agent install uninstall man clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -148,6 +148,11 @@ bench: berth $(BUILD)/bench/chunker-bench
 # Berth alone with several chunk sizes on every corpus: the table the defaults come from.
 bench-chunks: berth
 	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/run.sh --chunk-table
+
+# Page-aligned chunks off, 1, 2, 4 pages per chunk on the PostgreSQL corpora
+# (BERTH_OLD=/path/to/berth: another build in the same run).
+bench-pages: berth
+	BERTH=$(CURDIR)/$(BERTH) BERTH_OLD=$(BERTH_OLD) QUICK=$(QUICK) tests/bench/run.sh --page-table --corpora pg,pgheavy
 
 # The catalog with 100,000 files and 100 snapshots (FILES=, SNAPSHOTS= to change).
 bench-catalog: berth

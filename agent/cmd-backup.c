@@ -38,13 +38,15 @@ static const char help[] =
         "quiesced does not kill berth before they are back (SIGKILL does; then run\n"
         "'berth recover').\n"
         "\n"
-        "Files are cut into content-defined chunks; a chunk the repository already has\n"
-        "is not stored again, and a file whose size, mtime, ctime and inode match the\n"
-        "previous snapshot is reused without being read.  A file that changes while\n"
-        "it is read is read again (up to 4 times), then stored as last read, marked\n"
-        "inconsistent and reported.  An unreadable entry is skipped with a warning;\n"
-        "the snapshot is marked incomplete and the exit status is 3.  Each new\n"
-        "snapshot's id is printed on a line of its own, last.\n"
+        "Files are cut into content-defined chunks, database files (PostgreSQL, InnoDB,\n"
+        "WiredTiger, SQLite: found by their tree, name and header) into runs of whole\n"
+        "pages (2 by default), so that a changed page costs one such chunk.  A chunk the\n"
+        "repository already has is not stored again, and a file whose size, mtime,\n"
+        "ctime and inode match the previous snapshot is reused without being read.  A\n"
+        "file that changes while it is read is read again (up to 4 times), then\n"
+        "stored as last read, marked inconsistent and reported.  An unreadable entry\n"
+        "is skipped with a warning; the snapshot is marked incomplete and the exit\n"
+        "status is 3.  Each new snapshot's id is printed on a line of its own, last.\n"
         "\n"
         "Options:\n"
         "      --all                 every volume on the host\n"
@@ -65,6 +67,9 @@ static const char help[] =
         "      --parent SNAPSHOT     compare with this snapshot instead of the newest\n"
         "      --host NAME           host name to record (default this host's)\n"
         "      --level N             zstd level for new chunks (default: the repository's)\n"
+        "      --page-size SIZE      auto, off, or a page size (4k..64k): database files\n"
+        "                            are cut at page boundaries (default: the volume's\n"
+        "                            label berth.pagesize, else the repository's setting)\n"
         "      --json                print each result as a JSON object\n"
         "  -h, --help                this help\n";
 
@@ -107,6 +112,23 @@ static void report(struct plan *p, const char *source, const char *name, const s
                 return;
         }
         print_backup_result(source, name, res);
+}
+
+/* The page setting for a volume: --page-size, else its label
+ * berth.pagesize (auto, off or a size; a bad one is warned about and
+ * ignored), else 0 (the repository's). */
+static int32_t volume_pages(const struct volume_target *t, int32_t given)
+{
+        if (given || strcmp(t->kind, "volume") != 0)
+                return given;
+        const char *l = docker_label(t->vol.labels, "berth.pagesize");
+        int32_t v = 0;
+        if (l && pages_parse(l, &v) < 0) {
+                log_warning("volume '%s': label berth.pagesize=%.40s is not auto, off or a page size: ignored",
+                            t->name, l);
+                v = 0;
+        }
+        return v;
 }
 
 /* Records one attempt in the repository's job history (for metrics and
@@ -221,6 +243,7 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                         struct backup_options o = p->base;
                         o.path = t[i].path;
                         o.name = t[i].name;
+                        o.page_size = volume_pages(&t[i], p->base.page_size);
                         o.first_pass = true;
                         o.events.warning = NULL; /* the quiesced pass reports what matters */
                         log_info("'%s': first pass while the application runs", t[i].name);
@@ -256,6 +279,7 @@ static void backup_group(struct plan *p, struct repo *repo, struct docker *d, co
                 struct backup_options o = p->base;
                 o.path = t[i].path;
                 o.name = t[i].name;
+                o.page_size = volume_pages(&t[i], p->base.page_size);
                 o.parent_run = first[i];
                 o.events.progress = window_progress;
                 o.events.ud = &win;
@@ -522,6 +546,11 @@ static int option(int c, const char *arg, void *ud)
         case 12:
                 a->p->two_phase = 0;
                 break;
+        case 14:
+                if (pages_parse(arg, &o->page_size) < 0)
+                        return usage_error("backup", "--page-size takes auto, off or a power of two 4k..64k, not '%s'",
+                                           arg);
+                break;
         case 13:
                 if (parse_duration(arg, &a->p->max_window) < 0 || a->p->max_window == 0)
                         return usage_error("backup", "--max-window takes a number of seconds (or 5m, 1h), not '%s'",
@@ -554,6 +583,7 @@ static int run(int argc, char **argv)
                 { "two-phase", no_argument, NULL, 11 },
                 { "no-two-phase", no_argument, NULL, 12 },
                 { "max-window", required_argument, NULL, 13 },
+                { "page-size", required_argument, NULL, 14 },
                 {},
         };
         struct plan p = {

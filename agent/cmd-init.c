@@ -14,6 +14,11 @@ static const char help[] =
         "      --chunk-max SIZE   largest chunk (default 128K)\n"
         "      --level N          zstd level for new chunks, 1..19 (default 3)\n"
         "      --pack-size SIZE   target pack file size (default 16M)\n"
+        "      --page-size SIZE   auto (default), off, or a page size 4k..64k: how\n"
+        "                         database files are found and cut at page boundaries\n"
+        "                         (auto: PostgreSQL, InnoDB, WiredTiger and SQLite files;\n"
+        "                         a size: every file whose size is a multiple of it)\n"
+        "      --page-chunk N     pages per page-aligned chunk, 1..16 (default 2)\n"
         "      --json             print {\"repository\": PATH, \"created\": true}\n"
         "  -h, --help             this help\n"
         "\n"
@@ -44,6 +49,16 @@ static int option(int c, const char *arg, void *ud)
         case 4:
                 o->level = atoi(arg);
                 return OPT_DONE;
+        case 6:
+                if (pages_parse(arg, &o->page_size) < 0)
+                        return usage_error("init", "--page-size takes auto, off or a power of two 4k..64k, not '%s'",
+                                           arg);
+                return OPT_DONE;
+        case 7:
+                if (parse_size(arg, &v) < 0 || v < 1 || v > 16)
+                        return usage_error("init", "--page-chunk takes a number of pages 1..16, not '%s'", arg);
+                o->page_chunk = (uint32_t)v;
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
@@ -58,6 +73,8 @@ static int run(int argc, char **argv)
                 { "chunk-max", required_argument, NULL, 3 },
                 { "level", required_argument, NULL, 4 },
                 { "pack-size", required_argument, NULL, 5 },
+                { "page-size", required_argument, NULL, 6 },
+                { "page-chunk", required_argument, NULL, 7 },
                 {},
         };
         struct repo_init_options st = { .level = settings.level };

@@ -180,6 +180,7 @@ int snapshot_backup_walk(struct repo *r, const struct backup_options *o, struct 
 
         run->res.started = stamp_now();
         w.unchanged = o->unchanged ? o->unchanged : UNCHANGED_DEFAULT;
+        w.pages = o->page_size ? o->page_size : r->cfg.page_size;
         _cleanup_close_ int root = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         struct stat rst;
         if (root < 0 || fstat(root, &rst) < 0) {

@@ -20,15 +20,20 @@
 
 #include "walker.h"
 
-#define READ_BUFFER (4u << 20)
+#define READ_BUFFER (1u << 20)
 /* Queued entries may hold this many bytes of records before the walk
  * waits for the workers. */
-#define QUEUE_BYTES (8u << 20)
+#define QUEUE_BYTES (4u << 20)
 
 void chunkq_init(struct walker *w)
 {
         w->refs = xcalloc(store_ticket_window(), sizeof *w->refs);
         buf_reserve(&w->rbuf, MAX(READ_BUFFER, 2 * w->repo->cfg.max));
+}
+
+static const char *cur_name(const struct walker *w)
+{
+        return w->path.len ? (const char *)w->path.data : "";
 }
 
 static void add_chunk(struct walker *w, const uint8_t id[HASH_LEN], size_t len)
@@ -125,6 +130,9 @@ int chunkq_read_content(struct walker *w, int fd, uint64_t *ret_bytes)
         uint64_t roff = w->nsparse ? w->sparse[0].offset : 0;
         bool eof = false;
 
+        size_t fixed = 0;          /* page-aligned chunks of this size; 0: content-defined */
+        bool decided = false;
+
         buf_reset(b);
         w->nchunks = 0;
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -159,9 +167,20 @@ int chunkq_read_content(struct walker *w, int fd, uint64_t *ret_bytes)
                         b->len += (size_t)k;
                         total += (uint64_t)k;
                 }
+                if (!decided) {
+                        /* From the name, the size when opened and the first
+                         * bytes only: the same file is cut the same way on
+                         * every backup. */
+                        const char *slash = strrchr(cur_name(w), '/');
+                        uint32_t page = page_size_detect(w->pages, w->page_tree, w->page_tree_page,
+                                                         slash ? slash + 1 : cur_name(w), w->e.size, b->data, b->len);
+                        fixed = page ? page_chunk_bytes(page, w->repo->cfg.page_chunk) : 0;
+                        decided = true;
+                }
                 size_t pos = 0;
                 for (;;) {
-                        size_t cut = chunker_cut(&w->repo->chunker, b->data + pos, b->len - pos, eof);
+                        size_t cut = fixed ? chunker_cut_fixed(fixed, b->len - pos, eof)
+                                           : chunker_cut(&w->repo->chunker, b->data + pos, b->len - pos, eof);
                         if (cut == 0)
                                 break;
                         int k = submit_chunk(w, b->data + pos, cut);

@@ -36,6 +36,40 @@ int chunker_init(struct chunker *c, uint32_t min, uint32_t avg, uint32_t max, ui
  * at most n. */
 size_t chunker_cut(const struct chunker *c, const uint8_t *p, size_t n, bool eof);
 
+/* ---- chunker.c: page-aligned chunking -------------------------------------
+ *
+ * Database files change in pages: cut them into fixed runs of whole pages
+ * (from offset 0) so that one changed page costs about one chunk, while
+ * every other file keeps content-defined chunks.  Whether a file is paged
+ * depends only on its name, its size, its first bytes and the tree it is
+ * in, so the choice is the same on every backup and unchanged pages dedupe
+ * across versions.  Pure: no I/O.
+ */
+enum page_tree {
+        PAGE_TREE_NONE,
+        PAGE_TREE_PG,       /* a PostgreSQL data directory: PG_VERSION, base/, global/ */
+        PAGE_TREE_MYSQL,    /* an InnoDB data directory: ibdata1 or mysql.ibd */
+        PAGE_TREE_WT,       /* a WiredTiger (MongoDB) directory: WiredTiger */
+};
+/* The tree kind a directory starts, from its sorted entry names (0 when it
+ * starts none). */
+uint8_t page_tree_of(char *const *names, size_t n);
+/* An InnoDB tablespace's page size from its first page (FSP flags), or 0
+ * when the bytes do not say. */
+uint32_t innodb_page_size(const uint8_t *head, size_t n);
+/* The page size to cut a file at, or 0 for content-defined chunks.
+ * setting: PAGES_AUTO, PAGES_OFF or a page size; tree/tree_page: the
+ * database tree the file is in (tree_page 0: its default); name: the
+ * file's own name; size: its size when opened; head: its first n bytes. */
+uint32_t page_size_detect(int32_t setting, uint8_t tree, uint32_t tree_page, const char *name, uint64_t size,
+                          const uint8_t *head, size_t n);
+/* Bytes per chunk for pages of `page` bytes, `per_chunk` pages at a time
+ * (at least 8 KiB). */
+size_t page_chunk_bytes(uint32_t page, uint32_t per_chunk);
+/* Length of the next fixed-size chunk given n available bytes: `fixed`,
+ * or what is left at eof, or 0 when more bytes are needed. */
+size_t chunker_cut_fixed(size_t fixed, size_t n, bool eof);
+
 /* ---- hash.c ---------------------------------------------------------------- */
 
 /* SHA-256 through OpenSSL's EVP (the CPU's SHA instructions when present). */
@@ -423,6 +457,8 @@ struct repo_config {
         uint32_t tree_min, tree_avg, tree_max;
         int level;                       /* zstd level */
         uint64_t pack_size;              /* target pack size */
+        int32_t page_size;               /* PAGES_AUTO, PAGES_OFF or a page size */
+        uint32_t page_chunk;             /* pages per page-aligned chunk */
 };
 
 /* The objects (config, packs, snapshot files) are reached through `be`

@@ -27,10 +27,25 @@ struct repo;
 
 #define REPO_FORMAT 1
 
+/* The page setting of a backup or repository: PAGES_AUTO detects database
+ * files, PAGES_OFF never pages, a power of two 4K..64K pages every file
+ * whose size is a multiple of it. */
+#define PAGES_OFF (-1)
+#define PAGES_AUTO 1
+#define PAGES_MIN_SIZE (4u << 10)
+#define PAGES_MAX_SIZE (64u << 10)
+/* Parses "auto", "off" or a size ("8k", "16384") into *ret.  Returns 0 or
+ * -EINVAL. */
+int pages_parse(const char *s, int32_t *ret);
+/* What pages_parse() reads back: "auto", "off" or the size in bytes. */
+void pages_format(int32_t v, char *out, size_t n);
+
 struct repo_init_options {
         uint32_t chunk_min, chunk_avg, chunk_max; /* 0: defaults */
         int level;                                /* zstd level, 0: default 3 */
         uint64_t pack_size;                       /* 0: default 16 MiB */
+        int32_t page_size;                        /* PAGES_*, a page size; 0: PAGES_AUTO */
+        uint32_t page_chunk;                      /* pages per page-aligned chunk; 0: default */
 };
 
 /* Creates a repository at path (directories made as needed).  An existing
@@ -134,6 +149,8 @@ struct backup_options {
         const struct backup_run *parent_run; /* second phase: compare with this first pass */
         bool first_pass;           /* a live pre-copy: files that change are not retried or
                                       reported (the quiesced pass reads them again) */
+        int32_t page_size;         /* PAGES_AUTO, PAGES_OFF or a page size (page-aligned chunks
+                                      for files whose size is a multiple); 0: the repository's */
         const char *meta;          /* snapshot_backup(): JSON object to record, or NULL */
         int64_t quiesce_ns;        /* snapshot_backup(): how long the application was quiesced */
         struct snapshot_events events;

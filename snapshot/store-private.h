@@ -17,7 +17,7 @@
  * catalog lookup).  Bytes, not chunks: with duplicates the workers drain
  * at once and only this bound keeps the tickets from holding 4096 chunks. */
 #define WORK_BYTES (8u << 20)
-#define TICKET_BYTES (8u << 20)
+#define TICKET_BYTES (4u << 20)
 
 struct job {
         uint8_t id[HASH_LEN];

@@ -579,6 +579,31 @@ static int do_entry(struct walker *w, int dfd, const char *name)
         }
 }
 
+/* A directory that starts a database tree (page_tree_of()) makes its
+ * files page-structured when their size fits; an InnoDB tree's page size
+ * is its system tablespace's.  Best effort: what cannot be read keeps the
+ * default. */
+static void enter_page_tree(struct walker *w, int dfd, char *const *names, size_t n)
+{
+        uint8_t tree = page_tree_of(names, n);
+        if (tree == PAGE_TREE_NONE)
+                return;
+        w->page_tree = tree;
+        w->page_tree_page = 0;
+        if (tree != PAGE_TREE_MYSQL)
+                return;
+        uint8_t head[64];
+        struct stat st;
+        _cleanup_close_ int fd = openat(dfd, "ibdata1", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                fd = openat(dfd, "mysql.ibd", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+                ssize_t got = pread(fd, head, sizeof head, 0);
+                if (got > 0)
+                        w->page_tree_page = innodb_page_size(head, (size_t)got);
+        }
+}
+
 static int walk_dir(struct walker *w, int dfd)
 {
         int fd = dup(dfd);
@@ -612,12 +637,18 @@ static int walk_dir(struct walker *w, int dfd)
 
         if (n > 1)
                 qsort(names, n, sizeof *names, name_cmp);
+        uint8_t tree = w->page_tree;
+        uint32_t tree_page = w->page_tree_page;
+        if (w->pages == PAGES_AUTO)
+                enter_page_tree(w, dfd, names, n);
         for (size_t i = 0; i < n && k >= 0; i++) {
                 size_t saved;
                 path_push(w, names[i], &saved);
                 k = do_entry(w, dfd, names[i]);
                 path_pop(w, saved);
         }
+        w->page_tree = tree;
+        w->page_tree_page = tree_page;
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);

@@ -55,6 +55,11 @@ struct walker {
         /* hard links: (dev, ino) of files with more than one link */
         struct link_slot *links;
         size_t links_cap, nlinks;
+        /* Page-aligned chunks: the run's setting (PAGES_*), and the
+         * database tree being walked (enum page_tree, its page size or 0). */
+        int32_t pages;
+        uint8_t page_tree;
+        uint32_t page_tree_page;
         int64_t last_progress;
         uint64_t bytes_done;
         /* Chunks in flight: workers hash them, and their ids come back in

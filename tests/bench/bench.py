@@ -5,6 +5,12 @@ Corpora (built deterministically under $BENCH_DIR, default /var/tmp/berth-bench)
   pg     a PostgreSQL data directory: initdb + pgbench -i (v1), then a bounded
          pgbench run and a CHECKPOINT (v2); the server listens on a unix socket
          only and is started and stopped with its own pg_ctl
+  pgheavy  the same at a larger scale (pgbench -i -s 40) with heavier churn:
+         v2 after thousands of transactions and a CHECKPOINT, so that about
+         10% of the 8 KiB pages change.  The bench counts the changed pages
+         (v1 and v2 compared page by page) and computes the limits for v2
+         growth: those pages compressed one at a time (zstd -3 each, summed)
+         and as one stream
   files  tens of thousands of small files copied from /usr; v2 has 1% of them
          modified, 0.5% deleted and a few added (seeded)
   rand   incompressible data; v2 has a few MB overwritten in the middle of one file
@@ -15,10 +21,15 @@ restore of v2 (wall), verified against the source.  Caches are warm: the data
 is read once before each timed step.  Prints a table with the ratio
 Berth/peer for each figure and writes a TSV.
 
-Usage: bench.py [--quick] [--corpora pg,files,rand] [--tools berth,restic,borg,tarzstd]
-                [--chunk-table] [--out FILE.tsv]
+Peak RSS is reported for every phase (v1, rerun, v2, restore).  With
+$BERTH_OLD set to another berth binary, tool "berthold" runs it too (old vs new
+in the same run); --page-table compares page-aligned chunking settings.
+
+Usage: bench.py [--quick] [--corpora pg,pgheavy,files,rand] [--tools berth,berthold,restic,borg,tarzstd]
+                [--chunk-table] [--page-table] [--out FILE.tsv]
 """
 import argparse
+import ctypes
 import hashlib
 import json
 import os
@@ -148,11 +159,14 @@ def pg_bin(name):
     raise SystemExit("bench: PostgreSQL is not installed (apt-get install postgresql)")
 
 
-def build_pg(base, quick):
-    v1, v2 = base + "/pg-v1", base + "/pg-v2"
+def build_pg(base, quick, heavy=False):
+    """v1: pgbench -i; v2: a pgbench run and a CHECKPOINT.  heavy: a larger
+    scale and thousands of transactions (about 10% of the pages change)."""
+    tag = "pgheavy" if heavy else "pg"
+    v1, v2 = base + "/%s-v1" % tag, base + "/%s-v2" % tag
     if os.path.exists(v2 + "/.done"):
         return v1, v2
-    data, sock = base + "/pg-live", base + "/pg-sock"
+    data, sock = base + "/%s-live" % tag, base + "/%s-sock" % tag
     for p in (v1, v2, data, sock):
         shutil.rmtree(p, ignore_errors=True)
     for d in (sock, data):
@@ -161,19 +175,23 @@ def build_pg(base, quick):
     os.chmod(data, 0o700)
     as_pg = ["runuser", "-u", "postgres", "--"]
     sh(as_pg + [pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"])
-    port = "54329"
+    port = os.environ.get("BENCH_PG_PORT", "54329")
     start = as_pg + [pg_bin("pg_ctl"), "-D", data, "-w", "-l", sock + "/pg.log", "-o",
                      "-k %s -p %s -c listen_addresses='' -c fsync=off" % (sock, port), "start"]
     stop = as_pg + [pg_bin("pg_ctl"), "-D", data, "-w", "-m", "fast", "stop"]
     conn = ["-h", sock, "-p", port, "-U", "postgres"]
+    if heavy:
+        scale, clients, txns = ("4", "2", "500") if quick else ("40", "2", "4000")
+    else:
+        scale, clients, txns = ("2", "2", "100") if quick else ("25", "2", "500")
     try:
         sh(start)
         sh(as_pg + [pg_bin("createdb")] + conn + ["bench"])
-        sh(as_pg + [pg_bin("pgbench")] + conn + ["-i", "-s", "2" if quick else "25", "bench"])
+        sh(as_pg + [pg_bin("pgbench")] + conn + ["-i", "-s", scale, "bench"])
         sh(stop)
         sh(["cp", "-a", data, v1])
         sh(start)
-        sh(as_pg + [pg_bin("pgbench")] + conn + ["-c", "2", "-j", "2", "-t", "100" if quick else "500",
+        sh(as_pg + [pg_bin("pgbench")] + conn + ["-c", clients, "-j", clients, "-t", txns,
                                                  "--random-seed=7", "bench"])
         sh(as_pg + [pg_bin("psql")] + conn + ["-c", "CHECKPOINT", "bench"])
         sh(stop)
@@ -184,6 +202,69 @@ def build_pg(base, quick):
     shutil.rmtree(data)
     open(v2 + "/.done", "w").close()
     return v1, v2
+
+
+def build_pgheavy(base, quick):
+    return build_pg(base, quick, heavy=True)
+
+
+# ---- the limits for v2 growth ------------------------------------------------------
+
+PAGE = 8192
+
+
+class Zstd:
+    """zstd -3 through libzstd (ctypes): one page at a time, or a stream."""
+
+    def __init__(self):
+        self.lib = ctypes.CDLL("libzstd.so.1")
+        self.lib.ZSTD_compressBound.restype = ctypes.c_size_t
+        self.lib.ZSTD_compressBound.argtypes = [ctypes.c_size_t]
+        self.lib.ZSTD_compress.restype = ctypes.c_size_t
+        self.lib.ZSTD_compress.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t,
+                                           ctypes.c_int]
+        self.lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+        self.buf = ctypes.create_string_buffer(self.lib.ZSTD_compressBound(PAGE))
+
+    def page(self, b):
+        n = self.lib.ZSTD_compress(self.buf, len(self.buf), b, len(b), 3)
+        if self.lib.ZSTD_isError(n):
+            raise SystemExit("bench: zstd failed")
+        return n
+
+
+def changed_pages(v1, v2):
+    """Compares every file of v2 with the same file in v1, 8 KiB page by
+    page (a page past v1's end counts as changed).  Returns (pages in v2,
+    changed pages, their zstd -3 size one page at a time, as one stream)."""
+    z = Zstd()
+    total = changed = per_page = 0
+    stream = os.path.join(WORK, "changed-pages")
+    with open(stream, "wb") as out:
+        for d, dirs, files in os.walk(v2):
+            dirs.sort()
+            for name in sorted(files):
+                p2 = os.path.join(d, name)
+                if name == ".done" or not os.path.isfile(p2) or os.path.islink(p2):
+                    continue
+                p1 = os.path.join(v1, os.path.relpath(p2, v2))
+                f1 = open(p1, "rb") if os.path.isfile(p1) else None
+                with open(p2, "rb") as f2:
+                    while True:
+                        b2 = f2.read(PAGE)
+                        if not b2:
+                            break
+                        b1 = f1.read(PAGE) if f1 else b""
+                        total += 1
+                        if b1 != b2:
+                            changed += 1
+                            per_page += z.page(b2)
+                            out.write(b2)
+                if f1:
+                    f1.close()
+    whole = int(sh("zstd -3 -T1 -q -c '%s' | wc -c" % stream, capture=True))
+    os.unlink(stream)
+    return total, changed, per_page, whole
 
 
 # ---- tools ---------------------------------------------------------------------
@@ -205,25 +286,37 @@ class Tool:
 
 class Berth(Tool):
     name = "berth"
+    exe = BERTH
 
-    def __init__(self, work, init_args=""):
+    def __init__(self, work, init_args="", backup_args=""):
         super().__init__(work)
         self.init_args = init_args
+        self.backup_args = backup_args
         self.env["BERTH_REPO"] = self.repo
         self.env["BERTH_CONFIG"] = "/dev/null"
         self.last = {}
 
     def init(self):
-        sh("%s init -q %s" % (BERTH, self.init_args), env=self.env)
+        sh("%s init -q %s" % (self.exe, self.init_args), env=self.env)
 
     def backup(self, src):
         out = os.path.join(self.work, "berth.json")
-        r = timed("%s --json --no-progress backup --path '%s' --name bench > '%s'" % (BERTH, src, out), env=self.env)
+        r = timed("%s --json --no-progress backup --path '%s' --name bench %s > '%s'"
+                  % (self.exe, src, self.backup_args, out), env=self.env)
         self.last = json.load(open(out))
         return r
 
     def restore(self, dst):
-        return timed("%s -q restore bench@latest --target '%s'" % (BERTH, dst), env=self.env)
+        return timed("%s -q restore bench@latest --target '%s'" % (self.exe, dst), env=self.env)
+
+    def catalog_size(self):
+        return du(os.path.join(self.repo, "catalog.db"))
+
+
+class BerthOld(Berth):
+    """$BERTH_OLD: the same steps with another build, for old vs new in one run."""
+    name = "berthold"
+    exe = os.environ.get("BERTH_OLD", "")
 
 
 class Restic(Tool):
@@ -317,6 +410,10 @@ def run_tool(tool, corpus, v1, v2):
     warm(data)
     res["v2_wall"], _, res["v2_rss_kib"] = tool.backup(data)
     res["v2_growth"] = tool.size() - size1
+    if isinstance(tool, Berth):
+        res["v2_chunks"] = tool.last.get("index_chunks", 0)
+        res["v2_index_bytes"] = tool.last.get("index_bytes", 0)
+        res["v2_catalog_size"] = tool.catalog_size()
     dst = os.path.join(WORK, "restored")
     shutil.rmtree(dst, ignore_errors=True)
     res["restore_wall"], _, res["restore_rss_kib"] = tool.restore(dst)
@@ -327,7 +424,7 @@ def run_tool(tool, corpus, v1, v2):
 
 
 def human(v, metric):
-    if metric.endswith("_size") or metric.endswith("growth") or metric == "index_bytes":
+    if metric.endswith("_size") or metric.endswith("growth") or metric.endswith("index_bytes"):
         for unit in ["B", "KiB", "MiB", "GiB"]:
             if abs(v) < 1024 or unit == "GiB":
                 return "%.1f %s" % (v, unit) if unit != "B" else "%d B" % v
@@ -339,7 +436,9 @@ def human(v, metric):
     return str(v)
 
 
-METRICS = ["v1_wall", "v1_cpu", "v1_rss_kib", "v1_size", "rerun_wall", "v2_wall", "v2_growth", "restore_wall"]
+METRICS = ["v1_wall", "v1_cpu", "v1_rss_kib", "v1_size", "rerun_wall", "rerun_rss_kib", "v2_wall", "v2_rss_kib",
+           "v2_growth", "restore_wall", "restore_rss_kib"]
+RSS = ["v1_rss_kib", "rerun_rss_kib", "v2_rss_kib", "restore_rss_kib"]
 
 
 def chunker_speed():
@@ -350,27 +449,69 @@ def chunker_speed():
     return out.strip()
 
 
+def print_limits(corpus, lim):
+    total, changed, per_page, whole = lim
+    print("%s: %d of %d 8 KiB pages changed (%.1f%%): %s raw, %s compressed one page at a time (zstd -3), "
+          "%s as one stream" % (corpus, changed, total, 100.0 * changed / max(total, 1),
+                                human(changed * PAGE, "_size"), human(per_page, "_size"), human(whole, "_size")),
+          flush=True)
+
+
+def print_page_row(label, corpus, r, lim):
+    extra = ""
+    if lim:
+        extra = "  growth/limit %.2f (per page) %.2f (stream)" % (r["v2_growth"] / max(lim[2], 1),
+                                                                   r["v2_growth"] / max(lim[3], 1))
+    print("%-10s %-8s v1 %6.2fs cpu %6.2fs %8s %10s  v2 %6.2fs %8s growth %10s  restore %6.2fs  chunks %8d  "
+          "index %9s  catalog %9s%s" % (
+              label, corpus, r["v1_wall"], r["v1_cpu"], human(r["v1_rss_kib"], "_kib"), human(r["v1_size"], "v1_size"),
+              r["v2_wall"], human(r["v2_rss_kib"], "_kib"), human(r["v2_growth"], "v2_growth"),
+              r["restore_wall"], r["v2_chunks"], human(r["v2_index_bytes"], "index_bytes"),
+              human(r["v2_catalog_size"], "_size"), extra), flush=True)
+
+
 def main():
     global WORK
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--corpora", default="pg,files,rand")
-    ap.add_argument("--tools", default="berth,restic,borg,tarzstd")
+    ap.add_argument("--corpora", default="pg,pgheavy,files,rand")
+    ap.add_argument("--tools", default="berth,restic,borg,tarzstd" + (",berthold" if BerthOld.exe else ""))
     ap.add_argument("--chunk-table", action="store_true",
                     help="instead: Berth with several chunk sizes on every corpus")
+    ap.add_argument("--page-table", action="store_true",
+                    help="instead: Berth with page-aligned chunks off and 1, 2, 4 pages per chunk (and "
+                         "$BERTH_OLD) on every corpus")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
 
     base = os.environ.get("BENCH_DIR", "/var/tmp/berth-bench") + ("-quick" if a.quick else "")
     WORK = os.path.join(base, "work")
     os.makedirs(WORK, exist_ok=True)
-    builders = {"pg": build_pg, "files": build_files, "rand": build_rand}
+    builders = {"pg": build_pg, "pgheavy": build_pgheavy, "files": build_files, "rand": build_rand}
     corpora = {}
     for c in a.corpora.split(","):
         print("building corpus %s ..." % c, flush=True)
         corpora[c] = builders[c](base, a.quick)
+    limits = {}
+    for c, (v1, v2) in corpora.items():
+        if c.startswith("pg"):
+            limits[c] = changed_pages(v1, v2)
+            print_limits(c, limits[c])
 
     rows = []
+    if a.page_table:
+        print("\npage-aligned chunks: per corpus, v1 backup (wall, CPU, peak RSS, size), v2 backup (wall, peak RSS, "
+              "growth), restore wall; after v2: chunks in the index, its lookup table, catalog.db")
+        setups = [("off", "--page-size off"), ("1 page", "--page-chunk 1"), ("2 pages*", "--page-chunk 2"),
+                  ("4 pages", "--page-chunk 4")]
+        for label, init in setups:
+            for c, (v1, v2) in corpora.items():
+                r = run_tool(Berth(WORK, init), c, v1, v2)
+                print_page_row(label, c, r, limits.get(c))
+        if BerthOld.exe:
+            for c, (v1, v2) in corpora.items():
+                print_page_row("old build", c, run_tool(BerthOld(WORK), c, v1, v2), limits.get(c))
+        return
     if a.chunk_table:
         sizes = [("2K", "8K", "32K"), ("4K", "16K", "64K"), ("8K", "32K", "128K"), ("16K", "64K", "256K"),
                  ("64K", "256K", "1M")]
@@ -386,7 +527,7 @@ def main():
                     flush=True)
         return
 
-    tools = {"berth": Berth, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
+    tools = {"berth": Berth, "berthold": BerthOld, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
     results = {}
     for c, (v1, v2) in corpora.items():
         for tname in a.tools.split(","):
@@ -424,6 +565,18 @@ def main():
                 print("%-14s %d chunks, lookup table %s (%.1f MiB per million chunks)" % (
                     "berth index", r["chunks"], human(r["index_bytes"], "index_bytes"),
                     r["index_bytes"] / r["chunks"] * 1e6 / 1048576))
+                print("%-14s after v2: %d chunks, lookup table %s, catalog.db %s" % (
+                    "", r["v2_chunks"], human(r["v2_index_bytes"], "index_bytes"),
+                    human(r["v2_catalog_size"], "_size")))
+            for t in a.tools.split(","):
+                peak = max(results[(c, t)][m] for m in RSS)
+                print("%-14s %s %s%s" % ("peak RSS" if t == a.tools.split(",")[0] else "", t,
+                                         human(peak, "_kib"), "  (goal <= 64 MiB)" if t == "berth" else ""))
+            if c in limits:
+                print_limits(c, limits[c])
+                lim = limits[c]
+                print("%-14s berth v2 growth / limit: %.2f (pages one at a time), %.2f (one stream)" % (
+                    "", r["v2_growth"] / max(lim[2], 1), r["v2_growth"] / max(lim[3], 1)))
     sp = chunker_speed()
     if sp:
         print("\n" + sp)

@@ -1,4 +1,5 @@
-/* test-chunker.c — FastCDC: limits, determinism, stability under insertions. */
+/* test-chunker.c — FastCDC: limits, determinism, stability under insertions;
+ * page-aligned chunks: detection and cutting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -192,6 +193,119 @@ static void test_throughput(void **state)
         free(p);
 }
 
+static void test_pages_parse(void **state)
+{
+        int32_t v;
+        assert_int_equal(pages_parse("auto", &v), 0);
+        assert_int_equal(v, PAGES_AUTO);
+        assert_int_equal(pages_parse("off", &v), 0);
+        assert_int_equal(v, PAGES_OFF);
+        assert_int_equal(pages_parse("8k", &v), 0);
+        assert_int_equal(v, 8192);
+        assert_int_equal(pages_parse("16384", &v), 0);
+        assert_int_equal(v, 16384);
+        assert_int_equal(pages_parse("3k", &v), -EINVAL);   /* not a power of two */
+        assert_int_equal(pages_parse("2k", &v), -EINVAL);   /* too small */
+        assert_int_equal(pages_parse("128k", &v), -EINVAL); /* too large */
+        assert_int_equal(pages_parse("", &v), -EINVAL);
+        char out[16];
+        pages_format(8192, out, sizeof out);
+        assert_string_equal(out, "8192");
+        pages_format(PAGES_OFF, out, sizeof out);
+        assert_string_equal(out, "off");
+}
+
+static void test_page_trees(void **state)
+{
+        char *pg[] = { "PG_VERSION", "base", "global", "pg_wal" };
+        char *pg_partial[] = { "PG_VERSION", "base" };
+        char *my[] = { "auto.cnf", "ibdata1", "mysql" };
+        char *wt[] = { "WiredTiger", "collection-0.wt" };
+        assert_int_equal(page_tree_of(pg, 4), PAGE_TREE_PG);
+        assert_int_equal(page_tree_of(pg_partial, 2), PAGE_TREE_NONE);
+        assert_int_equal(page_tree_of(my, 3), PAGE_TREE_MYSQL);
+        assert_int_equal(page_tree_of(wt, 2), PAGE_TREE_WT);
+        assert_int_equal(page_tree_of(NULL, 0), PAGE_TREE_NONE);
+}
+
+static void test_page_detect(void **state)
+{
+        uint8_t head[128] = { 0 };
+        const uint64_t MB = 1u << 20;
+        /* PostgreSQL tree: sizes that are whole pages only */
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_PG, 0, "16384", MB, head, sizeof head), 8192);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_PG, 0, "16384", MB + 1, head, sizeof head), 0);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_PG, 0, "16384", 4096, head, sizeof head), 0);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "16384", MB, head, sizeof head), 0);
+        assert_int_equal(page_size_detect(PAGES_OFF, PAGE_TREE_PG, 0, "16384", MB, head, sizeof head), 0);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_PG, 0, "empty", 0, head, 0), 0);
+        /* an explicit size pages any file that fits */
+        assert_int_equal(page_size_detect(16384, PAGE_TREE_NONE, 0, "x", MB, head, sizeof head), 16384);
+        assert_int_equal(page_size_detect(16384, PAGE_TREE_NONE, 0, "x", 8192, head, sizeof head), 0);
+        /* InnoDB: 16 KiB unless its FSP flags say otherwise */
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "t.ibd", MB, head, sizeof head), 16384);
+        head[56] = 1; /* flags 0x100: PAGE_SSIZE (bits 6..9) 4, 8 KiB */
+        assert_int_equal(innodb_page_size(head, sizeof head), 8192);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "t.ibd", MB, head, sizeof head), 8192);
+        head[56] = 0;
+        head[57] = 1 << 6; /* PAGE_SSIZE 1: nonsense, so the tree's, else 16 KiB */
+        assert_int_equal(innodb_page_size(head, sizeof head), 0);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_MYSQL, 4096, "t.ibd", MB, head, sizeof head), 4096);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "t.ibd", 100, head, sizeof head), 0);
+        assert_int_equal(innodb_page_size(head, 40), 0);
+        head[57] = 0;
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_MYSQL, 0, "ib_logfile0", MB, head, sizeof head),
+                         16384);
+        /* WiredTiger by name */
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "c-1.wt", 3 * 4096, head, sizeof head), 4096);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "c-1.wt", 5000, head, sizeof head), 0);
+        /* SQLite by header, anywhere */
+        memcpy(head, "SQLite format 3", 16);
+        head[16] = 0x10; /* 4096 */
+        head[17] = 0;
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "app.db", MB, head, sizeof head), 4096);
+        head[16] = 0;
+        head[17] = 1; /* 65536 */
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "app.db", MB, head, sizeof head), 65536);
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "app.db", 98304, head, sizeof head), 0);
+        head[17] = 3; /* not a page size */
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "app.db", MB, head, sizeof head), 0);
+        /* a header cut short is no header */
+        head[16] = 0x20;
+        head[17] = 0;
+        assert_int_equal(page_size_detect(PAGES_AUTO, PAGE_TREE_NONE, 0, "app.db", MB, head, 50), 0);
+}
+
+/* Fixed chunks start at every multiple of the chunk size, whatever the
+ * bytes, so one changed page changes one chunk. */
+static void test_page_cut(void **state)
+{
+        assert_int_equal(page_chunk_bytes(8192, 1), 8192);
+        assert_int_equal(page_chunk_bytes(8192, 4), 32768);
+        assert_int_equal(page_chunk_bytes(4096, 1), 8192); /* at least 8 KiB */
+        assert_int_equal(page_chunk_bytes(16384, 0), 16384);
+        assert_int_equal(chunker_cut_fixed(8192, 100000, false), 8192);
+        assert_int_equal(chunker_cut_fixed(8192, 8191, false), 0);
+        assert_int_equal(chunker_cut_fixed(8192, 8191, true), 8191);
+        assert_int_equal(chunker_cut_fixed(8192, 0, true), 0);
+
+        size_t n = 64 * 8192;
+        uint8_t *a = random_bytes(n, 5), *b = xmalloc(n);
+        memcpy(b, a, n);
+        memset(b + 20 * 8192 + 100, 0xAB, 50); /* one changed page */
+        size_t diff = 0, chunks = 0;
+        for (size_t pos = 0; pos < n; chunks++) {
+                size_t len = chunker_cut_fixed(8192, n - pos, true);
+                assert_int_equal(pos % 8192, 0);
+                diff += memcmp(a + pos, b + pos, len) != 0;
+                pos += len;
+        }
+        assert_int_equal(chunks, 64);
+        assert_int_equal(diff, 1);
+        free(a);
+        free(b);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -202,6 +316,10 @@ int main(void)
                 cmocka_unit_test(test_needs_more_data),
                 cmocka_unit_test(test_zeros_cut_at_max),
                 cmocka_unit_test(test_matches_reference),
+                cmocka_unit_test(test_pages_parse),
+                cmocka_unit_test(test_page_trees),
+                cmocka_unit_test(test_page_detect),
+                cmocka_unit_test(test_page_cut),
                 cmocka_unit_test(test_throughput),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
