@@ -47,6 +47,55 @@ void hasher_update(struct hasher *h, const void *p, size_t n);
 void hasher_final(struct hasher *h, uint8_t out[HASH_LEN]); /* and resets */
 void hasher_free(struct hasher *h);
 
+
+/* ---- crypto.c: encryption at rest -------------------------------------------------
+ *
+ * An encrypted repository's key context: the master key and the subkeys
+ * HKDF-SHA-256 derives from it (data: AEAD; id: HMAC-SHA-256 chunk ids;
+ * the chunker's gear table).  Every object that leaves the host goes
+ * through crypto_seal() at ONE place per kind: version(1) || nonce(12) ||
+ * ciphertext || tag(16), AES-256-GCM or ChaCha20-Poly1305, with the
+ * repository id and the kind as associated data.  crypto_open() returns
+ * -BERTH_ECORRUPT for anything that does not authenticate. */
+#define CRYPTO_KEY_LEN 32
+#define CRYPTO_OVERHEAD (1 + 12 + 16)
+enum {
+        CRYPTO_KIND_RECORD = 1,   /* a pack record (compressed chunk) */
+        CRYPTO_KIND_TRAILER = 2,  /* a pack's trailer */
+        CRYPTO_KIND_SNAPSHOT = 3, /* a snapshot file */
+        CRYPTO_KIND_KEEP = 4,     /* a keep/ object */
+        CRYPTO_KIND_KEY = 5,      /* the master key inside a key object */
+};
+struct repo_keys;
+struct crypto_kdf {
+        uint64_t n;
+        uint32_t r, p;
+};
+/* "aes-256-gcm" where the CPU has AES-NI, else "chacha20-poly1305". */
+const char *crypto_default_cipher(void);
+int crypto_keys_new(const char *repo_id, const char *cipher, const uint8_t master[CRYPTO_KEY_LEN],
+                    struct repo_keys **ret);
+void crypto_keys_free(struct repo_keys *k);
+const char *crypto_cipher(const struct repo_keys *k);
+const uint8_t *crypto_master(const struct repo_keys *k);
+int crypto_random_key(uint8_t out[CRYPTO_KEY_LEN]);
+/* HMAC-SHA-256 under the id key: an encrypted repository's chunk ids. */
+void crypto_chunk_id(const struct repo_keys *k, const void *p, size_t n, uint8_t out[HASH_LEN]);
+/* The chunker's gear table, derived from the master key. */
+int crypto_gear(const struct repo_keys *k, uint64_t gear[256]);
+/* out = the sealed (opened) form; crypto_open: 0 or -BERTH_ECORRUPT. */
+int crypto_seal(const struct repo_keys *k, uint8_t kind, const void *plain, size_t len, struct buf *out);
+int crypto_open(const struct repo_keys *k, uint8_t kind, const void *sealed, size_t len, struct buf *out);
+/* scrypt parameters for new key objects (BERTH_SCRYPT_N_LOG2 overrides N). */
+void crypto_kdf_default(struct crypto_kdf *p);
+/* A key object's text: the master key wrapped under scrypt(password). */
+int crypto_key_wrap(const uint8_t master[CRYPTO_KEY_LEN], const char *repo_id, const char *cipher,
+                    const char *password, const struct crypto_kdf *p, char **ret_text);
+/* 0 and master, -EACCES when password does not open it, -BERTH_ECORRUPT
+ * when text is not a key object.  A NULL password checks the shape only. */
+int crypto_key_unwrap(const char *text, const char *repo_id, const char *cipher, const char *password,
+                      uint8_t master[CRYPTO_KEY_LEN], int64_t *ret_created);
+
 /* ---- idset.c: open-addressing sets of chunk ids -------------------------------
  *
  * `struct idset` keeps whole 32-byte ids (exact membership, with removal);
