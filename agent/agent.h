@@ -42,6 +42,8 @@ struct settings {
         char *known_hosts;     /* --known-hosts; NULL: ~/.ssh/known_hosts */
         bool accept_new_host_key;
         char *remote_berth;    /* --remote-berth: the far side's berth; NULL: "berth" */
+        char *password_file;   /* --password-file: an encrypted repository's password */
+        char *password_command; /* --password-command: run with /bin/sh -c, its first line */
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
 };
@@ -63,6 +65,8 @@ int settings_load(void);
         { "known-hosts", required_argument, NULL, 0x1005 },              \
         { "accept-new-host-key", no_argument, NULL, 0x1006 },            \
         { "remote-berth", required_argument, NULL, 0x1007 },             \
+        { "password-file", required_argument, NULL, 0x1008 },            \
+        { "password-command", required_argument, NULL, 0x1009 },         \
         { "help", no_argument, NULL, 'h' }
 /* -i is --identity, except for a command that has its own -i (restore and
  * export: --include), where --identity still works. */
@@ -71,6 +75,14 @@ int settings_load(void);
 /* Handles a global option returned by getopt_long; returns 1 when it was
  * one, 0 when not, -1 on a bad value (after saying so). */
 int global_option(int c, const char *arg);
+
+/* password.c: an encrypted repository's password, from --password-file,
+ * --password-command, BERTH_PASSWORD_FILE, $CREDENTIALS_DIRECTORY/berth-password,
+ * BERTH_PASSWORD, then the terminal (twice when confirm).  The caller
+ * frees *ret.  (repo_password_fn) */
+int password_get(const char *where, bool confirm, char **ret);
+/* A new password: the first line of file, else asked twice on the terminal. */
+int password_new(const char *file, char **ret);
 
 enum { OPT_DONE = -1, OPT_UNKNOWN = -2 };
 /* Parses a command's options (argv[0] is its name; opts must include
@@ -185,5 +197,6 @@ extern const struct command command_init, command_backup, command_snapshots, com
 extern const struct command command_forget;
 extern const struct command command_tag;
 extern const struct command command_prune;
+extern const struct command command_key;
 
 #endif

@@ -31,6 +31,8 @@ struct chunker {
 
 /* avg must be a power of two; min < avg < max.  Returns 0 or -EINVAL. */
 int chunker_init(struct chunker *c, uint32_t min, uint32_t avg, uint32_t max, uint64_t seed);
+/* Replaces the gear table (an encrypted repository's, from its key). */
+void chunker_set_gear(struct chunker *c, const uint64_t gear[256]);
 /* Length of the chunk that starts at p, given n available bytes.  Returns 0
  * when more bytes are needed to decide (n < max and !eof); at eof returns
  * at most n. */
@@ -96,6 +98,17 @@ int crypto_key_wrap(const uint8_t master[CRYPTO_KEY_LEN], const char *repo_id, c
 int crypto_key_unwrap(const char *text, const char *repo_id, const char *cipher, const char *password,
                       uint8_t master[CRYPTO_KEY_LEN], int64_t *ret_created);
 
+/* A chunk's id: SHA-256, or HMAC-SHA-256 under the id key of an encrypted
+ * repository (k != NULL). */
+void chunk_id(const struct repo_keys *k, const void *p, size_t n, uint8_t out[HASH_LEN]);
+
+/* keys.c: reads the password and opens the master key from keys/ (a no-op
+ * for a plain repository); sets r->keys and the chunkers' gear tables. */
+int repo_unlock(struct repo *r);
+/* A new master key, wrapped under password as keys/<id> in be. */
+int repo_init_key(struct backend *be, const char *where, const char *repo_id, const char *cipher,
+                  const char *password);
+
 /* ---- idset.c: open-addressing sets of chunk ids -------------------------------
  *
  * `struct idset` keeps whole 32-byte ids (exact membership, with removal);
@@ -128,9 +141,13 @@ void idfilter_free(struct idfilter *f);
  * flags), and a 24-byte footer: entry count, trailer length, the first 8
  * bytes of the trailer's SHA-256, and the magic "BPKTRL01".  A pack's name
  * is the SHA-256 of its trailer and footer.  Little-endian throughout.
+ * In an encrypted repository each stored chunk is sealed (crypto.c) and the
+ * trailer is one sealed unit; the footer has count 0 and the magic
+ * "BPKTRLE1", so shape and name are checked without the key.
  */
 #define PACK_MAGIC "BERTHPK1"
 #define PACK_FOOTER_MAGIC "BPKTRL01"
+#define PACK_FOOTER_MAGIC_SEALED "BPKTRLE1" /* encrypted repository: the trailer is sealed */
 #define PACK_HEADER_SIZE 8
 #define PACK_ENTRY_SIZE 48
 #define PACK_FOOTER_SIZE 24
@@ -152,7 +169,7 @@ struct pack_entry {
 struct pack_writer;
 /* Creates a temporary pack in a local spool directory (the repository's
  * tmp/ for a local repository), where the writer builds it. */
-int pack_writer_new(int spool_dirfd, struct pack_writer **ret);
+int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret);
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);
 uint64_t pack_writer_size(const struct pack_writer *w);
 size_t pack_writer_count(const struct pack_writer *w);
@@ -167,11 +184,11 @@ void pack_writer_abort(struct pack_writer *w);
 
 /* Reads and validates the trailer of pack object `name` of `size` bytes;
  * with ret_name, also the pack's name (the SHA-256 of trailer and footer). */
-int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                      uint8_t ret_name[HASH_LEN]);
+int pack_read_trailer(const struct repo_keys *k, struct backend *be, const char *name, uint64_t size,
+                      struct pack_entry **ret, size_t *ret_n, uint8_t ret_name[HASH_LEN]);
 /* The same for a pack in a local file (a spool being received). */
-int pack_read_trailer_fd(int fd, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                         uint8_t ret_name[HASH_LEN]);
+int pack_read_trailer_fd(const struct repo_keys *k, int fd, const char *name, uint64_t size, struct pack_entry **ret,
+                         size_t *ret_n, uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
  * `size` bytes); used by pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);
@@ -183,7 +200,16 @@ int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN]);
 
 /* Decompresses (when needed) and verifies stored bytes against the id.
  * Returns 0, or -BERTH_ECORRUPT when they do not match. */
-int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx);
+int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
+                 void *dctx);
+/* An encrypted repository's record as its pack holds it (e->stored_len
+ * sealed bytes) opened into out, its stored form; e->stored_len becomes
+ * that form's length.  0 or -BERTH_ECORRUPT. */
+int pack_record_open(const struct repo_keys *k, struct pack_entry *e, const uint8_t *sealed, struct buf *out);
+/* A record as read from a pack (stored->data, e->stored_len bytes), opened
+ * when k, decoded and verified into out; stored is used as scratch. */
+int record_decode(const struct repo_keys *k, const struct pack_entry *e, struct buf *stored, struct buf *out,
+                  void *dctx);
 
 /* ---- store.c: the chunk store ---------------------------------------------
  *
@@ -467,6 +493,8 @@ struct repo_config {
         uint32_t tree_min, tree_avg, tree_max;
         int level;                       /* zstd level */
         uint64_t pack_size;              /* target pack size */
+        bool encrypted;
+        char cipher[32];                 /* "aes-256-gcm" or "chacha20-poly1305" */
 };
 
 /* The objects (config, packs, snapshot files) are reached through `be`
@@ -486,6 +514,8 @@ struct repo {
         struct chunker tree_chunker;
         struct catalog *catalog;
         struct store *store;             /* see repo_store() */
+        struct repo_keys *keys;          /* an encrypted repository's key; NULL: plain, or keyless */
+        char *key_name;                  /* the keys/ object the password opened */
         uint64_t recovered_packs, recovered_snapshots;
 };
 

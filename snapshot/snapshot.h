@@ -26,11 +26,13 @@
 struct repo;
 
 #define REPO_FORMAT 1
+#define REPO_FORMAT_ENCRYPTED 2 /* format 1 plus encryption (config "encryption") */
 
 struct repo_init_options {
         uint32_t chunk_min, chunk_avg, chunk_max; /* 0: defaults */
         int level;                                /* zstd level, 0: default 3 */
         uint64_t pack_size;                       /* 0: default 16 MiB */
+        const char *password;                     /* non-NULL: an encrypted repository */
 };
 
 /* Creates a repository at path (directories made as needed).  An existing
@@ -60,6 +62,35 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
  * opens without a catalog. */
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
                       struct repo **ret);
+/* repo_open() with flags: REPO_OPEN_KEYLESS opens an encrypted repository
+ * without its key and without a catalog (serve: objects only). */
+enum { REPO_OPEN_KEYLESS = 1 << 0 };
+int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, unsigned flags, struct repo **ret);
+/* Where this host caches the catalog of repository `id` (an encrypted or a
+ * remote one): $BERTH_CACHE_DIR/<id>, /var/cache/berth/<id> for root, else
+ * $XDG_CACHE_HOME/berth/<id> or ~/.cache/berth/<id>.  The caller frees. */
+char *repo_cache_dir(const char *id);
+
+/* ---- encryption (keys.c) ----
+ * The password of an encrypted repository comes from the program: fn
+ * returns 0 and *ret (caller frees), or -errno with error_set().  confirm:
+ * a new password (asked twice on a terminal). */
+typedef int (*repo_password_fn)(const char *where, bool confirm, char **ret);
+void repo_set_password_source(repo_password_fn fn);
+bool repo_encrypted(const struct repo *r);
+struct repo_key_info {
+        char id[17];
+        int64_t created;   /* seconds since the epoch, 0: unknown */
+        bool in_use;       /* the one this run's password opened */
+        bool valid;        /* well formed */
+};
+int repo_key_list(struct repo *r, struct repo_key_info **ret, size_t *ret_n);
+/* A new key object for password: 0 and its id. */
+int repo_key_add(struct repo *r, const char *password, char ret_id[17]);
+/* Removes keys/<id>; refuses (-EBUSY) the last well-formed key, and the
+ * key in use unless current_ok. */
+int repo_key_remove(struct repo *r, const char *id, bool current_ok);
+
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);
