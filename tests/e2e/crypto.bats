@@ -130,6 +130,23 @@ PY
         echo "$output"
         [ "$status" -ne 0 ]
         [ ! -e "$T/out/rand.bin" ] || ! cmp -s "$T/src/rand.bin" "$T/out/rand.bin" || false
+        # a manifest (tree) record, found through the local catalog cache
+        rm -rf "$T/repo" "$T/out" && cp -a "$T/clean" "$T/repo"
+        read -r tpack toff < <(python3 - "$BERTH_CACHE_DIR"/*/catalog.db <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+h, off = db.execute("SELECT hex(p.hash), c.offset FROM chunks c JOIN packs p ON p.id = c.pack "
+                    "WHERE c.flags & 2 LIMIT 1").fetchone()
+print(h.lower(), off)
+PY
+)
+        flip_byte "$T/repo/packs/${tpack:0:2}/$tpack" $((toff + 20))
+        run b --password-file "$T/pw" check --read-data
+        echo "$output"
+        [ "$status" -eq 5 ]
+        run b --password-file "$T/pw" restore v@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -ne 0 ]
         # the trailer: inside the sealed unit before the 24-byte footer
         rm -rf "$T/repo" "$T/out" && cp -a "$T/clean" "$T/repo"
         flip_byte "$pack" -40
@@ -273,4 +290,32 @@ PY
         [ "$status" -eq 1 ]
         # the far side can check what it stores without the key
         [ ! -e "$T/repo/catalog.db" ]
+}
+
+@test "crypto: forget --prune repacks an encrypted repository; survivors restore and check" {
+        export BERTH_PASSWORD_FILE=$T/pw
+        run b init --encrypt --pack-size 1M
+        [ "$status" -eq 0 ]
+        mkdir -p "$T/keep" "$T/mixed"
+        head -c 1500000 /dev/urandom > "$T/keep/k.bin"
+        for i in $(seq 1 60); do head -c 20000 /dev/urandom > "$T/mixed/$CANARY-$i"; done
+        for i in $(seq 1 4 60); do cp -p "$T/mixed/$CANARY-$i" "$T/keep/"; done
+        b backup --path "$T/mixed" --name mixed > /dev/null
+        b backup --path "$T/keep" --name keep > /dev/null
+        run b forget --keep-last 0 --name mixed
+        echo "$output"
+        [ "$status" -eq 0 ]
+        before=$(du -sb "$T/repo/packs" | cut -f1)
+        run b --json prune --max-unused 0
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [ "$(du -sb "$T/repo/packs" | cut -f1)" -lt "$before" ]
+        run b restore keep@latest --target "$T/out"
+        [ "$status" -eq 0 ]
+        python3 "$TREECMP" "$T/keep" "$T/out"
+        run b check --read-data
+        echo "$output"
+        [ "$status" -eq 0 ]
+        run grep -r -a -l "$CANARY" "$T/repo"
+        [ "$status" -eq 1 ]
 }
