@@ -5,9 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zstd.h>
 
 #include "../../snapshot/internal.h"
 
@@ -113,6 +117,82 @@ static void test_key_wrap(void **state)
         free(text);
 }
 
+/* A sealed pack: keyless shape-and-name check (serve), the trailer opens
+ * with the key only, every record decodes, a flipped byte is refused. */
+static void test_sealed_pack(void **state)
+{
+        char dir[64] = "/tmp/berth-crypto.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        int dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+        mkdirat(dirfd, "packs", 0755);
+        mkdirat(dirfd, "tmp", 0755);
+        int tmpfd = openat(dirfd, "tmp", O_RDONLY | O_DIRECTORY);
+        struct backend *be;
+        assert_int_equal(backend_local_open(dir, true, &be), 0);
+        struct repo_keys *k = keys("00112233aabbccdd", "aes-256-gcm");
+
+        struct pack_writer *w;
+        assert_int_equal(pack_writer_new(tmpfd, k, &w), 0);
+        uint8_t data[3][1000];
+        for (int i = 0; i < 3; i++) {
+                memset(data[i], 'a' + i, sizeof data[i]);
+                struct pack_entry e = { .stored_len = sizeof data[i], .raw_len = sizeof data[i] };
+                chunk_id(k, data[i], sizeof data[i], e.id);
+                assert_int_equal(pack_writer_add(w, &e, data[i]), 0);
+        }
+        uint8_t hash[HASH_LEN];
+        uint64_t size;
+        struct pack_entry *out;
+        size_t n;
+        assert_int_equal(pack_writer_finish(w, be, hash, &size, &out, &n), 0);
+        free(out);
+        char path[128];
+        pack_path(hash, path, sizeof path);
+        int fd = openat(dirfd, path, O_RDWR);
+        assert_true(fd >= 0);
+
+        assert_int_equal(snapshot_verify_pack(fd, size, path), 0);
+        struct pack_entry *e;
+        assert_int_equal(pack_read_trailer(NULL, be, path, size, &e, &n, NULL), -EACCES);
+        error_clear();
+        assert_int_equal(pack_read_trailer(k, be, path, size, &e, &n, NULL), 0);
+        assert_int_equal(n, 3);
+        ZSTD_DCtx *dctx = ZSTD_createDCtx();
+        struct buf st = { 0 }, plain = { 0 };
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(e[i].stored_len, sizeof data[i] + CRYPTO_OVERHEAD);
+                buf_reset(&st);
+                buf_reserve(&st, e[i].stored_len);
+                assert_int_equal(pread_all(fd, st.data, e[i].stored_len, e[i].offset), 0);
+                assert_null(memmem(st.data, e[i].stored_len, data[i], 16));
+                assert_int_equal(record_decode(k, &e[i], &st, &plain, dctx), 0);
+                assert_memory_equal(plain.data, data[i], sizeof data[i]);
+        }
+        /* a flipped byte in a record: refused */
+        buf_reset(&st);
+        buf_reserve(&st, e[1].stored_len);
+        assert_int_equal(pread_all(fd, st.data, e[1].stored_len, e[1].offset), 0);
+        st.data[20] ^= 1;
+        assert_int_equal(record_decode(k, &e[1], &st, &plain, dctx), -BERTH_ECORRUPT);
+        /* a flipped byte in the sealed trailer: the name check fails */
+        uint8_t c;
+        assert_int_equal(pread_all(fd, &c, 1, (off_t)size - PACK_FOOTER_SIZE - 5), 0);
+        c ^= 1;
+        assert_int_equal(pwrite(fd, &c, 1, (off_t)size - PACK_FOOTER_SIZE - 5), 1);
+        assert_int_equal(snapshot_verify_pack(fd, size, path), -BERTH_ECORRUPT);
+        error_clear();
+        free(e);
+        buf_free(&st);
+        buf_free(&plain);
+        ZSTD_freeDCtx(dctx);
+        close(fd);
+        crypto_keys_free(k);
+        backend_free(be);
+        close(tmpfd);
+        close(dirfd);
+        rm_rf_at(AT_FDCWD, dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -121,6 +201,7 @@ int main(void)
                 cmocka_unit_test(test_kind_and_repo_bound),
                 cmocka_unit_test(test_keyed_ids),
                 cmocka_unit_test(test_key_wrap),
+                cmocka_unit_test(test_sealed_pack),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
