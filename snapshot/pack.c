@@ -260,30 +260,43 @@ static int parse_entries(const uint8_t *recs, size_t tlen, uint64_t data_end, bo
         return 0;
 }
 
-/* A sealed trailer+footer: shape and digest without the key; with it (k),
- * the entries. */
-static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, size_t n, uint64_t size,
-                                struct pack_entry **ret, size_t *ret_n)
+/* The footer of a trailer+footer held in memory (the last n bytes of a
+ * pack of `size` bytes), plain or sealed: its magic, lengths within bounds
+ * and the digest of the trailer.  0 and the trailer's length, or
+ * -BERTH_ECORRUPT. */
+static int check_footer(const uint8_t *tail, size_t n, uint64_t size, bool sealed, uint32_t *ret_tlen)
 {
         if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
                 return -BERTH_ECORRUPT;
         const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
-        uint32_t tlen = le32_read(foot + 4);
-        if (memcmp(foot + 16, PACK_FOOTER_MAGIC_SEALED, 8) != 0 || le32_read(foot) != 0 ||
-            tlen > n - PACK_FOOTER_SIZE || tlen < CRYPTO_OVERHEAD ||
-            (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+        if (memcmp(foot + 16, sealed ? PACK_FOOTER_MAGIC_SEALED : PACK_FOOTER_MAGIC, 8) != 0)
                 return -BERTH_ECORRUPT;
-        const uint8_t *sealed = foot - tlen;
+        uint32_t count = le32_read(foot);
+        uint32_t tlen = le32_read(foot + 4);
+        bool counted = sealed ? count == 0 && tlen >= CRYPTO_OVERHEAD : (uint64_t)count * PACK_ENTRY_SIZE == tlen;
+        if (!counted || tlen > n - PACK_FOOTER_SIZE || (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+                return -BERTH_ECORRUPT;
         uint8_t digest[HASH_LEN];
-        hash_sha256(sealed, tlen, digest);
+        hash_sha256(foot - tlen, tlen, digest);
         if (memcmp(digest, foot + 8, 8) != 0)
                 return -BERTH_ECORRUPT;
-        if (!ret)
-                return 0;
+        *ret_tlen = tlen;
+        return 0;
+}
+
+/* A sealed trailer+footer: shape and digest without the key; with it (k),
+ * the entries (ret NULL: the shape only). */
+static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, size_t n, uint64_t size,
+                                struct pack_entry **ret, size_t *ret_n)
+{
+        uint32_t tlen;
+        int r = check_footer(tail, n, size, true, &tlen);
+        if (r < 0 || !ret)
+                return r;
         if (!k)
                 return -EACCES;
         struct buf plain = { 0 };
-        int r = crypto_open(k, CRYPTO_KIND_TRAILER, sealed, tlen, &plain);
+        r = crypto_open(k, CRYPTO_KIND_TRAILER, tail + n - PACK_FOOTER_SIZE - tlen, tlen, &plain);
         if (r == 0)
                 r = parse_entries(plain.data, plain.len, size - PACK_FOOTER_SIZE - tlen, true, ret, ret_n);
         buf_free(&plain);
@@ -292,23 +305,12 @@ static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, 
 
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n)
 {
-        if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
-                return -BERTH_ECORRUPT;
-        const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
-        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0)
-                return -BERTH_ECORRUPT;
-        uint32_t count = le32_read(foot);
-        uint32_t tlen = le32_read(foot + 4);
-        if ((uint64_t)count * PACK_ENTRY_SIZE != tlen || tlen > n - PACK_FOOTER_SIZE ||
-            (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
-                return -BERTH_ECORRUPT;
-        const uint8_t *recs = foot - tlen;
-        uint8_t digest[HASH_LEN];
-        hash_sha256(recs, tlen, digest);
-        if (memcmp(digest, foot + 8, 8) != 0)
-                return -BERTH_ECORRUPT;
-
-        return parse_entries(recs, tlen, size - PACK_FOOTER_SIZE - tlen, false, ret, ret_n);
+        uint32_t tlen;
+        int r = check_footer(tail, n, size, false, &tlen);
+        if (r < 0)
+                return r;
+        return parse_entries(tail + n - PACK_FOOTER_SIZE - tlen, tlen, size - PACK_FOOTER_SIZE - tlen, false, ret,
+                             ret_n);
 }
 
 /* Reads len bytes at off of the pack being read: 0 or -errno. */
