@@ -405,6 +405,11 @@ int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, s
         int r = repo_open(where, mode, settings.lock_wait, ret);
         if (r < 0)
                 return r;
+        if (repo_encrypted(*ret)) {
+                /* Its local state lives in the cache, as its catalog does. */
+                free(*ret_state_dir);
+                *ret_state_dir = repo_cache_dir(repo_id(*ret));
+        }
         if (settings.level)
                 repo_set_level(*ret, settings.level);
         uint64_t packs, snaps;

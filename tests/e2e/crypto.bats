@@ -70,7 +70,9 @@ PY
         run b --password-file "$T/pw" backup --path "$T/src" --name "vol-$CANARY"
         echo "$output"
         [ "$status" -eq 0 ]
-        b --password-file "$T/pw" tag --keep "vol-$CANARY@latest" || true
+        run b --password-file "$T/pw" tag --keep "vol-$CANARY@latest"
+        [ "$status" -eq 0 ]
+        [ "$(ls "$T/repo/keep" | wc -l)" -eq 1 ]
         run grep -r -a -l "$CANARY" "$T/repo"
         echo "$output"
         [ "$status" -eq 1 ]
