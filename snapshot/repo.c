@@ -565,16 +565,6 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
         r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
         r->writable = mode != REPO_READ;
 
-        k = mkdir_p(state_dir, 0700);
-        if (k < 0 && k != -EEXIST) {
-                k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));
-                goto fail;
-        }
-        r->local_dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (r->local_dirfd < 0 || (mkdirat(r->local_dirfd, "tmp", 0700) < 0 && errno != EEXIST)) {
-                k = error_set(errno, "cannot open %s: %s", state_dir, strerror(errno));
-                goto fail;
-        }
         k = backend_get(r->be, "config", 1 << 20, &b);
         if (k < 0) {
                 k = error_set(k == -ENOENT ? BERTH_ENOTFOUND : k, "%s is not a Berth repository (%s)", r->path,
@@ -591,9 +581,20 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
                 k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", r->path);
                 goto fail;
         }
+        /* The password first: a wrong one leaves no trace, not even the cache. */
         k = repo_unlock(r);
         if (k < 0)
                 goto fail;
+        k = mkdir_p(state_dir, 0700);
+        if (k < 0 && k != -EEXIST) {
+                k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));
+                goto fail;
+        }
+        r->local_dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->local_dirfd < 0 || (mkdirat(r->local_dirfd, "tmp", 0700) < 0 && errno != EEXIST)) {
+                k = error_set(errno, "cannot open %s: %s", state_dir, strerror(errno));
+                goto fail;
+        }
         k = take_lock(r, mode, lock_wait);
         if (k < 0)
                 goto fail;

@@ -112,9 +112,12 @@ PY
         echo "$output"
         [ "$status" -eq 1 ]
         [[ "$output" == *"wrong password for repository"*"no key in keys/ opens with it"* ]]
+        rm -rf "$BERTH_CACHE_DIR"
         run b --password-file "$T/bad" snapshots
         [ "$status" -eq 1 ]
         [ "$(sums)" = "$before" ]
+        # not even the local cache is made
+        [ ! -e "$BERTH_CACHE_DIR" ]
 }
 
 @test "crypto: a flipped bit in a pack record, a pack trailer, a snapshot file, a key file is detected" {
