@@ -239,8 +239,10 @@ static int scrypt(const char *password, const uint8_t *salt, size_t salt_len, co
 
 static bool kdf_valid(const struct crypto_kdf *p)
 {
+        /* A key object is data from the repository: its cost is bounded
+         * (at most 256 MiB of memory). */
         return p->n >= 1024 && p->n <= (1u << 20) && (p->n & (p->n - 1)) == 0 && p->r >= 1 && p->r <= 32 &&
-               p->p >= 1 && p->p <= 4;
+               p->p >= 1 && p->p <= 4 && 128ULL * p->r * p->n <= (256ULL << 20);
 }
 
 void crypto_kdf_default(struct crypto_kdf *p)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,14 @@ static void test_key_wrap(void **state)
         memcpy(n, "\"x\":", 4);
         assert_int_equal(crypto_key_unwrap(big, "00112233aabbccdd", "aes-256-gcm", "pw", got, NULL), -BERTH_ECORRUPT);
         free(big);
+        /* a hostile key object asking for gigabytes is refused before scrypt runs */
+        json_object *o = json_tokener_parse(text);
+        json_object_object_add(o, "n", json_object_new_int64(1 << 20));
+        json_object_object_add(o, "r", json_object_new_int(32));
+        assert_int_equal(crypto_key_unwrap(json_object_to_json_string(o), "00112233aabbccdd", "aes-256-gcm", "pw", got,
+                                           NULL),
+                         -BERTH_ECORRUPT);
+        json_object_put(o);
         free(text);
 }
 
