@@ -120,6 +120,16 @@ PY
         [ ! -e "$BERTH_CACHE_DIR" ]
 }
 
+# check --read-data reports damage (exit 5) and restore refuses
+damage_refused() {
+        run b --password-file "$T/pw" check --read-data
+        echo "$output"
+        [ "$status" -eq 5 ]
+        run b --password-file "$T/pw" restore v@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -ne 0 ]
+}
+
 @test "crypto: a flipped bit in a pack record, a pack trailer, a snapshot file, a key file is detected" {
         init_enc
         canary_tree "$T/src"
@@ -128,12 +138,7 @@ PY
         pack=$(find "$T/repo/packs" -type f | head -n 1)
         # a record: the first one starts after the 8-byte header
         flip_byte "$pack" 40
-        run b --password-file "$T/pw" check --read-data
-        echo "$output"
-        [ "$status" -eq 5 ]
-        run b --password-file "$T/pw" restore v@latest --target "$T/out"
-        echo "$output"
-        [ "$status" -ne 0 ]
+        damage_refused
         [ ! -e "$T/out/rand.bin" ] || ! cmp -s "$T/src/rand.bin" "$T/out/rand.bin" || false
         # a manifest (tree) record, found through the local catalog cache
         rm -rf "$T/repo" "$T/out" && cp -a "$T/clean" "$T/repo"
@@ -146,12 +151,7 @@ print(h.lower(), off)
 PY
 )
         flip_byte "$T/repo/packs/${tpack:0:2}/$tpack" $((toff + 20))
-        run b --password-file "$T/pw" check --read-data
-        echo "$output"
-        [ "$status" -eq 5 ]
-        run b --password-file "$T/pw" restore v@latest --target "$T/out"
-        echo "$output"
-        [ "$status" -ne 0 ]
+        damage_refused
         # the trailer: inside the sealed unit before the 24-byte footer
         rm -rf "$T/repo" "$T/out" && cp -a "$T/clean" "$T/repo"
         flip_byte "$pack" -40
