@@ -43,6 +43,8 @@ struct settings {
         bool accept_new_host_key;
         char *remote_berth;    /* --remote-berth: the far side's berth; NULL: "berth" */
         bool damaged;          /* opening the repository found damage (repo_damage()) */
+        char *password_file;   /* --password-file: an encrypted repository's password */
+        char *password_command; /* --password-command: run with /bin/sh -c, its first line */
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
         /* berth agent (config keys of the same names; NULL: unset) */
@@ -76,6 +78,8 @@ int settings_reload_agent(int (*check)(void));
         { "known-hosts", required_argument, NULL, 0x1005 },              \
         { "accept-new-host-key", no_argument, NULL, 0x1006 },            \
         { "remote-berth", required_argument, NULL, 0x1007 },             \
+        { "password-file", required_argument, NULL, 0x1008 },            \
+        { "password-command", required_argument, NULL, 0x1009 },         \
         { "help", no_argument, NULL, 'h' }
 /* -i is --identity for every command (restore and export spell --include
  * -I), so it names the key before or after any command that reaches a host. */
@@ -84,6 +88,14 @@ int settings_reload_agent(int (*check)(void));
 /* Handles a global option returned by getopt_long; returns 1 when it was
  * one, 0 when not, -1 on a bad value (after saying so). */
 int global_option(int c, const char *arg);
+
+/* password.c: an encrypted repository's password, from --password-file,
+ * --password-command, BERTH_PASSWORD_FILE, $CREDENTIALS_DIRECTORY/berth-password,
+ * BERTH_PASSWORD, then the terminal (twice when confirm).  The caller
+ * frees *ret.  (repo_password_fn) */
+int password_get(const char *where, bool confirm, char **ret);
+/* A new password: the first line of file, else asked twice on the terminal. */
+int password_new(const char *file, char **ret);
 
 enum { OPT_DONE = -1, OPT_UNKNOWN = -2 };
 /* Parses a command's options (argv[0] is its name; opts must include
@@ -206,5 +218,6 @@ int control_request(json_object *req, json_object **ret);
 extern const struct command command_forget;
 extern const struct command command_tag;
 extern const struct command command_prune;
+extern const struct command command_key;
 
 #endif

@@ -1,4 +1,6 @@
 /* cmd-init.c — berth init: create a repository. */
+#include <string.h>
+
 #include "agent.h"
 
 static const char help[] =
@@ -9,6 +11,7 @@ static const char help[] =
         "are created.  An existing repository is left alone and reported.\n"
         "\n"
         "Options:\n"
+        "      --encrypt          encrypt the repository (see ENCRYPTION below)\n"
         "      --chunk-min SIZE   smallest chunk (default 8K)\n"
         "      --chunk-avg SIZE   average chunk, a power of two (default 32K)\n"
         "      --chunk-max SIZE   largest chunk (default 128K)\n"
@@ -24,7 +27,18 @@ static const char help[] =
         "\n"
         "Chunk sizes are fixed for the life of a repository: smaller chunks dedupe\n"
         "databases better and cost more index.  The defaults are measured; see the\n"
-        "README's Performance section.\n";
+        "README's Performance section.\n"
+        "\n"
+        "ENCRYPTION\n"
+        "  With --encrypt, everything stored is ciphertext: chunk data, manifests, pack\n"
+        "  trailers, snapshot files (AES-256-GCM, or ChaCha20-Poly1305 on CPUs without\n"
+        "  AES-NI), chunk ids are keyed, and the catalog is a local cache outside the\n"
+        "  repository ($BERTH_CACHE_DIR/<id>, or /var/cache/berth/<id> for root).  A random\n"
+        "  key is wrapped under the password (scrypt) in keys/<id>; the password comes from\n"
+        "  --password-file, --password-command, BERTH_PASSWORD_FILE, systemd's\n"
+        "  LoadCredential=berth-password, BERTH_PASSWORD, or is asked twice on the terminal.\n"
+        "  A LOST PASSWORD MEANS LOST DATA: nobody can decrypt the repository without one of\n"
+        "  its passwords.  Add a second one with 'berth key add' and keep it safe.\n";
 
 static int option(int c, const char *arg, void *ud)
 {
@@ -59,6 +73,9 @@ static int option(int c, const char *arg, void *ud)
                         return usage_error("init", "--page-chunk takes a number of pages 1..16, not '%s'", arg);
                 o->page_chunk = (uint32_t)v;
                 return OPT_DONE;
+        case 8:
+                o->password = ""; /* asked for in run() */
+                return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
         }
@@ -75,6 +92,7 @@ static int run(int argc, char **argv)
                 { "pack-size", required_argument, NULL, 5 },
                 { "page-size", required_argument, NULL, 6 },
                 { "page-chunk", required_argument, NULL, 7 },
+                { "encrypt", no_argument, NULL, 8 },
                 {},
         };
         struct repo_init_options st = { .level = settings.level };
@@ -86,16 +104,33 @@ static int run(int argc, char **argv)
 
         if (repo_is_remote())
                 return usage_error("init", "%s is on another host: run 'berth init' there", settings.repo);
-        int r = repo_init(settings.repo, &st);
+        _cleanup_free_ char *password = NULL;
+        int r;
+        if (st.password) {
+                r = password_get(settings.repo, true, &password);
+                if (r < 0)
+                        return fail(r, "init");
+                st.password = password;
+        }
+        r = repo_init(settings.repo, &st);
+        if (password)
+                explicit_bzero(password, strlen(password));
         if (r < 0)
                 return fail(r, "init");
         if (settings.json) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "repository", json_object_new_string(settings.repo));
                 json_object_object_add(j, "created", json_object_new_boolean(1));
+                json_object_object_add(j, "encrypted", json_object_new_boolean(st.password != NULL));
                 json_print(j);
-        } else if (!settings.quiet)
+        } else if (!settings.quiet) {
                 printf("created repository at %s\n", settings.repo);
+                if (st.password)
+                        printf("the repository is encrypted: keep its password safe, a lost password means lost "
+                               "data\n");
+                else
+                        printf("the repository is not encrypted (use 'berth init --encrypt' for one that is)\n");
+        }
         return EXIT_OK;
 }
 

@@ -21,6 +21,7 @@ static const struct command *const table[] = {
         &command_forget,
         &command_tag,
         &command_prune,
+        &command_key,
 };
 
 static const char main_help[] =
@@ -46,6 +47,13 @@ static const char main_help[] =
         "      --known-hosts FILE  host keys to check the server against (~/.ssh/known_hosts)\n"
         "      --accept-new-host-key  record an unknown host's key instead of refusing it\n"
         "      --remote-berth PATH  berth on the far side (default: berth, in its PATH)\n"
+        "\n"
+        "  An encrypted repository (berth init --encrypt) needs its password, taken from, in order:\n"
+        "      --password-file FILE     the first line of FILE\n"
+        "      --password-command CMD   the first line CMD prints (run with /bin/sh -c)\n"
+        "  then $BERTH_PASSWORD_FILE, $CREDENTIALS_DIRECTORY/berth-password (systemd\n"
+        "  LoadCredential=berth-password), $BERTH_PASSWORD (discouraged: other processes of\n"
+        "  the same user can read the environment), then a prompt on the terminal.\n"
         "  -h, --help           this help, or a command's help after the command\n"
         "      --version        the version\n"
         "\n"
@@ -164,6 +172,14 @@ int global_option(int c, const char *arg)
         case 0x1007:
                 free(settings.remote_berth);
                 settings.remote_berth = xstrdup(arg);
+                return 1;
+        case 0x1008:
+                free(settings.password_file);
+                settings.password_file = xstrdup(arg);
+                return 1;
+        case 0x1009:
+                free(settings.password_command);
+                settings.password_command = xstrdup(arg);
                 return 1;
         default:
                 return 0;
@@ -395,20 +411,6 @@ bool repo_is_remote(void)
         return url_is_remote(settings.repo);
 }
 
-/* The cache directory of remote repository `id`: $BERTH_CACHE_DIR/<id>,
- * /var/cache/berth/<id> for root, else $XDG_CACHE_HOME or ~/.cache. */
-static char *cache_dir(const char *id)
-{
-        const char *e = getenv("BERTH_CACHE_DIR");
-        if (e && *e)
-                return xasprintf("%s/%s", e, id);
-        if (geteuid() == 0)
-                return xasprintf("/var/cache/berth/%s", id);
-        if ((e = getenv("XDG_CACHE_HOME")) && *e == '/')
-                return xasprintf("%s/berth/%s", e, id);
-        e = getenv("HOME");
-        return xasprintf("%s/.cache/berth/%s", e && *e ? e : "/tmp", id);
-}
 
 static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
 {
@@ -443,7 +445,7 @@ static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_s
         if (r < 0)
                 return r;
         free(*ret_state_dir);
-        *ret_state_dir = cache_dir(backend_ssh_repo_id(be));
+        *ret_state_dir = repo_cache_dir(backend_ssh_repo_id(be));
         r = repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
         if (r < 0)
                 return r;
@@ -473,11 +475,19 @@ int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, s
         int r = repo_open(where, mode, settings.lock_wait, ret);
         if (r < 0)
                 return r;
+        if (repo_encrypted(*ret)) {
+                /* Its local state lives in the cache, as its catalog does. */
+                free(*ret_state_dir);
+                *ret_state_dir = repo_cache_dir(repo_id(*ret));
+        }
         if (settings.level)
                 repo_set_level(*ret, settings.level);
         uint64_t packs, snaps;
         repo_recovered(*ret, &packs, &snaps);
-        if (packs || snaps)
+        if ((packs || snaps) && repo_encrypted(*ret))
+                log_info("brought the local catalog cache up to date: indexed %llu pack(s) and %llu snapshot(s)",
+                         (unsigned long long)packs, (unsigned long long)snaps);
+        else if (packs || snaps)
                 log_notice("repaired what an interrupted run left: indexed %llu pack(s) and %llu snapshot(s)",
                            (unsigned long long)packs, (unsigned long long)snaps);
         return 0;
@@ -559,6 +569,7 @@ int main(int argc, char **argv)
         int c;
 
         log_open("berth");
+        repo_set_password_source(password_get);
         if (settings_load() < 0)
                 return EXIT_FAILURE_;
         raise_fd_limit();

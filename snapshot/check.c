@@ -113,7 +113,7 @@ static int read_pack_data(struct checker *c, const char *name, const struct pack
                 buf_reserve(&c->data, e->stored_len ? e->stored_len : 1);
                 int k = backend_get_range(c->repo->be, name, e->offset, e->stored_len, c->data.data);
                 if (k == 0)
-                        k = chunk_decode(e, c->data.data, &c->out, c->dctx);
+                        k = record_decode(c->repo->keys, e, &c->data, &c->out, c->dctx);
                 if (k < 0) {
                         char hex[2 * HASH_LEN + 1];
                         hex_encode(e->id, HASH_LEN, hex);
@@ -156,7 +156,7 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
                 damaged = true;
         }
         uint8_t actual[HASH_LEN];
-        if (pack_read_trailer(c->repo->be, path, have, &entries, &n, actual) < 0) {
+        if (pack_read_trailer(c->repo->keys, c->repo->be, path, have, &entries, &n, actual) < 0) {
                 problem(c, "%s", error_message());
                 error_clear();
                 damaged = true;

@@ -44,6 +44,14 @@ int chunker_init(struct chunker *c, uint32_t min, uint32_t avg, uint32_t max, ui
         return 0;
 }
 
+void chunker_set_gear(struct chunker *c, const uint64_t gear[256])
+{
+        for (size_t i = 0; i < 256; i++) {
+                c->gear[i] = gear[i];
+                c->gear_ls[i] = gear[i] << 1;
+        }
+}
+
 size_t chunker_cut(const struct chunker *c, const uint8_t *p, size_t n, bool eof)
 {
         if (n <= c->min)

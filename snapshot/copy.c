@@ -231,6 +231,9 @@ int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const stru
 
         *ret = (struct copy_result){ 0 };
         snprintf(ret->id, sizeof ret->id, "%s", id);
+        if (src->keys || dst->keys || src->cfg.encrypted || dst->cfg.encrypted)
+                return error_set(ENOTSUP, "copying snapshots from or to an encrypted repository is not supported yet "
+                                          "(chunk ids are keyed per repository)");
         snprintf(name, sizeof name, "snapshots/%s", id);
         if (!dst->writable || !dst->catalog)
                 return error_set(EROFS, "the destination repository %s is not open for writing", dst->path);

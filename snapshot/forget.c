@@ -156,7 +156,15 @@ int snapshot_set_protected(struct repo *r, const char *id, bool protect)
                 json_object_object_add(o, "snapshot", json_object_new_string(id));
                 json_object_object_add(o, "time", json_object_new_int64(now_ns()));
                 const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-                k = backend_put(r->be, name, text, strlen(text));
+                size_t len = strlen(text);
+                struct buf sealed = { 0 };
+                /* The one place a keep/ object is sealed. */
+                k = r->keys ? crypto_seal(r->keys, CRYPTO_KIND_KEEP, text, len, &sealed) : 0;
+                if (k == 0 && r->keys)
+                        text = (const char *)sealed.data, len = sealed.len;
+                if (k == 0)
+                        k = backend_put(r->be, name, text, len);
+                buf_free(&sealed);
                 json_object_put(o);
                 if (k == -EEXIST)
                         k = 0; /* there already, written at another time */
@@ -214,7 +222,15 @@ static int keep_object(void *ud, const char *object, uint64_t size)
         if (s->warn) {
                 struct buf b = { 0 };
                 bool ok = false;
-                if (size <= KEEP_MAX && backend_get(s->r->be, object, KEEP_MAX, &b) == 0) {
+                struct buf plain = { 0 };
+                bool got = size <= KEEP_MAX && backend_get(s->r->be, object, KEEP_MAX, &b) == 0;
+                /* The one place a keep/ object is opened. */
+                if (got && s->r->keys) {
+                        got = crypto_open(s->r->keys, CRYPTO_KIND_KEEP, b.data, b.len, &plain) == 0;
+                        buf_free(&b);
+                        b = plain;
+                }
+                if (got) {
                         buf_putc(&b, 0);
                         json_object *o = json_tokener_parse((const char *)b.data);
                         json_object *v;

@@ -68,3 +68,11 @@ void hash_sha256(const void *p, size_t n, uint8_t out[HASH_LEN])
         hasher_update(thread_hasher, p, n);
         hasher_final(thread_hasher, out);
 }
+
+void chunk_id(const struct repo_keys *k, const void *p, size_t n, uint8_t out[HASH_LEN])
+{
+        if (k)
+                crypto_chunk_id(k, p, n, out);
+        else
+                hash_sha256(p, n, out);
+}

@@ -31,6 +31,8 @@ struct chunker {
 
 /* avg must be a power of two; min < avg < max.  Returns 0 or -EINVAL. */
 int chunker_init(struct chunker *c, uint32_t min, uint32_t avg, uint32_t max, uint64_t seed);
+/* Replaces the gear table (an encrypted repository's, from its key). */
+void chunker_set_gear(struct chunker *c, const uint64_t gear[256]);
 /* Length of the chunk that starts at p, given n available bytes.  Returns 0
  * when more bytes are needed to decide (n < max and !eof); at eof returns
  * at most n. */
@@ -81,6 +83,66 @@ void hasher_update(struct hasher *h, const void *p, size_t n);
 void hasher_final(struct hasher *h, uint8_t out[HASH_LEN]); /* and resets */
 void hasher_free(struct hasher *h);
 
+
+/* ---- crypto.c: encryption at rest -------------------------------------------------
+ *
+ * An encrypted repository's key context: the master key and the subkeys
+ * HKDF-SHA-256 derives from it (data: AEAD; id: HMAC-SHA-256 chunk ids;
+ * the chunker's gear table).  Every object that leaves the host goes
+ * through crypto_seal() at ONE place per kind: version(1) || nonce(12) ||
+ * ciphertext || tag(16), AES-256-GCM or ChaCha20-Poly1305, with the
+ * repository id and the kind as associated data.  crypto_open() returns
+ * -BERTH_ECORRUPT for anything that does not authenticate. */
+#define CRYPTO_KEY_LEN 32
+#define CRYPTO_OVERHEAD (1 + 12 + 16)
+enum {
+        CRYPTO_KIND_RECORD = 1,   /* a pack record (compressed chunk) */
+        CRYPTO_KIND_TRAILER = 2,  /* a pack's trailer */
+        CRYPTO_KIND_SNAPSHOT = 3, /* a snapshot file */
+        CRYPTO_KIND_KEEP = 4,     /* a keep/ object */
+        CRYPTO_KIND_KEY = 5,      /* the master key inside a key object */
+};
+struct repo_keys;
+struct crypto_kdf {
+        uint64_t n;
+        uint32_t r, p;
+};
+/* "aes-256-gcm" where the CPU has AES-NI, else "chacha20-poly1305". */
+const char *crypto_default_cipher(void);
+int crypto_keys_new(const char *repo_id, const char *cipher, const uint8_t master[CRYPTO_KEY_LEN],
+                    struct repo_keys **ret);
+void crypto_keys_free(struct repo_keys *k);
+const char *crypto_cipher(const struct repo_keys *k);
+const uint8_t *crypto_master(const struct repo_keys *k);
+int crypto_random_key(uint8_t out[CRYPTO_KEY_LEN]);
+/* HMAC-SHA-256 under the id key: an encrypted repository's chunk ids. */
+void crypto_chunk_id(const struct repo_keys *k, const void *p, size_t n, uint8_t out[HASH_LEN]);
+/* The chunker's gear table, derived from the master key. */
+int crypto_gear(const struct repo_keys *k, uint64_t gear[256]);
+/* out = the sealed (opened) form; crypto_open: 0 or -BERTH_ECORRUPT. */
+int crypto_seal(const struct repo_keys *k, uint8_t kind, const void *plain, size_t len, struct buf *out);
+int crypto_open(const struct repo_keys *k, uint8_t kind, const void *sealed, size_t len, struct buf *out);
+/* scrypt parameters for new key objects (BERTH_SCRYPT_N_LOG2 overrides N). */
+void crypto_kdf_default(struct crypto_kdf *p);
+/* A key object's text: the master key wrapped under scrypt(password). */
+int crypto_key_wrap(const uint8_t master[CRYPTO_KEY_LEN], const char *repo_id, const char *cipher,
+                    const char *password, const struct crypto_kdf *p, char **ret_text);
+/* 0 and master, -EACCES when password does not open it, -BERTH_ECORRUPT
+ * when text is not a key object.  A NULL password checks the shape only. */
+int crypto_key_unwrap(const char *text, const char *repo_id, const char *cipher, const char *password,
+                      uint8_t master[CRYPTO_KEY_LEN], int64_t *ret_created);
+
+/* A chunk's id: SHA-256, or HMAC-SHA-256 under the id key of an encrypted
+ * repository (k != NULL). */
+void chunk_id(const struct repo_keys *k, const void *p, size_t n, uint8_t out[HASH_LEN]);
+
+/* keys.c: reads the password and opens the master key from keys/ (a no-op
+ * for a plain repository); sets r->keys and the chunkers' gear tables. */
+int repo_unlock(struct repo *r);
+/* A new master key, wrapped under password as keys/<id> in be. */
+int repo_init_key(struct backend *be, const char *where, const char *repo_id, const char *cipher,
+                  const char *password);
+
 /* ---- idset.c: open-addressing sets of chunk ids -------------------------------
  *
  * `struct idset` keeps whole 32-byte ids (exact membership, with removal);
@@ -113,9 +175,13 @@ void idfilter_free(struct idfilter *f);
  * flags), and a 24-byte footer: entry count, trailer length, the first 8
  * bytes of the trailer's SHA-256, and the magic "BPKTRL01".  A pack's name
  * is the SHA-256 of its trailer and footer.  Little-endian throughout.
+ * In an encrypted repository each stored chunk is sealed (crypto.c) and the
+ * trailer is one sealed unit; the footer has count 0 and the magic
+ * "BPKTRLE1", so shape and name are checked without the key.
  */
 #define PACK_MAGIC "BERTHPK1"
 #define PACK_FOOTER_MAGIC "BPKTRL01"
+#define PACK_FOOTER_MAGIC_SEALED "BPKTRLE1" /* encrypted repository: the trailer is sealed */
 #define PACK_HEADER_SIZE 8
 #define PACK_ENTRY_SIZE 48
 #define PACK_FOOTER_SIZE 24
@@ -137,7 +203,7 @@ struct pack_entry {
 struct pack_writer;
 /* Creates a temporary pack in a local spool directory (the repository's
  * tmp/ for a local repository), where the writer builds it. */
-int pack_writer_new(int spool_dirfd, struct pack_writer **ret);
+int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret);
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);
 uint64_t pack_writer_size(const struct pack_writer *w);
 size_t pack_writer_count(const struct pack_writer *w);
@@ -152,11 +218,11 @@ void pack_writer_abort(struct pack_writer *w);
 
 /* Reads and validates the trailer of pack object `name` of `size` bytes;
  * with ret_name, also the pack's name (the SHA-256 of trailer and footer). */
-int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                      uint8_t ret_name[HASH_LEN]);
+int pack_read_trailer(const struct repo_keys *k, struct backend *be, const char *name, uint64_t size,
+                      struct pack_entry **ret, size_t *ret_n, uint8_t ret_name[HASH_LEN]);
 /* The same for a pack in a local file (a spool being received). */
-int pack_read_trailer_fd(int fd, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                         uint8_t ret_name[HASH_LEN]);
+int pack_read_trailer_fd(const struct repo_keys *k, int fd, const char *name, uint64_t size, struct pack_entry **ret,
+                         size_t *ret_n, uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
  * `size` bytes); used by pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);
@@ -168,7 +234,16 @@ int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN]);
 
 /* Decompresses (when needed) and verifies stored bytes against the id.
  * Returns 0, or -BERTH_ECORRUPT when they do not match. */
-int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx);
+int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
+                 void *dctx);
+/* An encrypted repository's record as its pack holds it (e->stored_len
+ * sealed bytes) opened into out, its stored form; e->stored_len becomes
+ * that form's length.  0 or -BERTH_ECORRUPT. */
+int pack_record_open(const struct repo_keys *k, struct pack_entry *e, const uint8_t *sealed, struct buf *out);
+/* A record as read from a pack (stored->data, e->stored_len bytes), opened
+ * when k, decoded and verified into out; stored is used as scratch. */
+int record_decode(const struct repo_keys *k, const struct pack_entry *e, struct buf *stored, struct buf *out,
+                  void *dctx);
 
 /* ---- store.c: the chunk store ---------------------------------------------
  *
@@ -459,6 +534,8 @@ struct repo_config {
         uint64_t pack_size;              /* target pack size */
         int32_t page_size;               /* PAGES_AUTO, PAGES_OFF or a page size */
         uint32_t page_chunk;             /* pages per page-aligned chunk */
+        bool encrypted;
+        char cipher[32];                 /* "aes-256-gcm" or "chacha20-poly1305" */
 };
 
 /* The objects (config, packs, snapshot files) are reached through `be`
@@ -487,6 +564,8 @@ struct repo {
         struct chunker tree_chunker;
         struct catalog *catalog;
         struct store *store;             /* see repo_store() */
+        struct repo_keys *keys;          /* an encrypted repository's key; NULL: plain, or keyless */
+        char *key_name;                  /* the keys/ object the password opened */
         uint64_t recovered_packs, recovered_snapshots;
         bool cached;                     /* a cache of a repository elsewhere (repo_open_backend) */
         char **damage;                   /* what recovery could not index, see repo_damage() */

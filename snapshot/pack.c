@@ -16,6 +16,8 @@
 #define WRITE_BUFFER (1u << 20)
 
 struct pack_writer {
+        const struct repo_keys *keys; /* an encrypted repository's: records and trailer sealed */
+        struct buf sealed;
         int spool_dirfd;
         char tmpname[64];
         int fd;
@@ -54,9 +56,10 @@ int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN])
         return 0;
 }
 
-int pack_writer_new(int spool_dirfd, struct pack_writer **ret)
+int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret)
 {
         struct pack_writer *w = xcalloc(1, sizeof *w);
+        w->keys = keys;
         uint64_t rnd;
 
         if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
@@ -85,8 +88,19 @@ int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const voi
         struct pack_entry *d = &w->entries[w->n++];
         *d = *e;
         d->offset = (uint32_t)w->size;
-        buf_append(&w->out, stored, e->stored_len);
-        w->size += e->stored_len;
+        if (w->keys) {
+                /* The one place a record is sealed: after compression; the
+                 * trailer lists its sealed length. */
+                int r = crypto_seal(w->keys, CRYPTO_KIND_RECORD, stored, e->stored_len, &w->sealed);
+                if (r < 0) {
+                        w->n--;
+                        return r;
+                }
+                stored = w->sealed.data;
+                d->stored_len = (uint32_t)w->sealed.len;
+        }
+        buf_append(&w->out, stored, d->stored_len);
+        w->size += d->stored_len;
         if (w->out.len >= WRITE_BUFFER)
                 return writer_flush(w);
         return 0;
@@ -100,6 +114,7 @@ static void writer_free(struct pack_writer *w)
         if (w->fd >= 0)
                 close(w->fd);
         buf_free(&w->out);
+        buf_free(&w->sealed);
         free(w->entries);
         free(w);
 }
@@ -112,9 +127,8 @@ void pack_writer_abort(struct pack_writer *w)
         writer_free(w);
 }
 
-static void encode_trailer(const struct pack_entry *entries, size_t n, struct buf *out)
+static void encode_entries(const struct pack_entry *entries, size_t n, struct buf *out)
 {
-        size_t start = out->len;
         for (size_t i = 0; i < n; i++) {
                 const struct pack_entry *e = &entries[i];
                 uint8_t rec[PACK_ENTRY_SIZE] = { 0 };
@@ -125,12 +139,44 @@ static void encode_trailer(const struct pack_entry *entries, size_t n, struct bu
                 rec[44] = e->flags;
                 buf_append(out, rec, sizeof rec);
         }
+}
+
+/* The trailer and footer.  Sealed (keys): the entries as one sealed unit,
+ * and a footer with count 0, the sealed length and the magic
+ * PACK_FOOTER_MAGIC_SEALED, so the pack's shape and name can be checked
+ * without the key. */
+static int encode_trailer(const struct repo_keys *keys, const struct pack_entry *entries, size_t n, struct buf *out)
+{
+        size_t start = out->len;
+        if (keys) {
+                struct buf plain = { 0 }, sealed = { 0 };
+                encode_entries(entries, n, &plain);
+                int r = crypto_seal(keys, CRYPTO_KIND_TRAILER, plain.data ? plain.data : (uint8_t *)"", plain.len,
+                                    &sealed);
+                buf_free(&plain);
+                if (r < 0) {
+                        buf_free(&sealed);
+                        return r;
+                }
+                buf_append(out, sealed.data, sealed.len);
+                buf_free(&sealed);
+                uint8_t digest[HASH_LEN];
+                uint32_t tlen = (uint32_t)(out->len - start);
+                hash_sha256(out->data + start, tlen, digest);
+                buf_put_le32(out, 0);
+                buf_put_le32(out, tlen);
+                buf_append(out, digest, 8);
+                buf_append(out, PACK_FOOTER_MAGIC_SEALED, 8);
+                return 0;
+        }
+        encode_entries(entries, n, out);
         uint8_t digest[HASH_LEN];
         hash_sha256(out->data + start, out->len - start, digest);
         buf_put_le32(out, (uint32_t)n);
         buf_put_le32(out, (uint32_t)(n * PACK_ENTRY_SIZE));
         buf_append(out, digest, 8);
         buf_append(out, PACK_FOOTER_MAGIC, 8);
+        return 0;
 }
 
 int pack_writer_finish(struct pack_writer *w, struct backend *be, uint8_t ret_hash[HASH_LEN], uint64_t *ret_size,
@@ -141,12 +187,14 @@ int pack_writer_finish(struct pack_writer *w, struct backend *be, uint8_t ret_ha
         int r;
 
         size_t tstart = w->out.len;
-        encode_trailer(w->entries, w->n, &w->out);
+        r = encode_trailer(w->keys, w->entries, w->n, &w->out);
+        if (r < 0)
+                goto out;
         /* The pack's name: the SHA-256 of its trailer and footer, which
          * list every chunk's id, offset and lengths, and so pin down the
          * whole file given that each chunk matches its id. */
         hash_sha256(w->out.data + tstart, w->out.len - tstart, hash);
-        w->size += (uint64_t)w->n * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE;
+        w->size += w->out.len - tstart;
         r = writer_flush(w);
         if (r < 0)
                 goto out;
@@ -180,28 +228,18 @@ out:
         return r;
 }
 
-int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n)
+/* Entries of a trailer; in a sealed pack each record's stored length is its
+ * sealed length. */
+static int parse_entries(const uint8_t *recs, size_t tlen, uint64_t data_end, bool sealed, struct pack_entry **ret,
+                         size_t *ret_n)
 {
-        if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+        if (tlen % PACK_ENTRY_SIZE)
                 return -BERTH_ECORRUPT;
-        const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
-        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0)
-                return -BERTH_ECORRUPT;
-        uint32_t count = le32_read(foot);
-        uint32_t tlen = le32_read(foot + 4);
-        if ((uint64_t)count * PACK_ENTRY_SIZE != tlen || tlen > n - PACK_FOOTER_SIZE ||
-            (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
-                return -BERTH_ECORRUPT;
-        const uint8_t *recs = foot - tlen;
-        uint8_t digest[HASH_LEN];
-        hash_sha256(recs, tlen, digest);
-        if (memcmp(digest, foot + 8, 8) != 0)
-                return -BERTH_ECORRUPT;
-
-        uint64_t data_end = size - PACK_FOOTER_SIZE - tlen;
+        size_t count = tlen / PACK_ENTRY_SIZE;
+        uint32_t over = sealed ? CRYPTO_OVERHEAD : 0;
         struct pack_entry *entries = xcalloc(count ? count : 1, sizeof *entries);
-        for (uint32_t i = 0; i < count; i++) {
-                const uint8_t *rec = recs + (size_t)i * PACK_ENTRY_SIZE;
+        for (size_t i = 0; i < count; i++) {
+                const uint8_t *rec = recs + i * PACK_ENTRY_SIZE;
                 struct pack_entry *e = &entries[i];
                 memcpy(e->id, rec, HASH_LEN);
                 e->offset = le32_read(rec + 32);
@@ -209,8 +247,9 @@ int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack
                 e->raw_len = le32_read(rec + 40);
                 e->flags = rec[44];
                 if (e->offset < PACK_HEADER_SIZE || (uint64_t)e->offset + e->stored_len > data_end ||
-                    e->raw_len > PACK_MAX_CHUNK || e->stored_len > PACK_MAX_CHUNK ||
-                    (!(e->flags & PACK_F_ZSTD) && e->stored_len != e->raw_len) ||
+                    e->raw_len > PACK_MAX_CHUNK || e->stored_len > PACK_MAX_CHUNK + over ||
+                    e->stored_len < over ||
+                    (!(e->flags & PACK_F_ZSTD) && e->stored_len != e->raw_len + over) ||
                     (e->flags & ~(PACK_F_ZSTD | PACK_F_TREE))) {
                         free(entries);
                         return -BERTH_ECORRUPT;
@@ -221,11 +260,64 @@ int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack
         return 0;
 }
 
+/* The footer of a trailer+footer held in memory (the last n bytes of a
+ * pack of `size` bytes), plain or sealed: its magic, lengths within bounds
+ * and the digest of the trailer.  0 and the trailer's length, or
+ * -BERTH_ECORRUPT. */
+static int check_footer(const uint8_t *tail, size_t n, uint64_t size, bool sealed, uint32_t *ret_tlen)
+{
+        if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
+                return -BERTH_ECORRUPT;
+        const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
+        if (memcmp(foot + 16, sealed ? PACK_FOOTER_MAGIC_SEALED : PACK_FOOTER_MAGIC, 8) != 0)
+                return -BERTH_ECORRUPT;
+        uint32_t count = le32_read(foot);
+        uint32_t tlen = le32_read(foot + 4);
+        bool counted = sealed ? count == 0 && tlen >= CRYPTO_OVERHEAD : (uint64_t)count * PACK_ENTRY_SIZE == tlen;
+        if (!counted || tlen > n - PACK_FOOTER_SIZE || (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+                return -BERTH_ECORRUPT;
+        uint8_t digest[HASH_LEN];
+        hash_sha256(foot - tlen, tlen, digest);
+        if (memcmp(digest, foot + 8, 8) != 0)
+                return -BERTH_ECORRUPT;
+        *ret_tlen = tlen;
+        return 0;
+}
+
+/* A sealed trailer+footer: shape and digest without the key; with it (k),
+ * the entries (ret NULL: the shape only). */
+static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, size_t n, uint64_t size,
+                                struct pack_entry **ret, size_t *ret_n)
+{
+        uint32_t tlen;
+        int r = check_footer(tail, n, size, true, &tlen);
+        if (r < 0 || !ret)
+                return r;
+        if (!k)
+                return -EACCES;
+        struct buf plain = { 0 };
+        r = crypto_open(k, CRYPTO_KIND_TRAILER, tail + n - PACK_FOOTER_SIZE - tlen, tlen, &plain);
+        if (r == 0)
+                r = parse_entries(plain.data, plain.len, size - PACK_FOOTER_SIZE - tlen, true, ret, ret_n);
+        buf_free(&plain);
+        return r;
+}
+
+int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n)
+{
+        uint32_t tlen;
+        int r = check_footer(tail, n, size, false, &tlen);
+        if (r < 0)
+                return r;
+        return parse_entries(tail + n - PACK_FOOTER_SIZE - tlen, tlen, size - PACK_FOOTER_SIZE - tlen, false, ret,
+                             ret_n);
+}
+
 /* Reads len bytes at off of the pack being read: 0 or -errno. */
 typedef int (*pack_read_fn)(void *ud, uint64_t off, size_t len, void *buf);
 
-static int read_trailer(pack_read_fn read_at, void *ud, const char *name, uint64_t size, struct pack_entry **ret,
-                        size_t *ret_n, uint8_t ret_name[HASH_LEN])
+static int read_trailer(const struct repo_keys *k, pack_read_fn read_at, void *ud, const char *name, uint64_t size,
+                        struct pack_entry **ret, size_t *ret_n, uint8_t ret_name[HASH_LEN])
 {
         uint8_t foot[PACK_FOOTER_SIZE];
         int r;
@@ -237,13 +329,22 @@ static int read_trailer(pack_read_fn read_at, void *ud, const char *name, uint64
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         uint64_t tlen = le32_read(foot + 4);
-        if (memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 || tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
+        bool sealed = memcmp(foot + 16, PACK_FOOTER_MAGIC_SEALED, 8) == 0;
+        if ((!sealed && memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0) ||
+            tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
                 return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
         _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
         r = read_at(ud, size - PACK_FOOTER_SIZE - tlen, tlen + PACK_FOOTER_SIZE, tail);
         if (r < 0)
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
-        r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
+        if (sealed)
+                r = parse_sealed_trailer(k, tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
+        else if (k)
+                r = -BERTH_ECORRUPT; /* a plain pack in an encrypted repository */
+        else
+                r = pack_parse_trailer(tail, tlen + PACK_FOOTER_SIZE, size, ret, ret_n);
+        if (r == -EACCES)
+                return error_set(EACCES, "pack %s is encrypted: its trailer needs the repository's key", name);
         if (r < 0)
                 return error_set(r, "pack %s has a damaged trailer", name);
         if (ret_name)
@@ -262,11 +363,11 @@ static int read_backend(void *ud, uint64_t off, size_t len, void *buf)
         return backend_get_range(b->be, b->name, off, len, buf);
 }
 
-int pack_read_trailer(struct backend *be, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                      uint8_t ret_name[HASH_LEN])
+int pack_read_trailer(const struct repo_keys *k, struct backend *be, const char *name, uint64_t size,
+                      struct pack_entry **ret, size_t *ret_n, uint8_t ret_name[HASH_LEN])
 {
         struct backend_reader b = { be, name };
-        return read_trailer(read_backend, &b, name, size, ret, ret_n, ret_name);
+        return read_trailer(k, read_backend, &b, name, size, ret, ret_n, ret_name);
 }
 
 static int read_fd(void *ud, uint64_t off, size_t len, void *buf)
@@ -274,19 +375,44 @@ static int read_fd(void *ud, uint64_t off, size_t len, void *buf)
         return pread_all(*(int *)ud, buf, len, (off_t)off);
 }
 
-int pack_read_trailer_fd(int fd, const char *name, uint64_t size, struct pack_entry **ret, size_t *ret_n,
-                         uint8_t ret_name[HASH_LEN])
+int pack_read_trailer_fd(const struct repo_keys *k, int fd, const char *name, uint64_t size, struct pack_entry **ret,
+                         size_t *ret_n, uint8_t ret_name[HASH_LEN])
 {
-        return read_trailer(read_fd, &fd, name, size, ret, ret_n, ret_name);
+        return read_trailer(k, read_fd, &fd, name, size, ret, ret_n, ret_name);
 }
 
-int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *out, void *dctx)
+int pack_record_open(const struct repo_keys *k, struct pack_entry *e, const uint8_t *sealed, struct buf *out)
+{
+        /* The one place a record is opened. */
+        if (crypto_open(k, CRYPTO_KIND_RECORD, sealed, e->stored_len, out) < 0)
+                return -BERTH_ECORRUPT;
+        e->stored_len = (uint32_t)out->len;
+        return 0;
+}
+
+int record_decode(const struct repo_keys *k, const struct pack_entry *e, struct buf *stored, struct buf *out,
+                  void *dctx)
+{
+        if (!k)
+                return chunk_decode(NULL, e, stored->data, out, dctx);
+        struct pack_entry pe = *e;
+        int r = pack_record_open(k, &pe, stored->data, out);
+        if (r < 0)
+                return r;
+        struct buf t = *stored;
+        *stored = *out;
+        *out = t;
+        return chunk_decode(k, &pe, stored->data, out, dctx);
+}
+
+int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
+                 void *dctx)
 {
         buf_reset(out);
         buf_reserve(out, e->raw_len ? e->raw_len : 1);
         if (e->flags & PACK_F_ZSTD) {
-                size_t k = ZSTD_decompressDCtx(dctx, out->data, e->raw_len, stored, e->stored_len);
-                if (ZSTD_isError(k) || k != e->raw_len)
+                size_t got = ZSTD_decompressDCtx(dctx, out->data, e->raw_len, stored, e->stored_len);
+                if (ZSTD_isError(got) || got != e->raw_len)
                         return -BERTH_ECORRUPT;
         } else {
                 if (e->stored_len != e->raw_len)
@@ -295,7 +421,7 @@ int chunk_decode(const struct pack_entry *e, const uint8_t *stored, struct buf *
         }
         out->len = e->raw_len;
         uint8_t digest[HASH_LEN];
-        hash_sha256(out->data, out->len, digest);
+        chunk_id(k, out->data, out->len, digest);
         if (memcmp(digest, e->id, HASH_LEN) != 0)
                 return -BERTH_ECORRUPT;
         return 0;

@@ -104,11 +104,11 @@ static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, s
 
 /* Checks a chunk given in its stored form (store_put_stored): decoded and
  * hashed, it must give its id.  Returns its pack flags or -errno. */
-static int verify_stored(const struct job *j, ZSTD_DCtx *dctx, struct buf *check)
+static int verify_stored(const struct repo_keys *k, const struct job *j, ZSTD_DCtx *dctx, struct buf *check)
 {
         struct pack_entry e = { .stored_len = (uint32_t)j->len, .raw_len = j->raw_len, .flags = j->flags };
         memcpy(e.id, j->id, HASH_LEN);
-        if (chunk_decode(&e, j->data, check, dctx) < 0) {
+        if (chunk_decode(k, &e, j->data, check, dctx) < 0) {
                 char hex[2 * HASH_LEN + 1];
                 hex_encode(j->id, HASH_LEN, hex);
                 return error_set(BERTH_ECORRUPT,
@@ -122,7 +122,7 @@ static int verify_stored(const struct job *j, ZSTD_DCtx *dctx, struct buf *check
 /* Hashes and decides a submitted chunk; returns true when it must be stored. */
 static bool worker_hash(struct store *s, struct job *j)
 {
-        hash_sha256(j->data, j->len, j->id);
+        chunk_id(s->repo->keys, j->data, j->len, j->id);
         pthread_mutex_lock(&s->lock);
         int d = store_decide_locked(s, j->id, j->len);
         struct ticket *t = &s->tickets[j->ticket % TICKETS];
@@ -171,7 +171,7 @@ void *packer_main(void *arg)
 
                 bool store = !failed && (j.known || worker_hash(s, &j));
                 int flags = !store ? -ECANCELED
-                            : j.stored ? verify_stored(&j, dctx, &check)
+                            : j.stored ? verify_stored(s->repo->keys, &j, dctx, &check)
                                        : encode_chunk(&j, cctx, dctx, &stored, &check);
                 /* What goes into the pack: the stored form given, or made. */
                 const uint8_t *sp = j.stored ? j.data : stored.data;
@@ -186,7 +186,7 @@ void *packer_main(void *arg)
                 } else if (!s->error) {
                         int r = 0;
                         if (!s->writer)
-                                r = pack_writer_new(s->repo->spool_dirfd, &s->writer);
+                                r = pack_writer_new(s->repo->spool_dirfd, s->repo->keys, &s->writer);
                         if (r == 0) {
                                 struct pack_entry e = { .stored_len = (uint32_t)slen, .raw_len = raw_len,
                                                         .flags = (uint8_t)flags };

@@ -59,7 +59,7 @@ static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, 
         if (k == -ENOENT || k == -EIO) /* missing, or shorter than the catalog says */
                 k = -BERTH_ECORRUPT;
         if (k == 0)
-                k = chunk_decode(&sl->e, stored->data, &sl->data, dctx);
+                k = record_decode(p->repo->keys, &sl->e, stored, &sl->data, dctx);
         if (k < 0) {
                 char hex[2 * HASH_LEN + 1];
                 hex_encode(sl->e.id, HASH_LEN, hex);

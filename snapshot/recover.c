@@ -90,7 +90,7 @@ static int recover_pack(void *ud, const char *name, uint64_t size)
         if (k != 0)
                 return k < 0 ? k : 0;
         uint8_t actual[HASH_LEN];
-        if (pack_read_trailer(st->repo->be, name, size, &entries, &n, actual) < 0 ||
+        if (pack_read_trailer(st->repo->keys, st->repo->be, name, size, &entries, &n, actual) < 0 ||
             memcmp(actual, hash, HASH_LEN) != 0) {
                 /* Left for `check` to report; recovery does not delete data. */
                 _cleanup_free_ char *object = xasprintf("pack %s", name);
@@ -319,7 +319,9 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
         catalog_free(r->catalog);
         r->catalog = NULL;
         const char *dbpath = r->catalog_path;
-        _cleanup_free_ char *newpath = xasprintf("%s/tmp/" REBUILD_NAME, r->path);
+        /* tmp/ beside catalog.db: the repository's, or its cache's. */
+        size_t dlen = strlen(dbpath) - strlen("/catalog.db");
+        _cleanup_free_ char *newpath = xasprintf("%.*s/tmp/" REBUILD_NAME, (int)dlen, dbpath);
         unlink_db_files(r->spool_dirfd, REBUILD_NAME);
         bool have_old = faccessat(r->local_dirfd, "catalog.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
         uint64_t packs0 = r->recovered_packs, snaps0 = r->recovered_snapshots;

@@ -41,9 +41,19 @@ static char *config_to_json(const struct repo_config *c)
         char seed[17];
 
         snprintf(seed, sizeof seed, "%016llx", (unsigned long long)c->seed);
-        json_object_object_add(o, "format", json_object_new_int(REPO_FORMAT));
+        /* An encrypted repository is format 2: a berth that does not know
+         * encryption refuses it instead of misreading it. */
+        json_object_object_add(o, "format", json_object_new_int(c->encrypted ? REPO_FORMAT_ENCRYPTED : REPO_FORMAT));
         json_object_object_add(o, "id", json_object_new_string(c->id));
-        json_object_object_add(o, "hash", json_object_new_string("sha256"));
+        json_object_object_add(o, "hash", json_object_new_string(c->encrypted ? "hmac-sha256" : "sha256"));
+        if (c->encrypted) {
+                /* Parameters only: nothing here reveals data. */
+                json_object *en = json_object_new_object();
+                json_object_object_add(en, "cipher", json_object_new_string(c->cipher));
+                json_object_object_add(en, "kdf", json_object_new_string("scrypt"));
+                json_object_object_add(en, "keys", json_object_new_string("keys/"));
+                json_object_object_add(o, "encryption", en);
+        }
         json_object_object_add(o, "compression", json_object_new_string("zstd"));
         json_object_object_add(o, "level", json_object_new_int(c->level));
         json_object_object_add(o, "pack_size", json_object_new_int64((int64_t)c->pack_size));
@@ -87,7 +97,9 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 return error_set(BERTH_ECORRUPT, "%s/config is not a Berth repository configuration", path);
         }
         int64_t format = jint(o, "format", -1);
-        if (format != REPO_FORMAT) {
+        json_object *en = NULL;
+        json_object_object_get_ex(o, "encryption", &en);
+        if (format != REPO_FORMAT && !(format == REPO_FORMAT_ENCRYPTED && en)) {
                 json_object_put(o);
                 return error_set(BERTH_EFORMAT,
                                  "repository %s has format version %lld; this berth reads format %d only: "
@@ -120,6 +132,13 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 snprintf(c->id, sizeof c->id, "%s", json_object_get_string(v));
         if (ch && json_object_object_get_ex(ch, "seed", &v) && json_object_is_type(v, json_type_string))
                 c->seed = strtoull(json_object_get_string(v), NULL, 16);
+        if (en) {
+                c->encrypted = true;
+                if (json_object_object_get_ex(en, "cipher", &v) && json_object_is_type(v, json_type_string))
+                        snprintf(c->cipher, sizeof c->cipher, "%s", json_object_get_string(v));
+                if (strcmp(c->cipher, "aes-256-gcm") != 0 && strcmp(c->cipher, "chacha20-poly1305") != 0)
+                        r = error_set(BERTH_EFORMAT, "%s/config: unknown cipher '%s'", path, c->cipher);
+        }
         if (c->pack_size < PACK_SIZE_MIN || c->pack_size > PACK_SIZE_MAX)
                 r = error_set(BERTH_ECORRUPT, "%s/config: pack_size out of range", path);
         json_object_put(o);
@@ -158,6 +177,10 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);
         memcpy(&c.seed, rnd + 8, sizeof c.seed);
+        if (o && o->password) {
+                c.encrypted = true;
+                snprintf(c.cipher, sizeof c.cipher, "%s", crypto_default_cipher());
+        }
 
         /* A local repository: its directory, with packs/, snapshots/ and
          * the spool tmp/. */
@@ -172,12 +195,22 @@ int repo_init(const char *path, const struct repo_init_options *o)
         if (backend_stat(be, "config", &size) == 0)
                 return error_set(EEXIST, "%s already holds a repository", path);
 
-        _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", path);
-        struct catalog *cat;
-        r = catalog_open(dbpath, true, &cat);
-        if (r < 0)
-                return r;
-        catalog_free(cat);
+        if (c.encrypted) {
+                /* The key first: a config without one would be a
+                 * repository nothing can open.  The catalog of an
+                 * encrypted repository is a cache outside it, made on first
+                 * open. */
+                r = repo_init_key(be, path, c.id, c.cipher, o->password);
+                if (r < 0)
+                        return r;
+        } else {
+                _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", path);
+                struct catalog *cat;
+                r = catalog_open(dbpath, true, &cat);
+                if (r < 0)
+                        return r;
+                catalog_free(cat);
+        }
 
         /* config last: its presence is what makes the directory a
          * repository.  Created only if absent: two inits cannot both win. */
@@ -305,6 +338,8 @@ void repo_free(struct repo *r)
                 return;
         store_free(r->store);
         catalog_free(r->catalog);
+        crypto_keys_free(r->keys);
+        free(r->key_name);
         backend_free(r->be);
         if (r->spool_dirfd >= 0)
                 close(r->spool_dirfd);
@@ -327,7 +362,25 @@ void repo_set_level(struct repo *r, int level)
                 r->cfg.level = level;
 }
 
+char *repo_cache_dir(const char *id)
+{
+        const char *e = getenv("BERTH_CACHE_DIR");
+        if (e && *e)
+                return xasprintf("%s/%s", e, id);
+        if (geteuid() == 0)
+                return xasprintf("/var/cache/berth/%s", id);
+        if ((e = getenv("XDG_CACHE_HOME")) && *e == '/')
+                return xasprintf("%s/berth/%s", e, id);
+        e = getenv("HOME");
+        return xasprintf("%s/.cache/berth/%s", e && *e ? e : "/tmp", id);
+}
+
 int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct repo **ret)
+{
+        return repo_open_flags(path, mode, lock_wait, 0, ret);
+}
+
+int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, unsigned flags, struct repo **ret)
 {
         struct repo *r = xcalloc(1, sizeof *r);
         struct buf b = { 0 };
@@ -364,6 +417,15 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", path);
                 goto fail;
         }
+        if (r->cfg.encrypted && !(flags & REPO_OPEN_KEYLESS)) {
+                /* Its catalog, lock and spool are a local cache outside the
+                 * repository, as for a remote one: nothing readable is kept
+                 * beside the ciphertext. */
+                _cleanup_free_ char *state = repo_cache_dir(r->cfg.id);
+                struct backend *be = TAKE_PTR(r->be);
+                repo_free(r);
+                return repo_open_backend(be, state, mode, lock_wait, ret);
+        }
         k = take_lock(r, mode, lock_wait);
         if (k < 0)
                 goto fail;
@@ -373,6 +435,11 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
                 goto fail;
         }
 
+        if (r->cfg.encrypted) {
+                /* Keyless (serve): objects only, no catalog. */
+                *ret = r;
+                return 0;
+        }
         r->catalog_path = xasprintf("%s/catalog.db", path);
         const char *dbpath = r->catalog_path;
         bool missing = faccessat(r->local_dirfd, "catalog.db", F_OK, 0) < 0;
@@ -531,16 +598,6 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
         r->local_dirfd = r->spool_dirfd = r->lockfd = -1;
         r->writable = mode != REPO_READ;
 
-        k = mkdir_p(state_dir, 0700);
-        if (k < 0 && k != -EEXIST) {
-                k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));
-                goto fail;
-        }
-        r->local_dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (r->local_dirfd < 0 || (mkdirat(r->local_dirfd, "tmp", 0700) < 0 && errno != EEXIST)) {
-                k = error_set(errno, "cannot open %s: %s", state_dir, strerror(errno));
-                goto fail;
-        }
         k = backend_get(r->be, "config", 1 << 20, &b);
         if (k < 0) {
                 k = error_set(k == -ENOENT ? BERTH_ENOTFOUND : k, "%s is not a Berth repository (%s)", r->path,
@@ -555,6 +612,20 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
         if (chunker_init(&r->chunker, r->cfg.min, r->cfg.avg, r->cfg.max, r->cfg.seed) < 0 ||
             chunker_init(&r->tree_chunker, r->cfg.tree_min, r->cfg.tree_avg, r->cfg.tree_max, r->cfg.seed) < 0) {
                 k = error_set(BERTH_ECORRUPT, "%s/config: invalid chunker parameters", r->path);
+                goto fail;
+        }
+        /* The password first: a wrong one leaves no trace, not even the cache. */
+        k = repo_unlock(r);
+        if (k < 0)
+                goto fail;
+        k = mkdir_p(state_dir, 0700);
+        if (k < 0 && k != -EEXIST) {
+                k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));
+                goto fail;
+        }
+        r->local_dirfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->local_dirfd < 0 || (mkdirat(r->local_dirfd, "tmp", 0700) < 0 && errno != EEXIST)) {
+                k = error_set(errno, "cannot open %s: %s", state_dir, strerror(errno));
                 goto fail;
         }
         k = take_lock(r, mode, lock_wait);

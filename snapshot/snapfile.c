@@ -66,7 +66,7 @@ int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created)
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         size_t len = strlen(text);
         uint8_t id[HASH_LEN];
-        hash_sha256(text, len, id);
+        chunk_id(r->keys, text, len, id);
         hex_encode(id, HASH_LEN, f->info.id);
 
         char name[2 * HASH_LEN + 16];
@@ -87,8 +87,21 @@ int snapfile_write(struct repo *r, struct snapfile *f, bool *ret_created)
                 json_object_put(o);
                 return k;
         }
-        /* Created only if absent; durable when it returns. */
+        /* Created only if absent; durable when it returns.  The one place
+         * a snapshot file is sealed. */
+        struct buf sealed = { 0 };
+        if (r->keys) {
+                k = crypto_seal(r->keys, CRYPTO_KIND_SNAPSHOT, text, len, &sealed);
+                if (k < 0) {
+                        json_object_put(o);
+                        catalog_snapshot_intent_drop(r->catalog, f->info.id);
+                        return k;
+                }
+                text = (const char *)sealed.data;
+                len = sealed.len;
+        }
         k = backend_put(r->be, name, text, len);
+        buf_free(&sealed);
         json_object_put(o);
         if (k < 0) {
                 catalog_snapshot_intent_drop(r->catalog, f->info.id);
@@ -214,7 +227,18 @@ int snapfile_read(struct repo *r, const char *id, struct snapfile *ret)
                 return error_set(BERTH_ENOTFOUND, "snapshot file %s is missing", name);
         if (k < 0)
                 return error_set(k, "cannot read %s: %s", name, berth_strerror(k));
-        hash_sha256(b.data, b.len, got);
+        if (r->keys) {
+                /* The one place a snapshot file is opened. */
+                struct buf plain = { 0 };
+                if (crypto_open(r->keys, CRYPTO_KIND_SNAPSHOT, b.data, b.len, &plain) < 0) {
+                        buf_free(&b);
+                        buf_free(&plain);
+                        return error_set(BERTH_ECORRUPT, "snapshot file %s is damaged (it does not decrypt)", name);
+                }
+                buf_free(&b);
+                b = plain;
+        }
+        chunk_id(r->keys, b.data, b.len, got);
         if (memcmp(want, got, HASH_LEN) != 0) {
                 buf_free(&b);
                 return error_set(BERTH_ECORRUPT, "snapshot file %s is damaged (its bytes do not match its id)", name);

@@ -26,6 +26,7 @@
 struct repo;
 
 #define REPO_FORMAT 1
+#define REPO_FORMAT_ENCRYPTED 2 /* format 1 plus encryption (config "encryption") */
 
 /* The page setting of a backup or repository: PAGES_AUTO detects database
  * files, PAGES_OFF never pages, a power of two 4K..64K pages every file
@@ -46,6 +47,7 @@ struct repo_init_options {
         uint64_t pack_size;                       /* 0: default 16 MiB */
         int32_t page_size;                        /* PAGES_*, a page size; 0: PAGES_AUTO */
         uint32_t page_chunk;                      /* pages per page-aligned chunk; 0: default */
+        const char *password;                     /* non-NULL: an encrypted repository */
 };
 
 /* Creates a repository at path (directories made as needed).  An existing
@@ -75,6 +77,35 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
  * opens without a catalog. */
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
                       struct repo **ret);
+/* repo_open() with flags: REPO_OPEN_KEYLESS opens an encrypted repository
+ * without its key and without a catalog (serve: objects only). */
+enum { REPO_OPEN_KEYLESS = 1 << 0 };
+int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, unsigned flags, struct repo **ret);
+/* Where this host caches the catalog of repository `id` (an encrypted or a
+ * remote one): $BERTH_CACHE_DIR/<id>, /var/cache/berth/<id> for root, else
+ * $XDG_CACHE_HOME/berth/<id> or ~/.cache/berth/<id>.  The caller frees. */
+char *repo_cache_dir(const char *id);
+
+/* ---- encryption (keys.c) ----
+ * The password of an encrypted repository comes from the program: fn
+ * returns 0 and *ret (caller frees), or -errno with error_set().  confirm:
+ * a new password (asked twice on a terminal). */
+typedef int (*repo_password_fn)(const char *where, bool confirm, char **ret);
+void repo_set_password_source(repo_password_fn fn);
+bool repo_encrypted(const struct repo *r);
+struct repo_key_info {
+        char id[17];
+        int64_t created;   /* seconds since the epoch, 0: unknown */
+        bool in_use;       /* the one this run's password opened */
+        bool valid;        /* well formed */
+};
+int repo_key_list(struct repo *r, struct repo_key_info **ret, size_t *ret_n);
+/* A new key object for password: 0 and its id. */
+int repo_key_add(struct repo *r, const char *password, char ret_id[17]);
+/* Removes keys/<id>; refuses (-EBUSY) the last well-formed key, and the
+ * key in use unless current_ok. */
+int repo_key_remove(struct repo *r, const char *id, bool current_ok);
+
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);

@@ -60,6 +60,7 @@ struct store {
         /* Reading, calling thread only. */
         ZSTD_DCtx *dctx;
         struct buf stored;
+        struct buf opened;          /* scratch: an encrypted record opened (store_read_stored) */
 
         /* Everything below is under `lock`. */
         pthread_mutex_t lock;

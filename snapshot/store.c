@@ -204,6 +204,7 @@ void store_free(struct store *s)
         free(s->missing);
         ZSTD_freeDCtx(s->dctx);
         buf_free(&s->stored);
+        buf_free(&s->opened);
         idfilter_free(&s->filter);
         idset_free(&s->pending);
         pthread_mutex_destroy(&s->lock);
@@ -324,7 +325,7 @@ int store_put(struct store *s, bool tree, const uint8_t *data, size_t len, uint8
         if (len > PACK_MAX_CHUNK)
                 return error_set(EINVAL, "chunk of %zu bytes is too large", len);
 
-        hash_sha256(data, len, id);
+        chunk_id(s->repo->keys, data, len, id);
         memcpy(ret_id, id, HASH_LEN);
         pthread_mutex_lock(&s->lock);
         int d = store_decide_locked(s, id, len);
@@ -479,6 +480,19 @@ int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *o
         *ret_e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
                                       .flags = ch.flags };
         memcpy(ret_e->id, id, HASH_LEN);
+        if (s->repo->keys) {
+                /* The stored form travels unsealed (prune repacks it into a
+                 * pack that seals it again). */
+                r = pack_record_open(s->repo->keys, ret_e, out->data, &s->opened);
+                if (r < 0) {
+                        hex_encode(id, HASH_LEN, hex);
+                        return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (it does not decrypt)",
+                                         hex, path);
+                }
+                struct buf t = *out;
+                *out = s->opened;
+                s->opened = t;
+        }
         return 0;
 }
 
@@ -488,7 +502,7 @@ int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
         int r = store_read_stored(s, id, &s->stored, &e);
         if (r < 0)
                 return r;
-        r = chunk_decode(&e, s->stored.data, out, s->dctx);
+        r = chunk_decode(s->repo->keys, &e, s->stored.data, out, s->dctx);
         if (r < 0) {
                 char hex[2 * HASH_LEN + 1], path[128];
                 struct catalog_chunk ch;

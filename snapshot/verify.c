@@ -59,7 +59,8 @@ static int open_parent(int top, const char *path, const char **ret_name)
 
 /* Compares a regular file's data with the entry's chunks.  Returns 0 when
  * equal, 1 when not (with a mismatch recorded), -errno on failure to read. */
-static int compare_content(const struct entry *e, int fd, struct verify_result *v, struct buf *b)
+static int compare_content(const struct repo_keys *k, const struct entry *e, int fd, struct verify_result *v,
+                           struct buf *b)
 {
         uint64_t pos = 0;
         for (size_t i = 0; i < e->nchunks; i++) {
@@ -88,7 +89,7 @@ static int compare_content(const struct entry *e, int fd, struct verify_result *
                         done += (size_t)got;
                 }
                 uint8_t h[HASH_LEN];
-                hash_sha256(b->data, e->chunks[i].len, h);
+                chunk_id(k, b->data, e->chunks[i].len, h);
                 if (memcmp(h, e->chunks[i].id, HASH_LEN) != 0) {
                         uint64_t run;
                         mismatch(v, e->path, "contents differ near offset %llu",
@@ -100,7 +101,8 @@ static int compare_content(const struct entry *e, int fd, struct verify_result *
         return 0;
 }
 
-static void verify_entry(const struct entry *e, int top, bool root, struct verify_result *v, struct buf *b)
+static void verify_entry(const struct repo_keys *keys, const struct entry *e, int top, bool root,
+                         struct verify_result *v, struct buf *b)
 {
         static const mode_t types[] = {
                 [ENTRY_DIR] = S_IFDIR, [ENTRY_REG] = S_IFREG, [ENTRY_SYMLINK] = S_IFLNK,
@@ -175,7 +177,7 @@ static void verify_entry(const struct entry *e, int top, bool root, struct verif
         struct stat fst;
         if (fstat(fd, &fst) < 0 || fst.st_ino != st.st_ino || fst.st_dev != st.st_dev)
                 mismatch(v, e->path, "changed while it was checked");
-        else if (compare_content(e, fd, v, b) == 0)
+        else if (compare_content(keys, e, fd, v, b) == 0)
                 v->bytes += e->size;
         close(fd);
 out:
@@ -217,7 +219,7 @@ int snapshot_verify_tree(struct repo *repo, const char *id, const char *dir, con
                 if (e->type == ENTRY_HARDLINK && ninclude && include_match(&(struct entry){ .type = ENTRY_REG,
                                 .path = e->link, .path_len = strlen(e->link) }, inc, ninclude) != 2)
                         continue; /* restored as the file itself: see restore.c */
-                verify_entry(e, top, root, &v, &b);
+                verify_entry(repo->keys, e, top, root, &v, &b);
         }
         if (top >= 0)
                 close(top);

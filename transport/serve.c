@@ -87,7 +87,8 @@ static int violation(struct server *s, uint32_t tag, const char *msg)
 static bool object_name(const char *n)
 {
         return strcmp(n, "config") == 0 || (strncmp(n, "packs/", 6) == 0 && n[6]) ||
-               (strncmp(n, "snapshots/", 10) == 0 && n[10]) || (strncmp(n, "keep/", 5) == 0 && n[5]);
+               (strncmp(n, "snapshots/", 10) == 0 && n[10]) || (strncmp(n, "keep/", 5) == 0 && n[5]) ||
+               (strncmp(n, "keys/", 5) == 0 && n[5]);
 }
 
 static char *cstr(struct wire_str w) { return xstrndup(w.p, w.n); }
@@ -163,7 +164,9 @@ static int do_open(struct server *s, const struct wire_msg *m)
                 return send_error(s, m->tag, BERTH_EFORMAT, msg);
         }
         struct repo *r;
-        int k = repo_open(real, modes[m->open.mode], m->open.lock_wait_seconds, &r);
+        /* This end holds no key: an encrypted repository is served as
+         * objects only (no catalog; packs checked for shape and name). */
+        int k = repo_open_flags(real, modes[m->open.mode], m->open.lock_wait_seconds, REPO_OPEN_KEYLESS, &r);
         if (k < 0)
                 return send_failure(s, m->tag, k);
         struct buf cfg = { 0 };
@@ -300,7 +303,11 @@ static int do_list(struct server *s, const struct wire_msg *m)
 static int do_have(struct server *s, const struct wire_msg *m)
 {
         _cleanup_free_ uint8_t *bitmap = xcalloc(1, (m->have.n + 7) / 8 + 1);
-        int k = repo_have_chunks(s->repo, (const uint8_t(*)[32])m->have.ids, m->have.n, bitmap);
+        int k = 0;
+        if (repo_catalog(s->repo))
+                k = repo_have_chunks(s->repo, (const uint8_t(*)[32])m->have.ids, m->have.n, bitmap);
+        else /* keyless (encrypted): no catalog, every chunk counts as lacking */
+                memset(bitmap, 0xff, (m->have.n + 7) / 8);
         if (k < 0)
                 return send_failure(s, m->tag, k);
         struct wire_msg w = { .type = WIRE_LACK, .tag = m->tag };
@@ -314,7 +321,8 @@ static int do_announce(struct server *s, const struct wire_msg *m)
         if (s->mode != WIRE_OPEN_WRITE)
                 return send_error(s, m->tag, EROFS, "ANNOUNCE needs the repository opened for writing");
         _cleanup_free_ char *id = cstr(m->announce.snapshot_id);
-        int k = repo_announce_snapshot(s->repo, id);
+        /* Keyless (encrypted): no catalog here to index it in. */
+        int k = repo_catalog(s->repo) ? repo_announce_snapshot(s->repo, id) : 0;
         if (k < 0)
                 return send_failure(s, m->tag, k);
         return send_ok(s, m->tag);

@@ -40,7 +40,7 @@ static int setup(void **state)
         assert_int_equal(backend_local_open(f->dir, true, &f->be), 0);
 
         struct pack_writer *w;
-        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        assert_int_equal(pack_writer_new(f->tmpfd, NULL, &w), 0);
         for (size_t i = 0; i < NCHUNKS; i++) {
                 size_t n = 1000 + i * 777;
                 uint8_t *p = xmalloc(n);
@@ -103,7 +103,7 @@ static void test_round_trip(void **state)
         uint8_t name[HASH_LEN];
         char path[128];
         pack_path(f->hash, path, sizeof path);
-        assert_int_equal(pack_read_trailer(f->be, path, f->size, &e, &n, name), 0);
+        assert_int_equal(pack_read_trailer(NULL, f->be, path, f->size, &e, &n, name), 0);
         assert_memory_equal(name, f->hash, HASH_LEN); /* named by its trailer */
         assert_int_equal(n, NCHUNKS);
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
@@ -117,13 +117,13 @@ static void test_round_trip(void **state)
                 buf_reset(&stored);
                 buf_reserve(&stored, e[i].stored_len);
                 assert_int_equal(pread_all(fd, stored.data, e[i].stored_len, e[i].offset), 0);
-                assert_int_equal(chunk_decode(&e[i], stored.data, &out, dctx), 0);
+                assert_int_equal(chunk_decode(NULL, &e[i], stored.data, &out, dctx), 0);
                 assert_int_equal(out.len, f->plain_len[i]);
                 assert_memory_equal(out.data, f->plain[i], out.len);
         }
         /* a damaged stored chunk is caught by its id */
         stored.data[0] ^= 0x40;
-        assert_int_equal(chunk_decode(&e[n - 2], stored.data, &out, dctx), -BERTH_ECORRUPT);
+        assert_int_equal(chunk_decode(NULL, &e[n - 2], stored.data, &out, dctx), -BERTH_ECORRUPT);
         ZSTD_freeDCtx(dctx);
         buf_free(&stored);
         buf_free(&out);
@@ -144,9 +144,9 @@ static void test_damaged_trailer(void **state)
         size_t n;
         char path[128];
         pack_path(f->hash, path, sizeof path);
-        assert_int_equal(pack_read_trailer(f->be, path, f->size, &e, &n, NULL), -BERTH_ECORRUPT);
+        assert_int_equal(pack_read_trailer(NULL, f->be, path, f->size, &e, &n, NULL), -BERTH_ECORRUPT);
         /* truncated */
-        assert_int_equal(pack_read_trailer(f->be, path, 10, &e, &n, NULL), -BERTH_ECORRUPT);
+        assert_int_equal(pack_read_trailer(NULL, f->be, path, 10, &e, &n, NULL), -BERTH_ECORRUPT);
         close(fd);
 }
 
@@ -182,7 +182,7 @@ static void test_abort_leaves_nothing(void **state)
 {
         struct fixture *f = *state;
         struct pack_writer *w;
-        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        assert_int_equal(pack_writer_new(f->tmpfd, NULL, &w), 0);
         assert_int_equal(pack_writer_add(w, &f->in[0], f->plain[0]), 0);
         pack_writer_abort(w);
         DIR *d = fdopendir(dup(f->tmpfd));
@@ -201,7 +201,7 @@ static void test_finish_leaves_spool_empty(void **state)
 {
         struct fixture *f = *state;
         struct pack_writer *w;
-        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        assert_int_equal(pack_writer_new(f->tmpfd, NULL, &w), 0);
         for (size_t i = 0; i < NCHUNKS; i++) {
                 struct pack_entry e = f->in[i];
                 const uint8_t *stored = f->plain[i];
@@ -244,7 +244,7 @@ static void test_finish_replaces_damaged(void **state)
         assert_int_equal(ftruncate(fd, 100), 0);
         close(fd);
         struct pack_writer *w;
-        assert_int_equal(pack_writer_new(f->tmpfd, &w), 0);
+        assert_int_equal(pack_writer_new(f->tmpfd, NULL, &w), 0);
         for (size_t i = 0; i < NCHUNKS; i++) {
                 const uint8_t *stored = f->plain[i];
                 uint8_t zbuf[64 << 10];
@@ -267,7 +267,7 @@ static void test_finish_replaces_damaged(void **state)
         assert_int_equal(have, f->size);
         struct pack_entry *e;
         size_t n;
-        assert_int_equal(pack_read_trailer(f->be, path, have, &e, &n, NULL), 0);
+        assert_int_equal(pack_read_trailer(NULL, f->be, path, have, &e, &n, NULL), 0);
         free(e);
 }
 
