@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] prune [--dry-run] [--max-unused PERCENT]\n"
@@ -173,6 +173,14 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
 
+        /* A repository over SSH: its host prunes, with its catalog. */
+        if (repo_is_remote()) {
+                char pct[16];
+                snprintf(pct, sizeof pct, "%u", o.max_unused);
+                _cleanup_free_ char *grace = xasprintf("%llus", (unsigned long long)o.grace);
+                const char *args[] = { "--max-unused", pct, "--grace", grace, "--dry-run" };
+                return remote_maintenance("prune", args, o.dry_run ? 5 : 4, o.dry_run);
+        }
         struct prune_result res;
         r = prune_run(&o, &res);
         if (r < 0)
