@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "remote.h"
+#include "../transport/remote.h"
 
 /* `<berth> --version` tells a shell that runs commands from a key
  * restricted to a forced command: a `berth serve --stdio` reads end of
@@ -81,8 +82,11 @@ int remote_maintenance(const char *cmd, const char *const *args, size_t nargs, b
                         buf_append(&b, "-v ", 3);
                 if (log_get_level() >= LOG_DEBUG)
                         buf_append(&b, "-v ", 3);
-                if (settings.lock_wait) {
-                        _cleanup_free_ char *w = xasprintf("%llu", (unsigned long long)settings.lock_wait);
+                {
+                        /* as a writer through serve would: the lock a dying
+                         * serve still holds is waited for */
+                        uint64_t wait = MAX(settings.lock_wait, (uint64_t)REMOTE_LOCK_GRACE);
+                        _cleanup_free_ char *w = xasprintf("%llu", (unsigned long long)wait);
                         buf_append(&b, "--lock-wait ", 12);
                         remote_put_word(&b, w);
                 }
