@@ -33,6 +33,13 @@ char *remote_dest_name(const struct ssh_destination *d)
                          v6 ? "]" : "", port);
 }
 
+int remote_not_found(const char *berth, const char *shown, const char *err)
+{
+        return error_set(ENOENT, "'%s' cannot be run on %s (%s): install berth there, or name it with "
+                                 "--remote-berth PATH (BERTH_REMOTE_BERTH)",
+                         berth, shown, err && *err ? err : "command not found");
+}
+
 void remote_run_clear(struct remote_run *r)
 {
         free(r->out);

@@ -21,17 +21,12 @@ static int probe(struct ssh_session *s, const char *cmd, const char *berth, cons
         if (k < 0)
                 return fail(k, cmd);
         int status = EXIT_OK;
-        if (strncmp(rr.out, "berth ", 6) == 0 && rr.status == 0)
-                ;
-        else if (rr.status == 126 || rr.status == 127)
-                status = fail(error_set(ENOENT, "'%s' cannot be run on %s (%s): install berth there, or name it with "
-                                                "--remote-berth PATH (BERTH_REMOTE_BERTH)",
-                                        berth, shown, *rr.err ? rr.err : "command not found"),
-                              cmd);
-        else
+        if (rr.status == 126 || rr.status == 127)
+                status = fail(remote_not_found(berth, shown, rr.err), cmd);
+        else if (rr.status != 0 || strncmp(rr.out, "berth ", 6) != 0)
                 status = fail(error_set(EPERM, "the SSH key for %s is restricted to berth serve: run forget/prune "
                                                "on that host, or use a key that may run berth (a forced command "
-                                               "answered '%s --version'); nothing was changed",
+                                               "ran instead of '%s --version'); nothing was changed",
                                         shown, berth),
                               cmd);
         remote_run_clear(&rr);
@@ -105,10 +100,7 @@ int remote_maintenance(const char *cmd, const char *const *args, size_t nargs, b
         int status = rr.status;
         remote_run_clear(&rr);
         if (status == 126 || status == 127)
-                return fail(error_set(ENOENT, "'%s' cannot be run on %s: install berth there, or name it with "
-                                              "--remote-berth PATH (BERTH_REMOTE_BERTH)",
-                                      berth, shown),
-                            cmd);
+                return fail(remote_not_found(berth, shown, ""), cmd);
         if (status < 0 || status >= 64)
                 status = EXIT_FAILURE_;
 

@@ -20,9 +20,7 @@ static int remote_init(const struct remote_host *h)
                 return k;
         if (rr.status != 0) {
                 if (rr.status == 126 || rr.status == 127)
-                        k = error_set(ENOENT, "'%s' cannot be run on %s (%s): install berth there, or name it with "
-                                              "--remote-berth PATH (BERTH_REMOTE_BERTH)",
-                                      h->berth, h->shown, *rr.err ? rr.err : "command not found");
+                        k = remote_not_found(h->berth, h->shown, rr.err);
                 else
                         k = error_set(EIO, "cannot create a repository at %s on %s (exit status %d)%s%s", h->path,
                                       h->shown, rr.status, *rr.err ? ": " : "", rr.err);

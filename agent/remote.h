@@ -1,5 +1,6 @@
-/* remote.h — the far half of migrate and restore --host: a Docker host
- * reached over SSH, its repository, and restores run there. */
+/* remote.h — berth commands run on another host over SSH: the far half of
+ * migrate and restore --host (a Docker host, its repository, restores run
+ * there) and the maintenance of an ssh:// repository on its host. */
 #ifndef BERTH_REMOTE_H
 #define BERTH_REMOTE_H
 
@@ -22,6 +23,9 @@ struct remote_run {
         char *err;        /* its stderr, trimmed and escaped ("" when relayed) */
 };
 void remote_run_clear(struct remote_run *r);
+/* error_set(ENOENT) for a far side where berth (exit 126/127) cannot be
+ * run: install it, or --remote-berth; err is its stderr (escaped). */
+int remote_not_found(const char *berth, const char *shown, const char *err);
 
 /* Runs cmd (words already quoted, see remote_put_word) in a new exec
  * channel of session s; its stdin reads end of file at once.  With
