@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] forget SNAPSHOT... [--dry-run] [--json]\n"
@@ -41,8 +41,13 @@ static const char help[] =
         "'last=N,hourly=N,daily=N,weekly=N,monthly=N,yearly=N' (any of them, in any\n"
         "order); a --keep-* flag given as well wins over the same rule in SPEC.\n"
         "\n"
-        "On a repository over ssh:// only --dry-run works: run forget on the\n"
-        "repository's host.\n"
+        "On a repository over ssh:// forget (--dry-run too) runs on the repository's\n"
+        "host, where its catalog and lock live: berth connects as for any ssh://\n"
+        "command (-i, --known-hosts, --remote-berth), runs '<berth> -r PATH forget\n"
+        "...' there with this command line (each word quoted, with --json, -q and TZ),\n"
+        "relays what it prints and exits with its status, then brings the local cache\n"
+        "up to date.  A key restricted to 'berth serve' (a forced command) cannot run\n"
+        "it: that is said, exit status 1, and nothing changes.\n"
         "\n"
         "Each removal is durable on its own; an interrupted forget (even kill -9)\n"
         "leaves every snapshot either listed and whole or gone, and the next command\n"
@@ -342,6 +347,40 @@ static int by_reference(struct repo *repo, struct report *rep, char **refs, size
         return r;
 }
 
+/* The same command line, for the host of an ssh:// repository. */
+static int remote_forget(const struct args *a, struct retention_policy *p, char **refs, size_t nrefs)
+{
+        static const char *const flags[] = { "--keep-last", "--keep-hourly", "--keep-daily",
+                                             "--keep-weekly", "--keep-monthly", "--keep-yearly" };
+        size_t n = 0, max = 16 + 2 * a->nnames + nrefs;
+        _cleanup_free_ const char **args = xcalloc(max, sizeof *args);
+        char counts[6][16];
+        for (int i = 0; i < 6; i++) {
+                int v = *policy_slot(p, i);
+                if (v < 0)
+                        continue;
+                snprintf(counts[i], sizeof counts[i], "%d", v);
+                args[n++] = flags[i];
+                args[n++] = counts[i];
+        }
+        for (size_t i = 0; i < a->nnames; i++) {
+                args[n++] = "--name";
+                args[n++] = a->names[i];
+        }
+        if (a->host) {
+                args[n++] = "--host";
+                args[n++] = a->host;
+        }
+        if (a->dry_run)
+                args[n++] = "--dry-run";
+        if (a->prune)
+                args[n++] = "--prune";
+        args[n++] = "--";
+        for (size_t i = 0; i < nrefs; i++)
+                args[n++] = refs[i];
+        return remote_maintenance("forget", args, n, a->dry_run);
+}
+
 static int run(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -380,14 +419,9 @@ static int run(int argc, char **argv)
                 return usage_error("forget", "--prune does not go with --dry-run: run 'berth prune --dry-run' "
                                              "after a real forget to see what it would reclaim");
 
-        /* A repository over SSH deletes objects only when opened for
-         * maintenance, and its own catalog must forget with it: that is the
-         * far side's job, not yet done through the protocol. */
-        if (!a.dry_run && repo_is_remote())
-                return fail(error_set(ENOTSUP,
-                                      "forget on a repository over ssh:// is not supported yet: run it on the "
-                                      "repository's host (berth -r PATH forget ...); --dry-run works from here"),
-                            "forget");
+        /* A repository over SSH: its host forgets, with its catalog. */
+        if (repo_is_remote())
+                return remote_forget(&a, &p, argv + optind, nrefs);
         _cleanup_(repo_freep) struct repo *repo = NULL;
         r = open_repo(a.dry_run ? REPO_READ : REPO_WRITE, &repo);
         if (r < 0)

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] prune [--dry-run] [--max-unused PERCENT]\n"
@@ -39,6 +39,12 @@ static const char help[] =
         "A grace period matters when several hosts write to shared object storage, where\n"
         "there is no such lock, and for long restores started before a repack (the grace\n"
         "period lets them finish reading the old pack).\n"
+        "\n"
+        "On a repository over ssh:// prune (--dry-run too) runs on the repository's\n"
+        "host, where its catalog and lock live, as 'berth forget' does there (see its\n"
+        "help): '<berth> -r PATH prune ...' over SSH, its output relayed, then the\n"
+        "local cache brought up to date.  A key restricted to 'berth serve' cannot run\n"
+        "it: that is said, exit status 1, and nothing changes.\n"
         "\n"
         "The report gives the packs deleted and repacked, the new packs written, the\n"
         "chunks removed from the catalog, and the bytes freed (the size of the deleted\n"
@@ -173,6 +179,14 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
 
+        /* A repository over SSH: its host prunes, with its catalog. */
+        if (repo_is_remote()) {
+                char pct[16];
+                snprintf(pct, sizeof pct, "%u", o.max_unused);
+                _cleanup_free_ char *grace = xasprintf("%llus", (unsigned long long)o.grace);
+                const char *args[] = { "--max-unused", pct, "--grace", grace, "--dry-run" };
+                return remote_maintenance("prune", args, o.dry_run ? 5 : 4, o.dry_run);
+        }
         struct prune_result res;
         r = prune_run(&o, &res);
         if (r < 0)

@@ -1,7 +1,7 @@
 /* cmd-tag.c — berth tag: protect snapshots from forgetting, or lift that. */
 #include <string.h>
 
-#include "agent.h"
+#include "remote.h"
 
 static const char help[] =
         "Usage: berth [-r REPO] tag SNAPSHOT... --keep | --no-keep [--json]\n"
@@ -16,8 +16,8 @@ static const char help[] =
         "keep/<snapshot id> beside the snapshot file, so it survives 'berth catalog\n"
         "rebuild' and holds for every host using the repository; the catalog keeps a\n"
         "copy for 'berth snapshots', which shows protected snapshots in its KEEP\n"
-        "column.  Over ssh:// only --keep works; lift a protection on the\n"
-        "repository's host.\n"
+        "column.  Over ssh:// --no-keep (which deletes the object) runs on the\n"
+        "repository's host, as 'berth forget' does there (see its help).\n"
         "\n"
         "Options:\n"
         "      --keep      protect the snapshots\n"
@@ -59,11 +59,17 @@ static int run(int argc, char **argv)
         if (optind >= argc)
                 return usage_error("tag", "give at least one SNAPSHOT");
 
-        if (mode == 0 && repo_is_remote())
-                return fail(error_set(ENOTSUP,
-                                      "tag --no-keep on a repository over ssh:// is not supported yet (it deletes "
-                                      "an object): run it on the repository's host"),
-                            "tag");
+        /* Lifting deletes an object: over SSH the repository's host does
+         * it, with its catalog. */
+        if (mode == 0 && repo_is_remote()) {
+                size_t n = (size_t)(argc - optind);
+                _cleanup_free_ const char **args = xcalloc(n + 2, sizeof *args);
+                args[0] = "--no-keep";
+                args[1] = "--";
+                for (size_t i = 0; i < n; i++)
+                        args[2 + i] = argv[optind + i];
+                return remote_maintenance("tag", args, n + 2, false);
+        }
         _cleanup_(repo_freep) struct repo *repo = NULL;
         r = open_repo(REPO_WRITE, &repo);
         if (r < 0)

@@ -5,113 +5,22 @@
 
 #include "remote.h"
 
-/* Appends 'word', quoted for the far side's shell, and a space. */
-static void put_word(struct buf *b, const char *s)
-{
-        buf_put_shell_word(b, s);
-        buf_putc(b, ' ');
-}
-
-static void ssh_options_for(const struct ssh_destination *d, struct ssh_options *o)
-{
-        *o = (struct ssh_options){
-                .user = d->user,
-                .host = d->host,
-                .port = d->port,
-                .identity_file = settings.identity,
-                .known_hosts = settings.known_hosts,
-                .accept_new_host_key = settings.accept_new_host_key,
-        };
-}
-
-/* What a command run on the far side did. */
-struct remote_run {
-        int status;       /* its exit status */
-        char *out;        /* its stdout, NUL-terminated */
-        char *err;        /* its stderr, trimmed and escaped */
-};
-
-static void remote_run_clear(struct remote_run *r)
-{
-        free(r->out);
-        free(r->err);
-        *r = (struct remote_run){ 0 };
-}
-
-/* Runs the command in b (words already quoted) on d's host in a new
- * session.  Returns 0 and fills *ret whatever the command's exit status,
- * or -errno when it could not be run. */
-static int run_remote(const struct ssh_destination *d, struct buf *b, struct remote_run *ret)
-{
-        struct ssh_options o;
-        ssh_options_for(d, &o);
-        buf_putc(b, 0);
-        _cleanup_(ssh_session_freep) struct ssh_session *s = NULL;
-        int k = ssh_connect(&o, &s);
-        if (k < 0)
-                return k;
-        _cleanup_(ssh_channel_freep) struct ssh_channel *ch = NULL;
-        k = ssh_exec(s, (const char *)b->data, &ch);
-        if (k < 0)
-                return k;
-        struct buf out = { 0 };
-        for (;;) {
-                char chunk[16384];
-                ssize_t n = ssh_channel_read(ch, chunk, sizeof chunk);
-                if (n < 0) {
-                        free(out.data);
-                        return (int)n;
-                }
-                if (n > 0)
-                        buf_append(&out, chunk, (size_t)n);
-                if ((size_t)n < sizeof chunk)
-                        break;
-                if (out.len > (16u << 20)) {
-                        free(out.data);
-                        return error_set(EMSGSIZE, "%s printed more than 16 MiB", ssh_session_name(s));
-                }
-        }
-        buf_putc(&out, 0);
-        int status = 255;
-        k = ssh_channel_close(ch, &status);
-        if (k < 0) {
-                free(out.data);
-                return k;
-        }
-        _cleanup_free_ char *raw = xstrdup(ssh_channel_stderr(ch));
-        size_t n = strlen(raw);
-        while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r' || raw[n - 1] == ' '))
-                raw[--n] = 0;
-        *ret = (struct remote_run){ .status = status, .out = (char *)out.data, .err = escape_text(raw) };
-        return 0;
-}
-
-static char *dest_name(const struct ssh_destination *d)
-{
-        bool v6 = strchr(d->host, ':') != NULL;
-        _cleanup_free_ char *port = d->port ? xasprintf(":%u", d->port) : xstrdup("");
-        return xasprintf("%s%s%s%s%s%s", d->user ? d->user : "", d->user ? "@" : "", v6 ? "[" : "", d->host,
-                         v6 ? "]" : "", port);
-}
-
 /* Runs `<berth> -r PATH init` on the far side. */
 static int remote_init(const struct remote_host *h)
 {
         struct buf b = { 0 };
-        put_word(&b, h->berth);
+        remote_put_word(&b, h->berth);
         buf_append(&b, "-r ", 3);
-        put_word(&b, h->path);
+        remote_put_word(&b, h->path);
         buf_append(&b, "init", 4);
         struct remote_run rr = { 0 };
-        int k = run_remote(&h->d, &b, &rr);
+        int k = remote_run_at(&h->d, &b, &rr);
         free(b.data);
         if (k < 0)
                 return k;
         if (rr.status != 0) {
                 if (rr.status == 126 || rr.status == 127)
-                        k = error_set(ENOENT, "'%s' cannot be run on %s (%s): install berth there, or name it with "
-                                              "--remote-berth PATH (BERTH_REMOTE_BERTH)",
-                                      h->berth, h->shown, *rr.err ? rr.err : "command not found");
+                        k = remote_not_found(h->berth, h->shown, rr.err);
                 else
                         k = error_set(EIO, "cannot create a repository at %s on %s (exit status %d)%s%s", h->path,
                                       h->shown, rr.status, *rr.err ? ": " : "", rr.err);
@@ -131,7 +40,7 @@ int remote_host_parse(const char *cmd, const char *host, const char *path, struc
         if (ssh_parse_destination(host, &ret->d) < 0)
                 return usage_error(cmd, "%s", error_message());
         ret->berth = settings.remote_berth && *settings.remote_berth ? settings.remote_berth : "berth";
-        ret->shown = dest_name(&ret->d);
+        ret->shown = remote_dest_name(&ret->d);
         ret->url = xasprintf("ssh://%s%s", ret->shown, path);
         return EXIT_OK;
 }
@@ -197,13 +106,13 @@ int remote_restore(struct remote_host *h, const char *id, const char *volume, bo
 {
         *ret_report = NULL;
         struct buf cmd = { 0 };
-        put_word(&cmd, h->berth);
+        remote_put_word(&cmd, h->berth);
         buf_append(&cmd, "-r ", 3);
-        put_word(&cmd, h->path);
+        remote_put_word(&cmd, h->path);
         buf_append(&cmd, "restore ", 8);
-        put_word(&cmd, id);
+        remote_put_word(&cmd, id);
         buf_append(&cmd, "--to-volume ", 12);
-        put_word(&cmd, volume);
+        remote_put_word(&cmd, volume);
         if (force)
                 buf_append(&cmd, "--force ", 8);
         /* Success only when the far side's tree checks out (exit 5 if not). */
@@ -213,7 +122,7 @@ int remote_restore(struct remote_host *h, const char *id, const char *volume, bo
         if (!settings.quiet && !settings.json && settings.progress)
                 fprintf(stderr, "restoring '%s' on %s...\n", shown, h->shown);
         struct remote_run rr = { 0 };
-        int r = run_remote(&h->d, &cmd, &rr);
+        int r = remote_run_at(&h->d, &cmd, &rr);
         free(cmd.data);
         if (r < 0) {
                 const char *m = error_message();

@@ -1,10 +1,53 @@
-/* remote.h — the far half of migrate and restore --host: a Docker host
- * reached over SSH, its repository, and restores run there. */
+/* remote.h — berth commands run on another host over SSH: the far half of
+ * migrate and restore --host (a Docker host, its repository, restores run
+ * there) and the maintenance of an ssh:// repository on its host. */
 #ifndef BERTH_REMOTE_H
 #define BERTH_REMOTE_H
 
 #include "agent.h"
 #include "../transport/transport.h"
+
+/* ---- a berth command on another host (remote-exec.c) ---- */
+
+/* Appends s quoted as one word for the far side's shell, and a space. */
+void remote_put_word(struct buf *b, const char *s);
+/* The SSH options for d: the global settings' identity, known hosts. */
+void remote_ssh_options(const struct ssh_destination *d, struct ssh_options *o);
+/* "[user@]host[:port]" ([v6addr] bracketed), for messages; caller frees. */
+char *remote_dest_name(const struct ssh_destination *d);
+
+/* What a command run on the far side did. */
+struct remote_run {
+        int status;       /* its exit status (128 + signal, 255 when unknown) */
+        char *out;        /* its stdout, NUL-terminated (what was not relayed) */
+        char *err;        /* its stderr, trimmed and escaped ("" when relayed) */
+};
+void remote_run_clear(struct remote_run *r);
+/* error_set(ENOENT) for a far side where berth (exit 126/127) cannot be
+ * run: install it, or --remote-berth; err is its stderr (escaped). */
+int remote_not_found(const char *berth, const char *shown, const char *err);
+
+/* Runs cmd (words already quoted, see remote_put_word) in a new exec
+ * channel of session s; its stdin reads end of file at once.  With
+ * relay_out, its stdout is copied to ours as it comes (whole lines) and
+ * its stderr to ours at the end, control characters made visible.
+ * Returns 0 and fills *ret whatever the command's exit status, or -errno
+ * when it could not be run. */
+int remote_exec(struct ssh_session *s, struct buf *cmd, bool relay_out, struct remote_run *ret);
+/* The same in a new session to d's host, collecting the output. */
+int remote_run_at(const struct ssh_destination *d, struct buf *cmd, struct remote_run *ret);
+
+/* For `forget`, `prune` and `tag` on an ssh:// repository (settings.repo):
+ * runs `<berth> -r PATH <cmd> <args...>` on its host, where its catalog
+ * and lock live, with this side's --json, -q, -v and --lock-wait (and TZ),
+ * each word quoted; relays its output and returns its exit status.  When
+ * the command may have changed the repository (!dry_run), the local cache
+ * is then brought up to date.  A key restricted to `berth serve` (a forced
+ * command) is told apart first and refused with exit status 1, running
+ * nothing. */
+int remote_maintenance(const char *cmd, const char *const *args, size_t nargs, bool dry_run);
+
+/* ---- restore and migrate to a Docker host (remote-restore.c) ---- */
 
 struct remote_host {
         struct ssh_destination d;
