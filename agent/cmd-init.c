@@ -1,4 +1,6 @@
 /* cmd-init.c — berth init: create a repository. */
+#include <string.h>
+
 #include "agent.h"
 
 static const char help[] =
@@ -67,9 +69,18 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("init", "unexpected argument '%s'", argv[optind]);
 
-        if (repo_is_remote())
+        int r;
+        if (strncmp(settings.repo, "s3://", 5) == 0) {
+                /* A bucket prefix: config written with a conditional create. */
+                struct backend *be = NULL;
+                r = open_s3_backend(settings.repo, true, &be);
+                if (r == 0)
+                        r = repo_init_backend(be, &st);
+                backend_free(be);
+        } else if (repo_is_remote())
                 return usage_error("init", "%s is on another host: run 'berth init' there", settings.repo);
-        int r = repo_init(settings.repo, &st);
+        else
+                r = repo_init(settings.repo, &st);
         if (r < 0)
                 return fail(r, "init");
         if (settings.json) {

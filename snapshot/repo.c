@@ -107,7 +107,8 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
         return r;
 }
 
-int repo_init(const char *path, const struct repo_init_options *o)
+/* A new repository's configuration from o (NULL: defaults), checked. */
+static int config_make(const struct repo_init_options *o, struct repo_config *ret)
 {
         struct repo_config c = {
                 .min = o && o->chunk_min ? o->chunk_min : DEFAULT_MIN,
@@ -121,7 +122,6 @@ int repo_init(const char *path, const struct repo_init_options *o)
         };
         struct chunker test;
         uint8_t rnd[16];
-        int r;
 
         if (chunker_init(&test, c.min, c.avg, c.max, 0) < 0)
                 return error_set(EINVAL, "chunk sizes %u/%u/%u are invalid: need min < avg < max, avg a power of two",
@@ -135,6 +135,28 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);
         memcpy(&c.seed, rnd + 8, sizeof c.seed);
+        *ret = c;
+        return 0;
+}
+
+/* Writes config, only if absent: two inits cannot both win. */
+static int config_publish(struct backend *be, const struct repo_config *c)
+{
+        _cleanup_free_ char *text = config_to_json(c);
+        int r = backend_put(be, "config", text, strlen(text));
+        if (r == -EEXIST || r == 0)
+                return error_set(EEXIST, "%s already holds a repository", be->where);
+        if (r < 0)
+                return error_message() ? r : error_set(r, "cannot write %s/config: %s", be->where, berth_strerror(r));
+        return 0;
+}
+
+int repo_init(const char *path, const struct repo_init_options *o)
+{
+        struct repo_config c;
+        int r = config_make(o, &c);
+        if (r < 0)
+                return r;
 
         /* A local repository: its directory, with packs/, snapshots/ and
          * the spool tmp/. */
@@ -157,14 +179,15 @@ int repo_init(const char *path, const struct repo_init_options *o)
         catalog_free(cat);
 
         /* config last: its presence is what makes the directory a
-         * repository.  Created only if absent: two inits cannot both win. */
-        _cleanup_free_ char *text = config_to_json(&c);
-        r = backend_put(be, "config", text, strlen(text));
-        if (r == -EEXIST || r == 0)
-                return error_set(EEXIST, "%s already holds a repository", path);
-        if (r < 0)
-                return error_set(r, "cannot write %s/config: %s", path, berth_strerror(r));
-        return 0;
+         * repository. */
+        return config_publish(be, &c);
+}
+
+int repo_init_backend(struct backend *be, const struct repo_init_options *o)
+{
+        struct repo_config c;
+        int r = config_make(o, &c);
+        return r < 0 ? r : config_publish(be, &c);
 }
 
 /* The lock file holds two one-byte POSIX record locks:

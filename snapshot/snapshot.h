@@ -36,6 +36,10 @@ struct repo_init_options {
 /* Creates a repository at path (directories made as needed).  An existing
  * repository is -EEXIST.  */
 int repo_init(const char *path, const struct repo_init_options *o);
+/* Creates a repository in backend `be` (an object store: no directories
+ * to make) by writing its config, only if there is none: 0, -EEXIST, or
+ * -errno, with a message.  The backend stays the caller's. */
+int repo_init_backend(struct backend *be, const struct repo_init_options *o);
 
 enum repo_mode {
         REPO_READ,    /* any number, alongside one writer; catalog opened read-only */
