@@ -19,6 +19,18 @@
 #define CONNECT_TIMEOUT 10      /* seconds */
 #define STALL_TIME 60           /* seconds below 1 byte/s: a dead transfer */
 #define POOL 16                 /* idle curl handles kept */
+/* get_range reads this much at once and keeps the last WINDOWS of it:
+ * restores read a pack's chunks mostly in order, so one request serves
+ * many.  Objects are immutable, so what is kept stays true. */
+#define WINDOW (4u << 20)
+#define WINDOWS 4
+
+struct window {
+        char name[96];          /* "" when unused */
+        uint64_t offset;
+        struct buf data;
+        uint64_t used;          /* LRU clock */
+};
 
 struct s3 {
         pthread_mutex_t lock;   /* the pool */
@@ -34,6 +46,9 @@ struct s3 {
         char *endpoint;
         unsigned page;          /* max-keys of a listing page */
         uint64_t requests, retries;
+        pthread_mutex_t wlock;  /* the windows */
+        struct window windows[WINDOWS];
+        uint64_t clock;
 };
 
 static const struct backend_ops s3_ops;
@@ -581,11 +596,11 @@ static int s3_get(struct backend *b, const char *name, size_t max, struct buf *r
         return 0;
 }
 
-static int s3_get_range(struct backend *b, const char *name, uint64_t offset, size_t len, void *buf)
+/* One ranged GET of len bytes at offset into buf; *ret_n: bytes read
+ * (fewer when the object ends first, if allow_short). */
+static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t len, void *buf, bool allow_short,
+                      size_t *ret_n)
 {
-        struct s3 *s = S(b);
-        if (len == 0)
-                return 0;
         struct req q = { .method = "GET", .name = name, .fd = -1, .range = true, .offset = offset,
                          .range_len = len, .direct = buf };
         int k = request(s, &q);
@@ -595,11 +610,56 @@ static int s3_get_range(struct backend *b, const char *name, uint64_t offset, si
                 k = -EIO;
         else if (k == 0 && q.status != 206 && q.status != 200)
                 k = status_error(s, &q);
-        else if (k == 0 && (q.too_big || q.received != len))
+        else if (k == 0 && (q.too_big || (q.status == 200 && offset != 0) || (!allow_short && q.received != len)))
                 /* 200: a server that ignored the Range; short: the object ends early */
                 k = -EIO;
         buf_free(&q.err);
+        *ret_n = (size_t)q.received;
         return k;
+}
+
+static int s3_get_range(struct backend *b, const char *name, uint64_t offset, size_t len, void *buf)
+{
+        struct s3 *s = S(b);
+        size_t n;
+        if (len == 0)
+                return 0;
+        if (len >= WINDOW / 2 || strlen(name) >= sizeof s->windows[0].name)
+                return range_read(s, name, offset, len, buf, false, &n);
+        pthread_mutex_lock(&s->wlock);
+        for (size_t i = 0; i < WINDOWS; i++) {
+                struct window *w = &s->windows[i];
+                if (strcmp(w->name, name) == 0 && offset >= w->offset && offset + len <= w->offset + w->data.len) {
+                        memcpy(buf, w->data.data + (offset - w->offset), len);
+                        w->used = ++s->clock;
+                        pthread_mutex_unlock(&s->wlock);
+                        return 0;
+                }
+        }
+        pthread_mutex_unlock(&s->wlock);
+        struct buf data = { 0 };
+        buf_reserve(&data, WINDOW);
+        int k = range_read(s, name, offset, WINDOW, data.data, true, &n);
+        if (k == 0 && n < len)
+                k = -EIO;
+        if (k < 0) {
+                buf_free(&data);
+                return k;
+        }
+        data.len = n;
+        memcpy(buf, data.data, len);
+        pthread_mutex_lock(&s->wlock);
+        struct window *lru = &s->windows[0];
+        for (size_t i = 1; i < WINDOWS; i++)
+                if (s->windows[i].used < lru->used)
+                        lru = &s->windows[i];
+        buf_free(&lru->data);
+        lru->data = data;
+        lru->offset = offset;
+        lru->used = ++s->clock;
+        snprintf(lru->name, sizeof lru->name, "%s", name);
+        pthread_mutex_unlock(&s->wlock);
+        return 0;
 }
 
 static int s3_stat(struct backend *b, const char *name, uint64_t *ret_size)
@@ -781,6 +841,9 @@ static void s3_free(struct backend *b)
         for (size_t i = 0; i < s->pooled; i++)
                 curl_easy_cleanup(s->pool[i]);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->wlock);
+        for (size_t i = 0; i < WINDOWS; i++)
+                buf_free(&s->windows[i].data);
         if (s->userpwd)
                 explicit_bzero(s->userpwd, strlen(s->userpwd));
         if (s->token_header)
@@ -844,6 +907,7 @@ int backend_s3_open(const struct s3_url *u, const struct s3_credentials *c, bool
         const char *region = u->region ? u->region : "us-east-1";
         struct s3 *s = xcalloc(1, sizeof *s);
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->wlock, NULL);
         s->bucket = xstrdup(u->bucket);
         s->where = xstrdup(where);
         s->endpoint = u->endpoint ? xstrdup(u->endpoint)
