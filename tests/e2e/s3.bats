@@ -14,6 +14,23 @@ setup_file() {
         rgw_up "$RGW_TOP/ceph" >&3 2>&3 || { rgw_down; return 1; }
 }
 
+# Each test: its own bucket, host A's cache, the gateway's user keys.
+setup() {
+        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
+        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
+        unset BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED BERTH_S3_ACCESS_KEY_ID BERTH_S3_SECRET_ACCESS_KEY
+        export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
+        BUCKET=t$BATS_TEST_NUMBER-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+        timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_mkbucket $BUCKET"
+        export BERTH_REPO="s3://$BUCKET/fleet?endpoint=$RGW_ENDPOINT"
+        export BERTH_CACHE_DIR=$T/cacheA
+        TREECMP="$BATS_TEST_DIRNAME/treecmp.py"
+}
+
+# b ARGS: berth under a timeout
+b() { timeout -k 5 120 "$BERTH" "$@"; }
+s3curl() { timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_curl \"\$@\"" s3curl "$@"; }
+
 teardown_file() {
         rgw_down
         [ -z "${RGW_TOP:-}" ] || rm -rf "$RGW_TOP"
@@ -27,4 +44,130 @@ teardown_file() {
         run timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_curl -f \$RGW_ENDPOINT/smoke/a/b"
         [ "$status" -eq 0 ]
         [ "$output" = "hello gateway" ]
+}
+
+@test "s3: init, backup, snapshots; a new host with an empty cache lists and restores byte-identical" {
+        run b init
+        [ "$status" -eq 0 ]
+        [[ "$output" == "created repository at s3://$BUCKET/fleet"* ]]
+        run b init
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"already holds a repository"* ]]
+
+        make_tree "$T/src"
+        run b backup --path "$T/src" --name data --host hostA
+        [ "$status" -eq 0 ]
+        id=$(last_line)
+        # the objects are in the bucket, under the prefix
+        run s3curl -f "$RGW_ENDPOINT/$BUCKET?list-type=2&prefix=fleet%2Fsnapshots%2F"
+        [[ "$output" == *"<Key>fleet/snapshots/$id</Key>"* ]]
+
+        # host C: nothing cached
+        export BERTH_CACHE_DIR=$T/cacheC
+        run b snapshots
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"${id:0:12}"*data*hostA* ]]
+        run b restore data@latest --target "$T/out"
+        [ "$status" -eq 0 ]
+        python3 "$TREECMP" "$T/src" "$T/out"
+        cmp "$T/src/rand.bin" "$T/out/rand.bin"
+        run b check --read-data
+        [ "$status" -eq 0 ]
+}
+
+@test "s3: two hosts back up into one bucket at once; both listed and restorable; identical data adds nothing" {
+        b init
+        mkdir -p "$T/a" "$T/b"
+        head -c 8000000 /dev/urandom > "$T/a/a.bin"
+        head -c 8000000 /dev/urandom > "$T/b/b.bin"
+        BERTH_CACHE_DIR=$T/cacheA b backup --path "$T/a" --name va --host hostA > "$T/a.out" 2>&1 &
+        pa=$!
+        BERTH_CACHE_DIR=$T/cacheB b backup --path "$T/b" --name vb --host hostB > "$T/b.out" 2>&1 &
+        pb=$!
+        BG_PIDS="$pa $pb"
+        wait $pa
+        wait $pb
+        BG_PIDS=
+        # each host sees the other's snapshot after its cache syncs
+        for c in cacheA cacheB cacheC; do
+                run env BERTH_CACHE_DIR=$T/$c timeout -k 5 60 "$BERTH" snapshots --json
+                [ "$status" -eq 0 ]
+                [ "$(printf '%s' "$output" | python3 -c 'import json,sys; print(sorted(s["host"]+":"+s["name"] for s in json.load(sys.stdin)))')" = "['hostA:va', 'hostB:vb']" ]
+        done
+        BERTH_CACHE_DIR=$T/cacheC b restore va@latest --target "$T/ra"
+        BERTH_CACHE_DIR=$T/cacheC b restore vb@latest --target "$T/rb"
+        cmp "$T/a/a.bin" "$T/ra/a.bin"
+        cmp "$T/b/b.bin" "$T/rb/b.bin"
+
+        # host B backs up a volume with host A's content: chunks shared across hosts
+        mkdir -p "$T/b2"
+        cp "$T/a/a.bin" "$T/b2/"
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" backup --path "$T/b2" --name vb2 --host hostB --json
+        [ "$status" -eq 0 ]
+        added=$(printf '%s' "$output" | json_get '["bytes_added"]')
+        dup=$(printf '%s' "$output" | json_get '["chunks_dup"]')
+        echo "# cross-host: bytes_added=$added chunks_dup=$dup" >&3
+        [ "$added" -lt 100000 ]
+        [ "$dup" -gt 100 ]
+        BERTH_CACHE_DIR=$T/cacheC b check --read-data
+}
+
+@test "s3: wrong credentials: one line, exit 1" {
+        b init
+        run --separate-stderr env AWS_SECRET_ACCESS_KEY=not-the-secret timeout -k 5 30 "$BERTH" snapshots
+        [ "$status" -eq 1 ]
+        [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+        [[ "$stderr" == *"refused the credentials"* ]]
+        [[ "$stderr" != *not-the-secret* ]]
+        run --separate-stderr env AWS_ACCESS_KEY_ID=NOSUCHKEY timeout -k 5 30 "$BERTH" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"refused the credentials (InvalidAccessKeyId)"* ]]
+        run --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY timeout -k 5 30 "$BERTH" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"no S3 credentials"* ]]
+        # BERTH_S3_* and key files work too
+        run env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY BERTH_S3_ACCESS_KEY_ID=$RGW_ACCESS_KEY \
+                BERTH_S3_SECRET_ACCESS_KEY=$RGW_SECRET_KEY timeout -k 5 30 "$BERTH" snapshots
+        [ "$status" -eq 0 ]
+        echo "$RGW_ACCESS_KEY" > "$T/ak"
+        echo "$RGW_SECRET_KEY" > "$T/sk"
+        printf 's3_access_key_file = %s\ns3_secret_key_file = %s\n' "$T/ak" "$T/sk" > "$T/berth.conf"
+        run env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY BERTH_CONFIG=$T/berth.conf timeout -k 5 30 "$BERTH" snapshots
+        [ "$status" -eq 0 ]
+}
+
+@test "s3: a missing bucket and an unreachable endpoint: clear errors, no hang" {
+        run --separate-stderr b -r "s3://no-such-bucket/x?endpoint=$RGW_ENDPOINT" snapshots
+        [ "$status" -eq 1 ]
+        [ "$stderr" = "berth: error: bucket 'no-such-bucket' does not exist at $RGW_ENDPOINT" ]
+        port=$(rgw_free_port)
+        start=$(date +%s)
+        run --separate-stderr timeout -k 5 30 "$BERTH" -r "s3://$BUCKET/x?endpoint=http://127.0.0.1:$port" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == "berth: error: cannot reach http://127.0.0.1:$port: "* ]]
+        [ $(( $(date +%s) - start )) -lt 10 ]
+        # plain http leaves this host only when asked to
+        run --separate-stderr b -r "s3://$BUCKET/x?endpoint=http://192.0.2.1:80" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"plain http to a host that is not this one"* ]]
+        run --separate-stderr b -r "s3://$BUCKET/x?endpoint=$RGW_ENDPOINT&style=sideways" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"invalid style 'sideways'"* ]]
+}
+
+@test "s3: a corrupted pack object in the bucket: check --read-data reports it" {
+        b init
+        mkdir -p "$T/src"
+        head -c 3000000 /dev/urandom > "$T/src/f"
+        b backup --path "$T/src" --name c
+        run s3curl -f "$RGW_ENDPOINT/$BUCKET?list-type=2&prefix=fleet%2Fpacks%2F"
+        key=$(printf '%s' "$output" | grep -o '<Key>fleet/packs/[^<]*' | head -n 1 | sed 's/<Key>//')
+        [ -n "$key" ]
+        s3curl -f -o "$T/pack" "$RGW_ENDPOINT/$BUCKET/$key"
+        python3 -c 'import sys; p=sys.argv[1]; d=bytearray(open(p,"rb").read()); d[len(d)//3]^=0xff; open(p,"wb").write(d)' "$T/pack"
+        s3curl -f -T "$T/pack" "$RGW_ENDPOINT/$BUCKET/$key"
+        export BERTH_CACHE_DIR=$T/cacheC
+        run b check --read-data
+        [ "$status" -eq 5 ]
+        [[ "$output" == *"${key#fleet/}"* ]] || [[ "$output" == *"corrupt"* ]] || [[ "$output" == *damaged* ]]
 }
