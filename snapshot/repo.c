@@ -482,6 +482,64 @@ static int cache_stale(struct repo *r, bool *ret)
         return k;
 }
 
+struct condemned_state {
+        struct names *markers;
+        int64_t *ids;
+        size_t n, cap;
+};
+
+static int find_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct condemned_state *st = ud;
+        char name[16 + 2 * CATALOG_HASH_LEN];
+        (void)size, (void)nchunks;
+        memcpy(name, "condemned/", 10);
+        hex_encode(hash, CATALOG_HASH_LEN, name + 10);
+        if (names_has(st->markers, name)) {
+                if (st->n == st->cap) {
+                        st->cap = st->cap ? 2 * st->cap : 16;
+                        st->ids = xrealloc(st->ids, st->cap * sizeof *st->ids);
+                }
+                st->ids[st->n++] = id;
+        }
+        return 0;
+}
+
+/* Shared object storage: a prune elsewhere published condemned/<hash> for
+ * packs it will delete after its grace period; the cache stops
+ * deduplicating against them (their chunk rows go) as that prune's own
+ * catalog did. */
+static int cache_condemn(struct repo *r)
+{
+        struct names markers = { 0 };
+        struct condemned_state st = { .markers = &markers };
+        int k = backend_list(r->be, "condemned/", collect_name, &markers);
+        if (k == 0 && markers.n) {
+                if (markers.n > 1)
+                        qsort(markers.v, markers.n, sizeof *markers.v, cmp_str);
+                k = catalog_pack_foreach(r->catalog, find_condemned, &st);
+                if (k > 0)
+                        k = 0;
+        }
+        if (k == 0 && st.n) {
+                k = catalog_begin(r->catalog);
+                for (size_t i = 0; i < st.n && k == 0; i++) {
+                        int64_t n = catalog_pack_condemn(r->catalog, st.ids[i], now_ns() / 1000000000);
+                        k = n < 0 ? (int)n : 0;
+                }
+                if (k == 0)
+                        k = catalog_commit(r->catalog);
+                else
+                        catalog_rollback(r->catalog);
+                log_debug("%zu pack(s) of %s are condemned by a prune: not deduplicated against", st.n, r->path);
+        }
+        for (size_t i = 0; i < markers.n; i++)
+                free(markers.v[i]);
+        free(markers.v);
+        free(st.ids);
+        return k;
+}
+
 static void unlink_catalog(int dfd)
 {
         static const char *const names[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal" };
@@ -506,7 +564,8 @@ static int cache_sync(struct repo *r)
         }
         if (k < 0)
                 return k;
-        return repo_recover_open(r, true);
+        k = repo_recover_open(r, true);
+        return k < 0 ? k : cache_condemn(r);
 }
 
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
