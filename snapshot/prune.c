@@ -76,6 +76,7 @@ struct pruner {
         int64_t last_old;          /* the last pack before repacking: later ones are new */
         struct buf chunk;
         char *lease_text;          /* the lease object we created, NULL: none */
+        bool revive_all;           /* shared storage: a snapshot uses chunks of condemned packs */
 };
 
 /* Test-only: BERTH_TEST_CRASH_AT=<point> kills the process there (as
@@ -742,6 +743,18 @@ static int prune_run(struct pruner *p)
                 k = catalog_mark_begin(p->r->catalog);
         if (k == 0)
                 k = mark_snapshots(p, p->r->be);
+        if (k == -BERTH_ECORRUPT && o->lease && !o->dry_run) {
+                /* Shared storage: a host that had not yet seen a
+                 * condemnation may have written a snapshot whose chunks
+                 * are in the condemned pack only, which this catalog no
+                 * longer lists.  snapshot_prune() revives the condemned
+                 * packs and starts again. */
+                uint64_t waiting = p->res->packs_waiting;
+                if (catalog_condemned_foreach(p->r->catalog, INT64_MAX, SIZE_MAX, count_condemned, p) == 0 &&
+                    p->res->packs_waiting > waiting)
+                        p->revive_all = true;
+                p->res->packs_waiting = waiting;
+        }
         if (k < 0)
                 return k;
         test_point("after-scan");
@@ -766,6 +779,70 @@ static int prune_run(struct pruner *p)
         return k;
 }
 
+static int collect_all_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size)
+{
+        struct condemned_list *l = ud;
+        if (l->n == DELETE_BATCH)
+                return 1;
+        l->v[l->n++] = (struct condemned){ .id = id, .size = size };
+        memcpy(l->v[l->n - 1].hash, hash, CATALOG_HASH_LEN);
+        return 0;
+}
+
+/* Shared storage: every condemned pack recorded live again (its marker
+ * removed); a later run condemns again what is still unused. */
+static int revive_all(struct pruner *p)
+{
+        struct repo *w = NULL;
+        int k = p->o->open(p->o->open_ud, REPO_WRITE, &w);
+        for (;;) {
+                struct condemned_list l = { .n = 0 };
+                if (k == 0)
+                        k = catalog_condemned_foreach(w->catalog, INT64_MAX, DELETE_BATCH, collect_all_condemned, &l);
+                if (k > 0)
+                        k = 0;
+                for (size_t i = 0; i < l.n && k >= 0; i++) {
+                        char name[128], marker[128];
+                        pack_path(l.v[i].hash, name, sizeof name);
+                        condemned_name(l.v[i].hash, marker, sizeof marker);
+                        k = catalog_pack_drop(w->catalog, l.v[i].id);
+                        if (k == 0)
+                                k = repo_index_pack(w, name, l.v[i].size);
+                        if (k >= 0) {
+                                k = backend_delete(w->be, marker);
+                                k = k == -ENOENT ? 0 : k;
+                        }
+                        if (k == 0)
+                                p->res->packs_revived++;
+                }
+                if (k < 0 || l.n < DELETE_BATCH)
+                        break;
+        }
+        repo_free(w);
+        if (k == 0)
+                log_notice("a snapshot uses chunks of packs condemned before its host knew: revived %llu condemned "
+                           "pack(s)", (unsigned long long)p->res->packs_revived);
+        return k;
+}
+
+static void pruner_close(struct pruner *p)
+{
+        store_free(p->ws);
+        store_free(p->rs);
+        p->ws = p->rs = NULL;
+        if (p->r)
+                catalog_mark_end(p->r->catalog);
+        /* POSIX record locks belong to the process: closing the writer's
+         * lock file releases the reader's lock too, so the writer goes
+         * first and the reader is done by then. */
+        repo_free(p->w);
+        repo_free(p->r);
+        p->w = p->r = NULL;
+        idset_free(&p->walked);
+        id_list_free(&p->seen);
+        buf_free(&p->chunk);
+}
+
 int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
 {
         struct prune_result res = { 0 };
@@ -783,20 +860,21 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
         int k = o->lease && !o->dry_run ? lease_take(&p) : 0;
         if (k == 0)
                 k = prune_run(&p);
-
-        store_free(p.ws);
-        store_free(p.rs);
-        if (p.r)
-                catalog_mark_end(p.r->catalog);
-        /* POSIX record locks belong to the process: closing the writer's
-         * lock file releases the reader's lock too, so the writer goes
-         * first and the reader is done by then. */
-        repo_free(p.w);
-        repo_free(p.r);
+        pruner_close(&p);
+        if (k == -BERTH_ECORRUPT && p.revive_all) {
+                error_clear();
+                uint64_t revived = 0;
+                k = revive_all(&p);
+                revived = res.packs_revived;
+                if (k == 0) {
+                        char *lease = p.lease_text;
+                        res = (struct prune_result){ .packs_revived = revived };
+                        p = (struct pruner){ .o = o, .res = &res, .now = now_ns() / 1000000000, .lease_text = lease };
+                        k = prune_run(&p);
+                        pruner_close(&p);
+                }
+        }
         lease_release(&p);
-        idset_free(&p.walked);
-        id_list_free(&p.seen);
-        buf_free(&p.chunk);
         res.bytes_freed = (int64_t)res.bytes_deleted - (int64_t)res.bytes_written;
         res.duration_ns = mono_ns() - t0;
         *ret = res;

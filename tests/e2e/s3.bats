@@ -171,3 +171,97 @@ teardown_file() {
         [ "$status" -eq 5 ]
         [[ "$output" == *"${key#fleet/}"* ]] || [[ "$output" == *"corrupt"* ]] || [[ "$output" == *damaged* ]]
 }
+
+@test "s3: prune: a live lease refuses, an expired one is taken over, the lease is released" {
+        b init
+        mkdir -p "$T/src"
+        head -c 1000000 /dev/urandom > "$T/src/f"
+        b backup --path "$T/src" --name p
+        exp=$(( $(date +%s) + 3600 ))
+        printf '{"owner":"x","host":"hostZ","pid":4242,"expires":%d}\n' "$exp" > "$T/lease"
+        s3curl -f -T "$T/lease" "$RGW_ENDPOINT/$BUCKET/fleet/locks/prune"
+        run --separate-stderr b prune --grace 1s
+        [ "$status" -eq 4 ]
+        [[ "$stderr" == *"another prune holds the lease"*"host hostZ, pid 4242"* ]]
+        # the lease is another's: left alone
+        s3curl -f -o "$T/lease.now" "$RGW_ENDPOINT/$BUCKET/fleet/locks/prune"
+        cmp "$T/lease" "$T/lease.now"
+
+        printf '{"owner":"x","host":"hostZ","pid":4242,"expires":%d}\n' $(( $(date +%s) - 10 )) > "$T/lease"
+        s3curl -f -T "$T/lease" "$RGW_ENDPOINT/$BUCKET/fleet/locks/prune"
+        run b prune --grace 1s
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"has expired: taking it over"* ]]
+        run s3curl -o /dev/null -w '%{http_code}' "$RGW_ENDPOINT/$BUCKET/fleet/locks/prune"
+        [ "$output" = 404 ]
+        # no grace on shared storage is refused
+        run --separate-stderr b prune --grace 0
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"needs a grace period"* ]]
+}
+
+@test "s3: prune condemns, other hosts stop deduplicating, a later prune deletes after the grace period" {
+        b init
+        mkdir -p "$T/keep" "$T/gone"
+        head -c 3000000 /dev/urandom > "$T/keep/f"
+        head -c 3000000 /dev/urandom > "$T/gone/f"
+        b backup --path "$T/keep" --name keep --host hostA
+        id=$(b backup --path "$T/gone" --name gone --host hostA | tail -n 1)
+        # forget, as another tool would: the snapshot object goes
+        s3curl -f -X DELETE "$RGW_ENDPOINT/$BUCKET/fleet/snapshots/$id"
+        run b prune --grace 2s --json
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["packs_waiting"]')" -eq 1 ]
+        [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 0 ]
+        run s3curl -f "$RGW_ENDPOINT/$BUCKET?list-type=2&prefix=fleet%2Fcondemned%2F"
+        [[ "$output" == *"<Key>fleet/condemned/"* ]]
+
+        # host B, fresh cache: the condemned pack is not deduplicated against
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" backup --path "$T/gone" --name again --host hostB --json
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["chunks_dup"]')" -eq 0 ]
+
+        sleep 3
+        run b prune --grace 2s
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"deleted 1 pack(s)"* ]]
+        [[ "$output" == *"garbage collector"* ]]
+        export BERTH_CACHE_DIR=$T/cacheC
+        run b check --read-data
+        [ "$status" -eq 0 ]
+        b restore again@latest --target "$T/out"
+        cmp "$T/gone/f" "$T/out/f"
+}
+
+@test "s3: a condemned pack a host deduplicated against before it knew is kept, not deleted" {
+        b init
+        mkdir -p "$T/keep" "$T/gone"
+        head -c 3000000 /dev/urandom > "$T/keep/f"
+        head -c 3000000 /dev/urandom > "$T/gone/f"
+        b backup --path "$T/keep" --name keep --host hostA
+        # host B's cache knows the pack before it is condemned
+        BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
+        id=$(b backup --path "$T/gone" --name gone --host hostA | tail -n 1)
+        BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
+        s3curl -f -X DELETE "$RGW_ENDPOINT/$BUCKET/fleet/snapshots/$id"
+        b prune --grace 2s
+        # a backup that started before the condemnation was published: its
+        # cache still lists the pack (the marker hidden from it)
+        key=$(s3curl -f "$RGW_ENDPOINT/$BUCKET?list-type=2&prefix=fleet%2Fcondemned%2F" | grep -o '<Key>[^<]*' | sed 's/<Key>//')
+        [ -n "$key" ]
+        s3curl -f -X DELETE "$RGW_ENDPOINT/$BUCKET/$key"
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" backup --path "$T/gone" --name again --host hostB --json
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["bytes_added"]')" -lt 100000 ]
+        sleep 3
+        run --separate-stderr b prune --grace 2s --json
+        [ "$status" -eq 0 ]
+        [[ "$stderr" == *"revived 1 condemned pack(s)"* ]]
+        [ "$(printf '%s' "$output" | json_get '["packs_revived"]')" -eq 1 ]
+        [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 0 ]
+        export BERTH_CACHE_DIR=$T/cacheC
+        run b check --read-data
+        [ "$status" -eq 0 ]
+        b restore again@latest --target "$T/out"
+        cmp "$T/gone/f" "$T/out/f"
+}
