@@ -123,6 +123,7 @@ bad:
 int s3_url_parse(const char *url, struct s3_url *ret)
 {
         struct s3_url u = { 0 };
+        bool style_set = false;
         s3_url_clear(ret);
         if (!s3_url_is(url))
                 return error_set(EINVAL, "%s is not an s3:// URL", url);
@@ -178,6 +179,7 @@ int s3_url_parse(const char *url, struct s3_url *ret)
                 } else if (strcmp(key, "style") == 0) {
                         bad = strcmp(val, "path") != 0 && strcmp(val, "virtual") != 0;
                         u.virtual_host = strcmp(val, "virtual") == 0;
+                        style_set = true;
                 } else if (strcmp(key, "insecure") == 0) {
                         bad = strcmp(val, "1") != 0 && strcmp(val, "0") != 0;
                         u.insecure = strcmp(val, "1") == 0;
@@ -196,8 +198,8 @@ int s3_url_parse(const char *url, struct s3_url *ret)
                 free(val);
                 q = amp;
         }
-        /* AWS itself: virtual-host style, as AWS prefers. */
-        if (!u.endpoint)
+        /* AWS itself: virtual-host style, as AWS prefers, unless told. */
+        if (!u.endpoint && !style_set)
                 u.virtual_host = true;
         *ret = u;
         return 0;
