@@ -32,6 +32,8 @@ b() { timeout -k 5 120 "$BERTH" "$@"; }
 s3curl() { timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_curl \"\$@\"" s3curl "$@"; }
 
 teardown_file() {
+        # a test that restarted the gateway left its new pid here
+        [ ! -s "$RGW_TOP/rgw.pid" ] || RGW_PID=$(cat "$RGW_TOP/rgw.pid")
         rgw_down
         [ -z "${RGW_TOP:-}" ] || rm -rf "$RGW_TOP"
 }
@@ -264,4 +266,59 @@ teardown_file() {
         [ "$status" -eq 0 ]
         b restore again@latest --target "$T/out"
         cmp "$T/gone/f" "$T/out/f"
+}
+
+@test "s3: virtual-host style and path style; listings of many pages" {
+        b init
+        mkdir -p "$T/src"
+        head -c 2000000 /dev/urandom > "$T/src/f"
+        b backup --path "$T/src" --name one
+        b backup --path "$T/src" --name two
+        b backup --path "$T/src" --name three
+        # bucket.localhost: the gateway's rgw_dns_name is localhost
+        export BERTH_CACHE_DIR=$T/cacheV
+        run b -r "s3://$BUCKET/fleet?endpoint=http://localhost:$RGW_PORT&style=virtual" snapshots
+        [ "$status" -eq 0 ]
+        [[ "$output" == *one*two*three* ]] || [[ "$output" == *three* ]]
+        [ "$(printf '%s\n' "$output" | grep -c complete)" -eq 3 ]
+        # one key per page: continuation tokens, signed
+        export BERTH_CACHE_DIR=$T/cacheP BERTH_S3_LIST_PAGE=1
+        run b -r "s3://$BUCKET/fleet?endpoint=$RGW_ENDPOINT&style=path" snapshots
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s\n' "$output" | grep -c complete)" -eq 3 ]
+        run b restore two@latest --target "$T/out"
+        [ "$status" -eq 0 ]
+        cmp "$T/src/f" "$T/out/f"
+}
+
+@test "s3: the gateway killed during a backup: a clear error; after it is back the backup completes and checks" {
+        b init
+        mkdir -p "$T/src"
+        head -c 60000000 /dev/urandom > "$T/src/big"
+        b backup --path "$T/src" --name big > "$T/b1.out" 2>&1 &
+        pid=$!
+        BG_PIDS=$pid
+        sleep 0.5
+        rgw_stop_pid "$RGW_PID"
+        rc=0
+        wait $pid || rc=$?
+        BG_PIDS=
+        echo "# first backup: exit $rc: $(tail -n 1 "$T/b1.out")" >&3
+        if [ "$rc" -ne 0 ]; then
+                [ "$rc" -eq 1 ]
+                grep -q "cannot reach\|$RGW_ENDPOINT\|connection\|Connection" "$T/b1.out"
+        fi
+        # while it is down: a clear error, no hang
+        run --separate-stderr timeout -k 5 60 "$BERTH" snapshots
+        [ "$status" -eq 1 ]
+        [[ "$stderr" == *"cannot reach $RGW_ENDPOINT"* ]]
+        rgw_start_gw
+        echo "$RGW_PID" > "$RGW_TOP/rgw.pid"
+        run b backup --path "$T/src" --name big
+        [ "$status" -eq 0 ]
+        export BERTH_CACHE_DIR=$T/cacheC
+        run b check --read-data
+        [ "$status" -eq 0 ]
+        b restore big@latest --target "$T/out"
+        cmp "$T/src/big" "$T/out/big"
 }
