@@ -382,8 +382,10 @@ static int run(int argc, char **argv)
 
         /* A repository over SSH deletes objects only when opened for
          * maintenance, and its own catalog must forget with it: that is the
-         * far side's job, not yet done through the protocol. */
-        if (!a.dry_run && repo_is_remote())
+         * far side's job, not yet done through the protocol.  s3:// has no
+         * far side: the snapshot objects go, and every host's cache sync
+         * drops what is gone. */
+        if (!a.dry_run && repo_is_remote() && strncmp(settings.repo, "s3://", 5) != 0)
                 return fail(error_set(ENOTSUP,
                                       "forget on a repository over ssh:// is not supported yet: run it on the "
                                       "repository's host (berth -r PATH forget ...); --dry-run works from here"),

@@ -322,3 +322,28 @@ teardown_file() {
         b restore big@latest --target "$T/out"
         cmp "$T/src/big" "$T/out/big"
 }
+
+@test "s3: forget on one host, the others see it; prune after the grace period reclaims and the rest checks" {
+        b init
+        mkdir -p "$T/v1" "$T/v2"
+        head -c 3000000 /dev/urandom > "$T/v1/f"
+        head -c 3000000 /dev/urandom > "$T/v2/f"
+        b backup --path "$T/v1" --name v --host hostA
+        b backup --path "$T/v2" --name v --host hostA
+        BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
+        run b forget --keep-last 1
+        [ "$status" -eq 0 ]
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" snapshots --json
+        [ "$(printf '%s' "$output" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -eq 1 ]
+        b prune --grace 1s
+        sleep 2
+        run b prune --grace 1s --json
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 1 ]
+        [ "$(printf '%s' "$output" | json_get '["space_reclaimed_later"]')" = True ]
+        export BERTH_CACHE_DIR=$T/cacheB
+        run b check --read-data
+        [ "$status" -eq 0 ]
+        b restore v@latest --target "$T/out"
+        cmp "$T/v2/f" "$T/out/f"
+}
