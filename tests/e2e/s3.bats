@@ -31,6 +31,25 @@ setup() {
 b() { timeout -k 5 120 "$BERTH" "$@"; }
 s3curl() { timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_curl \"\$@\"" s3curl "$@"; }
 
+# rand_dirs NAME...: $T/NAME/f, 3 MB of random bytes each
+rand_dirs() {
+        local d
+        for d in "$@"; do
+                mkdir -p "$T/$d"
+                head -c 3000000 /dev/urandom > "$T/$d/f"
+        done
+}
+
+# new_host_checks SNAPSHOT DIR: a host with an empty cache finds nothing
+# wrong and restores SNAPSHOT identical to DIR
+new_host_checks() {
+        export BERTH_CACHE_DIR=$T/cache-new
+        run b check --read-data
+        [ "$status" -eq 0 ]
+        b restore "$1" --target "$T/restored"
+        cmp "$2/f" "$T/restored/f"
+}
+
 teardown_file() {
         # a test that restarted the gateway left its new pid here
         [ ! -s "$RGW_TOP/rgw.pid" ] || RGW_PID=$(cat "$RGW_TOP/rgw.pid")
@@ -204,9 +223,7 @@ teardown_file() {
 
 @test "s3: prune condemns, other hosts stop deduplicating, a later prune deletes after the grace period" {
         b init
-        mkdir -p "$T/keep" "$T/gone"
-        head -c 3000000 /dev/urandom > "$T/keep/f"
-        head -c 3000000 /dev/urandom > "$T/gone/f"
+        rand_dirs keep gone
         b backup --path "$T/keep" --name keep --host hostA
         id=$(b backup --path "$T/gone" --name gone --host hostA | tail -n 1)
         # forget, as another tool would: the snapshot object goes
@@ -228,18 +245,12 @@ teardown_file() {
         [ "$status" -eq 0 ]
         [[ "$output" == *"deleted 1 pack(s)"* ]]
         [[ "$output" == *"garbage collector"* ]]
-        export BERTH_CACHE_DIR=$T/cacheC
-        run b check --read-data
-        [ "$status" -eq 0 ]
-        b restore again@latest --target "$T/out"
-        cmp "$T/gone/f" "$T/out/f"
+        new_host_checks again@latest "$T/gone"
 }
 
 @test "s3: a condemned pack a host deduplicated against before it knew is kept, not deleted" {
         b init
-        mkdir -p "$T/keep" "$T/gone"
-        head -c 3000000 /dev/urandom > "$T/keep/f"
-        head -c 3000000 /dev/urandom > "$T/gone/f"
+        rand_dirs keep gone
         b backup --path "$T/keep" --name keep --host hostA
         # host B's cache knows the pack before it is condemned
         BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
@@ -261,11 +272,7 @@ teardown_file() {
         [[ "$stderr" == *"revived 1 condemned pack(s)"* ]]
         [ "$(printf '%s' "$output" | json_get '["packs_revived"]')" -eq 1 ]
         [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 0 ]
-        export BERTH_CACHE_DIR=$T/cacheC
-        run b check --read-data
-        [ "$status" -eq 0 ]
-        b restore again@latest --target "$T/out"
-        cmp "$T/gone/f" "$T/out/f"
+        new_host_checks again@latest "$T/gone"
 }
 
 @test "s3: virtual-host style and path style; listings of many pages" {
@@ -325,9 +332,7 @@ teardown_file() {
 
 @test "s3: forget on one host, the others see it; prune after the grace period reclaims and the rest checks" {
         b init
-        mkdir -p "$T/v1" "$T/v2"
-        head -c 3000000 /dev/urandom > "$T/v1/f"
-        head -c 3000000 /dev/urandom > "$T/v2/f"
+        rand_dirs v1 v2
         b backup --path "$T/v1" --name v --host hostA
         b backup --path "$T/v2" --name v --host hostA
         BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
@@ -341,9 +346,5 @@ teardown_file() {
         [ "$status" -eq 0 ]
         [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 1 ]
         [ "$(printf '%s' "$output" | json_get '["space_reclaimed_later"]')" = True ]
-        export BERTH_CACHE_DIR=$T/cacheB
-        run b check --read-data
-        [ "$status" -eq 0 ]
-        b restore v@latest --target "$T/out"
-        cmp "$T/v2/f" "$T/out/f"
+        new_host_checks v@latest "$T/v2"
 }
