@@ -25,6 +25,8 @@ setup() {
         export BERTH_REPO="s3://$BUCKET/fleet?endpoint=$RGW_ENDPOINT"
         export BERTH_CACHE_DIR=$T/cacheA
         TREECMP="$BATS_TEST_DIRNAME/treecmp.py"
+        # a berth that takes s3://... for a directory makes it here
+        cd "$T"
 }
 
 # b ARGS: berth under a timeout
