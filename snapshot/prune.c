@@ -223,6 +223,16 @@ static int mark_snapshots(struct pruner *p, struct backend *be)
                         continue;
                 tick(p, p->res->snapshots, now.v[i]);
                 k = mark_snapshot(p, now.v[i]);
+                if (k == -BERTH_ECORRUPT && p->o->lease && !p->w) {
+                        /* Shared storage, phase A: another host may have
+                         * committed it after this reader's cache sync, its
+                         * packs not indexed here yet.  Phase B, after the
+                         * writer's sync, marks it or refuses. */
+                        log_debug("snapshot %s cannot be read yet: left to phase B", now.v[i]);
+                        error_clear();
+                        k = 0;
+                        continue;
+                }
                 if (k == 0)
                         id_list_add(&p->seen, now.v[i]);
                 if (k == 0)
@@ -420,11 +430,13 @@ static int phase_b(struct pruner *p)
         k = in_transaction(p, condemn_all_unused);
         if (k < 0)
                 return k;
-        test_point("after-condemn");
         /* Shared storage: every condemnation (this run's and any a killed
-         * run left unpublished) told to the other hosts. */
+         * run left unpublished) told to the other hosts.  A host that
+         * deduplicates against a pack before it sees the marker is what
+         * phase C's revive_if_used() is for. */
         if (p->o->lease && (k = catalog_condemned_foreach(p->w->catalog, INT64_MAX, SIZE_MAX, publish_condemned, p)) < 0)
                 return k;
+        test_point("after-condemn");
         if (!p->repack_candidates)
                 return 0;
 
@@ -497,10 +509,10 @@ static int revive_if_used(struct pruner *p, const struct condemned *c, const cha
                  * condemnation wrote it anew) needs nothing from this one. */
                 struct catalog_chunk ch;
                 k = catalog_chunk_get(p->w->catalog, e[i].id, &ch);
-                if (k == 0)
-                        continue;
-                if (k != -ENOENT)
+                if (k < 0)
                         break;
+                if (k == 1 && ch.pack != c->id)
+                        continue;
                 k = catalog_mark_add(p->r->catalog, e[i].id);
                 used = k == 0;
         }
@@ -539,7 +551,11 @@ static int phase_c(struct pruner *p)
         /* Shared storage: the snapshots other hosts committed since phase
          * B's marking protect their chunks too (revive_if_used). */
         if (p->o->lease) {
-                int k = mark_snapshots(p, p->w->be);
+                /* Their packs indexed first: the marking reads their
+                 * manifests through this catalog. */
+                int k = repo_recover_open(p->w, true);
+                if (k == 0)
+                        k = mark_snapshots(p, p->w->be);
                 if (k < 0)
                         return k;
         }
@@ -743,18 +759,6 @@ static int prune_run(struct pruner *p)
                 k = catalog_mark_begin(p->r->catalog);
         if (k == 0)
                 k = mark_snapshots(p, p->r->be);
-        if (k == -BERTH_ECORRUPT && o->lease && !o->dry_run) {
-                /* Shared storage: a host that had not yet seen a
-                 * condemnation may have written a snapshot whose chunks
-                 * are in the condemned pack only, which this catalog no
-                 * longer lists.  snapshot_prune() revives the condemned
-                 * packs and starts again. */
-                uint64_t waiting = p->res->packs_waiting;
-                if (catalog_condemned_foreach(p->r->catalog, INT64_MAX, SIZE_MAX, count_condemned, p) == 0 &&
-                    p->res->packs_waiting > waiting)
-                        p->revive_all = true;
-                p->res->packs_waiting = waiting;
-        }
         if (k < 0)
                 return k;
         test_point("after-scan");
@@ -774,6 +778,18 @@ static int prune_run(struct pruner *p)
         if (k < 0)
                 return k;
         k = phase_b(p);
+        if (k == -BERTH_ECORRUPT && o->lease) {
+                /* Shared storage: a host that had not yet seen a
+                 * condemnation may have written a snapshot whose chunks
+                 * are in the condemned pack only, which this catalog no
+                 * longer lists.  snapshot_prune() revives the condemned
+                 * packs and starts again. */
+                uint64_t waiting = p->res->packs_waiting;
+                if (catalog_condemned_foreach(p->r->catalog, INT64_MAX, SIZE_MAX, count_condemned, p) == 0 &&
+                    p->res->packs_waiting > waiting)
+                        p->revive_all = true;
+                p->res->packs_waiting = waiting;
+        }
         if (k == 0)
                 k = phase_c(p);
         return k;

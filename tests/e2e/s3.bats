@@ -271,7 +271,7 @@ teardown_file() {
         sleep 3
         run --separate-stderr b prune --grace 2s --json
         [ "$status" -eq 0 ]
-        [[ "$stderr" == *"revived 1 condemned pack(s)"* ]]
+        [[ "$stderr" == *"revived 1 condemned pack(s)"* || "$stderr" == *"is used by a snapshot written since: kept"* ]]
         [ "$(printf '%s' "$output" | json_get '["packs_revived"]')" -eq 1 ]
         [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 0 ]
         new_host_checks again@latest "$T/gone"
@@ -349,4 +349,61 @@ teardown_file() {
         [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq 1 ]
         [ "$(printf '%s' "$output" | json_get '["space_reclaimed_later"]')" = True ]
         new_host_checks v@latest "$T/v2"
+}
+
+# prune_paused POINT: prune --grace 2s on host A stopped at POINT (in the background)
+prune_paused() {
+        touch "$T/pause"
+        rm -f "$T/pause.reached"
+        BERTH_TEST_PAUSE_AT=$1 BERTH_TEST_PAUSE_FILE="$T/pause" \
+                timeout -k 5 120 "$BERTH" --json prune --grace 2s > "$T/prune.json" 2> "$T/prune.err" &
+        PRUNE_PID=$!
+        BG_PIDS=$PRUNE_PID
+        for _ in $(seq 1 300); do [ -e "$T/pause.reached" ] && break; sleep 0.1; done
+        [ -e "$T/pause.reached" ]
+}
+
+prune_resume() {
+        rm "$T/pause"
+        wait "$PRUNE_PID"
+        BG_PIDS=
+}
+
+@test "s3: hosts back up while prune runs on another: nothing is lost" {
+        b init
+        rand_dirs keep gone other
+        b backup --path "$T/keep" --name keep --host hostA
+        id=$(b backup --path "$T/gone" --name gone --host hostA | tail -n 1)
+        BERTH_CACHE_DIR=$T/cacheB b snapshots > /dev/null
+        s3curl -f -X DELETE "$RGW_ENDPOINT/$BUCKET/fleet/snapshots/$id"
+
+        # while prune reads: host B deduplicates against the chunks prune found unused
+        prune_paused after-scan
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" --json backup --path "$T/gone" --name b1 --host hostB
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["bytes_added"]')" -lt 100000 ]
+        prune_resume
+        # phase B saw host B's snapshot: nothing condemned
+        [ "$(json_get '["packs_waiting"]' < "$T/prune.json")" -eq 0 ]
+
+        # forget b1 too; while prune has just condemned: host B stores anew
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" forget --name b1 --keep-last 0
+        [ "$status" -eq 0 ]
+        prune_paused after-condemn
+        run env BERTH_CACHE_DIR=$T/cacheB timeout -k 5 60 "$BERTH" --json backup --path "$T/gone" --name b2 --host hostB
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["chunks_dup"]')" -eq 0 ]
+        BERTH_CACHE_DIR=$T/cacheB b backup --path "$T/other" --name b3 --host hostB
+        prune_resume
+        waiting=$(json_get '["packs_waiting"]' < "$T/prune.json")
+        [ "$waiting" -ge 1 ]
+        sleep 3
+        run b prune --grace 2s --json
+        [ "$status" -eq 0 ]
+        [ "$(printf '%s' "$output" | json_get '["packs_deleted"]')" -eq "$waiting" ]
+        new_host_checks b2@latest "$T/gone"
+        b restore b3@latest --target "$T/r3"
+        cmp "$T/other/f" "$T/r3/f"
+        b restore keep@latest --target "$T/rk"
+        cmp "$T/keep/f" "$T/rk/f"
 }
