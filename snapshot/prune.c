@@ -202,6 +202,12 @@ static int mark_snapshot(struct pruner *p, const char *id)
                 }
         }
         snapfile_clear(&f);
+        if (k < 0) {
+                /* Not walked after all: a later marking (phase B, after
+                 * a shared store's phase A skipped it) walks it whole. */
+                idset_remove(&p->walked, key);
+                p->res->snapshots--;
+        }
         /* The manifest's fault (damaged or missing chunks), not the
          * catalog's or the machine's, which are said as they are. */
         if (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)
