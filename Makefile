@@ -19,7 +19,7 @@ SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/
 WERROR ?= 1
 SAN ?= 0
 
-PKGS := libarchive libzstd libcrypto sqlite3 json-c libcurl libssh2
+PKGS := libarchive libzstd libcrypto sqlite3 json-c libcurl libssh2 libxml-2.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

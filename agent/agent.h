@@ -45,6 +45,9 @@ struct settings {
         bool damaged;          /* opening the repository found damage (repo_damage()) */
         char *password_file;   /* --password-file: an encrypted repository's password */
         char *password_command; /* --password-command: run with /bin/sh -c, its first line */
+        char *s3_access_key_file;  /* berth.conf: files holding S3 credentials (one line each) */
+        char *s3_secret_key_file;
+        char *s3_region;
         char *state_dir;       /* where this host keeps the repository's local state: the
                                 * repository itself, or the cache of a remote one (open_repo) */
         /* berth agent (config keys of the same names; NULL: unset) */
@@ -138,6 +141,13 @@ int open_repo(enum repo_mode mode, struct repo **ret);
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret);
 /* Whether settings.repo names a repository on another host (ssh://). */
 bool repo_is_remote(void);
+/* Whether it is one reached over SSH (ssh://), whose host runs maintenance. */
+bool repo_is_ssh(void);
+/* Opens s3://BUCKET/PREFIX?endpoint=... as a backend, with the credentials
+ * of BERTH_S3_*, AWS_* or berth.conf's s3_*_key_file: 0, or -errno with a
+ * one-line message. */
+struct backend;
+int open_s3_backend(const char *where, bool writable, struct backend **ret);
 /* Resumes containers from open quiesce journal rows: all of this host's
  * when `all` (the caller holds the exclusive lock), else those whose owner
  * process is gone. */

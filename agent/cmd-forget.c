@@ -420,7 +420,7 @@ static int run(int argc, char **argv)
                                              "after a real forget to see what it would reclaim");
 
         /* A repository over SSH: its host forgets, with its catalog. */
-        if (repo_is_remote())
+        if (repo_is_ssh())
                 return remote_forget(&a, &p, argv + optind, nrefs);
         _cleanup_(repo_freep) struct repo *repo = NULL;
         r = open_repo(a.dry_run ? REPO_READ : REPO_WRITE, &repo);

@@ -102,7 +102,7 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("init", "unexpected argument '%s'", argv[optind]);
 
-        if (repo_is_remote())
+        if (repo_is_remote() && strncmp(settings.repo, "s3://", 5) != 0)
                 return usage_error("init", "%s is on another host: run 'berth init' there", settings.repo);
         _cleanup_free_ char *password = NULL;
         int r;
@@ -112,7 +112,15 @@ static int run(int argc, char **argv)
                         return fail(r, "init");
                 st.password = password;
         }
-        r = repo_init(settings.repo, &st);
+        if (strncmp(settings.repo, "s3://", 5) == 0) {
+                /* A bucket prefix: config written with a conditional create. */
+                struct backend *be = NULL;
+                r = open_s3_backend(settings.repo, true, &be);
+                if (r == 0)
+                        r = repo_init_backend(be, &st);
+                backend_free(be);
+        } else
+                r = repo_init(settings.repo, &st);
         if (password)
                 explicit_bzero(password, strlen(password));
         if (r < 0)

@@ -34,8 +34,11 @@ static const char help[] =
         "'berth check --read-data' passes at every point in between.\n"
         "\n"
         "--grace keeps condemned packs for DURATION before deleting them.  The default is\n"
-        "0, which is safe here because a local or SSH repository lets one writer in at a\n"
-        "time: once prune has condemned a pack, no backup can still be about to use it.\n"
+        "0 on a local or SSH repository, which is safe there because it lets one writer in at\n"
+        "a time: once prune has condemned a pack, no backup can still be about to use it.\n"
+        "On s3:// the default is 1d and 0 is refused: prune takes the lease object\n"
+        "locks/prune, announces condemned packs (condemned/<hash>) so that other hosts stop\n"
+        "deduplicating against them, and deletes one only if no snapshot written since uses it.\n"
         "A grace period matters when several hosts write to shared object storage, where\n"
         "there is no such lock, and for long restores started before a repack (the grace\n"
         "period lets them finish reading the old pack).\n"
@@ -112,6 +115,11 @@ json_object *json_prune_result(const struct prune_options *o, const struct prune
         add_u64(j, "packs_written", p->packs_written);
         add_u64(j, "packs_deleted", p->packs_deleted);
         add_u64(j, "packs_waiting", p->packs_waiting);
+        if (o->lease) {
+                add_u64(j, "packs_revived", p->packs_revived);
+                /* the object store frees deleted objects' space later */
+                json_object_object_add(j, "space_reclaimed_later", json_object_new_boolean(1));
+        }
         add_u64(j, "chunks_removed", p->chunks_removed);
         add_u64(j, "chunks_repacked", p->chunks_repacked);
         add_u64(j, "bytes_deleted", p->bytes_deleted);
@@ -147,6 +155,14 @@ void print_prune_result(const struct prune_options *o, const struct prune_result
         if (p->packs_waiting)
                 printf("%llu condemned pack(s) are kept for the grace period; a later prune deletes them\n",
                        (unsigned long long)p->packs_waiting);
+        if (p->packs_revived)
+                printf("%llu condemned pack(s) are used by snapshots written since they were condemned: kept\n",
+                       (unsigned long long)p->packs_revived);
+        if (o->lease && !o->dry_run && p->bytes_deleted)
+                printf("the object store frees the %s deleted later: Ceph's RADOS Gateway reclaims deleted objects' "
+                       "space in its garbage collector (rgw_gc_obj_min_wait, default 2 hours; "
+                       "'radosgw-admin gc list' shows what is pending)\n",
+                       format_bytes(p->bytes_deleted, b1, sizeof b1));
 }
 
 void prune_options_default(struct prune_options *o)
@@ -173,14 +189,26 @@ static int run(int argc, char **argv)
                                                  {} };
         struct prune_options o;
         prune_options_default(&o);
+        o.grace = UINT64_MAX;  /* not given */
         int r = parse_options(argc, argv, "n", options, option, &o);
         if (r != OPT_DONE)
                 return r;
         if (optind < argc)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
+        /* Object storage shared by hosts: a lease, and a day's grace by default. */
+        _cleanup_(backend_freep) struct backend *lease = NULL;
+        bool shared = strncmp(settings.repo, "s3://", 5) == 0;
+        if (o.grace == UINT64_MAX)
+                o.grace = shared ? 86400 : 0;
+        if (shared) {
+                r = open_s3_backend(settings.repo, !o.dry_run, &lease);
+                if (r < 0)
+                        return fail(r, "prune");
+                o.lease = lease;
+        }
 
         /* A repository over SSH: its host prunes, with its catalog. */
-        if (repo_is_remote()) {
+        if (repo_is_ssh()) {
                 char pct[16];
                 snprintf(pct, sizeof pct, "%u", o.max_unused);
                 _cleanup_free_ char *grace = xasprintf("%llus", (unsigned long long)o.grace);

@@ -61,7 +61,7 @@ static int run(int argc, char **argv)
 
         /* Lifting deletes an object: over SSH the repository's host does
          * it, with its catalog. */
-        if (mode == 0 && repo_is_remote()) {
+        if (mode == 0 && repo_is_ssh()) {
                 size_t n = (size_t)(argc - optind);
                 _cleanup_free_ const char **args = xcalloc(n + 2, sizeof *args);
                 args[0] = "--no-keep";

@@ -1,5 +1,7 @@
 /* main.c — settings, global options and the command dispatch table. */
 #include <ctype.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -8,6 +10,7 @@
 #include "agent.h"
 #include "quiesce.h"
 #include "../transport/remote.h"
+#include "../transport/s3.h"
 
 struct settings settings;
 volatile sig_atomic_t interrupted;
@@ -43,6 +46,9 @@ static const char main_help[] =
         "\n"
         "  A repository on another host: -r ssh://[USER@]HOST[:PORT]/PATH; it is served there\n"
         "  by 'berth serve --stdio', and this host keeps a cache of its catalog.\n"
+        "  A bucket of S3-compatible storage (Ceph RGW, AWS S3), shared by many hosts:\n"
+        "  -r 's3://BUCKET[/PREFIX]?endpoint=URL[&region=R][&style=path|virtual][&insecure=1]',\n"
+        "  credentials from BERTH_S3_* or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; a local cache too.\n"
         "  -i, --identity FILE  SSH private key (default: ssh-agent, then ~/.ssh/id_*)\n"
         "      --known-hosts FILE  host keys to check the server against (~/.ssh/known_hosts)\n"
         "      --accept-new-host-key  record an unknown host's key instead of refusing it\n"
@@ -309,6 +315,12 @@ static int load_config_file(const char *path, bool required, bool agent_only)
                                 settings.hook_timeout = (int)secs;
                         else
                                 settings.docker_wait = secs;
+                } else if (strcmp(k, "s3_access_key_file") == 0 || strcmp(k, "s3_secret_key_file") == 0 ||
+                           strcmp(k, "s3_region") == 0) {
+                        char **dst = k[3] == 'a' ? &settings.s3_access_key_file
+                                     : k[3] == 's' ? &settings.s3_secret_key_file : &settings.s3_region;
+                        free(*dst);
+                        *dst = xstrdup(v);
                 } else if (strcmp(k, "log_level") == 0) {
                         int l = log_level_from_string(v);
                         if (l < 0)
@@ -403,12 +415,17 @@ static bool missing_or_empty(const char *path)
 
 static bool url_is_remote(const char *where)
 {
-        return strncmp(where, "ssh://", 6) == 0;
+        return strncmp(where, "ssh://", 6) == 0 || s3_url_is(where);
 }
 
 bool repo_is_remote(void)
 {
         return url_is_remote(settings.repo);
+}
+
+bool repo_is_ssh(void)
+{
+        return strncmp(settings.repo, "ssh://", 6) == 0;
 }
 
 
@@ -457,8 +474,85 @@ static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_s
         return 0;
 }
 
+/* The first set of BERTH_S3_<name> and <name>. */
+static const char *s3_env(const char *name)
+{
+        _cleanup_free_ char *own = xasprintf("BERTH_S3_%s", name + (strncmp(name, "AWS_", 4) == 0 ? 4 : 0));
+        const char *e = getenv(own);
+        if (e && *e)
+                return e;
+        e = getenv(name);
+        return e && *e ? e : NULL;
+}
+
+/* The first line of file `path` (a key file of berth.conf), or NULL with a
+ * message. */
+static char *key_file(const char *path, const char *what)
+{
+        struct buf b = { 0 };
+        int r = read_file_at(AT_FDCWD, path, 4096, &b);
+        if (r < 0) {
+                error_set(r, "cannot read the S3 %s file %s: %s", what, path, berth_strerror(r));
+                return NULL;
+        }
+        buf_putc(&b, 0);
+        char *s = (char *)b.data;
+        s[strcspn(s, "\r\n")] = 0;
+        return s;
+}
+
+int open_s3_backend(const char *where, bool writable, struct backend **ret)
+{
+        _cleanup_(s3_url_clear) struct s3_url u = { 0 };
+        int r = s3_url_parse(where, &u);
+        if (r < 0)
+                return r;
+        if (!u.region) {
+                const char *e = s3_env("AWS_REGION");
+                if (!e)
+                        e = s3_env("AWS_DEFAULT_REGION");
+                if (!e)
+                        e = settings.s3_region;
+                u.region = e ? xstrdup(e) : NULL;
+        }
+        _cleanup_free_ char *ak = NULL, *sk = NULL;
+        const char *access = s3_env("AWS_ACCESS_KEY_ID"), *secret = s3_env("AWS_SECRET_ACCESS_KEY");
+        if (!access && settings.s3_access_key_file && !(access = ak = key_file(settings.s3_access_key_file, "access key")))
+                return -EACCES;
+        if (!secret && settings.s3_secret_key_file && !(secret = sk = key_file(settings.s3_secret_key_file, "secret key")))
+                return -EACCES;
+        struct s3_credentials c = { .access_key = access, .secret_key = secret,
+                                    .session_token = s3_env("AWS_SESSION_TOKEN") };
+        r = backend_s3_open(&u, &c, writable, where, ret);
+        if (sk)
+                explicit_bzero(sk, strlen(sk));
+        return r;
+}
+
+/* A bucket prefix: its objects through backend-s3.c, a local cache of its
+ * catalog under repo_cache_dir("s3-<hash of endpoint, bucket, prefix>"). */
+static int open_s3_repo(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
+{
+        struct backend *be;
+        int r = open_s3_backend(where, mode != REPO_READ, &be);
+        if (r < 0)
+                return r;
+        _cleanup_(s3_url_clear) struct s3_url u = { 0 };
+        s3_url_parse(where, &u);
+        _cleanup_free_ char *key = xasprintf("%s\n%s\n%s", u.endpoint ? u.endpoint : "", u.bucket, u.prefix);
+        uint8_t d[32];
+        char id[3 + 32 + 1] = "s3-";
+        EVP_Digest(key, strlen(key), d, NULL, EVP_sha256(), NULL);
+        hex_encode(d, 16, id + 3);
+        free(*ret_state_dir);
+        *ret_state_dir = repo_cache_dir(id);
+        return repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+}
+
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
 {
+        if (s3_url_is(where))
+                return open_s3_repo(where, mode, ret_state_dir, ret);
         if (url_is_remote(where))
                 return open_remote_repo(where, mode, ret_state_dir, ret);
         free(*ret_state_dir);
@@ -496,7 +590,7 @@ int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, s
 int open_repo(enum repo_mode mode, struct repo **ret)
 {
         if (repo_is_remote()) {
-                int r = open_remote_repo(settings.repo, mode, &settings.state_dir, ret);
+                int r = open_repo_at(settings.repo, mode, &settings.state_dir, ret);
                 if (r < 0)
                         return r;
                 if (!settings.no_auto_recover)

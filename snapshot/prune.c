@@ -20,14 +20,25 @@
  *   live pack, a condemned one (deleted by the next run; `check` ignores
  *   it), or nothing.
  * - The grace period (default 0) is for object storage shared by several
- *   hosts later: here writers are serialized by the lock, so once phase B
+ *   hosts (o->lease): here writers are serialized by the lock, so once phase B
  *   has committed, no writer can still be about to use a condemned chunk.
  *   Readers (a restore) that looked a chunk up before a repack re-pointed
  *   it read an open pack; the grace period covers them too where that
  *   matters.
+ * - On shared storage, other hosts back up meanwhile with their own cached
+ *   catalogs.  A condemnation is published as "condemned/<hash>"; a host's
+ *   cache sync (at every backup's start) drops that pack's chunks, so a
+ *   backup that deduplicates against it started before the condemnation.
+ *   Phase C runs a grace period later: it marks the snapshots committed
+ *   since, and a condemned pack holding a marked chunk is made live again
+ *   instead of deleted.  What is unsafe is only a backup that runs longer
+ *   than the grace period (default 1 day for s3://).  One prune at a time
+ *   holds the lease object.
  */
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +75,8 @@ struct pruner {
         int64_t after;             /* the last pack looked at for repacking */
         int64_t last_old;          /* the last pack before repacking: later ones are new */
         struct buf chunk;
+        char *lease_text;          /* the lease object we created, NULL: none */
+        bool revive_all;           /* shared storage: a snapshot uses chunks of condemned packs */
 };
 
 /* Test-only: BERTH_TEST_CRASH_AT=<point> kills the process there (as
@@ -189,6 +202,12 @@ static int mark_snapshot(struct pruner *p, const char *id)
                 }
         }
         snapfile_clear(&f);
+        if (k < 0) {
+                /* Not walked after all: a later marking (phase B, after
+                 * a shared store's phase A skipped it) walks it whole. */
+                idset_remove(&p->walked, key);
+                p->res->snapshots--;
+        }
         /* The manifest's fault (damaged or missing chunks), not the
          * catalog's or the machine's, which are said as they are. */
         if (k == -BERTH_ECORRUPT || k == -BERTH_EHOSTILE)
@@ -210,6 +229,16 @@ static int mark_snapshots(struct pruner *p, struct backend *be)
                         continue;
                 tick(p, p->res->snapshots, now.v[i]);
                 k = mark_snapshot(p, now.v[i]);
+                if (k == -BERTH_ECORRUPT && p->o->lease && !p->w) {
+                        /* Shared storage, phase A: another host may have
+                         * committed it after this reader's cache sync, its
+                         * packs not indexed here yet.  Phase B, after the
+                         * writer's sync, marks it or refuses. */
+                        log_debug("snapshot %s cannot be read yet: left to phase B", now.v[i]);
+                        error_clear();
+                        k = 0;
+                        continue;
+                }
                 if (k == 0)
                         id_list_add(&p->seen, now.v[i]);
                 if (k == 0)
@@ -379,6 +408,24 @@ static int condemn_all_unused(struct pruner *p)
         return catalog_pack_usage_foreach(p->r->catalog, 0, p->max_pack, condemn_unused, p);
 }
 
+/* "condemned/<hex>" for a pack hash. */
+static void condemned_name(const uint8_t hash[HASH_LEN], char *buf, size_t size)
+{
+        char hex[2 * HASH_LEN + 1];
+        hex_encode(hash, HASH_LEN, hex);
+        snprintf(buf, size, "condemned/%s", hex);
+}
+
+static int publish_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size)
+{
+        struct pruner *p = ud;
+        char name[128];
+        (void)id, (void)size;
+        condemned_name(hash, name, sizeof name);
+        int k = backend_put(p->w->be, name, "", 0);
+        return k < 0 ? k : 0;
+}
+
 static int phase_b(struct pruner *p)
 {
         int k = mark_snapshots(p, p->w->be);
@@ -388,6 +435,12 @@ static int phase_b(struct pruner *p)
 
         k = in_transaction(p, condemn_all_unused);
         if (k < 0)
+                return k;
+        /* Shared storage: every condemnation (this run's and any a killed
+         * run left unpublished) told to the other hosts.  A host that
+         * deduplicates against a pack before it sees the marker is what
+         * phase C's revive_if_used() is for. */
+        if (p->o->lease && (k = catalog_condemned_foreach(p->w->catalog, INT64_MAX, SIZE_MAX, publish_condemned, p)) < 0)
                 return k;
         test_point("after-condemn");
         if (!p->repack_candidates)
@@ -400,6 +453,8 @@ static int phase_b(struct pruner *p)
                 return k;
         store_set_rewrite(p->ws);
         k = repack(p);
+        if (k == 0 && p->o->lease)
+                k = catalog_condemned_foreach(p->w->catalog, INT64_MAX, SIZE_MAX, publish_condemned, p);
         /* Written: the packs recorded anew.  A repack may write a pack
          * whose very bytes are there already (a killed prune's copy, or a
          * pack just condemned, live again): that frees nothing less. */
@@ -442,6 +497,53 @@ static int count_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH
         return 0;
 }
 
+/* Shared storage: 1 when a snapshot marked in this run (phase B's, or one
+ * committed since) uses a chunk of condemned pack c: the pack is recorded
+ * live again and its marker removed; 0 when nothing uses it; -errno. */
+static int revive_if_used(struct pruner *p, const struct condemned *c, const char *name)
+{
+        struct pack_entry *e = NULL;
+        size_t n = 0;
+        int k = pack_read_trailer(p->w->keys, p->w->be, name, c->size, &e, &n, NULL);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return error_message() ? k : error_set(k, "cannot read %s: %s", name, berth_strerror(k));
+        bool used = false;
+        for (size_t i = 0; i < n && !used && k >= 0; i++) {
+                /* A chunk stored again in a live pack (a host that saw the
+                 * condemnation wrote it anew) needs nothing from this one. */
+                struct catalog_chunk ch;
+                k = catalog_chunk_get(p->w->catalog, e[i].id, &ch);
+                if (k < 0)
+                        break;
+                if (k == 1 && ch.pack != c->id)
+                        continue;
+                k = catalog_mark_add(p->r->catalog, e[i].id);
+                used = k == 0;
+        }
+        free(e);
+        if (k >= 0)
+                k = catalog_mark_commit(p->r->catalog);
+        if (k < 0 || !used)
+                return k < 0 ? k : 0;
+        log_notice("%s, condemned, is used by a snapshot written since: kept", name);
+        k = catalog_pack_drop(p->w->catalog, c->id);
+        if (k == 0)
+                k = repo_index_pack(p->w, name, c->size);
+        if (k >= 0) {
+                char marker[128];
+                condemned_name(c->hash, marker, sizeof marker);
+                k = backend_delete(p->w->be, marker);
+                if (k == -ENOENT)
+                        k = 0;
+        }
+        if (k < 0)
+                return k;
+        p->res->packs_revived++;
+        return 1;
+}
+
 /* Packs condemned at or before this time (unix seconds) may go. */
 static int64_t grace_start(const struct pruner *p)
 {
@@ -452,6 +554,17 @@ static int phase_c(struct pruner *p)
 {
         struct catalog *c = p->w->catalog;
         int64_t before = grace_start(p);
+        /* Shared storage: the snapshots other hosts committed since phase
+         * B's marking protect their chunks too (revive_if_used). */
+        if (p->o->lease) {
+                /* Their packs indexed first: the marking reads their
+                 * manifests through this catalog. */
+                int k = repo_recover_open(p->w, true);
+                if (k == 0)
+                        k = mark_snapshots(p, p->w->be);
+                if (k < 0)
+                        return k;
+        }
         for (;;) {
                 struct condemned_list l = { .n = 0 };
                 int k = catalog_condemned_foreach(c, before, DELETE_BATCH, collect_condemned, &l);
@@ -461,6 +574,13 @@ static int phase_c(struct pruner *p)
                         char name[128];
                         pack_path(l.v[i].hash, name, sizeof name);
                         tick(p, p->res->packs_deleted, name);
+                        if (p->o->lease) {
+                                k = revive_if_used(p, &l.v[i], name);
+                                if (k < 0)
+                                        return k;
+                                if (k > 0)
+                                        continue;
+                        }
                         k = backend_delete(p->w->be, name);
                         if (k == -EROFS || k == -EPERM || k == -EACCES)
                                 return error_set(k,
@@ -481,6 +601,13 @@ static int phase_c(struct pruner *p)
                         k = catalog_pack_drop(c, l.v[i].id);
                         if (k < 0)
                                 return k;
+                        if (p->o->lease) {
+                                char marker[128];
+                                condemned_name(l.v[i].hash, marker, sizeof marker);
+                                k = backend_delete(p->w->be, marker);
+                                if (k < 0 && k != -ENOENT)
+                                        return k;
+                        }
                         k = cancelled(p);
                         if (k < 0)
                                 return k;
@@ -491,14 +618,115 @@ static int phase_c(struct pruner *p)
         return catalog_condemned_foreach(c, INT64_MAX, SIZE_MAX, count_condemned, p);
 }
 
+/* ---- the lease (shared storage) ----------------------------------------------------- */
+
+#define LEASE_NAME "locks/prune"
+#define LEASE_TTL (6 * 3600)       /* seconds; a prune that dies leaves it this long at most */
+
+static int lease_parse(const struct buf *b, int64_t *ret_expires, char **ret_host, int64_t *ret_pid)
+{
+        _cleanup_free_ char *text = xstrndup((const char *)b->data, b->len);
+        json_object *o = json_tokener_parse(text), *v;
+        *ret_expires = 0;
+        *ret_pid = 0;
+        *ret_host = NULL;
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -BERTH_ECORRUPT;
+        }
+        if (json_object_object_get_ex(o, "expires", &v) && json_object_is_type(v, json_type_int))
+                *ret_expires = json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "pid", &v) && json_object_is_type(v, json_type_int))
+                *ret_pid = json_object_get_int64(v);
+        if (json_object_object_get_ex(o, "host", &v) && json_object_is_type(v, json_type_string))
+                *ret_host = escape_text(json_object_get_string(v));
+        json_object_put(o);
+        return 0;
+}
+
+static int lease_take(struct pruner *p)
+{
+        struct backend *be = p->o->lease;
+        uint8_t rnd[16];
+        char owner[33];
+        if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+                return error_set(errno, "cannot get random bytes: %s", strerror(errno));
+        hex_encode(rnd, sizeof rnd, owner);
+        _cleanup_free_ char *host = host_name();
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "owner", json_object_new_string(owner));
+        json_object_object_add(o, "host", json_object_new_string(host));
+        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+        json_object_object_add(o, "expires", json_object_new_int64(p->now + LEASE_TTL));
+        char *text = xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        for (int attempt = 0; attempt < 3; attempt++) {
+                int k = backend_put(be, LEASE_NAME, text, strlen(text));
+                if (k == 1) {
+                        p->lease_text = text;
+                        return 0;
+                }
+                if (k < 0 && k != -EEXIST) {
+                        free(text);
+                        return error_message() ? k : error_set(k, "cannot create %s: %s", LEASE_NAME, berth_strerror(k));
+                }
+                struct buf b = { 0 };
+                k = backend_get(be, LEASE_NAME, 64 * 1024, &b);
+                if (k == -ENOENT)
+                        continue;  /* released meanwhile */
+                if (k < 0) {
+                        free(text);
+                        return error_set(k, "cannot read the prune lease %s/%s: %s", be->where, LEASE_NAME,
+                                         berth_strerror(k));
+                }
+                int64_t expires, pid;
+                _cleanup_free_ char *holder = NULL;
+                k = lease_parse(&b, &expires, &holder, &pid);
+                buf_free(&b);
+                if (k == 0 && expires > p->now) {
+                        char when[64];
+                        format_time(expires * 1000000000, when, sizeof when);
+                        free(text);
+                        return error_set(BERTH_ELOCKED,
+                                         "another prune holds the lease on %s (host %s, pid %lld, until %s); try "
+                                         "again later, or delete the object %s if that prune is gone",
+                                         be->where, holder ? holder : "?", (long long)pid, when, LEASE_NAME);
+                }
+                log_notice("the prune lease of %s (host %s) has expired: taking it over", be->where,
+                           holder ? holder : "?");
+                k = backend_delete(be, LEASE_NAME);
+                if (k < 0 && k != -ENOENT) {
+                        free(text);
+                        return k;
+                }
+        }
+        free(text);
+        return error_set(BERTH_ELOCKED, "the prune lease on %s keeps changing hands: try again later", be->where);
+}
+
+/* Deletes the lease if it is still ours. */
+static void lease_release(struct pruner *p)
+{
+        if (!p->lease_text)
+                return;
+        struct buf b = { 0 };
+        if (backend_get(p->o->lease, LEASE_NAME, 64 * 1024, &b) == 0 && b.len == strlen(p->lease_text) &&
+            memcmp(b.data, p->lease_text, b.len) == 0 && backend_delete(p->o->lease, LEASE_NAME) < 0)
+                log_warning("cannot remove the prune lease %s/%s: it expires by itself", p->o->lease->where,
+                            LEASE_NAME);
+        buf_free(&b);
+        free(p->lease_text);
+        p->lease_text = NULL;
+}
+
 /* ---- the whole ---------------------------------------------------------------------- */
 
 /* A repository over SSH is refused: the far side's own catalog would
  * still list the deleted packs' chunks, and a copy or migrate to it would
  * then skip sending them. */
-static int local_only(struct repo *r)
+static int local_only(const struct pruner *p, struct repo *r)
 {
-        if (backend_is_local(r->be))
+        if (backend_is_local(r->be) || p->o->lease)
                 return 0;
         return error_set(EOPNOTSUPP,
                          "prune works on a repository on this host only: run it where %s lives "
@@ -518,7 +746,7 @@ static int prune_run(struct pruner *p)
                 k = o->open(o->open_ud, REPO_WRITE, &w0);
                 if (k < 0)
                         return k;
-                k = local_only(w0);
+                k = local_only(p, w0);
                 repo_free(w0);
                 if (k < 0)
                         return k;
@@ -527,7 +755,7 @@ static int prune_run(struct pruner *p)
         k = o->open(o->open_ud, REPO_READ, &p->r);
         if (k < 0)
                 return k;
-        k = local_only(p->r);
+        k = local_only(p, p->r);
         if (k < 0)
                 return k;
         k = catalog_pack_max_id(p->r->catalog, &p->max_pack);
@@ -556,9 +784,85 @@ static int prune_run(struct pruner *p)
         if (k < 0)
                 return k;
         k = phase_b(p);
+        if (k == -BERTH_ECORRUPT && o->lease) {
+                /* Shared storage: a host that had not yet seen a
+                 * condemnation may have written a snapshot whose chunks
+                 * are in the condemned pack only, which this catalog no
+                 * longer lists.  snapshot_prune() revives the condemned
+                 * packs and starts again. */
+                uint64_t waiting = p->res->packs_waiting;
+                if (catalog_condemned_foreach(p->r->catalog, INT64_MAX, SIZE_MAX, count_condemned, p) == 0 &&
+                    p->res->packs_waiting > waiting)
+                        p->revive_all = true;
+                p->res->packs_waiting = waiting;
+        }
         if (k == 0)
                 k = phase_c(p);
         return k;
+}
+
+static int collect_all_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size)
+{
+        struct condemned_list *l = ud;
+        if (l->n == DELETE_BATCH)
+                return 1;
+        l->v[l->n++] = (struct condemned){ .id = id, .size = size };
+        memcpy(l->v[l->n - 1].hash, hash, CATALOG_HASH_LEN);
+        return 0;
+}
+
+/* Shared storage: every condemned pack recorded live again (its marker
+ * removed); a later run condemns again what is still unused. */
+static int revive_all(struct pruner *p)
+{
+        struct repo *w = NULL;
+        int k = p->o->open(p->o->open_ud, REPO_WRITE, &w);
+        for (;;) {
+                struct condemned_list l = { .n = 0 };
+                if (k == 0)
+                        k = catalog_condemned_foreach(w->catalog, INT64_MAX, DELETE_BATCH, collect_all_condemned, &l);
+                if (k > 0)
+                        k = 0;
+                for (size_t i = 0; i < l.n && k >= 0; i++) {
+                        char name[128], marker[128];
+                        pack_path(l.v[i].hash, name, sizeof name);
+                        condemned_name(l.v[i].hash, marker, sizeof marker);
+                        k = catalog_pack_drop(w->catalog, l.v[i].id);
+                        if (k == 0)
+                                k = repo_index_pack(w, name, l.v[i].size);
+                        if (k >= 0) {
+                                k = backend_delete(w->be, marker);
+                                k = k == -ENOENT ? 0 : k;
+                        }
+                        if (k == 0)
+                                p->res->packs_revived++;
+                }
+                if (k < 0 || l.n < DELETE_BATCH)
+                        break;
+        }
+        repo_free(w);
+        if (k == 0)
+                log_notice("a snapshot uses chunks of packs condemned before its host knew: revived %llu condemned "
+                           "pack(s)", (unsigned long long)p->res->packs_revived);
+        return k;
+}
+
+static void pruner_close(struct pruner *p)
+{
+        store_free(p->ws);
+        store_free(p->rs);
+        p->ws = p->rs = NULL;
+        if (p->r)
+                catalog_mark_end(p->r->catalog);
+        /* POSIX record locks belong to the process: closing the writer's
+         * lock file releases the reader's lock too, so the writer goes
+         * first and the reader is done by then. */
+        repo_free(p->w);
+        repo_free(p->r);
+        p->w = p->r = NULL;
+        idset_free(&p->walked);
+        id_list_free(&p->seen);
+        buf_free(&p->chunk);
 }
 
 int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
@@ -571,20 +875,28 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
                 return error_set(EINVAL, "snapshot_prune() needs an opener");
         if (o->max_unused > 100)
                 return error_set(EINVAL, "--max-unused must be a percentage, 0 to 100");
-        int k = prune_run(&p);
-
-        store_free(p.ws);
-        store_free(p.rs);
-        if (p.r)
-                catalog_mark_end(p.r->catalog);
-        /* POSIX record locks belong to the process: closing the writer's
-         * lock file releases the reader's lock too, so the writer goes
-         * first and the reader is done by then. */
-        repo_free(p.w);
-        repo_free(p.r);
-        idset_free(&p.walked);
-        id_list_free(&p.seen);
-        buf_free(&p.chunk);
+        if (o->lease && !o->dry_run && o->grace == 0)
+                return error_set(EINVAL, "prune on shared object storage needs a grace period (--grace, "
+                                         "default 1d): another host may still be backing up against a pack "
+                                         "condemned now");
+        int k = o->lease && !o->dry_run ? lease_take(&p) : 0;
+        if (k == 0)
+                k = prune_run(&p);
+        pruner_close(&p);
+        if (k == -BERTH_ECORRUPT && p.revive_all) {
+                error_clear();
+                uint64_t revived = 0;
+                k = revive_all(&p);
+                revived = res.packs_revived;
+                if (k == 0) {
+                        char *lease = p.lease_text;
+                        res = (struct prune_result){ .packs_revived = revived };
+                        p = (struct pruner){ .o = o, .res = &res, .now = now_ns() / 1000000000, .lease_text = lease };
+                        k = prune_run(&p);
+                        pruner_close(&p);
+                }
+        }
+        lease_release(&p);
         res.bytes_freed = (int64_t)res.bytes_deleted - (int64_t)res.bytes_written;
         res.duration_ns = mono_ns() - t0;
         *ret = res;

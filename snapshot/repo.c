@@ -145,7 +145,8 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
         return r;
 }
 
-int repo_init(const char *path, const struct repo_init_options *o)
+/* A new repository's configuration from o (NULL: defaults), checked. */
+static int config_make(const struct repo_init_options *o, struct repo_config *ret)
 {
         struct repo_config c = {
                 .min = o && o->chunk_min ? o->chunk_min : DEFAULT_MIN,
@@ -161,7 +162,6 @@ int repo_init(const char *path, const struct repo_init_options *o)
         };
         struct chunker test;
         uint8_t rnd[16];
-        int r;
 
         if (chunker_init(&test, c.min, c.avg, c.max, 0) < 0)
                 return error_set(EINVAL, "chunk sizes %u/%u/%u are invalid: need min < avg < max, avg a power of two",
@@ -181,6 +181,28 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 c.encrypted = true;
                 snprintf(c.cipher, sizeof c.cipher, "%s", crypto_default_cipher());
         }
+        *ret = c;
+        return 0;
+}
+
+/* Writes config, only if absent: two inits cannot both win. */
+static int config_publish(struct backend *be, const struct repo_config *c)
+{
+        _cleanup_free_ char *text = config_to_json(c);
+        int r = backend_put(be, "config", text, strlen(text));
+        if (r == -EEXIST || r == 0)
+                return error_set(EEXIST, "%s already holds a repository", be->where);
+        if (r < 0)
+                return error_message() ? r : error_set(r, "cannot write %s/config: %s", be->where, berth_strerror(r));
+        return 0;
+}
+
+int repo_init(const char *path, const struct repo_init_options *o)
+{
+        struct repo_config c;
+        int r = config_make(o, &c);
+        if (r < 0)
+                return r;
 
         /* A local repository: its directory, with packs/, snapshots/ and
          * the spool tmp/. */
@@ -213,14 +235,18 @@ int repo_init(const char *path, const struct repo_init_options *o)
         }
 
         /* config last: its presence is what makes the directory a
-         * repository.  Created only if absent: two inits cannot both win. */
-        _cleanup_free_ char *text = config_to_json(&c);
-        r = backend_put(be, "config", text, strlen(text));
-        if (r == -EEXIST || r == 0)
-                return error_set(EEXIST, "%s already holds a repository", path);
-        if (r < 0)
-                return error_set(r, "cannot write %s/config: %s", path, berth_strerror(r));
-        return 0;
+         * repository. */
+        return config_publish(be, &c);
+}
+
+int repo_init_backend(struct backend *be, const struct repo_init_options *o)
+{
+        struct repo_config c;
+        int r = config_make(o, &c);
+        if (r == 0 && c.encrypted)
+                /* the key first, as repo_init() does */
+                r = repo_init_key(be, be->where, c.id, c.cipher, o->password);
+        return r < 0 ? r : config_publish(be, &c);
 }
 
 /* The lock file holds two one-byte POSIX record locks:
@@ -548,6 +574,62 @@ static int cache_stale(struct repo *r, const struct object_list *objects, bool *
         return k;
 }
 
+struct condemned_state {
+        const struct object_list *markers;
+        int64_t *ids;
+        size_t n, cap;
+};
+
+static int find_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size, uint32_t nchunks)
+{
+        struct condemned_state *st = ud;
+        char name[16 + 2 * CATALOG_HASH_LEN];
+        (void)size, (void)nchunks;
+        memcpy(name, "condemned/", 10);
+        hex_encode(hash, CATALOG_HASH_LEN, name + 10);
+        if (names_has(st->markers, name)) {
+                if (st->n == st->cap) {
+                        st->cap = st->cap ? 2 * st->cap : 16;
+                        st->ids = xrealloc(st->ids, st->cap * sizeof *st->ids);
+                }
+                st->ids[st->n++] = id;
+        }
+        return 0;
+}
+
+/* Shared object storage: a prune elsewhere published condemned/<hash> for
+ * packs it will delete after its grace period; the cache stops
+ * deduplicating against them (their chunk rows go) as that prune's own
+ * catalog did. */
+static int cache_condemn(struct repo *r)
+{
+        struct object_list markers = { 0 };
+        struct condemned_state st = { .markers = &markers };
+        int k = repo_list_objects(r, "condemned/", collect_name, &markers);
+        if (k == 0 && markers.n) {
+                if (markers.n > 1)
+                        qsort(markers.v, markers.n, sizeof *markers.v, cmp_name);
+                k = catalog_pack_foreach(r->catalog, find_condemned, &st);
+                if (k > 0)
+                        k = 0;
+        }
+        if (k == 0 && st.n) {
+                k = catalog_begin(r->catalog);
+                for (size_t i = 0; i < st.n && k == 0; i++) {
+                        int64_t n = catalog_pack_condemn(r->catalog, st.ids[i], now_ns() / 1000000000);
+                        k = n < 0 ? (int)n : 0;
+                }
+                if (k == 0)
+                        k = catalog_commit(r->catalog);
+                else
+                        catalog_rollback(r->catalog);
+                log_debug("%zu pack(s) of %s are condemned by a prune: not deduplicated against", st.n, r->path);
+        }
+        object_list_clear(&markers);
+        free(st.ids);
+        return k;
+}
+
 static void unlink_catalog(int dfd)
 {
         static const char *const names[] = { "catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal" };
@@ -581,6 +663,8 @@ static int cache_sync(struct repo *r)
                 return k;
         r->listing = &objects;
         k = repo_recover_open(r, true);
+        if (k == 0)
+                k = cache_condemn(r);
         r->listing = NULL;
         return k;
 }

@@ -53,6 +53,10 @@ struct repo_init_options {
 /* Creates a repository at path (directories made as needed).  An existing
  * repository is -EEXIST.  */
 int repo_init(const char *path, const struct repo_init_options *o);
+/* Creates a repository in backend `be` (an object store: no directories
+ * to make) by writing its config, only if there is none: 0, -EEXIST, or
+ * -errno, with a message.  The backend stays the caller's. */
+int repo_init_backend(struct backend *be, const struct repo_init_options *o);
 
 enum repo_mode {
         REPO_READ,    /* any number, alongside one writer; catalog opened read-only */
@@ -477,6 +481,17 @@ struct prune_options {
         bool dry_run;              /* phase A only: report the plan, change nothing */
         unsigned max_unused;       /* percent 0..100: repack a pack whose unused bytes exceed it */
         uint64_t grace;            /* seconds a condemned pack is kept before it is deleted */
+        /* Object storage shared by hosts that write without a common lock
+         * (s3://): NULL for a repository with one writer at a time.  When
+         * set, prune holds the lease object "locks/prune" in it for the
+         * whole run (created only if absent; a live one held by another
+         * prune is -BERTH_ELOCKED, an expired one is taken over), needs a
+         * grace period > 0, publishes each condemnation as an object
+         * "condemned/<pack hash>" (which other hosts' caches honour: they
+         * stop deduplicating against the pack), and before deleting a
+         * condemned pack marks the snapshots written since and keeps (makes
+         * live again) a pack one of them uses.  The caller owns it. */
+        struct backend *lease;
         /* Opens the repository (the same one every time) in `mode`, as the
          * caller opens it (locally or over SSH): prune opens it for writing
          * (recovery), then for reading (phase A), then for writing (phases B
@@ -501,6 +516,7 @@ struct prune_result {
         uint64_t bytes_written;    /* sizes of the new packs (dry run: estimated) */
         int64_t bytes_freed;       /* bytes_deleted - bytes_written */
         uint64_t packs_waiting;    /* condemned packs kept for the grace period */
+        uint64_t packs_revived;    /* condemned packs a newer snapshot uses: live again (shared storage) */
         int64_t duration_ns;
 };
 

@@ -7,7 +7,8 @@ PKGS="gcc make pkg-config libc6-dev systemd man-db groff-base
 libarchive-dev libzstd-dev libssl-dev libsqlite3-dev libjson-c-dev libcurl4-openssl-dev
 libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps time
 docker.io busybox-static
-libssh2-1-dev openssh-server openssh-client"
+libssh2-1-dev openssh-server openssh-client
+libxml2-dev ceph-mon ceph-osd radosgw ceph-common"
 
 missing=""
 for p in $PKGS; do
