@@ -14,6 +14,9 @@ static const char help[] =
         "      --chunk-max SIZE   largest chunk (default 128K)\n"
         "      --level N          zstd level for new chunks, 1..19 (default 3)\n"
         "      --pack-size SIZE   target pack file size (default 16M)\n"
+        "      --record-size SIZE new chunks are compressed together in records of about\n"
+        "                         SIZE plain bytes, 16K..4M (default 256K); a chunk is\n"
+        "                         read by decoding its record\n"
         "      --json             print {\"repository\": PATH, \"created\": true}\n"
         "  -h, --help             this help\n"
         "\n"
@@ -30,6 +33,7 @@ static int option(int c, const char *arg, void *ud)
         case 2:
         case 3:
         case 5:
+        case 6:
                 if (parse_size(arg, &v) < 0 || v == 0 || (c != 5 && v > (16u << 20)))
                         return usage_error("init", "'%s' is not a valid size", arg);
                 if (c == 1)
@@ -38,6 +42,8 @@ static int option(int c, const char *arg, void *ud)
                         o->chunk_avg = (uint32_t)v;
                 else if (c == 3)
                         o->chunk_max = (uint32_t)v;
+                else if (c == 6)
+                        o->record_size = (uint32_t)v;
                 else
                         o->pack_size = v;
                 return OPT_DONE;
@@ -58,6 +64,7 @@ static int run(int argc, char **argv)
                 { "chunk-max", required_argument, NULL, 3 },
                 { "level", required_argument, NULL, 4 },
                 { "pack-size", required_argument, NULL, 5 },
+                { "record-size", required_argument, NULL, 6 },
                 {},
         };
         struct repo_init_options st = { .level = settings.level };

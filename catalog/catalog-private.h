@@ -10,7 +10,8 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
-        bool has_condemned;      /* packs.condemned exists (prune.c's migration) */
+        bool has_condemned;
+        bool has_inner;          /* chunks.inner_off exists (catalog_chunks_migrate) */      /* packs.condemned exists (prune.c's migration) */
         sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */
         unsigned mark_batch;     /* rows inserted in its open transaction */
         sqlite3_stmt *stmts[32];
@@ -48,6 +49,12 @@ int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *r
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
 /* prune.c: adds packs.condemned when missing (a writer, at open), and notes
  * in c->has_condemned whether the column is there (every open). */
+/* Adds chunks.inner_off (format-2 packs: a chunk's offset inside its
+ * record) when a writer opens an older catalog; notes in c->has_inner
+ * whether it is there (every open; readers of a catalog without it see 0). */
+int catalog_chunks_migrate(struct catalog *c, bool writer);
+/* "inner_off", or "0" for a catalog read as it is, without the column. */
+const char *catalog_inner_col(const struct catalog *c);
 int catalog_prune_migrate(struct catalog *c, bool writer);
 /* prune.c: clears a pack's condemnation (catalog_pack_add() finding it
  * again).  0 or -errno. */

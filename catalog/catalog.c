@@ -289,6 +289,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                             "opening it");
         if (r == 0)
                 r = catalog_prune_migrate(c, true);
+        if (r == 0)
+                r = catalog_chunks_migrate(c, true);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -397,6 +399,8 @@ int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
         if (v < CATALOG_SCHEMA_VERSION)
                 log_debug("catalog %s has schema version %d; reading it as it is", path, v);
         r = catalog_prune_migrate(c, false);
+        if (r == 0)
+                r = catalog_chunks_migrate(c, false);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -567,9 +571,45 @@ int catalog_pack_foreach(struct catalog *c,
         return r < 0 ? r : 0;
 }
 
+int catalog_chunks_migrate(struct catalog *c, bool writer)
+{
+        sqlite3_stmt *st;
+        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'inner_off'", -1,
+                                    &st, NULL);
+        if (rc != SQLITE_OK)
+                return catalog_error(c, rc, "reading its schema");
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return catalog_error(c, rc, "reading its schema");
+        c->has_inner = rc == SQLITE_ROW;
+        if (c->has_inner || !writer)
+                return 0;
+        /* A forward step of its own, guarded by the column check (like
+         * packs.condemned): every existing row is a chunk alone in its
+         * record (format-1 packs), at offset 0 of it. */
+        rc = sqlite3_exec(c->db, "ALTER TABLE chunks ADD COLUMN inner_off INTEGER NOT NULL DEFAULT 0", NULL, NULL,
+                          NULL);
+        if (rc != SQLITE_OK) {
+                /* Another berth may have added it just now. */
+                int r = catalog_error(c, rc, "upgrading its schema");
+                rc = sqlite3_prepare_v2(c->db, "SELECT inner_off FROM chunks LIMIT 0", -1, &st, NULL);
+                sqlite3_finalize(st);
+                if (rc != SQLITE_OK)
+                        return r;
+                error_clear();
+        }
+        c->has_inner = true;
+        return 0;
+}
+
+const char *catalog_inner_col(const struct catalog *c) { return c->has_inner ? "inner_off" : "0"; }
+
 /* INSERT OR <conflict> of one chunk row. */
 static int chunk_write(struct catalog *c, int which, const char *sql, const struct catalog_chunk *ch)
 {
+        if (!c->has_inner)
+                return error_set(EROFS, "catalog %s is read as it is and cannot record chunks", c->path);
         sqlite3_stmt *st = catalog_stmt(c, which, sql);
         if (!st)
                 return -EIO;
@@ -579,25 +619,27 @@ static int chunk_write(struct catalog *c, int which, const char *sql, const stru
         sqlite3_bind_int64(st, 4, ch->stored_len);
         sqlite3_bind_int64(st, 5, ch->raw_len);
         sqlite3_bind_int(st, 6, ch->flags);
+        sqlite3_bind_int64(st, 7, ch->inner);
         return step_done(c, st, "recording a chunk");
 }
 
 int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch)
 {
         return chunk_write(c, STMT_CHUNK_ADD,
-                           "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags, inner_off)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                            ch);
 }
 
 int catalog_chunk_set(struct catalog *c, const struct catalog_chunk *ch)
 {
         return chunk_write(c, STMT_CHUNK_SET,
-                           "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags, inner_off)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                            ch);
 }
 
+/* Columns pack, offset, stored_len, raw_len, flags, inner_off from col on. */
 static void chunk_from_row(sqlite3_stmt *st, int col, struct catalog_chunk *ch)
 {
         ch->pack = sqlite3_column_int64(st, col);
@@ -605,12 +647,16 @@ static void chunk_from_row(sqlite3_stmt *st, int col, struct catalog_chunk *ch)
         ch->stored_len = (uint32_t)sqlite3_column_int64(st, col + 2);
         ch->raw_len = (uint32_t)sqlite3_column_int64(st, col + 3);
         ch->flags = (uint8_t)sqlite3_column_int(st, col + 4);
+        ch->inner = (uint32_t)sqlite3_column_int64(st, col + 5);
 }
 
 int catalog_chunk_get(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN], struct catalog_chunk *ret)
 {
         sqlite3_stmt *st = catalog_stmt(c, STMT_CHUNK_GET,
-                                        "SELECT pack, offset, stored_len, raw_len, flags FROM chunks WHERE hash = ?");
+                                        c->has_inner ? "SELECT pack, offset, stored_len, raw_len, flags, inner_off"
+                                                       " FROM chunks WHERE hash = ?"
+                                                     : "SELECT pack, offset, stored_len, raw_len, flags, 0"
+                                                       " FROM chunks WHERE hash = ?");
         if (!st)
                 return -EIO;
         sqlite3_bind_blob(st, 1, id, CATALOG_HASH_LEN, SQLITE_STATIC);
@@ -679,10 +725,12 @@ int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
 int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
 {
-        return catalog_chunk_rows_foreach(c,
-                                          "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
-                                          " WHERE pack = ? ORDER BY offset",
-                                          pack, fn, ud, "listing a pack's chunks");
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "SELECT hash, pack, offset, stored_len, raw_len, flags, %s FROM chunks WHERE pack = ?"
+                 " ORDER BY offset, %s",
+                 catalog_inner_col(c), catalog_inner_col(c));
+        return catalog_chunk_rows_foreach(c, sql, pack, fn, ud, "listing a pack's chunks");
 }
 
 /* The column names of table in schema db ("main" or an attached name);

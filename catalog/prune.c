@@ -7,6 +7,7 @@
  * writer's connection changes the catalog: the queries that join it with
  * packs and chunks see what was committed when they start.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "catalog-private.h"
@@ -178,8 +179,10 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                 "SELECT p.id, p.hash, p.size,"
                 " (SELECT count(*) FROM chunks c WHERE c.pack = p.id),"
                 " (SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id),"
-                " (SELECT coalesce(sum(c.stored_len), 0) FROM chunks c"
-                "   JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id)"
+                /* A record's stored length once, however many of its
+                 * chunks are used (format-2 records share it). */
+                " (SELECT coalesce(sum(s), 0) FROM (SELECT max(c.stored_len) AS s FROM chunks c"
+                "   JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id GROUP BY c.offset))"
                 " FROM packs p WHERE p.id > ? AND p.id <= ?%s ORDER BY p.id",
                 c->has_condemned ? " AND p.condemned IS NULL" : "");
         sqlite3_stmt *st;
@@ -230,11 +233,13 @@ int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack)
 int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
                                    int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
 {
-        return catalog_chunk_rows_foreach(c,
-                                          "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags"
-                                          " FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
-                                          " WHERE c.pack = ? ORDER BY c.offset",
-                                          pack, fn, ud, "listing a pack's used chunks");
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags, %s%s"
+                 " FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                 " WHERE c.pack = ? ORDER BY c.offset",
+                 c->has_inner ? "c." : "", catalog_inner_col(c));
+        return catalog_chunk_rows_foreach(c, sql, pack, fn, ud, "listing a pack's used chunks");
 }
 
 /* Runs one statement with up to two integer parameters. */

@@ -18,7 +18,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "internal.h"
 
@@ -50,16 +49,18 @@ struct readahead {
         bool stop;
 };
 
-/* Reads, decompresses and verifies one queued chunk into sl->data. */
-static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, struct slot *sl)
+/* Reads, decompresses and verifies one queued chunk into sl->data (its
+ * record decoded once for the chunks of it that follow: rc). */
+static void read_slot(struct readahead *p, struct record_cache *rc, struct slot *sl)
 {
-        buf_reset(stored);
-        buf_reserve(stored, sl->e.stored_len ? sl->e.stored_len : 1);
-        int k = backend_get_range(p->repo->be, sl->path, sl->e.offset, sl->e.stored_len, stored->data);
+        const uint8_t *plain;
+        int k = record_cache_chunk(rc, p->repo->be, sl->path, &sl->e, &plain);
         if (k == -ENOENT || k == -EIO) /* missing, or shorter than the catalog says */
                 k = -BERTH_ECORRUPT;
-        if (k == 0)
-                k = chunk_decode(&sl->e, stored->data, &sl->data, dctx);
+        if (k == 0) {
+                buf_reset(&sl->data);
+                buf_append(&sl->data, plain, sl->e.raw_len);
+        }
         if (k < 0) {
                 char hex[2 * HASH_LEN + 1];
                 hex_encode(sl->e.id, HASH_LEN, hex);
@@ -73,13 +74,20 @@ static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, 
         sl->err = k;
 }
 
+static bool same_record(const struct slot *a, const struct slot *b)
+{
+        return a->e.offset == b->e.offset && a->e.stored_len == b->e.stored_len && strcmp(a->path, b->path) == 0;
+}
+
+/* A reader takes the next queued chunk and the queued chunks of the same
+ * record after it, so that one thread decodes the record once for all. */
+#define READER_BATCH 64
+
 static void *reader_main(void *arg)
 {
         struct readahead *p = arg;
-        struct buf stored = { 0 };
-        ZSTD_DCtx *dctx = ZSTD_createDCtx();
-        if (!dctx)
-                abort();
+        struct record_cache rc = { 0 };
+        struct slot *batch[READER_BATCH];
         for (;;) {
                 pthread_mutex_lock(&p->lock);
                 while (!p->stop && p->work == p->tail)
@@ -88,21 +96,26 @@ static void *reader_main(void *arg)
                         pthread_mutex_unlock(&p->lock);
                         break;
                 }
-                struct slot *sl = &p->slots[p->work++ % p->cap];
-                sl->state = SLOT_READING;
-                p->reading++;
+                size_t nb = 0;
+                do {
+                        struct slot *sl = &p->slots[p->work++ % p->cap];
+                        sl->state = SLOT_READING;
+                        p->reading++;
+                        batch[nb++] = sl;
+                } while (nb < READER_BATCH && p->work != p->tail &&
+                         same_record(batch[0], &p->slots[p->work % p->cap]));
                 pthread_mutex_unlock(&p->lock);
 
-                read_slot(p, &stored, dctx, sl);
-
-                pthread_mutex_lock(&p->lock);
-                sl->state = SLOT_DONE;
-                p->reading--;
-                pthread_cond_broadcast(&p->cond_done);
-                pthread_mutex_unlock(&p->lock);
+                for (size_t i = 0; i < nb; i++) {
+                        read_slot(p, &rc, batch[i]);
+                        pthread_mutex_lock(&p->lock);
+                        batch[i]->state = SLOT_DONE;
+                        p->reading--;
+                        pthread_cond_broadcast(&p->cond_done);
+                        pthread_mutex_unlock(&p->lock);
+                }
         }
-        buf_free(&stored);
-        ZSTD_freeDCtx(dctx);
+        record_cache_free(&rc);
         return NULL;
 }
 
@@ -201,12 +214,13 @@ static int add(struct readahead *p, const uint8_t id[HASH_LEN])
                 return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld", (long long)ch.pack);
         if (r < 0)
                 return r;
-        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
+        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK ||
+            (uint64_t)ch.inner + ch.raw_len > PACK_MAX_CHUNK)
                 return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
 
         struct slot *sl = &p->slots[p->tail % p->cap];
         sl->e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
-                                     .flags = ch.flags };
+                                     .flags = ch.flags, .inner = ch.inner };
         memcpy(sl->e.id, id, HASH_LEN);
         pack_path(pack_hash, sl->path, sizeof sl->path);
         sl->err = 0;

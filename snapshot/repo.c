@@ -44,6 +44,7 @@ static char *config_to_json(const struct repo_config *c)
         json_object_object_add(o, "compression", json_object_new_string("zstd"));
         json_object_object_add(o, "level", json_object_new_int(c->level));
         json_object_object_add(o, "pack_size", json_object_new_int64((int64_t)c->pack_size));
+        json_object_object_add(o, "record_size", json_object_new_int64(c->record_size));
         json_object_object_add(ch, "algorithm", json_object_new_string("fastcdc"));
         json_object_object_add(ch, "min", json_object_new_int64(c->min));
         json_object_object_add(ch, "avg", json_object_new_int64(c->avg));
@@ -96,6 +97,7 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 .tree_max = (uint32_t)jint(tr, "max", TREE_MAX),
                 .level = (int)jint(o, "level", DEFAULT_LEVEL),
                 .pack_size = (uint64_t)jint(o, "pack_size", DEFAULT_PACK_SIZE),
+                .record_size = (uint32_t)jint(o, "record_size", RECORD_SIZE_DEFAULT),
         };
         if (json_object_object_get_ex(o, "id", &v) && json_object_is_type(v, json_type_string))
                 snprintf(c->id, sizeof c->id, "%s", json_object_get_string(v));
@@ -103,6 +105,8 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 c->seed = strtoull(json_object_get_string(v), NULL, 16);
         if (c->pack_size < PACK_SIZE_MIN || c->pack_size > PACK_SIZE_MAX)
                 r = error_set(BERTH_ECORRUPT, "%s/config: pack_size out of range", path);
+        if (c->record_size < RECORD_SIZE_MIN || c->record_size > RECORD_SIZE_MAX)
+                r = error_set(BERTH_ECORRUPT, "%s/config: record_size out of range", path);
         json_object_put(o);
         return r;
 }
@@ -118,6 +122,7 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 .tree_max = TREE_MAX,
                 .level = o && o->level ? o->level : DEFAULT_LEVEL,
                 .pack_size = o && o->pack_size ? o->pack_size : DEFAULT_PACK_SIZE,
+                .record_size = o && o->record_size ? o->record_size : RECORD_SIZE_DEFAULT,
         };
         struct chunker test;
         uint8_t rnd[16];
@@ -131,6 +136,8 @@ int repo_init(const char *path, const struct repo_init_options *o)
         if (c.pack_size < PACK_SIZE_MIN || c.pack_size > PACK_SIZE_MAX)
                 return error_set(EINVAL, "pack size %llu is out of range 1M..2G",
                                  (unsigned long long)c.pack_size);
+        if (c.record_size < RECORD_SIZE_MIN || c.record_size > RECORD_SIZE_MAX)
+                return error_set(EINVAL, "record size %u is out of range 16K..4M", c.record_size);
         if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);

@@ -31,6 +31,7 @@ struct repo_init_options {
         uint32_t chunk_min, chunk_avg, chunk_max; /* 0: defaults */
         int level;                                /* zstd level, 0: default 3 */
         uint64_t pack_size;                       /* 0: default 16 MiB */
+        uint32_t record_size;                     /* plain bytes per pack record, 0: default 256 KiB */
 };
 
 /* Creates a repository at path (directories made as needed).  An existing
