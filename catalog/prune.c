@@ -179,10 +179,12 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                 "SELECT p.id, p.hash, p.size,"
                 " (SELECT count(*) FROM chunks c WHERE c.pack = p.id),"
                 " (SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id),"
-                /* A record's stored length once, however many of its
-                 * chunks are used (format-2 records share it). */
-                " (SELECT coalesce(sum(s), 0) FROM (SELECT max(c.stored_len) AS s FROM chunks c"
-                "   JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id GROUP BY c.offset))"
+                /* Each used chunk's share of its record's stored length
+                 * (format-2 records hold several chunks; format 1: all). */
+                " (SELECT CAST(coalesce(sum(c.stored_len * 1.0 * c.raw_len / max(r.plain, 1)), 0) AS INTEGER)"
+                "   FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                "   JOIN (SELECT offset AS o, sum(raw_len) AS plain FROM chunks WHERE pack = p.id GROUP BY offset) r"
+                "   ON r.o = c.offset WHERE c.pack = p.id)"
                 " FROM packs p WHERE p.id > ? AND p.id <= ?%s ORDER BY p.id",
                 c->has_condemned ? " AND p.condemned IS NULL" : "");
         sqlite3_stmt *st;
