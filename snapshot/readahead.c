@@ -47,6 +47,12 @@ struct readahead {
         pthread_mutex_t lock;
         pthread_cond_t cond_work, cond_done;
         bool stop;
+        /* The pack of the last chunk queued (calling thread): consecutive
+         * chunks mostly share it, and its name needs no second lookup.  A
+         * stale name can only fail a read (ids are verified), never give
+         * other bytes. */
+        int64_t last_pack;
+        char last_path[80];
 };
 
 /* Reads, decompresses and verifies one queued chunk into sl->data (its
@@ -208,8 +214,13 @@ static int add(struct readahead *p, const uint8_t id[HASH_LEN])
                                                  "catalog lists)",
                                  hex);
         }
-        if (r > 0)
+        if (r > 0 && (ch.pack != p->last_pack || !p->last_path[0])) {
                 r = catalog_pack_get(p->repo->catalog, ch.pack, pack_hash, NULL);
+                if (r > 0) {
+                        pack_path(pack_hash, p->last_path, sizeof p->last_path);
+                        p->last_pack = ch.pack;
+                }
+        }
         if (r == 0)
                 return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld", (long long)ch.pack);
         if (r < 0)
@@ -222,7 +233,7 @@ static int add(struct readahead *p, const uint8_t id[HASH_LEN])
         sl->e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
                                      .flags = ch.flags, .inner = ch.inner };
         memcpy(sl->e.id, id, HASH_LEN);
-        pack_path(pack_hash, sl->path, sizeof sl->path);
+        memcpy(sl->path, p->last_path, sizeof sl->path);
         sl->err = 0;
         sl->msg[0] = 0;
         pthread_mutex_lock(&p->lock);
