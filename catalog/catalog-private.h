@@ -49,6 +49,10 @@ int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *r
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
 /* prune.c: adds packs.condemned when missing (a writer, at open), and notes
  * in c->has_condemned whether the column is there (every open). */
+/* Notes in *ret_has whether table.column exists; a writer adds it when
+ * missing by running `alter` (a second writer racing it is fine). */
+int catalog_ensure_column(struct catalog *c, const char *table, const char *column, const char *alter, bool writer,
+                          bool *ret_has);
 /* Adds chunks.inner_off (format-2 packs: a chunk's offset inside its
  * record) when a writer opens an older catalog; notes in c->has_inner
  * whether it is there (every open; readers of a catalog without it see 0). */

@@ -571,36 +571,45 @@ int catalog_pack_foreach(struct catalog *c,
         return r < 0 ? r : 0;
 }
 
-int catalog_chunks_migrate(struct catalog *c, bool writer)
+int catalog_ensure_column(struct catalog *c, const char *table, const char *column, const char *alter, bool writer,
+                          bool *ret_has)
 {
         sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('chunks') WHERE name = 'inner_off'", -1,
-                                    &st, NULL);
+        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "reading its schema");
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
                 return catalog_error(c, rc, "reading its schema");
-        c->has_inner = rc == SQLITE_ROW;
-        if (c->has_inner || !writer)
+        *ret_has = rc == SQLITE_ROW;
+        if (*ret_has || !writer)
                 return 0;
-        /* A forward step of its own, guarded by the column check (like
-         * packs.condemned): every existing row is a chunk alone in its
-         * record (format-1 packs), at offset 0 of it. */
-        rc = sqlite3_exec(c->db, "ALTER TABLE chunks ADD COLUMN inner_off INTEGER NOT NULL DEFAULT 0", NULL, NULL,
-                          NULL);
+        rc = sqlite3_exec(c->db, alter, NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 /* Another berth may have added it just now. */
                 int r = catalog_error(c, rc, "upgrading its schema");
-                rc = sqlite3_prepare_v2(c->db, "SELECT inner_off FROM chunks LIMIT 0", -1, &st, NULL);
+                _cleanup_free_ char *probe = xasprintf("SELECT %s FROM %s LIMIT 0", column, table);
+                rc = sqlite3_prepare_v2(c->db, probe, -1, &st, NULL);
                 sqlite3_finalize(st);
                 if (rc != SQLITE_OK)
                         return r;
                 error_clear();
         }
-        c->has_inner = true;
+        *ret_has = true;
         return 0;
+}
+
+int catalog_chunks_migrate(struct catalog *c, bool writer)
+{
+        /* A forward step of its own, guarded by the column check (like
+         * packs.condemned): every existing row is a chunk alone in its
+         * record (format-1 packs), at offset 0 of it. */
+        return catalog_ensure_column(c, "chunks", "inner_off",
+                                     "ALTER TABLE chunks ADD COLUMN inner_off INTEGER NOT NULL DEFAULT 0", writer,
+                                     &c->has_inner);
 }
 
 const char *catalog_inner_col(const struct catalog *c) { return c->has_inner ? "inner_off" : "0"; }

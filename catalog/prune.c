@@ -17,35 +17,13 @@
 
 int catalog_prune_migrate(struct catalog *c, bool writer)
 {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('packs') WHERE name = 'condemned'", -1,
-                                    &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "reading its schema");
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return catalog_error(c, rc, "reading its schema");
-        c->has_condemned = rc == SQLITE_ROW;
-        if (c->has_condemned || !writer)
-                return 0;
         /* A forward step of its own, guarded by the column check rather than
          * the schema version: an older berth ignores the column (it then
          * sees condemned packs as packs without chunks, which its check
          * reports as missing once they are deleted: harmless).  NULL: live;
          * else unix seconds of the condemnation. */
-        rc = sqlite3_exec(c->db, "ALTER TABLE packs ADD COLUMN condemned INTEGER", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                /* Another berth may have added it just now. */
-                int r = catalog_error(c, rc, "upgrading its schema");
-                rc = sqlite3_prepare_v2(c->db, "SELECT condemned FROM packs LIMIT 0", -1, &st, NULL);
-                sqlite3_finalize(st);
-                if (rc != SQLITE_OK)
-                        return r;
-                error_clear();
-        }
-        c->has_condemned = true;
-        return 0;
+        return catalog_ensure_column(c, "packs", "condemned", "ALTER TABLE packs ADD COLUMN condemned INTEGER", writer,
+                                     &c->has_condemned);
 }
 
 static int need_column(struct catalog *c)
