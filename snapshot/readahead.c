@@ -34,6 +34,19 @@ struct slot {
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_READING, SLOT_DONE };
 
+/* A decoded record shared by the readers (format-2 records hold several
+ * chunks, often read by different threads one after the other). */
+struct shared_record {
+        char path[80];
+        uint32_t offset, stored_len;
+        int state;               /* REC_* */
+        unsigned refs;           /* readers using it: not reused while > 0 */
+        uint64_t used;           /* for least-recently-used reuse */
+        struct record_cache rc;  /* its bytes, written by the reader that decodes it */
+};
+
+enum { REC_EMPTY, REC_DECODING, REC_READY };
+
 struct readahead {
         struct repo *repo;
         struct slot *slots;
@@ -53,19 +66,72 @@ struct readahead {
          * other bytes. */
         int64_t last_pack;
         char last_path[80];
+        struct shared_record *recs; /* under lock, but for the bytes (see read_slot) */
+        size_t nrecs;
+        uint64_t tick;
+        pthread_cond_t cond_rec;
 };
 
-/* Reads, decompresses and verifies one queued chunk into sl->data (its
- * record decoded once for the chunks of it that follow: rc). */
+/* Finds the shared record of sl's chunk, or claims one to decode it into
+ * (*owner), taking a reference; NULL when every one is in use.  Called
+ * with the lock held; waits while another reader decodes it. */
+static struct shared_record *record_get_locked(struct readahead *p, const struct slot *sl, bool *owner)
+{
+        struct shared_record *victim = NULL;
+        *owner = false;
+        for (size_t i = 0; i < p->nrecs; i++) {
+                struct shared_record *r = &p->recs[i];
+                if (r->state != REC_EMPTY && r->offset == sl->e.offset && r->stored_len == sl->e.stored_len &&
+                    strcmp(r->path, sl->path) == 0) {
+                        r->refs++;
+                        while (r->state == REC_DECODING)
+                                pthread_cond_wait(&p->cond_rec, &p->lock);
+                        r->used = ++p->tick;
+                        return r;
+                }
+                if (r->refs == 0 && (!victim || r->used < victim->used))
+                        victim = r;
+        }
+        if (!victim)
+                return NULL;
+        memcpy(victim->path, sl->path, sizeof victim->path);
+        victim->offset = sl->e.offset;
+        victim->stored_len = sl->e.stored_len;
+        victim->state = REC_DECODING;
+        victim->refs = 1;
+        victim->used = ++p->tick;
+        *owner = true;
+        return victim;
+}
+
+/* Reads, decompresses and verifies one queued chunk into sl->data.  Its
+ * record is decoded once for all readers that want chunks of it while it
+ * is among the last few (p->recs); rc is the reader's own, for when they
+ * are all in use. */
 static void read_slot(struct readahead *p, struct record_cache *rc, struct slot *sl)
 {
         const uint8_t *plain;
-        int k = record_cache_chunk(rc, p->repo->be, sl->path, &sl->e, &plain);
+        bool owner;
+        pthread_mutex_lock(&p->lock);
+        struct shared_record *r = record_get_locked(p, sl, &owner);
+        pthread_mutex_unlock(&p->lock);
+        /* Only the owner writes the cache, before it is marked ready;
+         * readers of a ready one only read it. */
+        int k = record_cache_chunk(r ? &r->rc : rc, p->repo->be, sl->path, &sl->e, &plain);
         if (k == -ENOENT || k == -EIO) /* missing, or shorter than the catalog says */
                 k = -BERTH_ECORRUPT;
         if (k == 0) {
                 buf_reset(&sl->data);
                 buf_append(&sl->data, plain, sl->e.raw_len);
+        }
+        if (r) {
+                pthread_mutex_lock(&p->lock);
+                if (owner) {
+                        r->state = REC_READY;
+                        pthread_cond_broadcast(&p->cond_rec);
+                }
+                r->refs--;
+                pthread_mutex_unlock(&p->lock);
         }
         if (k < 0) {
                 char hex[2 * HASH_LEN + 1];
@@ -137,6 +203,11 @@ int readahead_new(struct repo *r, size_t window, struct readahead **ret)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         p->nthreads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
         p->threads = xcalloc(p->nthreads, sizeof *p->threads);
+        /* Each reader holds at most one: room for every reader's record and
+         * the ones before them. */
+        p->nrecs = 2 * (size_t)p->nthreads + 2;
+        p->recs = xcalloc(p->nrecs, sizeof *p->recs);
+        pthread_cond_init(&p->cond_rec, NULL);
         for (unsigned i = 0; i < p->nthreads; i++) {
                 int k = pthread_create(&p->threads[i], NULL, reader_main, p);
                 if (k != 0) {
@@ -163,6 +234,10 @@ void readahead_free(struct readahead *p)
                 buf_free(&p->slots[i].data);
         free(p->slots);
         free(p->threads);
+        for (size_t i = 0; i < p->nrecs; i++)
+                record_cache_free(&p->recs[i].rc);
+        free(p->recs);
+        pthread_cond_destroy(&p->cond_rec);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond_work);
         pthread_cond_destroy(&p->cond_done);
