@@ -10,6 +10,7 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
+        bool in_read;            /* catalog_read_begin() */
         bool has_condemned;
         bool has_inner;          /* chunks.inner_off exists (catalog_chunks_migrate) */      /* packs.condemned exists (prune.c's migration) */
         sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */

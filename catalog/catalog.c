@@ -330,6 +330,8 @@ static int open_uri(struct catalog *c, const char *uri, int flags)
                 return catalog_error(c, rc, "opening it");
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, 10000);
+        /* The writer's page cache: a restore looks every chunk up. */
+        sqlite3_exec(c->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
         /* Opening is lazy: read something now so that a file SQLite cannot
          * use fails here, not at the first query. */
         int v;
@@ -445,6 +447,23 @@ int catalog_commit(struct catalog *c)
         }
         c->in_tx = false;
         return 0;
+}
+
+void catalog_read_begin(struct catalog *c)
+{
+        if (c->in_tx || c->in_read || sqlite3_get_autocommit(c->db) == 0)
+                return;
+        /* Best effort: without it every lookup is its own transaction. */
+        c->in_read = sqlite3_exec(c->db, "BEGIN DEFERRED", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+void catalog_read_end(struct catalog *c)
+{
+        if (!c->in_read)
+                return;
+        c->in_read = false;
+        if (sqlite3_get_autocommit(c->db) == 0)
+                sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
 }
 
 void catalog_rollback(struct catalog *c)
@@ -571,26 +590,27 @@ int catalog_pack_foreach(struct catalog *c,
         return r < 0 ? r : 0;
 }
 
+static int table_columns(struct catalog *c, const char *db, const char *table, char ***ret, size_t *ret_n);
+
 int catalog_ensure_column(struct catalog *c, const char *table, const char *column, const char *alter, bool writer,
                           bool *ret_has)
 {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "reading its schema");
-        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return catalog_error(c, rc, "reading its schema");
-        *ret_has = rc == SQLITE_ROW;
+        char **cols;
+        size_t n;
+        int r = table_columns(c, "main", table, &cols, &n);
+        if (r < 0)
+                return r;
+        *ret_has = false;
+        for (size_t i = 0; i < n; i++)
+                *ret_has = *ret_has || strcmp(cols[i], column) == 0;
+        catalog_id_list_free(cols, n);
         if (*ret_has || !writer)
                 return 0;
-        rc = sqlite3_exec(c->db, alter, NULL, NULL, NULL);
+        sqlite3_stmt *st;
+        int rc = sqlite3_exec(c->db, alter, NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 /* Another berth may have added it just now. */
-                int r = catalog_error(c, rc, "upgrading its schema");
+                r = catalog_error(c, rc, "upgrading its schema");
                 _cleanup_free_ char *probe = xasprintf("SELECT %s FROM %s LIMIT 0", column, table);
                 rc = sqlite3_prepare_v2(c->db, probe, -1, &st, NULL);
                 sqlite3_finalize(st);

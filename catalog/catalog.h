@@ -43,6 +43,11 @@ static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 int catalog_begin(struct catalog *c);
 int catalog_commit(struct catalog *c);
 void catalog_rollback(struct catalog *c);
+/* A read transaction around a run of lookups (one snapshot of the catalog,
+ * and no locking per statement); nothing when a transaction is open.
+ * catalog_read_end() ends what catalog_read_begin() started. */
+void catalog_read_begin(struct catalog *c);
+void catalog_read_end(struct catalog *c);
 
 /* ---- packs and chunks --------------------------------------------------- */
 

@@ -359,11 +359,19 @@ int readahead_chunk(struct readahead *p, const char *path, const struct chunk_re
                 k = error_set(EINVAL, "read-ahead: chunk %zu of '%s' asked for out of order", i, path);
                 goto fail;
         }
-        while (*queued < n && has_room(p, chunks[*queued].len)) {
-                k = add(p, chunks[*queued].id);
+        /* Refill when half the window is free: lookups in runs, one read
+         * transaction each, and readers find runs of a record's chunks. */
+        if (*queued == i || (*queued - i) * 2 <= p->cap) {
+                catalog_read_begin(p->repo->catalog);
+                while (*queued < n && has_room(p, chunks[*queued].len)) {
+                        k = add(p, chunks[*queued].id);
+                        if (k < 0)
+                                break;
+                        (*queued)++;
+                }
+                catalog_read_end(p->repo->catalog);
                 if (k < 0)
                         goto fail;
-                (*queued)++;
         }
         k = next(p, chunks[i].id, ret);
         if (k < 0)
