@@ -33,14 +33,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 if (v2 && !same && i > 0 && e[i].offset < (uint64_t)e[i - 1].offset + e[i - 1].stored_len)
                         abort();
-                if (!v2 && e[i].inner != 0)
+                if (!v2 && (e[i].inner != 0 || (e[i].flags & PACK_F_ALONE)))
+                        abort();
+                /* A chunk alone in its record shares it with no other. */
+                bool next = i + 1 < n && e[i + 1].offset == e[i].offset;
+                if ((e[i].flags & PACK_F_ALONE) && (same || next || e[i].inner != 0))
                         abort();
                 const uint8_t *stored = data + (e[i].offset - PACK_HEADER_SIZE);
                 if (!same && record_decode(NULL, &e[i], stored, &plain, dctx) != 0)
                         buf_reset(&plain);
                 if (plain.len && record_chunk_check(NULL, &e[i], plain.data, plain.len) == 0 &&
-                    (uint64_t)e[i].inner + e[i].raw_len > plain.len)
+                    ((uint64_t)e[i].inner + e[i].raw_len > plain.len ||
+                     ((e[i].flags & PACK_F_ALONE) && e[i].raw_len != plain.len)))
                         abort();
+                /* What store_read_stored asks of the stored bytes. */
+                (void)record_is_alone(&e[i], stored);
         }
         buf_free(&plain);
         free(e);
