@@ -22,6 +22,10 @@ static const char help[] =
         "                         (auto: PostgreSQL, InnoDB, WiredTiger and SQLite files;\n"
         "                         a size: every file whose size is a multiple of it)\n"
         "      --page-chunk N     pages per page-aligned chunk, 1..16 (default 2)\n"
+        "      --record-size SIZE\n"
+        "                         new chunks are compressed together in records of\n"
+        "                         about SIZE plain bytes, 16K..4M (default 256K); a\n"
+        "                         chunk is read by decoding its record\n"
         "      --json             print {\"repository\": PATH, \"created\": true}\n"
         "  -h, --help             this help\n"
         "\n"
@@ -49,6 +53,7 @@ static int option(int c, const char *arg, void *ud)
         case 2:
         case 3:
         case 5:
+        case 9:
                 if (parse_size(arg, &v) < 0 || v == 0 || (c != 5 && v > (16u << 20)))
                         return usage_error("init", "'%s' is not a valid size", arg);
                 if (c == 1)
@@ -57,6 +62,8 @@ static int option(int c, const char *arg, void *ud)
                         o->chunk_avg = (uint32_t)v;
                 else if (c == 3)
                         o->chunk_max = (uint32_t)v;
+                else if (c == 9)
+                        o->record_size = (uint32_t)v;
                 else
                         o->pack_size = v;
                 return OPT_DONE;
@@ -93,6 +100,7 @@ static int run(int argc, char **argv)
                 { "page-size", required_argument, NULL, 6 },
                 { "page-chunk", required_argument, NULL, 7 },
                 { "encrypt", no_argument, NULL, 8 },
+                { "record-size", required_argument, NULL, 9 },
                 {},
         };
         struct repo_init_options st = { .level = settings.level };

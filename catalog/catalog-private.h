@@ -10,7 +10,9 @@ struct catalog {
         sqlite3 *db;
         char *path;
         bool in_tx;
-        bool has_condemned;      /* packs.condemned exists (prune.c's migration) */
+        bool in_read;            /* catalog_read_begin() */
+        bool has_condemned;
+        bool has_inner;          /* chunks.inner_off exists (catalog_chunks_migrate) */      /* packs.condemned exists (prune.c's migration) */
         sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */
         unsigned mark_batch;     /* rows inserted in its open transaction */
         sqlite3_stmt *stmts[32];
@@ -48,6 +50,16 @@ int catalog_name_id(struct catalog *c, const char *name, bool create, int64_t *r
 int catalog_path_id(struct catalog *c, const char *path, size_t len, bool create, int64_t *ret);
 /* prune.c: adds packs.condemned when missing (a writer, at open), and notes
  * in c->has_condemned whether the column is there (every open). */
+/* Notes in *ret_has whether table.column exists; a writer adds it when
+ * missing by running `alter` (a second writer racing it is fine). */
+int catalog_ensure_column(struct catalog *c, const char *table, const char *column, const char *alter, bool writer,
+                          bool *ret_has);
+/* Adds chunks.inner_off (format-2 packs: a chunk's offset inside its
+ * record) when a writer opens an older catalog; notes in c->has_inner
+ * whether it is there (every open; readers of a catalog without it see 0). */
+int catalog_chunks_migrate(struct catalog *c, bool writer);
+/* "inner_off", or "0" for a catalog read as it is, without the column. */
+const char *catalog_inner_col(const struct catalog *c);
 int catalog_prune_migrate(struct catalog *c, bool writer);
 /* prune.c: clears a pack's condemnation (catalog_pack_add() finding it
  * again).  0 or -errno. */

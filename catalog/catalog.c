@@ -289,6 +289,8 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
                             "opening it");
         if (r == 0)
                 r = catalog_prune_migrate(c, true);
+        if (r == 0)
+                r = catalog_chunks_migrate(c, true);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -328,6 +330,8 @@ static int open_uri(struct catalog *c, const char *uri, int flags)
                 return catalog_error(c, rc, "opening it");
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, 10000);
+        /* The writer's page cache: a restore looks every chunk up. */
+        sqlite3_exec(c->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
         /* Opening is lazy: read something now so that a file SQLite cannot
          * use fails here, not at the first query. */
         int v;
@@ -397,6 +401,8 @@ int catalog_open_reader(const char *path, bool frozen, struct catalog **ret)
         if (v < CATALOG_SCHEMA_VERSION)
                 log_debug("catalog %s has schema version %d; reading it as it is", path, v);
         r = catalog_prune_migrate(c, false);
+        if (r == 0)
+                r = catalog_chunks_migrate(c, false);
         if (r < 0) {
                 catalog_free(c);
                 return r;
@@ -441,6 +447,23 @@ int catalog_commit(struct catalog *c)
         }
         c->in_tx = false;
         return 0;
+}
+
+void catalog_read_begin(struct catalog *c)
+{
+        if (c->in_tx || c->in_read || sqlite3_get_autocommit(c->db) == 0)
+                return;
+        /* Best effort: without it every lookup is its own transaction. */
+        c->in_read = sqlite3_exec(c->db, "BEGIN DEFERRED", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+void catalog_read_end(struct catalog *c)
+{
+        if (!c->in_read)
+                return;
+        c->in_read = false;
+        if (sqlite3_get_autocommit(c->db) == 0)
+                sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
 }
 
 void catalog_rollback(struct catalog *c)
@@ -567,9 +590,55 @@ int catalog_pack_foreach(struct catalog *c,
         return r < 0 ? r : 0;
 }
 
+static int table_columns(struct catalog *c, const char *db, const char *table, char ***ret, size_t *ret_n);
+
+int catalog_ensure_column(struct catalog *c, const char *table, const char *column, const char *alter, bool writer,
+                          bool *ret_has)
+{
+        char **cols;
+        size_t n;
+        int r = table_columns(c, "main", table, &cols, &n);
+        if (r < 0)
+                return r;
+        *ret_has = false;
+        for (size_t i = 0; i < n; i++)
+                *ret_has = *ret_has || strcmp(cols[i], column) == 0;
+        catalog_id_list_free(cols, n);
+        if (*ret_has || !writer)
+                return 0;
+        sqlite3_stmt *st;
+        int rc = sqlite3_exec(c->db, alter, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                /* Another berth may have added it just now. */
+                r = catalog_error(c, rc, "upgrading its schema");
+                _cleanup_free_ char *probe = xasprintf("SELECT %s FROM %s LIMIT 0", column, table);
+                rc = sqlite3_prepare_v2(c->db, probe, -1, &st, NULL);
+                sqlite3_finalize(st);
+                if (rc != SQLITE_OK)
+                        return r;
+                error_clear();
+        }
+        *ret_has = true;
+        return 0;
+}
+
+int catalog_chunks_migrate(struct catalog *c, bool writer)
+{
+        /* A forward step of its own, guarded by the column check (like
+         * packs.condemned): every existing row is a chunk alone in its
+         * record (format-1 packs), at offset 0 of it. */
+        return catalog_ensure_column(c, "chunks", "inner_off",
+                                     "ALTER TABLE chunks ADD COLUMN inner_off INTEGER NOT NULL DEFAULT 0", writer,
+                                     &c->has_inner);
+}
+
+const char *catalog_inner_col(const struct catalog *c) { return c->has_inner ? "inner_off" : "0"; }
+
 /* INSERT OR <conflict> of one chunk row. */
 static int chunk_write(struct catalog *c, int which, const char *sql, const struct catalog_chunk *ch)
 {
+        if (!c->has_inner)
+                return error_set(EROFS, "catalog %s is read as it is and cannot record chunks", c->path);
         sqlite3_stmt *st = catalog_stmt(c, which, sql);
         if (!st)
                 return -EIO;
@@ -579,25 +648,27 @@ static int chunk_write(struct catalog *c, int which, const char *sql, const stru
         sqlite3_bind_int64(st, 4, ch->stored_len);
         sqlite3_bind_int64(st, 5, ch->raw_len);
         sqlite3_bind_int(st, 6, ch->flags);
+        sqlite3_bind_int64(st, 7, ch->inner);
         return step_done(c, st, "recording a chunk");
 }
 
 int catalog_chunk_add(struct catalog *c, const struct catalog_chunk *ch)
 {
         return chunk_write(c, STMT_CHUNK_ADD,
-                           "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           "INSERT OR IGNORE INTO chunks (hash, pack, offset, stored_len, raw_len, flags, inner_off)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                            ch);
 }
 
 int catalog_chunk_set(struct catalog *c, const struct catalog_chunk *ch)
 {
         return chunk_write(c, STMT_CHUNK_SET,
-                           "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags)"
-                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           "INSERT OR REPLACE INTO chunks (hash, pack, offset, stored_len, raw_len, flags, inner_off)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?)",
                            ch);
 }
 
+/* Columns pack, offset, stored_len, raw_len, flags, inner_off from col on. */
 static void chunk_from_row(sqlite3_stmt *st, int col, struct catalog_chunk *ch)
 {
         ch->pack = sqlite3_column_int64(st, col);
@@ -605,12 +676,16 @@ static void chunk_from_row(sqlite3_stmt *st, int col, struct catalog_chunk *ch)
         ch->stored_len = (uint32_t)sqlite3_column_int64(st, col + 2);
         ch->raw_len = (uint32_t)sqlite3_column_int64(st, col + 3);
         ch->flags = (uint8_t)sqlite3_column_int(st, col + 4);
+        ch->inner = (uint32_t)sqlite3_column_int64(st, col + 5);
 }
 
 int catalog_chunk_get(struct catalog *c, const uint8_t id[CATALOG_HASH_LEN], struct catalog_chunk *ret)
 {
         sqlite3_stmt *st = catalog_stmt(c, STMT_CHUNK_GET,
-                                        "SELECT pack, offset, stored_len, raw_len, flags FROM chunks WHERE hash = ?");
+                                        c->has_inner ? "SELECT pack, offset, stored_len, raw_len, flags, inner_off"
+                                                       " FROM chunks WHERE hash = ?"
+                                                     : "SELECT pack, offset, stored_len, raw_len, flags, 0"
+                                                       " FROM chunks WHERE hash = ?");
         if (!st)
                 return -EIO;
         sqlite3_bind_blob(st, 1, id, CATALOG_HASH_LEN, SQLITE_STATIC);
@@ -679,10 +754,12 @@ int catalog_chunk_rows_foreach(struct catalog *c, const char *sql, int64_t pack,
 int catalog_chunk_foreach_in_pack(struct catalog *c, int64_t pack,
                                   int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
 {
-        return catalog_chunk_rows_foreach(c,
-                                          "SELECT hash, pack, offset, stored_len, raw_len, flags FROM chunks"
-                                          " WHERE pack = ? ORDER BY offset",
-                                          pack, fn, ud, "listing a pack's chunks");
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "SELECT hash, pack, offset, stored_len, raw_len, flags, %s FROM chunks WHERE pack = ?"
+                 " ORDER BY offset, %s",
+                 catalog_inner_col(c), catalog_inner_col(c));
+        return catalog_chunk_rows_foreach(c, sql, pack, fn, ud, "listing a pack's chunks");
 }
 
 /* The column names of table in schema db ("main" or an attached name);

@@ -43,16 +43,22 @@ static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 int catalog_begin(struct catalog *c);
 int catalog_commit(struct catalog *c);
 void catalog_rollback(struct catalog *c);
+/* A read transaction around a run of lookups (one snapshot of the catalog,
+ * and no locking per statement); nothing when a transaction is open.
+ * catalog_read_end() ends what catalog_read_begin() started. */
+void catalog_read_begin(struct catalog *c);
+void catalog_read_end(struct catalog *c);
 
 /* ---- packs and chunks --------------------------------------------------- */
 
 struct catalog_chunk {
         uint8_t id[CATALOG_HASH_LEN];
         int64_t pack;      /* rowid of the pack */
-        uint32_t offset;
-        uint32_t stored_len;
-        uint32_t raw_len;
+        uint32_t offset;     /* of the chunk's record in the pack */
+        uint32_t stored_len; /* of the record */
+        uint32_t raw_len;    /* of the chunk */
         uint8_t flags;     /* the pack trailer's flags byte */
+        uint32_t inner;      /* the chunk's offset in its record's plain bytes (0 in format-1 packs) */
 };
 
 /* Records a pack (or finds it, when its hash is already known); *ret_id is

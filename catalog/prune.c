@@ -7,6 +7,7 @@
  * writer's connection changes the catalog: the queries that join it with
  * packs and chunks see what was committed when they start.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "catalog-private.h"
@@ -16,35 +17,13 @@
 
 int catalog_prune_migrate(struct catalog *c, bool writer)
 {
-        sqlite3_stmt *st;
-        int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('packs') WHERE name = 'condemned'", -1,
-                                    &st, NULL);
-        if (rc != SQLITE_OK)
-                return catalog_error(c, rc, "reading its schema");
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return catalog_error(c, rc, "reading its schema");
-        c->has_condemned = rc == SQLITE_ROW;
-        if (c->has_condemned || !writer)
-                return 0;
         /* A forward step of its own, guarded by the column check rather than
          * the schema version: an older berth ignores the column (it then
          * sees condemned packs as packs without chunks, which its check
          * reports as missing once they are deleted: harmless).  NULL: live;
          * else unix seconds of the condemnation. */
-        rc = sqlite3_exec(c->db, "ALTER TABLE packs ADD COLUMN condemned INTEGER", NULL, NULL, NULL);
-        if (rc != SQLITE_OK) {
-                /* Another berth may have added it just now. */
-                int r = catalog_error(c, rc, "upgrading its schema");
-                rc = sqlite3_prepare_v2(c->db, "SELECT condemned FROM packs LIMIT 0", -1, &st, NULL);
-                sqlite3_finalize(st);
-                if (rc != SQLITE_OK)
-                        return r;
-                error_clear();
-        }
-        c->has_condemned = true;
-        return 0;
+        return catalog_ensure_column(c, "packs", "condemned", "ALTER TABLE packs ADD COLUMN condemned INTEGER", writer,
+                                     &c->has_condemned);
 }
 
 static int need_column(struct catalog *c)
@@ -178,8 +157,12 @@ int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                 "SELECT p.id, p.hash, p.size,"
                 " (SELECT count(*) FROM chunks c WHERE c.pack = p.id),"
                 " (SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id),"
-                " (SELECT coalesce(sum(c.stored_len), 0) FROM chunks c"
-                "   JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id)"
+                /* Each used chunk's share of its record's stored length
+                 * (format-2 records hold several chunks; format 1: all). */
+                " (SELECT CAST(coalesce(sum(c.stored_len * 1.0 * c.raw_len / max(r.plain, 1)), 0) AS INTEGER)"
+                "   FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                "   JOIN (SELECT offset AS o, sum(raw_len) AS plain FROM chunks WHERE pack = p.id GROUP BY offset) r"
+                "   ON r.o = c.offset WHERE c.pack = p.id)"
                 " FROM packs p WHERE p.id > ? AND p.id <= ?%s ORDER BY p.id",
                 c->has_condemned ? " AND p.condemned IS NULL" : "");
         sqlite3_stmt *st;
@@ -230,11 +213,13 @@ int64_t catalog_marked_in_pack(struct catalog *c, int64_t pack)
 int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
                                    int (*fn)(void *ud, const struct catalog_chunk *ch), void *ud)
 {
-        return catalog_chunk_rows_foreach(c,
-                                          "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags"
-                                          " FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
-                                          " WHERE c.pack = ? ORDER BY c.offset",
-                                          pack, fn, ud, "listing a pack's used chunks");
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT c.hash, c.pack, c.offset, c.stored_len, c.raw_len, c.flags, %s%s"
+                 " FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
+                 " WHERE c.pack = ? ORDER BY c.offset",
+                 c->has_inner ? "c." : "", catalog_inner_col(c));
+        return catalog_chunk_rows_foreach(c, sql, pack, fn, ud, "listing a pack's used chunks");
 }
 
 /* Runs one statement with up to two integer parameters. */

@@ -9,7 +9,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "internal.h"
 
@@ -19,8 +18,7 @@ struct checker {
         const struct check_options *o;
         struct check_result *res;
         struct idset bad;          /* chunks known to be damaged or unreadable */
-        struct buf data, out;
-        ZSTD_DCtx *dctx;
+        struct record_cache rc;    /* --read-data: the record being read */
         int64_t last_progress;
 };
 
@@ -77,10 +75,13 @@ static int missing_pack(struct checker *c, int64_t id, const char *path, int err
         return 0;
 }
 
+/* Record offset, then offset inside the record. */
 static int by_offset(const void *a, const void *b)
 {
         const struct pack_entry *x = a, *y = b;
-        return x->offset < y->offset ? -1 : x->offset > y->offset;
+        if (x->offset != y->offset)
+                return x->offset < y->offset ? -1 : 1;
+        return x->inner < y->inner ? -1 : x->inner > y->inner;
 }
 
 struct catalog_rows {
@@ -92,7 +93,7 @@ struct catalog_rows {
 static int compare_row(void *ud, const struct catalog_chunk *ch)
 {
         struct catalog_rows *cr = ud;
-        struct pack_entry key = { .offset = ch->offset };
+        struct pack_entry key = { .offset = ch->offset, .inner = ch->inner };
         const struct pack_entry *t = bsearch(&key, cr->trailer, cr->n, sizeof key, by_offset);
         if (!t || memcmp(t->id, ch->id, HASH_LEN) != 0 || t->stored_len != ch->stored_len ||
             t->raw_len != ch->raw_len || t->flags != ch->flags)
@@ -106,23 +107,24 @@ static int read_pack_data(struct checker *c, const char *name, const struct pack
         uint64_t bad = 0;
 
         /* Every chunk must decompress to bytes that hash to its id (the
-         * trailer, which names the pack, was checked already). */
+         * trailer, which names the pack, was checked already).  Entries
+         * are in pack order: each record is decoded once for its chunks,
+         * and a damaged record costs the chunks inside it, each named. */
         for (size_t i = 0; i < n; i++) {
                 const struct pack_entry *e = &entries[i];
-                buf_reset(&c->data);
-                buf_reserve(&c->data, e->stored_len ? e->stored_len : 1);
-                int k = backend_get_range(c->repo->be, name, e->offset, e->stored_len, c->data.data);
-                if (k == 0)
-                        k = record_decode(c->repo->keys, e, &c->data, &c->out, c->dctx);
+                const uint8_t *plain;
+                int k = record_cache_chunk(&c->rc, c->repo->keys, c->repo->be, name, e, &plain);
                 if (k < 0) {
                         char hex[2 * HASH_LEN + 1];
                         hex_encode(e->id, HASH_LEN, hex);
-                        problem(c, "pack %s: chunk %.16s at offset %u is damaged", name, hex, e->offset);
+                        problem(c, "pack %s: chunk %.16s at offset %u+%u is damaged", name, hex, e->offset,
+                                e->inner);
                         idset_add(&c->bad, e->id);
                         bad++;
                 }
                 c->res->chunks++;
-                c->res->bytes += e->stored_len;
+                if (i == 0 || e->offset != entries[i - 1].offset)
+                        c->res->bytes += e->stored_len;
                 tick(c, name);
         }
         *ret_bad = bad;
@@ -276,10 +278,6 @@ int snapshot_check(struct repo *r, const struct check_options *o, struct check_r
         k = store_open(r, false, &c.store);
         if (k < 0)
                 return k;
-        c.dctx = ZSTD_createDCtx();
-        if (!c.dctx)
-                abort();
-
         k = catalog_pack_foreach(r->catalog, check_pack, &c);
         if (k < 0)
                 goto out;
@@ -299,9 +297,7 @@ int snapshot_check(struct repo *r, const struct check_options *o, struct check_r
 out:
         catalog_snapshot_list_free(list, n);
         idset_free(&c.bad);
-        buf_free(&c.data);
-        buf_free(&c.out);
-        ZSTD_freeDCtx(c.dctx);
+        record_cache_free(&c.rc);
         store_free(c.store);
         return k;
 }

@@ -63,7 +63,8 @@ static void skipped(struct copier *c, const uint8_t id[HASH_LEN])
 {
         struct catalog_chunk ch;
         if (catalog_chunk_get(c->src->catalog, id, &ch) > 0)
-                c->res->bytes_skipped += ch.stored_len;
+                /* A record's length is shared by its chunks. */
+                c->res->bytes_skipped += MIN(ch.stored_len, ch.raw_len);
 }
 
 /* Sends a chunk the destination lacks.  `told`: its backend said so, and

@@ -170,40 +170,71 @@ void idfilter_free(struct idfilter *f);
 
 /* ---- pack.c ------------------------------------------------------------------
  *
- * A pack: the 8-byte magic "BERTHPK1", the stored chunks back to back, a
- * trailer of fixed 48-byte entries (id, offset, stored length, raw length,
- * flags), and a 24-byte footer: entry count, trailer length, the first 8
- * bytes of the trailer's SHA-256, and the magic "BPKTRL01".  A pack's name
- * is the SHA-256 of its trailer and footer.  Little-endian throughout.
- * In an encrypted repository each stored chunk is sealed (crypto.c) and the
- * trailer is one sealed unit; the footer has count 0 and the magic
- * "BPKTRLE1", so shape and name are checked without the key.
+ * A pack: an 8-byte magic, RECORDS back to back, a trailer of fixed-size
+ * entries, and a 24-byte footer: entry count, trailer length, the first 8
+ * bytes of the trailer's SHA-256, and a magic.  A pack's name is the
+ * SHA-256 of its trailer and footer.  Little-endian throughout.
+ *
+ * Format 2 ("BERTHPK2" ... "BPKTRL02", 52-byte entries: id, record offset,
+ * record stored length, the chunk's offset inside the record's plain bytes,
+ * the chunk's length, flags, 3 zero bytes): a record is one or more
+ * consecutive chunks of one kind (data or manifest), their plain bytes
+ * concatenated and compressed as one zstd frame (or stored raw when zstd
+ * does not shrink them).  The entries of one record are contiguous and
+ * tile its plain bytes from 0 in order; records do not overlap; a record of
+ * one chunk says so (PACK_F_ALONE).
+ * Format 1 ("BERTHPK1" ... "BPKTRL01", 48-byte entries without the inner
+ * offset) stays readable: every chunk is a record alone.  Writers write
+ * format 2.
+ * In an encrypted repository each record is sealed after compression
+ * (crypto.c: one AEAD per record; the entries list its sealed length) and
+ * the entries are one sealed unit; the footer has count 0 and the magic
+ * "BPKTRLE2", so shape and name are checked without the key.  Encrypted
+ * packs are always format 2.
  */
-#define PACK_MAGIC "BERTHPK1"
-#define PACK_FOOTER_MAGIC "BPKTRL01"
-#define PACK_FOOTER_MAGIC_SEALED "BPKTRLE1" /* encrypted repository: the trailer is sealed */
+#define PACK_MAGIC "BERTHPK2"
+#define PACK_MAGIC_V1 "BERTHPK1"
+#define PACK_FOOTER_MAGIC "BPKTRL02"
+#define PACK_FOOTER_MAGIC_V1 "BPKTRL01"
+#define PACK_FOOTER_MAGIC_SEALED "BPKTRLE2" /* encrypted repository: the trailer is sealed */
 #define PACK_HEADER_SIZE 8
-#define PACK_ENTRY_SIZE 48
+#define PACK_ENTRY_SIZE 52
+#define PACK_ENTRY_SIZE_V1 48
 #define PACK_FOOTER_SIZE 24
-#define PACK_MAX_CHUNK (16u << 20) /* no stored chunk is larger */
+#define PACK_MAX_CHUNK (16u << 20) /* no stored chunk or record, nor a record's plain bytes, is larger */
+#define RECORD_SIZE_DEFAULT (256u << 10) /* plain bytes per record, about */
+#define RECORD_SIZE_MIN (16u << 10)
+#define RECORD_SIZE_MAX (4u << 20)
 
 enum {
-        PACK_F_ZSTD = 1 << 0, /* stored bytes are one zstd frame */
+        PACK_F_ZSTD = 1 << 0, /* the record's stored bytes are one zstd frame */
         PACK_F_TREE = 1 << 1, /* a manifest chunk, not file data */
+        PACK_F_ALONE = 1 << 2, /* format 2: the chunk is all of its record (format 1 entries never carry it) */
 };
 
 struct pack_entry {
         uint8_t id[HASH_LEN];
-        uint32_t offset;
-        uint32_t stored_len;
-        uint32_t raw_len;
+        uint32_t offset;     /* of the record in the pack */
+        uint32_t stored_len; /* of the record */
+        uint32_t raw_len;    /* of the chunk */
         uint8_t flags;
+        uint32_t inner;      /* the chunk's offset in the record's plain bytes */
 };
+
+/* True when pack_header names a pack format this berth reads. */
+bool pack_header_ok(const uint8_t head[PACK_HEADER_SIZE]);
 
 struct pack_writer;
 /* Creates a temporary pack in a local spool directory (the repository's
  * tmp/ for a local repository), where the writer builds it. */
 int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret);
+/* Appends one record: its stored bytes, and the entries of its n chunks
+ * (id, inner, raw_len, flags set by the caller; offset, stored_len and
+ * PACK_F_ALONE are set here, in the entries too).  The one place a record
+ * enters a pack: sealed here in an encrypted repository. */
+int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+                           size_t len);
+/* A record of one chunk: e's stored_len bytes of stored. */
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);
 uint64_t pack_writer_size(const struct pack_writer *w);
 size_t pack_writer_count(const struct pack_writer *w);
@@ -224,7 +255,8 @@ int pack_read_trailer(const struct repo_keys *k, struct backend *be, const char 
 int pack_read_trailer_fd(const struct repo_keys *k, int fd, const char *name, uint64_t size, struct pack_entry **ret,
                          size_t *ret_n, uint8_t ret_name[HASH_LEN]);
 /* Parses a trailer+footer held in memory (the last `n` bytes of a pack of
- * `size` bytes); used by pack_read_trailer and the fuzz target. */
+ * `size` bytes), format 1 or 2, with strict bounds; used by
+ * pack_read_trailer and the fuzz target. */
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n);
 /* "packs/ab/abcd…" for a hash; buf >= 80 bytes. */
 void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size);
@@ -232,18 +264,55 @@ void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size);
  * any other name. */
 int pack_name_parse(const char *name, uint8_t ret_hash[HASH_LEN]);
 
-/* Decompresses (when needed) and verifies stored bytes against the id.
- * Returns 0, or -BERTH_ECORRUPT when they do not match. */
-int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
-                 void *dctx);
 /* An encrypted repository's record as its pack holds it (e->stored_len
  * sealed bytes) opened into out, its stored form; e->stored_len becomes
  * that form's length.  0 or -BERTH_ECORRUPT. */
 int pack_record_open(const struct repo_keys *k, struct pack_entry *e, const uint8_t *sealed, struct buf *out);
-/* A record as read from a pack (stored->data, e->stored_len bytes), opened
- * when k, decoded and verified into out; stored is used as scratch. */
-int record_decode(const struct repo_keys *k, const struct pack_entry *e, struct buf *stored, struct buf *out,
+/* Compresses a record's plain bytes into *stored and checks that they
+ * decompress to the same bytes; returns PACK_F_ZSTD, or 0 when they are
+ * stored raw (zstd did not shrink them), or -errno. */
+int record_encode(void *cctx, void *dctx, const uint8_t *plain, size_t len, struct buf *stored, struct buf *check);
+/* Reads e's record's stored bytes from pack object `path` into out: the
+ * one place a record's stored bytes are read back.  -ENOENT, -EIO (short)
+ * or another -errno from the backend. */
+int record_read(struct backend *be, const char *path, const struct pack_entry *e, struct buf *out);
+/* Turns a record as its pack holds it (e->stored_len bytes; sealed when k)
+ * into its plain bytes (at most PACK_MAX_CHUNK, and holding e's chunk):
+ * opened (k), then decompressed: the one place stored bytes are decoded.
+ * 0 or -BERTH_ECORRUPT. */
+int record_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *plain,
                   void *dctx);
+/* Checks e's chunk inside a record's plain bytes against its id (keyed
+ * under k): 0 or -BERTH_ECORRUPT. */
+int record_chunk_check(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *plain,
+                       size_t plain_len);
+/* A record's stored form, NOT sealed (as it travels), decoded; then e's
+ * chunk, verified (ids keyed under k), copied into out.  Returns 0, or
+ * -BERTH_ECORRUPT when the bytes do not match. */
+int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
+                 void *dctx);
+/* True when e's chunk is all of its record (stored as it travels): the
+ * entry's PACK_F_ALONE, else (older catalog rows) the zstd frame header of
+ * the unsealed stored bytes (stored NULL: sealed, not looked at). */
+bool record_is_alone(const struct pack_entry *e, const uint8_t *stored);
+
+/* The last record a reader decoded, kept for the chunks that follow it. */
+struct record_cache {
+        char path[80];
+        uint32_t offset, stored_len;
+        bool valid;
+        int err;                 /* the record could not be read or decoded */
+        struct buf stored, plain;
+        void *dctx;              /* ZSTD_DCtx, created on first use */
+};
+/* e's chunk from pack `path`, verified against its id: *ret points into
+ * the cache (valid until the next call).  The record is read, opened (k)
+ * and decoded once for all its chunks asked one after the other.  0,
+ * -BERTH_ECORRUPT (damaged: record or chunk), -ENOENT/-EIO (missing,
+ * short) or -errno. */
+int record_cache_chunk(struct record_cache *rc, const struct repo_keys *k, struct backend *be, const char *path,
+                       const struct pack_entry *e, const uint8_t **ret);
+void record_cache_free(struct record_cache *rc);
 
 /* ---- store.c: the chunk store ---------------------------------------------
  *
@@ -536,6 +605,8 @@ struct repo_config {
         uint32_t page_chunk;             /* pages per page-aligned chunk */
         bool encrypted;
         char cipher[32];                 /* "aes-256-gcm" or "chacha20-poly1305" */
+        uint32_t record_size;            /* plain bytes per pack record (format 2) */
+        int format;                      /* the config's "format" (REPO_FORMAT_V1 or REPO_FORMAT) */
 };
 
 /* The objects (config, packs, snapshot files) are reached through `be`

@@ -1,4 +1,4 @@
-/* pack.c — writing and reading pack files.
+/* pack.c — writing and reading pack files (format 2: records of chunks; format 1 read).
  *
  * The writer builds a pack in a local spool file and hands the finished
  * file to the repository's backend (backend.h), which makes it durable and
@@ -79,31 +79,55 @@ int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_w
         return 0;
 }
 
-int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored)
+bool pack_header_ok(const uint8_t head[PACK_HEADER_SIZE])
 {
-        if (w->n == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 256;
+        return memcmp(head, PACK_MAGIC, PACK_HEADER_SIZE) == 0 || memcmp(head, PACK_MAGIC_V1, PACK_HEADER_SIZE) == 0;
+}
+
+int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+                           size_t len)
+{
+        if (len > PACK_MAX_CHUNK || w->size + len > UINT32_MAX)
+                return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
+        if (w->n + n > w->cap) {
+                while (w->n + n > w->cap)
+                        w->cap = w->cap ? w->cap * 2 : 256;
                 w->entries = xrealloc(w->entries, w->cap * sizeof *w->entries);
         }
-        struct pack_entry *d = &w->entries[w->n++];
-        *d = *e;
-        d->offset = (uint32_t)w->size;
         if (w->keys) {
-                /* The one place a record is sealed: after compression; the
-                 * trailer lists its sealed length. */
-                int r = crypto_seal(w->keys, CRYPTO_KIND_RECORD, stored, e->stored_len, &w->sealed);
-                if (r < 0) {
-                        w->n--;
+                /* The one place a record is sealed: after compression, one
+                 * AEAD per record; the trailer lists its sealed length. */
+                int r = crypto_seal(w->keys, CRYPTO_KIND_RECORD, stored, len, &w->sealed);
+                if (r < 0)
                         return r;
-                }
                 stored = w->sealed.data;
-                d->stored_len = (uint32_t)w->sealed.len;
+                len = w->sealed.len;
+                if (w->size + len > UINT32_MAX)
+                        return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
         }
-        buf_append(&w->out, stored, d->stored_len);
-        w->size += d->stored_len;
+        for (size_t i = 0; i < n; i++) {
+                entries[i].offset = (uint32_t)w->size;
+                entries[i].stored_len = (uint32_t)len;
+                /* Whether a chunk is its record alone is in the trailer, so
+                 * it is known without decoding (or opening) the record. */
+                if (n == 1)
+                        entries[i].flags |= PACK_F_ALONE;
+                else
+                        entries[i].flags &= (uint8_t)~PACK_F_ALONE;
+                w->entries[w->n++] = entries[i];
+        }
+        buf_append(&w->out, stored, len);
+        w->size += len;
         if (w->out.len >= WRITE_BUFFER)
                 return writer_flush(w);
         return 0;
+}
+
+int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored)
+{
+        struct pack_entry one = *e;
+        one.inner = 0;
+        return pack_writer_add_record(w, &one, 1, stored, e->stored_len);
 }
 
 uint64_t pack_writer_size(const struct pack_writer *w) { return w->size; }
@@ -135,8 +159,9 @@ static void encode_entries(const struct pack_entry *entries, size_t n, struct bu
                 memcpy(rec, e->id, HASH_LEN);
                 le32_write(rec + 32, e->offset);
                 le32_write(rec + 36, e->stored_len);
-                le32_write(rec + 40, e->raw_len);
-                rec[44] = e->flags;
+                le32_write(rec + 40, e->inner);
+                le32_write(rec + 44, e->raw_len);
+                rec[48] = e->flags;
                 buf_append(out, rec, sizeof rec);
         }
 }
@@ -228,29 +253,73 @@ out:
         return r;
 }
 
-/* Entries of a trailer; in a sealed pack each record's stored length is its
- * sealed length. */
-static int parse_entries(const uint8_t *recs, size_t tlen, uint64_t data_end, bool sealed, struct pack_entry **ret,
-                         size_t *ret_n)
+/* One format-1 entry (a plain pack only): a chunk alone in its record. */
+static bool parse_entry_v1(const uint8_t *rec, uint64_t data_end, struct pack_entry *e)
 {
-        if (tlen % PACK_ENTRY_SIZE)
+        memcpy(e->id, rec, HASH_LEN);
+        e->offset = le32_read(rec + 32);
+        e->stored_len = le32_read(rec + 36);
+        e->raw_len = le32_read(rec + 40);
+        e->flags = rec[44];
+        e->inner = 0;
+        return !(e->offset < PACK_HEADER_SIZE || (uint64_t)e->offset + e->stored_len > data_end ||
+                 e->raw_len > PACK_MAX_CHUNK || e->stored_len > PACK_MAX_CHUNK ||
+                 (!(e->flags & PACK_F_ZSTD) && e->stored_len != e->raw_len) ||
+                 (e->flags & ~(PACK_F_ZSTD | PACK_F_TREE)));
+}
+
+/* One format-2 entry, given the previous one (NULL for the first): its
+ * record inside the data, after the previous record or the same one; its
+ * chunk right after the previous chunk of the record, inside the bound.
+ * over: the sealing overhead of each record (0 in a plain pack). */
+static bool parse_entry_v2(const uint8_t *rec, uint64_t data_end, uint32_t over, const struct pack_entry *prev,
+                           struct pack_entry *e)
+{
+        memcpy(e->id, rec, HASH_LEN);
+        e->offset = le32_read(rec + 32);
+        e->stored_len = le32_read(rec + 36);
+        e->inner = le32_read(rec + 40);
+        e->raw_len = le32_read(rec + 44);
+        e->flags = rec[48];
+        if (rec[49] || rec[50] || rec[51] || (e->flags & ~(PACK_F_ZSTD | PACK_F_TREE | PACK_F_ALONE)))
+                return false;
+        if (e->offset < PACK_HEADER_SIZE || (uint64_t)e->offset + e->stored_len > data_end ||
+            e->stored_len > PACK_MAX_CHUNK + over || e->stored_len < over || e->raw_len > PACK_MAX_CHUNK ||
+            (uint64_t)e->inner + e->raw_len > PACK_MAX_CHUNK)
+                return false;
+        /* Raw records: the chunks lie inside the stored bytes. */
+        if (!(e->flags & PACK_F_ZSTD) && (uint64_t)e->inner + e->raw_len + over > e->stored_len)
+                return false;
+        /* A chunk alone in its record: all of it. */
+        if ((e->flags & PACK_F_ALONE) && (e->inner != 0 || (!(e->flags & PACK_F_ZSTD) &&
+                                                            e->raw_len + over != e->stored_len)))
+                return false;
+        if (prev && prev->offset == e->offset)
+                /* The same record: same length and kind, the next chunk. */
+                return prev->stored_len == e->stored_len && prev->flags == e->flags &&
+                       !(e->flags & PACK_F_ALONE) && e->inner == prev->inner + prev->raw_len;
+        /* A new record: starts at its first chunk, after the previous one. */
+        if (prev && e->offset < (uint64_t)prev->offset + prev->stored_len)
+                return false;
+        return e->inner == 0;
+}
+
+/* Entries of a trailer (esize bytes each: format 1 or 2); in a sealed pack
+ * (format 2 only) each record's stored length is its sealed length. */
+static int parse_entries(const uint8_t *recs, size_t tlen, size_t esize, uint64_t data_end, bool sealed,
+                         struct pack_entry **ret, size_t *ret_n)
+{
+        if (tlen % esize || (sealed && esize != PACK_ENTRY_SIZE))
                 return -BERTH_ECORRUPT;
-        size_t count = tlen / PACK_ENTRY_SIZE;
+        size_t count = tlen / esize;
         uint32_t over = sealed ? CRYPTO_OVERHEAD : 0;
         struct pack_entry *entries = xcalloc(count ? count : 1, sizeof *entries);
         for (size_t i = 0; i < count; i++) {
-                const uint8_t *rec = recs + i * PACK_ENTRY_SIZE;
-                struct pack_entry *e = &entries[i];
-                memcpy(e->id, rec, HASH_LEN);
-                e->offset = le32_read(rec + 32);
-                e->stored_len = le32_read(rec + 36);
-                e->raw_len = le32_read(rec + 40);
-                e->flags = rec[44];
-                if (e->offset < PACK_HEADER_SIZE || (uint64_t)e->offset + e->stored_len > data_end ||
-                    e->raw_len > PACK_MAX_CHUNK || e->stored_len > PACK_MAX_CHUNK + over ||
-                    e->stored_len < over ||
-                    (!(e->flags & PACK_F_ZSTD) && e->stored_len != e->raw_len + over) ||
-                    (e->flags & ~(PACK_F_ZSTD | PACK_F_TREE))) {
+                const uint8_t *rec = recs + i * esize;
+                bool ok = esize == PACK_ENTRY_SIZE_V1
+                                  ? parse_entry_v1(rec, data_end, &entries[i])
+                                  : parse_entry_v2(rec, data_end, over, i ? &entries[i - 1] : NULL, &entries[i]);
+                if (!ok) {
                         free(entries);
                         return -BERTH_ECORRUPT;
                 }
@@ -264,16 +333,22 @@ static int parse_entries(const uint8_t *recs, size_t tlen, uint64_t data_end, bo
  * pack of `size` bytes), plain or sealed: its magic, lengths within bounds
  * and the digest of the trailer.  0 and the trailer's length, or
  * -BERTH_ECORRUPT. */
-static int check_footer(const uint8_t *tail, size_t n, uint64_t size, bool sealed, uint32_t *ret_tlen)
+static int check_footer(const uint8_t *tail, size_t n, uint64_t size, bool sealed, uint32_t *ret_tlen,
+                        size_t *ret_esize)
 {
         if (n < PACK_FOOTER_SIZE || size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE)
                 return -BERTH_ECORRUPT;
         const uint8_t *foot = tail + n - PACK_FOOTER_SIZE;
-        if (memcmp(foot + 16, sealed ? PACK_FOOTER_MAGIC_SEALED : PACK_FOOTER_MAGIC, 8) != 0)
-                return -BERTH_ECORRUPT;
+        size_t esize = PACK_ENTRY_SIZE;
+        if (sealed ? memcmp(foot + 16, PACK_FOOTER_MAGIC_SEALED, 8) != 0
+                   : memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0) {
+                if (sealed || memcmp(foot + 16, PACK_FOOTER_MAGIC_V1, 8) != 0)
+                        return -BERTH_ECORRUPT;
+                esize = PACK_ENTRY_SIZE_V1;
+        }
         uint32_t count = le32_read(foot);
         uint32_t tlen = le32_read(foot + 4);
-        bool counted = sealed ? count == 0 && tlen >= CRYPTO_OVERHEAD : (uint64_t)count * PACK_ENTRY_SIZE == tlen;
+        bool counted = sealed ? count == 0 && tlen >= CRYPTO_OVERHEAD : (uint64_t)count * esize == tlen;
         if (!counted || tlen > n - PACK_FOOTER_SIZE || (uint64_t)tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
                 return -BERTH_ECORRUPT;
         uint8_t digest[HASH_LEN];
@@ -281,6 +356,7 @@ static int check_footer(const uint8_t *tail, size_t n, uint64_t size, bool seale
         if (memcmp(digest, foot + 8, 8) != 0)
                 return -BERTH_ECORRUPT;
         *ret_tlen = tlen;
+        *ret_esize = esize;
         return 0;
 }
 
@@ -290,7 +366,8 @@ static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, 
                                 struct pack_entry **ret, size_t *ret_n)
 {
         uint32_t tlen;
-        int r = check_footer(tail, n, size, true, &tlen);
+        size_t esize;
+        int r = check_footer(tail, n, size, true, &tlen, &esize);
         if (r < 0 || !ret)
                 return r;
         if (!k)
@@ -298,7 +375,7 @@ static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, 
         struct buf plain = { 0 };
         r = crypto_open(k, CRYPTO_KIND_TRAILER, tail + n - PACK_FOOTER_SIZE - tlen, tlen, &plain);
         if (r == 0)
-                r = parse_entries(plain.data, plain.len, size - PACK_FOOTER_SIZE - tlen, true, ret, ret_n);
+                r = parse_entries(plain.data, plain.len, esize, size - PACK_FOOTER_SIZE - tlen, true, ret, ret_n);
         buf_free(&plain);
         return r;
 }
@@ -306,11 +383,12 @@ static int parse_sealed_trailer(const struct repo_keys *k, const uint8_t *tail, 
 int pack_parse_trailer(const uint8_t *tail, size_t n, uint64_t size, struct pack_entry **ret, size_t *ret_n)
 {
         uint32_t tlen;
-        int r = check_footer(tail, n, size, false, &tlen);
+        size_t esize;
+        int r = check_footer(tail, n, size, false, &tlen, &esize);
         if (r < 0)
                 return r;
-        return parse_entries(tail + n - PACK_FOOTER_SIZE - tlen, tlen, size - PACK_FOOTER_SIZE - tlen, false, ret,
-                             ret_n);
+        return parse_entries(tail + n - PACK_FOOTER_SIZE - tlen, tlen, esize, size - PACK_FOOTER_SIZE - tlen, false,
+                             ret, ret_n);
 }
 
 /* Reads len bytes at off of the pack being read: 0 or -errno. */
@@ -330,7 +408,7 @@ static int read_trailer(const struct repo_keys *k, pack_read_fn read_at, void *u
                 return error_set(r, "cannot read pack %s: %s", name, berth_strerror(r));
         uint64_t tlen = le32_read(foot + 4);
         bool sealed = memcmp(foot + 16, PACK_FOOTER_MAGIC_SEALED, 8) == 0;
-        if ((!sealed && memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0) ||
+        if ((!sealed && memcmp(foot + 16, PACK_FOOTER_MAGIC, 8) != 0 && memcmp(foot + 16, PACK_FOOTER_MAGIC_V1, 8) != 0) ||
             tlen + PACK_HEADER_SIZE + PACK_FOOTER_SIZE > size)
                 return error_set(BERTH_ECORRUPT, "pack %s has a damaged trailer", name);
         _cleanup_free_ uint8_t *tail = xmalloc(tlen + PACK_FOOTER_SIZE);
@@ -390,39 +468,157 @@ int pack_record_open(const struct repo_keys *k, struct pack_entry *e, const uint
         return 0;
 }
 
-int record_decode(const struct repo_keys *k, const struct pack_entry *e, struct buf *stored, struct buf *out,
+int record_encode(void *cctx, void *dctx, const uint8_t *plain, size_t len, struct buf *stored, struct buf *check)
+{
+        size_t bound = ZSTD_compressBound(len);
+        buf_reset(stored);
+        buf_reserve(stored, bound);
+        size_t k = ZSTD_compress2(cctx, stored->data, bound, plain, len);
+        if (ZSTD_isError(k))
+                return error_set(EIO, "zstd compression failed: %s", ZSTD_getErrorName(k));
+        if (k >= len) {
+                /* Incompressible: store it as it is. */
+                buf_reset(stored);
+                buf_append(stored, plain, len);
+                return 0;
+        }
+        stored->len = k;
+        /* A chunk counts as stored only once its compressed form is known to
+         * give the same bytes back.  Comparing with the bytes we hashed is
+         * the same check as re-hashing, at a fraction of the cost. */
+        buf_reset(check);
+        buf_reserve(check, len ? len : 1);
+        size_t back = ZSTD_decompressDCtx(dctx, check->data, len, stored->data, k);
+        if (ZSTD_isError(back) || back != len || memcmp(check->data, plain, len) != 0)
+                return error_set(EIO, "a compressed record did not decompress to its own bytes; refusing to store it");
+        return PACK_F_ZSTD;
+}
+
+int record_read(struct backend *be, const char *path, const struct pack_entry *e, struct buf *out)
+{
+        buf_reset(out);
+        buf_reserve(out, e->stored_len ? e->stored_len : 1);
+        int r = backend_get_range(be, path, e->offset, e->stored_len, out->data);
+        if (r < 0)
+                return r;
+        out->len = e->stored_len;
+        return 0;
+}
+
+/* The plain length of a record: 0 and *ret, or -BERTH_ECORRUPT. */
+static int record_plain_len(const struct pack_entry *e, const uint8_t *stored, size_t *ret)
+{
+        if (!(e->flags & PACK_F_ZSTD)) {
+                *ret = e->stored_len;
+                return 0;
+        }
+        unsigned long long k = ZSTD_getFrameContentSize(stored, e->stored_len);
+        if (k == ZSTD_CONTENTSIZE_ERROR || k == ZSTD_CONTENTSIZE_UNKNOWN || k > PACK_MAX_CHUNK)
+                return -BERTH_ECORRUPT;
+        *ret = (size_t)k;
+        return 0;
+}
+
+/* Decompresses (when needed) a record's stored form, unsealed. */
+static int record_unpack(const struct pack_entry *e, const uint8_t *stored, struct buf *plain, void *dctx)
+{
+        size_t len;
+        if (record_plain_len(e, stored, &len) < 0)
+                return -BERTH_ECORRUPT;
+        buf_reset(plain);
+        buf_reserve(plain, len ? len : 1);
+        if (e->flags & PACK_F_ZSTD) {
+                size_t k = ZSTD_decompressDCtx(dctx, plain->data, len, stored, e->stored_len);
+                if (ZSTD_isError(k) || k != len)
+                        return -BERTH_ECORRUPT;
+        } else
+                memcpy(plain->data, stored, len);
+        plain->len = len;
+        return 0;
+}
+
+int record_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *plain,
                   void *dctx)
 {
         if (!k)
-                return chunk_decode(NULL, e, stored->data, out, dctx);
+                return record_unpack(e, stored, plain, dctx);
+        /* Sealed: opened first (the one place a record is opened), then
+         * decompressed. */
         struct pack_entry pe = *e;
-        int r = pack_record_open(k, &pe, stored->data, out);
-        if (r < 0)
-                return r;
-        struct buf t = *stored;
-        *stored = *out;
-        *out = t;
-        return chunk_decode(k, &pe, stored->data, out, dctx);
+        struct buf opened = { 0 };
+        int r = pack_record_open(k, &pe, stored, &opened);
+        if (r == 0)
+                r = record_unpack(&pe, opened.data ? opened.data : (uint8_t *)"", plain, dctx);
+        buf_free(&opened);
+        return r;
+}
+
+int record_chunk_check(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *plain,
+                       size_t plain_len)
+{
+        if ((uint64_t)e->inner + e->raw_len > plain_len)
+                return -BERTH_ECORRUPT;
+        /* A chunk its trailer says is alone is all of its record. */
+        if ((e->flags & PACK_F_ALONE) && (e->inner != 0 || e->raw_len != plain_len))
+                return -BERTH_ECORRUPT;
+        uint8_t digest[HASH_LEN];
+        chunk_id(k, plain + e->inner, e->raw_len, digest);
+        return memcmp(digest, e->id, HASH_LEN) == 0 ? 0 : -BERTH_ECORRUPT;
+}
+
+bool record_is_alone(const struct pack_entry *e, const uint8_t *stored)
+{
+        if (e->flags & PACK_F_ALONE)
+                return true;
+        /* Catalog rows made before the flag: the frame header says, when
+         * the stored bytes are not sealed. */
+        size_t len;
+        return stored && e->inner == 0 && record_plain_len(e, stored, &len) == 0 && len == e->raw_len;
 }
 
 int chunk_decode(const struct repo_keys *k, const struct pack_entry *e, const uint8_t *stored, struct buf *out,
                  void *dctx)
 {
-        buf_reset(out);
-        buf_reserve(out, e->raw_len ? e->raw_len : 1);
-        if (e->flags & PACK_F_ZSTD) {
-                size_t got = ZSTD_decompressDCtx(dctx, out->data, e->raw_len, stored, e->stored_len);
-                if (ZSTD_isError(got) || got != e->raw_len)
-                        return -BERTH_ECORRUPT;
-        } else {
-                if (e->stored_len != e->raw_len)
-                        return -BERTH_ECORRUPT;
-                memcpy(out->data, stored, e->raw_len);
-        }
+        int r = record_unpack(e, stored, out, dctx);
+        if (r < 0)
+                return r;
+        r = record_chunk_check(k, e, out->data, out->len);
+        if (r < 0)
+                return r;
+        if (e->inner)
+                memmove(out->data, out->data + e->inner, e->raw_len);
         out->len = e->raw_len;
-        uint8_t digest[HASH_LEN];
-        chunk_id(k, out->data, out->len, digest);
-        if (memcmp(digest, e->id, HASH_LEN) != 0)
-                return -BERTH_ECORRUPT;
         return 0;
+}
+
+int record_cache_chunk(struct record_cache *rc, const struct repo_keys *k, struct backend *be, const char *path,
+                       const struct pack_entry *e, const uint8_t **ret)
+{
+        if (!rc->valid || rc->offset != e->offset || rc->stored_len != e->stored_len || strcmp(rc->path, path) != 0) {
+                rc->valid = false;
+                if (!rc->dctx && !(rc->dctx = ZSTD_createDCtx()))
+                        return error_set(ENOMEM, "cannot allocate a zstd context");
+                rc->err = record_read(be, path, e, &rc->stored);
+                if (rc->err == 0)
+                        rc->err = record_decode(k, e, rc->stored.data, &rc->plain, rc->dctx);
+                snprintf(rc->path, sizeof rc->path, "%s", path);
+                rc->offset = e->offset;
+                rc->stored_len = e->stored_len;
+                rc->valid = true;
+        }
+        if (rc->err < 0)
+                return rc->err;
+        int r = record_chunk_check(k, e, rc->plain.data, rc->plain.len);
+        if (r < 0)
+                return r;
+        *ret = rc->plain.data + e->inner;
+        return 0;
+}
+
+void record_cache_free(struct record_cache *rc)
+{
+        buf_free(&rc->stored);
+        buf_free(&rc->plain);
+        ZSTD_freeDCtx(rc->dctx);
+        *rc = (struct record_cache){ 0 };
 }

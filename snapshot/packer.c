@@ -2,9 +2,12 @@
  *
  * Workers take jobs from the store's queue.  A submitted chunk (a ticket)
  * is hashed here and its dedup decision taken under the lock
- * (store_decide_locked); a new chunk is compressed with zstd, decompressed
- * and compared with the original (a chunk counts as stored only once
- * verified), and appended to the open pack.  A worker that fills a pack
+ * (store_decide_locked); a new chunk joins the open record of its kind
+ * (data or manifest), and whoever fills a record to s->record_max plain
+ * bytes compresses it with zstd as one frame, decompresses it and compares
+ * it with the original (a chunk counts as stored only once verified), and
+ * appends it to the open pack.  A chunk as large as a record, and one
+ * given in its stored form, is a record alone.  A worker that fills a pack
  * finishes it outside the lock (the backend makes it durable) and puts it
  * on the list of finished packs, which the calling thread records in the
  * catalog (store.c).  This file never touches the catalog.
@@ -74,41 +77,13 @@ static int finish_pack(struct store *s, struct pack_writer *w)
         return r;
 }
 
-/* Compresses and verifies one chunk into *stored; returns the pack flags or
- * -errno. */
-static int encode_chunk(const struct job *j, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx, struct buf *stored, struct buf *check)
-{
-        size_t bound = ZSTD_compressBound(j->len);
-        buf_reset(stored);
-        buf_reserve(stored, bound);
-        size_t k = ZSTD_compress2(cctx, stored->data, bound, j->data, j->len);
-        if (ZSTD_isError(k))
-                return error_set(EIO, "zstd compression failed: %s", ZSTD_getErrorName(k));
-        if (k >= j->len) {
-                /* Incompressible: store it as it is. */
-                buf_reset(stored);
-                buf_append(stored, j->data, j->len);
-                return j->flags;
-        }
-        stored->len = k;
-        /* A chunk counts as stored only once its compressed form is known to
-         * give the same bytes back.  Comparing with the bytes we hashed is
-         * the same check as re-hashing, at a fraction of the cost. */
-        buf_reset(check);
-        buf_reserve(check, j->len);
-        size_t back = ZSTD_decompressDCtx(dctx, check->data, j->len, stored->data, k);
-        if (ZSTD_isError(back) || back != j->len || memcmp(check->data, j->data, j->len) != 0)
-                return error_set(EIO, "a compressed chunk did not decompress to its own bytes; refusing to store it");
-        return j->flags | PACK_F_ZSTD;
-}
-
 /* Checks a chunk given in its stored form (store_put_stored): decoded and
  * hashed, it must give its id.  Returns its pack flags or -errno. */
 static int verify_stored(const struct repo_keys *k, const struct job *j, ZSTD_DCtx *dctx, struct buf *check)
 {
         struct pack_entry e = { .stored_len = (uint32_t)j->len, .raw_len = j->raw_len, .flags = j->flags };
         memcpy(e.id, j->id, HASH_LEN);
-        if (chunk_decode(k, &e, j->data, check, dctx) < 0) {
+        if (!record_is_alone(&e, j->data) || chunk_decode(k, &e, j->data, check, dctx) < 0) {
                 char hex[2 * HASH_LEN + 1];
                 hex_encode(j->id, HASH_LEN, hex);
                 return error_set(BERTH_ECORRUPT,
@@ -141,6 +116,71 @@ static bool worker_hash(struct store *s, struct job *j)
         return d < 0;
 }
 
+void open_record_free(struct open_record *r)
+{
+        buf_free(&r->plain);
+        free(r->e);
+        *r = (struct open_record){ 0 };
+}
+
+/* Appends a record's stored form to the open pack, finishing the pack when
+ * it is full.  Takes the lock; records a failure as the workers' error. */
+static void pack_record(struct store *s, struct pack_entry *e, size_t n, const uint8_t *stored, size_t len)
+{
+        struct pack_writer *full = NULL;
+        pthread_mutex_lock(&s->lock);
+        if (!s->error) {
+                int r = 0;
+                if (!s->writer)
+                        r = pack_writer_new(s->repo->spool_dirfd, s->repo->keys, &s->writer);
+                if (r == 0)
+                        r = pack_writer_add_record(s->writer, e, n, stored, len);
+                if (r < 0)
+                        set_worker_error(s, r);
+                else if (pack_writer_size(s->writer) >= s->pack_target)
+                        full = TAKE_PTR(s->writer);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (full)
+                finish_pack(s, full);
+}
+
+/* Compresses, verifies and packs a closed record. */
+static void close_record(struct store *s, struct open_record *rec, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx,
+                         struct buf *stored, struct buf *check)
+{
+        int flags = record_encode(cctx, dctx, rec->plain.data, rec->plain.len, stored, check);
+        if (flags < 0) {
+                pthread_mutex_lock(&s->lock);
+                set_worker_error(s, flags);
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
+        for (size_t i = 0; i < rec->n; i++)
+                rec->e[i].flags = (uint8_t)((rec->e[i].flags & ~PACK_F_ZSTD) | flags);
+        pack_record(s, rec->e, rec->n, stored->data, stored->len);
+}
+
+/* With the lock held: adds a new chunk to the open record of its kind;
+ * when that reaches s->record_max, moves it to *ret for the caller to
+ * close (outside the lock). */
+static void gather_locked(struct store *s, const struct job *j, struct open_record *ret)
+{
+        struct open_record *r = &s->rec[j->flags & PACK_F_TREE ? 1 : 0];
+        if (r->n == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 64;
+                r->e = xrealloc(r->e, r->cap * sizeof *r->e);
+        }
+        struct pack_entry *e = &r->e[r->n++];
+        *e = (struct pack_entry){ .inner = (uint32_t)r->plain.len, .raw_len = (uint32_t)j->len, .flags = j->flags };
+        memcpy(e->id, j->id, HASH_LEN);
+        buf_append(&r->plain, j->data, j->len);
+        if (r->plain.len >= s->record_max) {
+                *ret = *r;
+                *r = (struct open_record){ 0 };
+        }
+}
+
 void *packer_main(void *arg)
 {
         struct store *s = arg;
@@ -170,38 +210,38 @@ void *packer_main(void *arg)
                 pthread_mutex_unlock(&s->lock);
 
                 bool store = !failed && (j.known || worker_hash(s, &j));
-                int flags = !store ? -ECANCELED
-                            : j.stored ? verify_stored(s->repo->keys, &j, dctx, &check)
-                                       : encode_chunk(&j, cctx, dctx, &stored, &check);
-                /* What goes into the pack: the stored form given, or made. */
-                const uint8_t *sp = j.stored ? j.data : stored.data;
-                size_t slen = j.stored ? j.len : stored.len;
-                uint32_t raw_len = j.stored ? j.raw_len : (uint32_t)j.len;
-                struct pack_writer *full = NULL;
-
-                pthread_mutex_lock(&s->lock);
-                if (flags < 0) {
-                        if (flags != -ECANCELED)
+                if (store && j.stored) {
+                        /* A stored form from elsewhere: a record alone, as it is. */
+                        int flags = verify_stored(s->repo->keys, &j, dctx, &check);
+                        if (flags < 0) {
+                                pthread_mutex_lock(&s->lock);
                                 set_worker_error(s, flags);
-                } else if (!s->error) {
-                        int r = 0;
-                        if (!s->writer)
-                                r = pack_writer_new(s->repo->spool_dirfd, s->repo->keys, &s->writer);
-                        if (r == 0) {
-                                struct pack_entry e = { .stored_len = (uint32_t)slen, .raw_len = raw_len,
-                                                        .flags = (uint8_t)flags };
+                                pthread_mutex_unlock(&s->lock);
+                        } else {
+                                struct pack_entry e = { .raw_len = j.raw_len, .flags = (uint8_t)flags };
                                 memcpy(e.id, j.id, HASH_LEN);
-                                r = pack_writer_add(s->writer, &e, sp);
+                                pack_record(s, &e, 1, j.data, j.len);
                         }
-                        if (r < 0)
-                                set_worker_error(s, r);
-                        else if (pack_writer_size(s->writer) >= s->pack_target)
-                                full = TAKE_PTR(s->writer);
+                } else if (store) {
+                        struct open_record full = { 0 };
+                        if (j.len >= s->record_max) {
+                                /* As large as a record: a record alone. */
+                                struct pack_entry e = { .raw_len = (uint32_t)j.len, .flags = j.flags };
+                                memcpy(e.id, j.id, HASH_LEN);
+                                full = (struct open_record){ .plain = { .data = j.data, .len = j.len, .cap = j.len },
+                                                             .e = &e, .n = 1 };
+                                close_record(s, &full, cctx, dctx, &stored, &check);
+                        } else {
+                                pthread_mutex_lock(&s->lock);
+                                if (!s->error)
+                                        gather_locked(s, &j, &full);
+                                pthread_mutex_unlock(&s->lock);
+                                if (full.n) {
+                                        close_record(s, &full, cctx, dctx, &stored, &check);
+                                        open_record_free(&full);
+                                }
+                        }
                 }
-                pthread_mutex_unlock(&s->lock);
-
-                if (full)
-                        finish_pack(s, full);
                 size_t held = j.data ? j.len : 0; /* not handed to a ticket */
                 free(j.data);
 
@@ -250,8 +290,21 @@ int packer_drain(struct store *s)
         pthread_mutex_lock(&s->lock);
         while (s->qlen > 0 || s->busy > 0)
                 pthread_cond_wait(&s->cond_idle, &s->lock);
-        struct pack_writer *w = TAKE_PTR(s->writer);
+        struct open_record rec[2] = { s->rec[0], s->rec[1] };
+        s->rec[0] = s->rec[1] = (struct open_record){ 0 };
         int err = s->error;
+        pthread_mutex_unlock(&s->lock);
+
+        /* The workers are idle: the records they left open are closed here. */
+        for (size_t i = 0; i < ELEMENTSOF(rec); i++) {
+                if (!err && rec[i].n)
+                        close_record(s, &rec[i], s->cctx, s->dctx, &s->stored, &s->check);
+                open_record_free(&rec[i]);
+        }
+
+        pthread_mutex_lock(&s->lock);
+        struct pack_writer *w = TAKE_PTR(s->writer);
+        err = s->error;
         pthread_mutex_unlock(&s->lock);
 
         if (w) {

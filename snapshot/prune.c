@@ -337,13 +337,17 @@ static int condemn_batch(struct pruner *p)
 static int copy_chunk(void *ud, const struct catalog_chunk *ch)
 {
         struct pruner *p = ud;
-        struct pack_entry e;
-        int k = store_read_stored(p->rs, ch->id, &p->chunk, &e);
+        uint8_t id[HASH_LEN];
+        /* Read verified (each record decoded once for its chunks) and
+         * stored again in new records with the other kept chunks. */
+        int k = store_read(p->rs, ch->id, &p->chunk);
         if (k < 0)
                 return k;
-        k = store_put_stored(p->ws, ch->id, e.flags, p->chunk.data, p->chunk.len, e.raw_len);
+        k = store_put(p->ws, ch->flags & PACK_F_TREE, p->chunk.data, p->chunk.len, id);
         if (k < 0)
                 return k;
+        if (memcmp(id, ch->id, HASH_LEN) != 0)
+                return error_set(BERTH_ECORRUPT, "a repacked chunk changed its id");
         p->res->chunks_repacked++;
         return cancelled(p);
 }

@@ -18,7 +18,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "internal.h"
 
@@ -35,6 +34,19 @@ struct slot {
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_READING, SLOT_DONE };
 
+/* A decoded record shared by the readers (format-2 records hold several
+ * chunks, often read by different threads one after the other). */
+struct shared_record {
+        char path[80];
+        uint32_t offset, stored_len;
+        int state;               /* REC_* */
+        unsigned refs;           /* readers using it: not reused while > 0 */
+        uint64_t used;           /* for least-recently-used reuse */
+        struct record_cache rc;  /* its bytes, written by the reader that decodes it */
+};
+
+enum { REC_EMPTY, REC_DECODING, REC_READY };
+
 struct readahead {
         struct repo *repo;
         struct slot *slots;
@@ -48,18 +60,79 @@ struct readahead {
         pthread_mutex_t lock;
         pthread_cond_t cond_work, cond_done;
         bool stop;
+        /* The pack of the last chunk queued (calling thread): consecutive
+         * chunks mostly share it, and its name needs no second lookup.  A
+         * stale name can only fail a read (ids are verified), never give
+         * other bytes. */
+        int64_t last_pack;
+        char last_path[80];
+        struct shared_record *recs; /* under lock, but for the bytes (see read_slot) */
+        size_t nrecs;
+        uint64_t tick;
+        pthread_cond_t cond_rec;
 };
 
-/* Reads, decompresses and verifies one queued chunk into sl->data. */
-static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, struct slot *sl)
+/* Finds the shared record of sl's chunk, or claims one to decode it into
+ * (*owner), taking a reference; NULL when every one is in use.  Called
+ * with the lock held; waits while another reader decodes it. */
+static struct shared_record *record_get_locked(struct readahead *p, const struct slot *sl, bool *owner)
 {
-        buf_reset(stored);
-        buf_reserve(stored, sl->e.stored_len ? sl->e.stored_len : 1);
-        int k = backend_get_range(p->repo->be, sl->path, sl->e.offset, sl->e.stored_len, stored->data);
+        struct shared_record *victim = NULL;
+        *owner = false;
+        for (size_t i = 0; i < p->nrecs; i++) {
+                struct shared_record *r = &p->recs[i];
+                if (r->state != REC_EMPTY && r->offset == sl->e.offset && r->stored_len == sl->e.stored_len &&
+                    strcmp(r->path, sl->path) == 0) {
+                        r->refs++;
+                        while (r->state == REC_DECODING)
+                                pthread_cond_wait(&p->cond_rec, &p->lock);
+                        r->used = ++p->tick;
+                        return r;
+                }
+                if (r->refs == 0 && (!victim || r->used < victim->used))
+                        victim = r;
+        }
+        if (!victim)
+                return NULL;
+        memcpy(victim->path, sl->path, sizeof victim->path);
+        victim->offset = sl->e.offset;
+        victim->stored_len = sl->e.stored_len;
+        victim->state = REC_DECODING;
+        victim->refs = 1;
+        victim->used = ++p->tick;
+        *owner = true;
+        return victim;
+}
+
+/* Reads, decompresses and verifies one queued chunk into sl->data.  Its
+ * record is decoded once for all readers that want chunks of it while it
+ * is among the last few (p->recs); rc is the reader's own, for when they
+ * are all in use. */
+static void read_slot(struct readahead *p, struct record_cache *rc, struct slot *sl)
+{
+        const uint8_t *plain;
+        bool owner;
+        pthread_mutex_lock(&p->lock);
+        struct shared_record *r = record_get_locked(p, sl, &owner);
+        pthread_mutex_unlock(&p->lock);
+        /* Only the owner writes the cache, before it is marked ready;
+         * readers of a ready one only read it. */
+        int k = record_cache_chunk(r ? &r->rc : rc, p->repo->keys, p->repo->be, sl->path, &sl->e, &plain);
         if (k == -ENOENT || k == -EIO) /* missing, or shorter than the catalog says */
                 k = -BERTH_ECORRUPT;
-        if (k == 0)
-                k = record_decode(p->repo->keys, &sl->e, stored, &sl->data, dctx);
+        if (k == 0) {
+                buf_reset(&sl->data);
+                buf_append(&sl->data, plain, sl->e.raw_len);
+        }
+        if (r) {
+                pthread_mutex_lock(&p->lock);
+                if (owner) {
+                        r->state = REC_READY;
+                        pthread_cond_broadcast(&p->cond_rec);
+                }
+                r->refs--;
+                pthread_mutex_unlock(&p->lock);
+        }
         if (k < 0) {
                 char hex[2 * HASH_LEN + 1];
                 hex_encode(sl->e.id, HASH_LEN, hex);
@@ -73,13 +146,20 @@ static void read_slot(struct readahead *p, struct buf *stored, ZSTD_DCtx *dctx, 
         sl->err = k;
 }
 
+static bool same_record(const struct slot *a, const struct slot *b)
+{
+        return a->e.offset == b->e.offset && a->e.stored_len == b->e.stored_len && strcmp(a->path, b->path) == 0;
+}
+
+/* A reader takes the next queued chunk and the queued chunks of the same
+ * record after it, so that one thread decodes the record once for all. */
+#define READER_BATCH 64
+
 static void *reader_main(void *arg)
 {
         struct readahead *p = arg;
-        struct buf stored = { 0 };
-        ZSTD_DCtx *dctx = ZSTD_createDCtx();
-        if (!dctx)
-                abort();
+        struct record_cache rc = { 0 };
+        struct slot *batch[READER_BATCH];
         for (;;) {
                 pthread_mutex_lock(&p->lock);
                 while (!p->stop && p->work == p->tail)
@@ -88,21 +168,26 @@ static void *reader_main(void *arg)
                         pthread_mutex_unlock(&p->lock);
                         break;
                 }
-                struct slot *sl = &p->slots[p->work++ % p->cap];
-                sl->state = SLOT_READING;
-                p->reading++;
+                size_t nb = 0;
+                do {
+                        struct slot *sl = &p->slots[p->work++ % p->cap];
+                        sl->state = SLOT_READING;
+                        p->reading++;
+                        batch[nb++] = sl;
+                } while (nb < READER_BATCH && p->work != p->tail &&
+                         same_record(batch[0], &p->slots[p->work % p->cap]));
                 pthread_mutex_unlock(&p->lock);
 
-                read_slot(p, &stored, dctx, sl);
-
-                pthread_mutex_lock(&p->lock);
-                sl->state = SLOT_DONE;
-                p->reading--;
-                pthread_cond_broadcast(&p->cond_done);
-                pthread_mutex_unlock(&p->lock);
+                for (size_t i = 0; i < nb; i++) {
+                        read_slot(p, &rc, batch[i]);
+                        pthread_mutex_lock(&p->lock);
+                        batch[i]->state = SLOT_DONE;
+                        p->reading--;
+                        pthread_cond_broadcast(&p->cond_done);
+                        pthread_mutex_unlock(&p->lock);
+                }
         }
-        buf_free(&stored);
-        ZSTD_freeDCtx(dctx);
+        record_cache_free(&rc);
         return NULL;
 }
 
@@ -118,6 +203,11 @@ int readahead_new(struct repo *r, size_t window, struct readahead **ret)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         p->nthreads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
         p->threads = xcalloc(p->nthreads, sizeof *p->threads);
+        /* Each reader holds at most one: room for every reader's record and
+         * the ones before them. */
+        p->nrecs = 2 * (size_t)p->nthreads + 2;
+        p->recs = xcalloc(p->nrecs, sizeof *p->recs);
+        pthread_cond_init(&p->cond_rec, NULL);
         for (unsigned i = 0; i < p->nthreads; i++) {
                 int k = pthread_create(&p->threads[i], NULL, reader_main, p);
                 if (k != 0) {
@@ -144,6 +234,10 @@ void readahead_free(struct readahead *p)
                 buf_free(&p->slots[i].data);
         free(p->slots);
         free(p->threads);
+        for (size_t i = 0; i < p->nrecs; i++)
+                record_cache_free(&p->recs[i].rc);
+        free(p->recs);
+        pthread_cond_destroy(&p->cond_rec);
         pthread_mutex_destroy(&p->lock);
         pthread_cond_destroy(&p->cond_work);
         pthread_cond_destroy(&p->cond_done);
@@ -195,20 +289,26 @@ static int add(struct readahead *p, const uint8_t id[HASH_LEN])
                                                  "catalog lists)",
                                  hex);
         }
-        if (r > 0)
+        if (r > 0 && (ch.pack != p->last_pack || !p->last_path[0])) {
                 r = catalog_pack_get(p->repo->catalog, ch.pack, pack_hash, NULL);
+                if (r > 0) {
+                        pack_path(pack_hash, p->last_path, sizeof p->last_path);
+                        p->last_pack = ch.pack;
+                }
+        }
         if (r == 0)
                 return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld", (long long)ch.pack);
         if (r < 0)
                 return r;
-        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
+        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK ||
+            (uint64_t)ch.inner + ch.raw_len > PACK_MAX_CHUNK)
                 return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
 
         struct slot *sl = &p->slots[p->tail % p->cap];
         sl->e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
-                                     .flags = ch.flags };
+                                     .flags = ch.flags, .inner = ch.inner };
         memcpy(sl->e.id, id, HASH_LEN);
-        pack_path(pack_hash, sl->path, sizeof sl->path);
+        memcpy(sl->path, p->last_path, sizeof sl->path);
         sl->err = 0;
         sl->msg[0] = 0;
         pthread_mutex_lock(&p->lock);
@@ -259,11 +359,19 @@ int readahead_chunk(struct readahead *p, const char *path, const struct chunk_re
                 k = error_set(EINVAL, "read-ahead: chunk %zu of '%s' asked for out of order", i, path);
                 goto fail;
         }
-        while (*queued < n && has_room(p, chunks[*queued].len)) {
-                k = add(p, chunks[*queued].id);
+        /* Refill when half the window is free: lookups in runs, one read
+         * transaction each, and readers find runs of a record's chunks. */
+        if (*queued == i || (*queued - i) * 2 <= p->cap) {
+                catalog_read_begin(p->repo->catalog);
+                while (*queued < n && has_room(p, chunks[*queued].len)) {
+                        k = add(p, chunks[*queued].id);
+                        if (k < 0)
+                                break;
+                        (*queued)++;
+                }
+                catalog_read_end(p->repo->catalog);
                 if (k < 0)
                         goto fail;
-                (*queued)++;
         }
         k = next(p, chunks[i].id, ret);
         if (k < 0)

@@ -64,7 +64,7 @@ int recover_record_pack(struct catalog *c, const uint8_t hash[HASH_LEN], uint64_
         for (size_t i = 0; k >= 0 && i < n; i++) {
                 struct catalog_chunk ch = { .pack = pack_id, .offset = entries[i].offset,
                                             .stored_len = entries[i].stored_len, .raw_len = entries[i].raw_len,
-                                            .flags = entries[i].flags };
+                                            .flags = entries[i].flags, .inner = entries[i].inner };
                 memcpy(ch.id, entries[i].id, HASH_LEN);
                 k = catalog_chunk_add(c, &ch);
         }

@@ -41,9 +41,9 @@ static char *config_to_json(const struct repo_config *c)
         char seed[17];
 
         snprintf(seed, sizeof seed, "%016llx", (unsigned long long)c->seed);
-        /* An encrypted repository is format 2: a berth that does not know
-         * encryption refuses it instead of misreading it. */
-        json_object_object_add(o, "format", json_object_new_int(c->encrypted ? REPO_FORMAT_ENCRYPTED : REPO_FORMAT));
+        /* Format 3 (records, encryption by the "encryption" block): a berth
+         * that knows neither refuses it instead of misreading it. */
+        json_object_object_add(o, "format", json_object_new_int(c->format ? c->format : REPO_FORMAT));
         json_object_object_add(o, "id", json_object_new_string(c->id));
         json_object_object_add(o, "hash", json_object_new_string(c->encrypted ? "hmac-sha256" : "sha256"));
         if (c->encrypted) {
@@ -57,6 +57,7 @@ static char *config_to_json(const struct repo_config *c)
         json_object_object_add(o, "compression", json_object_new_string("zstd"));
         json_object_object_add(o, "level", json_object_new_int(c->level));
         json_object_object_add(o, "pack_size", json_object_new_int64((int64_t)c->pack_size));
+        json_object_object_add(o, "record_size", json_object_new_int64(c->record_size));
         json_object_object_add(ch, "algorithm", json_object_new_string("fastcdc"));
         json_object_object_add(ch, "min", json_object_new_int64(c->min));
         json_object_object_add(ch, "avg", json_object_new_int64(c->avg));
@@ -99,12 +100,19 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
         int64_t format = jint(o, "format", -1);
         json_object *en = NULL;
         json_object_object_get_ex(o, "encryption", &en);
-        if (format != REPO_FORMAT && !(format == REPO_FORMAT_ENCRYPTED && en)) {
+        if (format > REPO_FORMAT) {
                 json_object_put(o);
                 return error_set(BERTH_EFORMAT,
-                                 "repository %s has format version %lld; this berth reads format %d only: "
-                                 "use a berth release that matches it",
-                                 path, (long long)format, REPO_FORMAT);
+                                 "repository %s has format version %lld: it was made by a newer berth (this one "
+                                 "reads formats %d and %d); use a berth release that matches it",
+                                 path, (long long)format, REPO_FORMAT_V1, REPO_FORMAT);
+        }
+        if (format != REPO_FORMAT && !(format == REPO_FORMAT_V1 && !en)) {
+                json_object_put(o);
+                return error_set(BERTH_EFORMAT,
+                                 "repository %s has format version %lld, which this berth does not read "
+                                 "(it reads formats %d and %d)",
+                                 path, (long long)format, REPO_FORMAT_V1, REPO_FORMAT);
         }
         json_object_object_get_ex(o, "chunker", &ch);
         json_object_object_get_ex(o, "tree_chunker", &tr);
@@ -120,6 +128,8 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
                 .pack_size = (uint64_t)jint(o, "pack_size", DEFAULT_PACK_SIZE),
                 .page_size = PAGES_AUTO,
                 .page_chunk = (uint32_t)jint(pg, "per_chunk", DEFAULT_PAGE_CHUNK),
+                .record_size = (uint32_t)jint(o, "record_size", RECORD_SIZE_DEFAULT),
+                .format = (int)format,
         };
         /* Repositories made before page-aligned chunks have no "pages":
          * auto, like new ones.  An unknown value is off, never an error. */
@@ -141,6 +151,8 @@ static int config_parse(const char *path, const struct buf *b, struct repo_confi
         }
         if (c->pack_size < PACK_SIZE_MIN || c->pack_size > PACK_SIZE_MAX)
                 r = error_set(BERTH_ECORRUPT, "%s/config: pack_size out of range", path);
+        if (c->record_size < RECORD_SIZE_MIN || c->record_size > RECORD_SIZE_MAX)
+                r = error_set(BERTH_ECORRUPT, "%s/config: record_size out of range", path);
         json_object_put(o);
         return r;
 }
@@ -159,6 +171,8 @@ static int config_make(const struct repo_init_options *o, struct repo_config *re
                 .pack_size = o && o->pack_size ? o->pack_size : DEFAULT_PACK_SIZE,
                 .page_size = o && o->page_size ? o->page_size : PAGES_AUTO,
                 .page_chunk = o && o->page_chunk ? o->page_chunk : DEFAULT_PAGE_CHUNK,
+                .record_size = o && o->record_size ? o->record_size : RECORD_SIZE_DEFAULT,
+                .format = REPO_FORMAT,
         };
         struct chunker test;
         uint8_t rnd[16];
@@ -173,6 +187,8 @@ static int config_make(const struct repo_init_options *o, struct repo_config *re
         if (c.pack_size < PACK_SIZE_MIN || c.pack_size > PACK_SIZE_MAX)
                 return error_set(EINVAL, "pack size %llu is out of range 1M..2G",
                                  (unsigned long long)c.pack_size);
+        if (c.record_size < RECORD_SIZE_MIN || c.record_size > RECORD_SIZE_MAX)
+                return error_set(EINVAL, "record size %u is out of range 16K..4M", c.record_size);
         if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
         hex_encode(rnd, 8, c.id);

@@ -25,8 +25,14 @@
 
 struct repo;
 
-#define REPO_FORMAT 1
-#define REPO_FORMAT_ENCRYPTED 2 /* format 1 plus encryption (config "encryption") */
+/* The config's "format": 3 for every new repository (pack format 2:
+ * records; sealed when the config has an "encryption" block).  Format 1
+ * (plain, made before records: format-1 packs) is still opened, and new
+ * packs written into it are format 2.  Format 2 (encryption over format-1
+ * packs) was a development format that is refused.  A berth that reads
+ * only format 1 (or 1 and 2) refuses format 3 as made by a newer berth. */
+#define REPO_FORMAT 3
+#define REPO_FORMAT_V1 1
 
 /* The page setting of a backup or repository: PAGES_AUTO detects database
  * files, PAGES_OFF never pages, a power of two 4K..64K pages every file
@@ -48,6 +54,7 @@ struct repo_init_options {
         int32_t page_size;                        /* PAGES_*, a page size; 0: PAGES_AUTO */
         uint32_t page_chunk;                      /* pages per page-aligned chunk; 0: default */
         const char *password;                     /* non-NULL: an encrypted repository */
+        uint32_t record_size;                     /* plain bytes per pack record, 0: default 256 KiB */
 };
 
 /* Creates a repository at path (directories made as needed).  An existing

@@ -41,6 +41,13 @@ struct ticket {
         size_t len;
 };
 
+/* New chunks gathered into one record (packer.c), under the store's lock. */
+struct open_record {
+        struct buf plain;        /* the chunks' bytes, concatenated */
+        struct pack_entry *e;    /* id, inner, raw_len, flags of each */
+        size_t n, cap;
+};
+
 struct finished_pack {
         uint8_t hash[HASH_LEN];
         uint64_t size;
@@ -59,8 +66,11 @@ struct store {
 
         /* Reading, calling thread only. */
         ZSTD_DCtx *dctx;
-        struct buf stored;
+        ZSTD_CCtx *cctx;         /* store_read_stored() re-encoding a chunk alone; packer_drain() */
+        struct buf stored, plain, check;
         struct buf opened;          /* scratch: an encrypted record opened (store_read_stored) */
+        struct record_cache rc;
+        size_t record_max;       /* plain bytes per record (repository config) */
 
         /* Everything below is under `lock`. */
         pthread_mutex_t lock;
@@ -82,6 +92,7 @@ struct store {
         unsigned busy;
         bool stop;
         struct pack_writer *writer;
+        struct open_record rec[2]; /* filling: data, manifest chunks */
         struct finished_pack *done, *done_tail;
         int error;
         char error_msg[512];
@@ -105,12 +116,14 @@ void *packer_main(void *arg);
  * next ticket.  Takes ownership of j->data, also on failure.  Returns 0,
  * or the workers' error without waiting. */
 int packer_enqueue(struct store *s, struct job *j, bool ticket);
-/* Waits until the workers are idle, then finishes the open pack (or drops
- * it after a failure, or when it is empty).  Returns 0 or the workers'
+/* Waits until the workers are idle, then closes the open records and
+ * finishes the open pack (or drops them after a failure, or when empty).  Returns 0 or the workers'
  * first error; finished packs wait in s->done for the caller to record. */
 int packer_drain(struct store *s);
 /* With the lock held: the workers' first error (error_message() set from
  * it), or 0. */
 int packer_error_locked(struct store *s);
+/* Frees an open record's memory. */
+void open_record_free(struct open_record *r);
 
 #endif

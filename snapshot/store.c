@@ -139,9 +139,13 @@ int store_open(struct repo *r, bool writable, struct store **ret)
         s->repo = r;
         s->writable = writable;
         s->pack_target = r->cfg.pack_size;
+        s->record_max = r->cfg.record_size ? r->cfg.record_size : RECORD_SIZE_DEFAULT;
         s->dctx = ZSTD_createDCtx();
-        if (!s->dctx)
+        s->cctx = ZSTD_createCCtx();
+        if (!s->dctx || !s->cctx)
                 abort();
+        ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, r->cfg.level);
+        ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 0);
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond_job, NULL);
         pthread_cond_init(&s->cond_space, NULL);
@@ -203,8 +207,14 @@ void store_free(struct store *s)
         free(s->threads);
         free(s->missing);
         ZSTD_freeDCtx(s->dctx);
+        ZSTD_freeCCtx(s->cctx);
         buf_free(&s->stored);
         buf_free(&s->opened);
+        buf_free(&s->plain);
+        buf_free(&s->check);
+        record_cache_free(&s->rc);
+        open_record_free(&s->rec[0]);
+        open_record_free(&s->rec[1]);
         idfilter_free(&s->filter);
         idset_free(&s->pending);
         pthread_mutex_destroy(&s->lock);
@@ -239,7 +249,8 @@ static int record_done(struct store *s)
                                 struct catalog_chunk ch = { .pack = pack_id, .offset = f->entries[i].offset,
                                                             .stored_len = f->entries[i].stored_len,
                                                             .raw_len = f->entries[i].raw_len,
-                                                            .flags = f->entries[i].flags };
+                                                            .flags = f->entries[i].flags,
+                                                            .inner = f->entries[i].inner };
                                 memcpy(ch.id, f->entries[i].id, HASH_LEN);
                                 /* With packs missing, a chunk stored again
                                  * must be found here, not in the lost pack. */
@@ -443,10 +454,11 @@ size_t store_index_bytes(const struct store *s)
         return idfilter_bytes(&s->filter) + s->pending.cap * (HASH_LEN + 1);
 }
 
-int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *out, struct pack_entry *ret_e)
+/* Where the catalog says chunk `id` is: its entry and pack path. */
+static int locate(struct store *s, const uint8_t id[HASH_LEN], struct pack_entry *ret_e, char path[128])
 {
         struct catalog_chunk ch;
-        char hex[2 * HASH_LEN + 1], path[128];
+        char hex[2 * HASH_LEN + 1];
         uint8_t pack_hash[HASH_LEN];
         int r;
 
@@ -463,60 +475,95 @@ int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *o
         if (r == 0)
                 return error_set(BERTH_ECORRUPT, "the catalog lists a chunk in unknown pack %lld",
                                  (long long)ch.pack);
-        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK)
+        if (ch.stored_len > PACK_MAX_CHUNK || ch.raw_len > PACK_MAX_CHUNK ||
+            (uint64_t)ch.inner + ch.raw_len > PACK_MAX_CHUNK)
                 return error_set(BERTH_ECORRUPT, "the catalog lists an impossible chunk size");
-        pack_path(pack_hash, path, sizeof path);
-        buf_reset(out);
-        buf_reserve(out, ch.stored_len ? ch.stored_len : 1);
-        /* The backend keeps the pack open between reads. */
-        r = backend_get_range(s->repo->be, path, ch.offset, ch.stored_len, out->data);
+        pack_path(pack_hash, path, 128);
+        *ret_e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
+                                      .flags = ch.flags, .inner = ch.inner };
+        memcpy(ret_e->id, id, HASH_LEN);
+        return 0;
+}
+
+static int read_error(int r, const char *path)
+{
         if (r == -ENOENT)
                 return error_set(BERTH_ECORRUPT, "cannot open pack %s: %s", path, strerror(ENOENT));
         if (r == -EIO)
                 return error_set(BERTH_ECORRUPT, "pack %s is truncated", path);
+        return error_set(r, "cannot read pack %s: %s", path, berth_strerror(r));
+}
+
+static int damaged(const uint8_t id[HASH_LEN], const char *path)
+{
+        char hex[2 * HASH_LEN + 1];
+        hex_encode(id, HASH_LEN, hex);
+        return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (its bytes do not match its hash)", hex,
+                         path);
+}
+
+int store_read_stored(struct store *s, const uint8_t id[HASH_LEN], struct buf *out, struct pack_entry *ret_e)
+{
+        char path[128];
+        struct pack_entry e;
+        int r = locate(s, id, &e, path);
         if (r < 0)
-                return error_set(r, "cannot read pack %s: %s", path, berth_strerror(r));
-        out->len = ch.stored_len;
-        *ret_e = (struct pack_entry){ .offset = ch.offset, .stored_len = ch.stored_len, .raw_len = ch.raw_len,
-                                      .flags = ch.flags };
-        memcpy(ret_e->id, id, HASH_LEN);
-        if (s->repo->keys) {
-                /* The stored form travels unsealed (prune repacks it into a
-                 * pack that seals it again). */
-                r = pack_record_open(s->repo->keys, ret_e, out->data, &s->opened);
-                if (r < 0) {
-                        hex_encode(id, HASH_LEN, hex);
-                        return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (it does not decrypt)",
-                                         hex, path);
+                return r;
+        /* The backend keeps the pack open between reads. */
+        r = record_read(s->repo->be, path, &e, out);
+        if (r < 0)
+                return read_error(r, path);
+        const struct repo_keys *k = s->repo->keys;
+        if (record_is_alone(&e, k ? NULL : out->data)) {
+                /* The stored form travels unsealed (a pack it enters seals
+                 * it again). */
+                if (k) {
+                        r = pack_record_open(k, &e, out->data, &s->opened);
+                        if (r < 0) {
+                                char hex[2 * HASH_LEN + 1];
+                                hex_encode(id, HASH_LEN, hex);
+                                return error_set(BERTH_ECORRUPT,
+                                                 "chunk %.16s in pack %s is damaged (it does not decrypt)", hex, path);
+                        }
+                        struct buf t = *out;
+                        *out = s->opened;
+                        s->opened = t;
                 }
-                struct buf t = *out;
-                *out = s->opened;
-                s->opened = t;
+                *ret_e = e;
+                return 0;
         }
+        /* A chunk sharing its record travels alone: opened, decoded,
+         * verified, and compressed again by itself (its neighbours are not
+         * sent). */
+        r = record_decode(k, &e, out->data, &s->plain, s->dctx);
+        if (r == 0)
+                r = record_chunk_check(k, &e, s->plain.data, s->plain.len);
+        if (r < 0)
+                return damaged(id, path);
+        r = record_encode(s->cctx, s->dctx, s->plain.data + e.inner, e.raw_len, out, &s->check);
+        if (r < 0)
+                return r;
+        *ret_e = (struct pack_entry){ .offset = e.offset, .stored_len = (uint32_t)out->len, .raw_len = e.raw_len,
+                                      .flags = (uint8_t)((e.flags & ~PACK_F_ZSTD) | r | PACK_F_ALONE) };
+        memcpy(ret_e->id, id, HASH_LEN);
         return 0;
 }
 
 int store_read(struct store *s, const uint8_t id[HASH_LEN], struct buf *out)
 {
+        char path[128];
         struct pack_entry e;
-        int r = store_read_stored(s, id, &s->stored, &e);
+        const uint8_t *p;
+        int r = locate(s, id, &e, path);
         if (r < 0)
                 return r;
-        r = chunk_decode(s->repo->keys, &e, s->stored.data, out, s->dctx);
-        if (r < 0) {
-                char hex[2 * HASH_LEN + 1], path[128];
-                struct catalog_chunk ch;
-                uint8_t pack_hash[HASH_LEN];
-                hex_encode(id, HASH_LEN, hex);
-                /* Name the pack: looked up again only on this error path. */
-                if (catalog_chunk_get(s->repo->catalog, id, &ch) > 0 &&
-                    catalog_pack_get(s->repo->catalog, ch.pack, pack_hash, NULL) > 0)
-                        pack_path(pack_hash, path, sizeof path);
-                else
-                        snprintf(path, sizeof path, "?");
-                return error_set(BERTH_ECORRUPT, "chunk %.16s in pack %s is damaged (its bytes do not match its hash)",
-                                 hex, path);
-        }
+        r = record_cache_chunk(&s->rc, s->repo->keys, s->repo->be, path, &e, &p);
+        if (r == -BERTH_ECORRUPT)
+                return damaged(id, path);
+        if (r < 0)
+                return read_error(r, path);
+        buf_reset(out);
+        buf_append(out, p, e.raw_len);
         return 0;
 }
 
@@ -527,7 +574,7 @@ int store_put_stored(struct store *s, const uint8_t id[HASH_LEN], uint8_t flags,
                 return error_set(EROFS, "the repository is open read-only");
         if (stored_len > PACK_MAX_CHUNK || raw_len > PACK_MAX_CHUNK)
                 return error_set(EINVAL, "chunk of %zu bytes is too large", MAX(stored_len, raw_len));
-        if (flags & ~(PACK_F_ZSTD | PACK_F_TREE))
+        if (flags & ~(PACK_F_ZSTD | PACK_F_TREE | PACK_F_ALONE))
                 return error_set(BERTH_ECORRUPT, "chunk with unknown flags 0x%x", flags);
         if (!(flags & PACK_F_ZSTD) && stored_len != raw_len)
                 return error_set(BERTH_ECORRUPT, "a raw chunk whose stored and plain lengths differ");

@@ -183,6 +183,54 @@ PY
         [[ "$output" == *"no key in keys/ opens"* ]]
 }
 
+@test "crypto: a multi-chunk record is sealed as one unit: a flipped bit inside it names its chunks and files, restore refuses" {
+        init_enc
+        mkdir -p "$T/src"
+        python3 - "$T/src" <<'PY'
+import os, random, sys
+random.seed(7)
+for i in range(300):
+    with open(os.path.join(sys.argv[1], "f%04d.txt" % i), "w") as f:
+        for j in range(random.randint(20, 300)):
+            f.write('{"id": %d, "name": "zqxcanary7731 %d", "status": "active", "n": %d}\n' % (j, i, random.randint(0, 99999)))
+PY
+        run b --password-file "$T/pw" backup --path "$T/src" --name v
+        [ "$status" -eq 0 ]
+        # a record of at least three chunks, found through the local catalog
+        # cache: its sealed bytes hold no plaintext and no zstd frame magic
+        read -r rpack roff rlen nchunks < <(python3 - "$BERTH_CACHE_DIR"/*/catalog.db <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+h, off, slen, n = db.execute("SELECT hex(p.hash), c.offset, c.stored_len, count(*) FROM chunks c "
+                             "JOIN packs p ON p.id = c.pack WHERE c.flags & 2 = 0 "
+                             "GROUP BY c.pack, c.offset HAVING count(*) >= 3 LIMIT 1").fetchone()
+print(h.lower(), off, slen, n)
+PY
+)
+        [ "$nchunks" -ge 3 ]
+        pack="$T/repo/packs/${rpack:0:2}/$rpack"
+        python3 - "$pack" "$roff" "$rlen" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()[int(sys.argv[2]):][:int(sys.argv[3])]
+assert b[0] == 1, "a sealed record starts with the version byte"
+assert b"zqxcanary7731" not in b and b"\x28\xb5\x2f\xfd" not in b[:16], "the record is not sealed"
+PY
+        flip_byte "$pack" $((roff + rlen / 2))
+        run b --password-file "$T/pw" check --read-data
+        echo "$output"
+        [ "$status" -eq 5 ]
+        # every chunk of the record is named, and the files that hold them
+        [ "$(grep -c "is damaged" <<<"$output")" -ge "$nchunks" ]
+        [[ "$output" == *"f0"*".txt"* ]]
+        run b --password-file "$T/pw" restore v@latest --target "$T/out"
+        echo "$output"
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"damaged"* ]]
+        for f in $(cd "$T/out" 2>/dev/null && find . -type f); do
+                cmp "$T/src/$f" "$T/out/$f"
+        done
+}
+
 @test "crypto: two passwords both open; remove one, the other still opens; the last and the current key are refused" {
         init_enc
         canary_tree "$T/src"

@@ -352,10 +352,17 @@ time.sleep(4)
 
 @test "a repository of another format version is refused with a clear message" {
         berth init
-        sed -i 's/"format": *1/"format":7/' "$BERTH_REPO/config"
+        grep -q '"format": *3' "$BERTH_REPO/config"
+        cp "$BERTH_REPO/config" "$T/config.orig"
+        sed -i 's/"format": *3/"format":7/' "$BERTH_REPO/config"
         run berth snapshots
         [ "$status" -eq 1 ]
-        [[ "$output" == *"format version 7"*"reads format 1"* ]]
+        [[ "$output" == *"format version 7"*"newer berth"* ]]
+        # format 2 (encryption over format-1 packs, a development format)
+        sed 's/"format": *3/"format":2/' "$T/config.orig" > "$BERTH_REPO/config"
+        run berth snapshots
+        [ "$status" -eq 1 ]
+        [[ "$output" == *"format version 2"*"does not read"* ]]
 }
 
 @test "a corrupted pack is named by check, refused by restore, and --partial saves the rest" {

@@ -149,6 +149,16 @@ static void test_sealed_pack(void **state)
                 chunk_id(k, data[i], sizeof data[i], e.id);
                 assert_int_equal(pack_writer_add(w, &e, data[i]), 0);
         }
+        /* a record of two chunks: sealed once, as one unit */
+        uint8_t two[2000];
+        memcpy(two, data[2], 1000);
+        memcpy(two + 1000, data[0], 1000);
+        two[1000] = 'z';
+        struct pack_entry re[2] = { { .inner = 0, .raw_len = 1000 }, { .inner = 1000, .raw_len = 1000 } };
+        chunk_id(k, two, 1000, re[0].id);
+        chunk_id(k, two + 1000, 1000, re[1].id);
+        assert_int_equal(pack_writer_add_record(w, re, 2, two, sizeof two), 0);
+        assert_int_equal(re[0].stored_len, sizeof two + CRYPTO_OVERHEAD);
         uint8_t hash[HASH_LEN];
         uint64_t size;
         struct pack_entry *out;
@@ -165,16 +175,30 @@ static void test_sealed_pack(void **state)
         assert_int_equal(pack_read_trailer(NULL, be, path, size, &e, &n, NULL), -EACCES);
         error_clear();
         assert_int_equal(pack_read_trailer(k, be, path, size, &e, &n, NULL), 0);
-        assert_int_equal(n, 3);
+        assert_int_equal(n, 5);
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
         struct buf st = { 0 }, plain = { 0 };
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 3; i < 5; i++) {
+                assert_int_equal(e[i].stored_len, sizeof two + CRYPTO_OVERHEAD);
+                assert_int_equal(e[i].offset, e[3].offset);
+                assert_false(e[i].flags & PACK_F_ALONE);
+                assert_false(record_is_alone(&e[i], NULL));
+                buf_reset(&st);
+                buf_reserve(&st, e[i].stored_len);
+                assert_int_equal(pread_all(fd, st.data, e[i].stored_len, e[i].offset), 0);
+                assert_null(memmem(st.data, e[i].stored_len, data[2], 16));
+                assert_int_equal(record_decode(k, &e[i], st.data, &plain, dctx), 0);
+                assert_int_equal(record_chunk_check(k, &e[i], plain.data, plain.len), 0);
+                assert_memory_equal(plain.data, two, sizeof two);
+        }
+        for (size_t i = 0; i < 3; i++) {
+                assert_true(record_is_alone(&e[i], NULL));
                 assert_int_equal(e[i].stored_len, sizeof data[i] + CRYPTO_OVERHEAD);
                 buf_reset(&st);
                 buf_reserve(&st, e[i].stored_len);
                 assert_int_equal(pread_all(fd, st.data, e[i].stored_len, e[i].offset), 0);
                 assert_null(memmem(st.data, e[i].stored_len, data[i], 16));
-                assert_int_equal(record_decode(k, &e[i], &st, &plain, dctx), 0);
+                assert_int_equal(record_decode(k, &e[i], st.data, &plain, dctx), 0);
                 assert_memory_equal(plain.data, data[i], sizeof data[i]);
         }
         /* a flipped byte in a record: refused */
@@ -182,7 +206,7 @@ static void test_sealed_pack(void **state)
         buf_reserve(&st, e[1].stored_len);
         assert_int_equal(pread_all(fd, st.data, e[1].stored_len, e[1].offset), 0);
         st.data[20] ^= 1;
-        assert_int_equal(record_decode(k, &e[1], &st, &plain, dctx), -BERTH_ECORRUPT);
+        assert_int_equal(record_decode(k, &e[1], st.data, &plain, dctx), -BERTH_ECORRUPT);
         /* a flipped byte in the sealed trailer: the name check fails */
         uint8_t c;
         assert_int_equal(pread_all(fd, &c, 1, (off_t)size - PACK_FOOTER_SIZE - 5), 0);
