@@ -209,7 +209,7 @@ bool metrics_last_run_ok(const struct catalog_job_summary *s);
  * repository settings.repo names; runs it with a progress line; the result
  * as JSON or printed. */
 void prune_options_default(struct prune_options *o);
-int prune_run(const struct prune_options *o, struct prune_result *ret);
+int prune_with_progress(const struct prune_options *o, struct prune_result *ret);
 json_object *json_prune_result(const struct prune_options *o, const struct prune_result *p);
 void print_prune_result(const struct prune_options *o, const struct prune_result *p);
 

@@ -447,7 +447,7 @@ static int run(int argc, char **argv)
         struct prune_result pr;
         prune_options_default(&po);
         if (a.prune) {
-                r = prune_run(&po, &pr);
+                r = prune_with_progress(&po, &pr);
                 if (r < 0) {
                         fail(r, "forget --prune");
                         status = EXIT_FAILURE_;

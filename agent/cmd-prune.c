@@ -171,7 +171,7 @@ void prune_options_default(struct prune_options *o)
                                      .events = { .progress = progress_update, .cancel = &interrupted } };
 }
 
-int prune_run(const struct prune_options *o, struct prune_result *ret)
+int prune_with_progress(const struct prune_options *o, struct prune_result *ret)
 {
         progress_set_unit("snapshots/packs");
         progress_begin(o->dry_run ? "prune (dry run):" : "prune:");
@@ -216,7 +216,7 @@ static int run(int argc, char **argv)
                 return remote_maintenance("prune", args, o.dry_run ? 5 : 4, o.dry_run);
         }
         struct prune_result res;
-        r = prune_run(&o, &res);
+        r = prune_with_progress(&o, &res);
         if (r < 0)
                 return fail(r, "prune");
         if (settings.json)
