@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate valgrind-agent install uninstall man clean demo tests
+.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -166,6 +166,10 @@ bench-window: berth
 # the same sshd: bytes on the wire, quiesce window (QUICK=1: 128 MiB; SIZE= in MiB).
 bench-migrate: berth
 	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/migrate-bench.sh
+
+# backup and restore against a real Ceph RADOS Gateway, vs a local directory and restic
+bench-s3: berth
+	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/s3-bench.sh
 
 # the agent under valgrind (errors and definite leaks), with a private dockerd
 valgrind-agent: berth
