@@ -3,7 +3,7 @@
  *
  *   FAULT_AT=N          the Nth counted call fails (1-based); unset: no fault
  *   FAULT_CALLS=LIST    which calls count, comma-separated, from: write, pwrite,
- *                       fsync, fdatasync, rename (rename, renameat, renameat2)
+ *                       fsync, fdatasync, rename (rename, renameat, renameat2, linkat)
  *                       (default: all of them)
  *   FAULT_ERRNO=NAME    EIO (default) or ENOSPC
  *   FAULT_PATH=PREFIX   count only calls on paths under PREFIX (the fd's path
@@ -224,4 +224,14 @@ int renameat2(int da, const char *a, int db, const char *b, unsigned int flags)
         if (should_fail(C_RENAME, rename_in_scope(da, a, db, b), "renameat2"))
                 return -1;
         return real_renameat2(da, a, db, b, flags);
+}
+
+/* Backups publish packs and snapshot files with linkat (a no-replace link of
+ * a temporary): counted with the renames. */
+int linkat(int da, const char *a, int db, const char *b, int flags)
+{
+        REAL(linkat, x);
+        if (should_fail(C_RENAME, rename_in_scope(da, a, db, b), "linkat"))
+                return -1;
+        return real_linkat(da, a, db, b, flags);
 }
