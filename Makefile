@@ -134,7 +134,7 @@ check-fuzz: tests
 	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz-}; echo "== $$t (corpus tests/fuzz/corpus/$$n)"; \
 		$$t tests/fuzz/corpus/$$n; done
 
-check-e2e: berth $(TEST_TOOLS)
+check-e2e: berth $(TEST_TOOLS) $(BUILD)/tests/faultfs.so
 	BERTH=$(CURDIR)/$(BERTH) tests/e2e/run.sh
 
 deps:
