@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
+.PHONY: all check torture check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -113,7 +113,13 @@ $(BUILD)/tests/%: tests/tools/%.c $(LIBS)
 	@$(if $(Q),echo "  TOOL    $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS)
 
-tests: $(UNIT_TESTS) $(FUZZ_TARGETS) $(TEST_TOOLS)
+# the torture suite's LD_PRELOAD shim: write/fsync/rename fail at the Nth call
+$(BUILD)/tests/faultfs.so: tests/torture/faultfs.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SHIM    $@")
+	$(Q)$(CC) $(filter-out -fsanitize=% -D_FORTIFY_SOURCE=2,$(ALL_CFLAGS)) -fPIC -shared -o $@ $< -ldl
+
+tests: $(UNIT_TESTS) $(FUZZ_TARGETS) $(TEST_TOOLS) $(BUILD)/tests/faultfs.so
 
 # `make check` must pass on a fresh Debian 12 machine: it installs what is
 # missing first, then builds in a sub-make so pkg-config sees the new packages.
@@ -128,11 +134,21 @@ check-fuzz: tests
 	@set -e; for t in $(FUZZ_TARGETS); do n=$${t##*/fuzz-}; echo "== $$t (corpus tests/fuzz/corpus/$$n)"; \
 		$$t tests/fuzz/corpus/$$n; done
 
-check-e2e: berth $(TEST_TOOLS)
+check-e2e: berth $(TEST_TOOLS) $(BUILD)/tests/faultfs.so
 	BERTH=$(CURDIR)/$(BERTH) tests/e2e/run.sh
 
 deps:
 	tests/deps.sh
+
+# The torture suite (tests/torture/): kill -9 at random instants, write/fsync/rename
+# failing through an LD_PRELOAD shim, random corruption; a summary table each.
+# TRIALS= (crash trials, default 200), TORTURE_SEED= to reproduce a run, TORTURE_MB= data size.
+torture: berth $(BUILD)/tests/faultfs.so
+	@rc=0; \
+	BERTH=$(CURDIR)/$(BERTH) TRIALS=$${TRIALS:-200} tests/torture/crash.sh || rc=1; \
+	BERTH=$(CURDIR)/$(BERTH) FAULTFS=$(CURDIR)/$(BUILD)/tests/faultfs.so tests/torture/faultfs.sh || rc=1; \
+	if [ -x tests/torture/corrupt.sh ]; then BERTH=$(CURDIR)/$(BERTH) tests/torture/corrupt.sh || rc=1; fi; \
+	exit $$rc
 
 $(BUILD)/bench/chunker-bench: tests/bench/chunker-bench.c $(LIBS)
 	@mkdir -p $(dir $@)

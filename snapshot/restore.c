@@ -218,6 +218,16 @@ static int disk_errno(struct archive *a)
         return archive_errno(a) > 0 ? archive_errno(a) : EIO;
 }
 
+/* The disk itself failed (full, quota, I/O error, read-only): not a
+ * per-entry problem to warn about and skip, the whole restore fails (and
+ * the staging tree is removed), or the target would appear with files
+ * missing. */
+static bool disk_full_or_broken(struct archive *a)
+{
+        int e = archive_errno(a);
+        return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS;
+}
+
 static int write_content(struct restorer *r, const struct entry *e)
 {
         uint64_t pos = 0;
@@ -308,6 +318,9 @@ static int restore_entry(struct restorer *r, const struct entry *e)
         char why[512];
         int k = archive_write_header(r->disk, r->ae);
         if (k == ARCHIVE_FATAL)
+                return error_set(disk_errno(r->disk), "cannot restore '%s': %s", path,
+                                 restorer_disk_error(r->disk, why, sizeof why));
+        if (k == ARCHIVE_FAILED && disk_full_or_broken(r->disk))
                 return error_set(disk_errno(r->disk), "cannot restore '%s': %s", path,
                                  restorer_disk_error(r->disk, why, sizeof why));
         if (k == ARCHIVE_FAILED) {
