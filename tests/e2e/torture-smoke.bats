@@ -12,7 +12,7 @@ setup_file() {
 }
 
 @test "torture smoke: kill -9 of backup, forget, prune, catalog rebuild (seeded)" {
-        run env TMPDIR="$T" TRIALS=6 TORTURE_SEED=7 TORTURE_MB=4 timeout -k 5 600 \
+        run env TMPDIR="$T" TRIALS=5 TORTURE_SEED=7 TORTURE_MB=4 timeout -k 5 600 \
                 "$BATS_TEST_DIRNAME/../torture/crash.sh"
         echo "$output"
         [ "$status" -eq 0 ]
@@ -21,7 +21,7 @@ setup_file() {
 
 @test "torture smoke: write/fsync/rename failing at the Nth call in backup and restore" {
         [ -f "$FAULTFS" ] || skip "no $FAULTFS (make tests)"
-        run env TMPDIR="$T" TORTURE_SEED=7 NLINEAR=3 NMAX=25 timeout -k 5 600 \
+        run env TMPDIR="$T" TORTURE_SEED=7 NLINEAR=3 NMAX=12 timeout -k 5 600 \
                 "$BATS_TEST_DIRNAME/../torture/faultfs.sh"
         echo "$output"
         [ "$status" -eq 0 ]
@@ -29,7 +29,7 @@ setup_file() {
 }
 
 @test "torture smoke: flipped, truncated and deleted packs, snapshot files, catalog.db" {
-        run env TMPDIR="$T" CORRUPT_TRIALS=8 TORTURE_SEED=7 timeout -k 5 600 \
+        run env TMPDIR="$T" CORRUPT_TRIALS=6 TORTURE_SEED=7 timeout -k 5 600 \
                 "$BATS_TEST_DIRNAME/../torture/corrupt.sh"
         echo "$output"
         [ "$status" -eq 0 ]
