@@ -59,7 +59,8 @@ run_faulted() {
         local calls=$1 n=$2 err=$3 scope=$4; shift 4
         : > "$FLOG"
         errout=$(FAULT_AT=$n FAULT_CALLS=$calls FAULT_ERRNO=$err FAULT_PATH=$scope FAULT_LOG=$FLOG \
-                LD_PRELOAD=$FAULTFS timeout -k 5 "$TIMEOUT" "$BERTH" "$@" 2>&1 > /dev/null)
+                LD_PRELOAD=$FAULTFS ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+                timeout -k 5 "$TIMEOUT" "$BERTH" "$@" 2>&1 > /dev/null)
         rc=$?
         fired=0; [ -s "$FLOG" ] && fired=1
         printf '== %s at %s #%d (%s): rc %d, fired %d\n%s\n' "$*" "$calls" "$n" "$err" "$rc" "$fired" "$errout" >> "$LOG"
