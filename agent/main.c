@@ -15,6 +15,13 @@
 struct settings settings;
 volatile sig_atomic_t interrupted;
 
+/* Replaces a setting's string with a copy of v. */
+static void set_string(char **dst, const char *v)
+{
+        free(*dst);
+        *dst = xstrdup(v);
+}
+
 static const struct command *const table[] = {
         &command_init, &command_backup, &command_volumes, &command_snapshots, &command_ls, &command_find,
         &command_diff, &command_restore, &command_cat, &command_export, &command_import, &command_check,
@@ -141,8 +148,7 @@ int global_option(int c, const char *arg)
 {
         switch (c) {
         case 'r':
-                free(settings.repo);
-                settings.repo = xstrdup(arg);
+                set_string(&settings.repo, arg);
                 return 1;
         case 0x1001:
                 settings.json = true;
@@ -165,27 +171,22 @@ int global_option(int c, const char *arg)
                 return 1;
         case 'i':
         case 0x1004:
-                free(settings.identity);
-                settings.identity = xstrdup(arg);
+                set_string(&settings.identity, arg);
                 return 1;
         case 0x1005:
-                free(settings.known_hosts);
-                settings.known_hosts = xstrdup(arg);
+                set_string(&settings.known_hosts, arg);
                 return 1;
         case 0x1006:
                 settings.accept_new_host_key = true;
                 return 1;
         case 0x1007:
-                free(settings.remote_berth);
-                settings.remote_berth = xstrdup(arg);
+                set_string(&settings.remote_berth, arg);
                 return 1;
         case 0x1008:
-                free(settings.password_file);
-                settings.password_file = xstrdup(arg);
+                set_string(&settings.password_file, arg);
                 return 1;
         case 0x1009:
-                free(settings.password_command);
-                settings.password_command = xstrdup(arg);
+                set_string(&settings.password_command, arg);
                 return 1;
         default:
                 return 0;
@@ -221,10 +222,15 @@ int parse_options(int argc, char **argv, const char *shortopts, const struct opt
         return OPT_DONE;
 }
 
-static void set_string(char **field, const char *v)
+/* set_string(), except that an empty value unsets the field. */
+static void set_optional(char **field, const char *v)
 {
+        if (*v) {
+                set_string(field, v);
+                return;
+        }
         free(*field);
-        *field = *v ? xstrdup(v) : NULL;
+        *field = NULL;
 }
 
 /* The agent's keys: 1 when k is one of them.  Their values are the
@@ -233,17 +239,17 @@ static void set_string(char **field, const char *v)
 static int agent_setting(const char *k, const char *v)
 {
         if (strcmp(k, "schedule") == 0)
-                set_string(&settings.schedule, v);
+                set_optional(&settings.schedule, v);
         else if (strcmp(k, "prune_schedule") == 0)
-                set_string(&settings.prune_schedule, v);
+                set_optional(&settings.prune_schedule, v);
         else if (strcmp(k, "keep") == 0)
-                set_string(&settings.keep, v);
+                set_optional(&settings.keep, v);
         else if (strcmp(k, "volumes") == 0)
-                set_string(&settings.volumes, v);
+                set_optional(&settings.volumes, v);
         else if (strcmp(k, "metrics_file") == 0)
-                set_string(&settings.metrics_file, v);
+                set_optional(&settings.metrics_file, v);
         else if (strcmp(k, "runtime_dir") == 0)
-                set_string(&settings.runtime_dir, v);
+                set_optional(&settings.runtime_dir, v);
         else
                 return 0;
         return 1;
@@ -291,16 +297,14 @@ static int load_config_file(const char *path, bool required, bool agent_only)
                 if (ak > 0 || (agent_only && strcmp(k, "log_level") != 0))
                         continue;
                 if (strcmp(k, "repo") == 0) {
-                        free(settings.repo);
-                        settings.repo = xstrdup(v);
+                        set_string(&settings.repo, v);
                 } else if (strcmp(k, "level") == 0)
                         settings.level = atoi(v);
                 else if (strcmp(k, "lock_wait") == 0) {
                         if (parse_duration(v, &settings.lock_wait) < 0)
                                 r = log_error("%s:%d: lock_wait: not a duration", path, lineno);
                 } else if (strcmp(k, "unchanged") == 0) {
-                        free(settings.unchanged);
-                        settings.unchanged = xstrdup(v);
+                        set_string(&settings.unchanged, v);
                 } else if (strcmp(k, "quiesce") == 0) {
                         enum quiesce_action a;
                         if (quiesce_parse(v, &a) < 0)
@@ -355,8 +359,7 @@ int settings_load(void)
         if ((e = getenv("BERTH_RUNTIME_DIR")) && *e)
                 set_string(&settings.runtime_dir, e);
         if ((e = getenv("BERTH_REPO")) && *e) {
-                free(settings.repo);
-                settings.repo = xstrdup(e);
+                set_string(&settings.repo, e);
         }
         if ((e = getenv("BERTH_LEVEL")) && *e)
                 settings.level = atoi(e);
@@ -377,8 +380,7 @@ int settings_load(void)
         if ((e = getenv("BERTH_REMOTE_BERTH")) && *e)
                 settings.remote_berth = xstrdup(e);
         if ((e = getenv("BERTH_UNCHANGED")) && *e) {
-                free(settings.unchanged);
-                settings.unchanged = xstrdup(e);
+                set_string(&settings.unchanged, e);
         }
         return 0;
 }
