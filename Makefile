@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check torture check-unit check-e2e check-fuzz deps bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
+.PHONY: all check torture check-unit check-e2e check-fuzz deps deps-test bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -138,6 +138,9 @@ check-e2e: berth $(TEST_TOOLS) $(BUILD)/tests/faultfs.so
 	BERTH=$(CURDIR)/$(BERTH) tests/e2e/run.sh
 
 deps:
+	tests/deps.sh --build
+
+deps-test:
 	tests/deps.sh
 
 # The torture suite (tests/torture/): kill -9 at random instants, write/fsync/rename

@@ -1,14 +1,19 @@
 #!/bin/sh
 # deps.sh — install the Debian packages that building and testing Berth need,
 # when any is missing.  Run as root (CI is); otherwise it prints the command.
+#   deps.sh --build   only what building and running berth needs (make deps)
+#   deps.sh           that and everything the tests start: sshd, Ceph, ... (make check)
 set -eu
 
-PKGS="gcc make pkg-config libc6-dev systemd man-db groff-base
+PKGS="gcc make pkg-config libc6-dev
 libarchive-dev libzstd-dev libssl-dev libsqlite3-dev libjson-c-dev libcurl4-openssl-dev
+libssh2-1-dev libxml2-dev docker.io"
+if [ "${1:-}" != --build ]; then
+        PKGS="$PKGS systemd man-db groff-base
 libcmocka-dev bats python3 acl attr sqlite3 zstd libarchive-tools tar util-linux procps time
-docker.io busybox-static
-libssh2-1-dev openssh-server openssh-client
-libxml2-dev ceph-mon ceph-osd radosgw ceph-common"
+busybox-static openssh-server openssh-client
+ceph-mon ceph-osd radosgw ceph-common"
+fi
 
 missing=""
 for p in $PKGS; do
