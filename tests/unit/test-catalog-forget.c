@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../catalog/catalog.h"
+#include "catalog-fixture.h"
 
 #define NPATHS 6
 #define MAXSNAP 16
@@ -27,9 +27,7 @@ struct snap {
 };
 
 struct fixture {
-        char dir[64];
-        char path[128];
-        struct catalog *c;
+        struct catalog_fixture cat;
         struct snap s[MAXSNAP];
         int n;
 };
@@ -37,10 +35,7 @@ struct fixture {
 static int setup(void **state)
 {
         struct fixture *f = xcalloc(1, sizeof *f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/berth-catforget.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
-        assert_int_equal(catalog_open(f->path, true, &f->c), 0);
+        catalog_fixture_init(&f->cat);
         *state = f;
         return 0;
 }
@@ -48,24 +43,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
         struct fixture *f = *state;
-        catalog_free(f->c);
-        rm_rf_at(AT_FDCWD, f->dir);
+        catalog_fixture_fini(&f->cat);
         free(f);
         return 0;
-}
-
-static int64_t sql_int(const char *path, const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int64_t v = -1;
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
 }
 
 static void path_name(int i, char out[8]) { snprintf(out, 8, "f%d", i); }
@@ -110,9 +90,9 @@ static void add(struct fixture *f, const int state[NPATHS])
                                        .started = s->started, .finished = s->started, .status = (char *)"complete" };
         snprintf(cs.id, sizeof cs.id, "%s", s->id);
         struct catalog_index *ix;
-        assert_int_equal(catalog_begin(f->c), 0);
-        assert_int_equal(catalog_snapshot_add(f->c, &cs), 0);
-        assert_int_equal(catalog_index_begin(f->c, "v", cs.seq, &ix), 0);
+        assert_int_equal(catalog_begin(f->cat.c), 0);
+        assert_int_equal(catalog_snapshot_add(f->cat.c, &cs), 0);
+        assert_int_equal(catalog_index_begin(f->cat.c, "v", cs.seq, &ix), 0);
         if (prev < 0)
                 put(ix, "", 1, 0, false);
         for (int i = 0; i < NPATHS; i++) {
@@ -127,16 +107,16 @@ static void add(struct fixture *f, const int state[NPATHS])
                         assert_int_equal(catalog_index_remove(ix, p, strlen(p)), 0);
         }
         catalog_index_free(ix);
-        assert_int_equal(catalog_commit(f->c), 0);
+        assert_int_equal(catalog_commit(f->cat.c), 0);
         f->n++;
 }
 
 static void forget(struct fixture *f, int i)
 {
-        assert_int_equal(catalog_snapshot_remove(f->c, f->s[i].id), 1);
+        assert_int_equal(catalog_snapshot_remove(f->cat.c, f->s[i].id), 1);
         f->s[i].alive = false;
-        assert_int_equal(catalog_snapshot_remove(f->c, f->s[i].id), 0);
-        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[i].id), 1);
+        assert_int_equal(catalog_snapshot_remove(f->cat.c, f->s[i].id), 0);
+        assert_int_equal(catalog_snapshot_forgetting(f->cat.c, f->s[i].id), 1);
 }
 
 struct seen {
@@ -188,7 +168,7 @@ static void verify(struct fixture *f)
         struct catalog_snapshot *list;
         size_t n;
         int live = 0, expect_hits = 0;
-        assert_int_equal(catalog_snapshot_list(f->c, "v", &list, &n), 0);
+        assert_int_equal(catalog_snapshot_list(f->cat.c, "v", &list, &n), 0);
         for (int k = 0; k < f->n; k++)
                 live += f->s[k].alive;
         assert_int_equal(n, (size_t)live);
@@ -200,7 +180,7 @@ static void verify(struct fixture *f)
                                 ka = k;
                 assert_true(ka >= 0 && f->s[ka].alive);
                 struct seen seen = { 0 };
-                assert_int_equal(catalog_ls(f->c, "v", list[a].seq, "", 0, on_ls, &seen), 1);
+                assert_int_equal(catalog_ls(f->cat.c, "v", list[a].seq, "", 0, on_ls, &seen), 1);
                 for (int i = 0; i < NPATHS; i++) {
                         if (seen.state[i] != f->s[ka].state[i])
                                 fail_msg("snapshot %d (seq %lld), path f%d: catalog %d, model %d", ka + 1,
@@ -214,25 +194,25 @@ static void verify(struct fixture *f)
                                         kb = k;
                         for (int i = 0; i < NPATHS; i++)
                                 expect += f->s[ka].state[i] != f->s[kb].state[i];
-                        assert_int_equal(catalog_diff(f->c, "v", list[a].seq, "v", list[b].seq, on_diff, &changes),
+                        assert_int_equal(catalog_diff(f->cat.c, "v", list[a].seq, "v", list[b].seq, on_diff, &changes),
                                          0);
                         if (changes != expect)
                                 fail_msg("diff %d..%d: %d changes, model %d", ka + 1, kb + 1, changes, expect);
                 }
         }
         struct find_ctx x = { f, 0 };
-        assert_int_equal(catalog_find(f->c, "f*", "v", on_find, &x), 0);
+        assert_int_equal(catalog_find(f->cat.c, "f*", "v", on_find, &x), 0);
         assert_int_equal(x.hits, expect_hits);
 
         struct catalog_snapshot latest;
         int nw = newest(f);
-        assert_int_equal(catalog_snapshot_latest(f->c, "v", INT64_MAX, &latest), nw >= 0);
+        assert_int_equal(catalog_snapshot_latest(f->cat.c, "v", INT64_MAX, &latest), nw >= 0);
         if (nw >= 0) {
                 assert_string_equal(latest.id, f->s[nw].id);
                 catalog_snapshot_clear(&latest);
         }
         /* no row outlives every snapshot it was valid in */
-        assert_int_equal(sql_int(f->path, "SELECT count(*) FROM files f WHERE NOT EXISTS (SELECT 1 FROM snapshots s"
+        assert_int_equal(sql_int(f->cat.path, "SELECT count(*) FROM files f WHERE NOT EXISTS (SELECT 1 FROM snapshots s"
                                           " WHERE s.name = f.name AND s.seq >= f.since"
                                           " AND (f.until IS NULL OR s.seq < f.until))"),
                          0);
@@ -273,7 +253,7 @@ static void test_forget_keeps_queries_right(void **state)
                 if (f->s[k].alive)
                         forget(f, k);
         verify(f);
-        assert_int_equal(sql_int(f->path, "SELECT count(*) FROM files"), 0);
+        assert_int_equal(sql_int(f->cat.path, "SELECT count(*) FROM files"), 0);
         /* and a series can start again */
         add(f, st2);
         verify(f);
@@ -287,19 +267,19 @@ static void test_forget_records(void **state)
         add(f, st);
         char **ids;
         size_t n;
-        assert_int_equal(catalog_keep_set(f->c, f->s[0].id, true), 1);
-        assert_int_equal(catalog_keep_set(f->c, f->s[0].id, true), 0);
-        assert_int_equal(catalog_keep_get(f->c, f->s[0].id), 1);
-        assert_int_equal(catalog_keep_get(f->c, f->s[1].id), 0);
-        assert_int_equal(catalog_keep_list(f->c, &ids, &n), 0);
+        assert_int_equal(catalog_keep_set(f->cat.c, f->s[0].id, true), 1);
+        assert_int_equal(catalog_keep_set(f->cat.c, f->s[0].id, true), 0);
+        assert_int_equal(catalog_keep_get(f->cat.c, f->s[0].id), 1);
+        assert_int_equal(catalog_keep_get(f->cat.c, f->s[1].id), 0);
+        assert_int_equal(catalog_keep_list(f->cat.c, &ids, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(ids[0], f->s[0].id);
         catalog_id_list_free(ids, n);
 
         /* removing drops the protection and records the forget */
         forget(f, 0);
-        assert_int_equal(catalog_keep_get(f->c, f->s[0].id), 0);
-        assert_int_equal(catalog_snapshot_forgets(f->c, &ids, &n), 0);
+        assert_int_equal(catalog_keep_get(f->cat.c, f->s[0].id), 0);
+        assert_int_equal(catalog_snapshot_forgets(f->cat.c, &ids, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(ids[0], f->s[0].id);
         catalog_id_list_free(ids, n);
@@ -307,13 +287,13 @@ static void test_forget_records(void **state)
         struct catalog_snapshot cs = { .name = (char *)"v", .host = (char *)"h", .source = (char *)"/src",
                                        .started = 1, .finished = 1, .status = (char *)"complete" };
         snprintf(cs.id, sizeof cs.id, "%s", f->s[0].id);
-        assert_int_equal(catalog_snapshot_add(f->c, &cs), 0);
-        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 0);
-        assert_int_equal(catalog_snapshot_remove(f->c, f->s[0].id), 1);
-        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 1);
-        assert_int_equal(catalog_snapshot_forget_done(f->c, f->s[0].id), 0);
-        assert_int_equal(catalog_snapshot_forgetting(f->c, f->s[0].id), 0);
-        assert_int_equal(catalog_keep_set(f->c, f->s[1].id, false), 0);
+        assert_int_equal(catalog_snapshot_add(f->cat.c, &cs), 0);
+        assert_int_equal(catalog_snapshot_forgetting(f->cat.c, f->s[0].id), 0);
+        assert_int_equal(catalog_snapshot_remove(f->cat.c, f->s[0].id), 1);
+        assert_int_equal(catalog_snapshot_forgetting(f->cat.c, f->s[0].id), 1);
+        assert_int_equal(catalog_snapshot_forget_done(f->cat.c, f->s[0].id), 0);
+        assert_int_equal(catalog_snapshot_forgetting(f->cat.c, f->s[0].id), 0);
+        assert_int_equal(catalog_keep_set(f->cat.c, f->s[1].id, false), 0);
 }
 
 static void test_reader_of_old_catalog(void **state)
@@ -321,12 +301,12 @@ static void test_reader_of_old_catalog(void **state)
         struct fixture *f = *state;
         /* a catalog from before protection: a reader sees none */
         sqlite3 *db;
-        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_open(f->cat.path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, "DROP TABLE snapshot_keep; DROP TABLE snapshot_forgets", NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
         struct catalog *ro;
-        assert_int_equal(catalog_open_reader(f->path, true, &ro), 0);
+        assert_int_equal(catalog_open_reader(f->cat.path, true, &ro), 0);
         assert_int_equal(catalog_keep_get(ro, "00"), 0);
         char **ids;
         size_t n;

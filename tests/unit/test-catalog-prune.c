@@ -10,33 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../catalog/catalog.h"
-
-struct fixture {
-        char dir[64];
-        char path[128];
-        struct catalog *c;
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = xcalloc(1, sizeof *f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/berth-catp.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
-        assert_int_equal(catalog_open(f->path, true, &f->c), 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        catalog_free(f->c);
-        rm_rf_at(AT_FDCWD, f->dir);
-        free(f);
-        return 0;
-}
+#include "catalog-fixture.h"
 
 static void id_of(uint8_t id[CATALOG_HASH_LEN], unsigned n)
 {
@@ -89,7 +63,7 @@ static int count_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH
 
 static void test_marks_usage_condemn(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         int64_t a = add_pack(f->c, 1, 0, 3), b = add_pack(f->c, 2, 10, 2), max;
         assert_int_equal(catalog_pack_max_id(f->c, &max), 0);
         assert_int_equal(max, b);
@@ -177,7 +151,7 @@ static void test_marks_usage_condemn(void **state)
 
 static void test_old_catalog(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         add_pack(f->c, 1, 0, 2);
         catalog_free(f->c);
         f->c = NULL;
@@ -212,8 +186,8 @@ static void test_old_catalog(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_marks_usage_condemn, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_old_catalog, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_marks_usage_condemn, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_old_catalog, catalog_fixture_setup, catalog_fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,33 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../catalog/catalog.h"
-
-struct fixture {
-        char dir[64];
-        char path[128];
-        struct catalog *c;
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = xcalloc(1, sizeof *f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/berth-catrepo.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
-        assert_int_equal(catalog_open(f->path, true, &f->c), 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        catalog_free(f->c);
-        rm_rf_at(AT_FDCWD, f->dir);
-        free(f);
-        return 0;
-}
+#include "catalog-fixture.h"
 
 static void sql(const char *path, const char *text)
 {
@@ -51,7 +25,7 @@ static const char id_b[] = "bbbb000000000000000000000000000000000000000000000000
 
 static void test_reader_opens(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         struct catalog *ro;
         /* frozen: read-only */
         assert_int_equal(catalog_open_reader(f->path, true, &ro), 0);
@@ -73,7 +47,7 @@ static void test_reader_opens(void **state)
 
 static void test_intents(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         char **ids;
         size_t n;
         assert_int_equal(catalog_snapshot_intend(f->c, id_a), 0);
@@ -102,7 +76,7 @@ static void test_intents(void **state)
 
 static void test_carry_table(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         catalog_free(f->c);
         f->c = NULL;
         sql(f->path, "INSERT INTO quiesce_journal (container, container_name, action, host, owner_pid, owner_start,"
@@ -139,9 +113,9 @@ static void test_carry_table(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_reader_opens, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_intents, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_carry_table, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_reader_opens, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_intents, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_carry_table, catalog_fixture_setup, catalog_fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

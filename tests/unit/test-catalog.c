@@ -9,51 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../catalog/catalog.h"
-
-struct fixture {
-        char dir[64];
-        char path[128];
-        struct catalog *c;
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = xcalloc(1, sizeof *f);
-        snprintf(f->dir, sizeof f->dir, "/tmp/berth-cat.XXXXXX");
-        assert_non_null(mkdtemp(f->dir));
-        snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
-        assert_int_equal(catalog_open(f->path, true, &f->c), 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        catalog_free(f->c);
-        rm_rf_at(AT_FDCWD, f->dir);
-        free(f);
-        return 0;
-}
-
-static int64_t sql_int(const char *path, const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int64_t v = -1;
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
+#include "catalog-fixture.h"
 
 static void test_schema_and_versions(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         assert_int_equal(sql_int(f->path, "PRAGMA user_version"), CATALOG_SCHEMA_VERSION);
         catalog_free(f->c);
         assert_int_equal(catalog_open(f->path, false, &f->c), 0); /* reopening migrates nothing */
@@ -78,7 +38,7 @@ static void id_of(int i, uint8_t id[CATALOG_HASH_LEN])
 
 static void test_packs_and_chunks(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         uint8_t h[CATALOG_HASH_LEN];
         int64_t p1, p2;
         id_of(1, h);
@@ -134,7 +94,7 @@ static void add_snapshot(struct catalog *c, const char *name, const char *hex, i
 
 static void test_snapshots(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         add_snapshot(f->c, "pg", "aaaa01", 100);
         add_snapshot(f->c, "pg", "aaaa02", 200);
         add_snapshot(f->c, "web", "bbbb01", 150);
@@ -181,7 +141,7 @@ static int count_ls(void *ud, const struct catalog_file *f)
 
 static void test_file_index(void **state)
 {
-        struct fixture *f = *state;
+        struct catalog_fixture *f = *state;
         struct catalog_index *ix;
 
         add_snapshot(f->c, "v", "dd01", 1);
@@ -249,10 +209,10 @@ static void test_file_index(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_schema_and_versions, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_packs_and_chunks, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_snapshots, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_file_index, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_schema_and_versions, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_packs_and_chunks, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_snapshots, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_file_index, catalog_fixture_setup, catalog_fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
