@@ -207,3 +207,35 @@ rh() {
         run far volume inspect evol-x
         [ "$status" -ne 0 ]
 }
+
+@test "crypto-copy: recover puts back a container while a stuck backup holds an encrypted repository (the journal is in the catalog cache)" {
+        prep
+        b --password-file "$T/pw" init --encrypt
+        docker volume create vstuck > /dev/null
+        mp=$(mountpoint_of vstuck)
+        for i in $(seq 1 10); do head -c 40000000 /dev/urandom > "$mp/f$i"; done
+        docker run -d --name stuck -v vstuck:/data berth-test:latest idle > /dev/null
+        wait_state stuck running
+        # every chunk stored already: the stuck run writes nothing to the catalog
+        b --password-file "$T/pw" backup vstuck --quiesce none > /dev/null
+        "$BERTH" --password-file "$T/pw" backup vstuck --no-two-phase --force-read > "$T/out" 2>&1 &
+        pid=$!
+        wait_state stuck paused
+        kill -STOP "$pid"
+        run timeout -k 5 60 "$BERTH" --password-file "$T/pw" recover
+        kill -CONT "$pid"
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"without waiting"* ]]
+        [[ "$output" == *"put back 1 container"* ]]
+        [ "$(state stuck)" = running ]
+        # no catalog was made beside the ciphertext
+        [ ! -e "$T/repo/catalog.db" ]
+        rc=0
+        timeout 120 tail --pid="$pid" -f /dev/null
+        wait "$pid" || rc=$?
+        cat "$T/out"
+        [ "$rc" -eq 1 ]
+        docker rm -f stuck > /dev/null
+        docker volume rm vstuck > /dev/null
+}
