@@ -341,7 +341,7 @@ static int rekey_chunk(struct copier *c, const uint8_t id[HASH_LEN], uint8_t out
         if (r > 0)
                 c->res->chunks_sent++;
         else
-                c->res->bytes_skipped += c->stored.len;
+                skipped(c, id); /* its stored bytes in the source, as the other path counts */
         idmap_put(&c->map, id, out);
         report(c, false);
         return 0;
