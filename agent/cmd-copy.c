@@ -177,6 +177,8 @@ static int run(int argc, char **argv)
         struct copy_options o = { .events = { .progress = progress_update, .cancel = &interrupted } };
         int status = EXIT_OK;
         _cleanup_free_ char *to_shown = escape_name(a.to, strlen(a.to));
+        if (repo_encrypted(src) && !repo_encrypted(dst))
+                log_notice("%s is not encrypted: the snapshots copied there are stored in plain form", to_shown);
         progress_set_unit("chunks");
         for (size_t i = 0; i < ntargets; i++) {
                 struct target *t = &targets[i];

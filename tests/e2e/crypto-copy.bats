@@ -54,6 +54,7 @@ no_canary() { # DIR...: no byte of the canary anywhere
         echo "$output"; echo "$stderr"
         [ "$status" -eq 0 ]
         [ "$(json_get '["snapshots_copied"]' <<<"$output")" -eq 1 ]
+        [[ "$stderr" == *"$T/plain is not encrypted: the snapshots copied there are stored in plain form"* ]]
         to_id=$(json_get '["snapshots"][0]["to_id"]' <<<"$output")
         [ -e "$T/plain/snapshots/$to_id" ]
         [ "$(json_get '["snapshots"][0]["id"]' <<<"$output")" != "$to_id" ]
