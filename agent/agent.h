@@ -97,6 +97,12 @@ int global_option(int c, const char *arg);
  * BERTH_PASSWORD, then the terminal (twice when confirm).  The caller
  * frees *ret.  (repo_password_fn) */
 int password_get(const char *where, bool confirm, char **ret);
+/* While on: the password of the destination repository being opened
+ * (copy --to, the far repository of migrate / restore --host), from
+ * --to-password-file, --to-password-command (set here) or
+ * $BERTH_TO_PASSWORD_FILE, else the usual sources. */
+void password_set_destination(const char *file, const char *command);
+void password_for_destination(bool on);
 /* A new password: the first line of file, else asked twice on the terminal. */
 int password_new(const char *file, char **ret);
 

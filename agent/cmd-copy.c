@@ -21,10 +21,25 @@ static const char help[] =
         "copy of that snapshot, which DEST then does not get.  An interrupted copy,\n"
         "run again, sends only what had not arrived.\n"
         "\n"
+        "Encrypted repositories: the source's password comes from the usual sources\n"
+        "(--password-file, --password-command, BERTH_PASSWORD_FILE, ...; see berth\n"
+        "--help), DEST's from --to-password-file, --to-password-command or\n"
+        "BERTH_TO_PASSWORD_FILE, else from the same sources as the source's.  When\n"
+        "both are plain, or both encrypted under the same master key, chunks keep\n"
+        "their ids and travel as stored (sealed again for DEST).  Otherwise (plain to\n"
+        "encrypted, encrypted to plain, two different keys) every chunk is read (and\n"
+        "decrypted) here and stored under DEST's own id and key, and the snapshot gets\n"
+        "a new id in DEST (shown as \"copied as ID\", \"to_id\" in --json); the data\n"
+        "is then re-read on every copy, but only what DEST lacks is stored.  Copying\n"
+        "from an encrypted repository into a plain one stores the data there\n"
+        "unencrypted.\n"
+        "\n"
         "Options:\n"
         "      --to DEST              the destination repository (required)\n"
         "      --all-snapshots NAME   every snapshot of NAME, oldest first (repeatable)\n"
-        "      --json                 {\"to\", \"snapshots\": [{\"id\", \"name\", \"copied\",\n"
+        "      --to-password-file FILE    DEST's password: the first line of FILE\n"
+        "      --to-password-command CMD  DEST's password: the first line CMD prints\n"
+        "      --json                 {\"to\", \"snapshots\": [{\"id\", \"to_id\", \"name\", \"copied\",\n"
         "                             \"present\", \"chunks\", \"chunks_sent\", \"bytes_sent\",\n"
         "                             \"bytes_skipped\"}], \"snapshots_copied\",\n"
         "                             \"snapshots_present\", \"chunks_sent\", \"bytes_sent\",\n"
@@ -35,7 +50,7 @@ static const char help[] =
         "both repositories.  Exit status 0 when every snapshot was copied or present.\n";
 
 struct args {
-        const char *to;
+        const char *to, *to_password_file, *to_password_command;
         const char **names;
         size_t nnames;
 };
@@ -50,6 +65,12 @@ static int option(int c, const char *arg, void *ud)
         case 2:
                 a->names = xrealloc(a->names, (a->nnames + 1) * sizeof *a->names);
                 a->names[a->nnames++] = arg;
+                return OPT_DONE;
+        case 3:
+                a->to_password_file = arg;
+                return OPT_DONE;
+        case 4:
+                a->to_password_command = arg;
                 return OPT_DONE;
         default:
                 return OPT_UNKNOWN;
@@ -85,6 +106,8 @@ static int run(int argc, char **argv)
                 GLOBAL_OPTIONS,
                 { "to", required_argument, NULL, 1 },
                 { "all-snapshots", required_argument, NULL, 2 },
+                { "to-password-file", required_argument, NULL, 3 },
+                { "to-password-command", required_argument, NULL, 4 },
                 {},
         };
         struct args a = { 0 };
@@ -136,7 +159,10 @@ static int run(int argc, char **argv)
 
         _cleanup_free_ char *dst_state = NULL;
         _cleanup_(repo_freep) struct repo *dst = NULL;
+        password_set_destination(a.to_password_file, a.to_password_command);
+        password_for_destination(true);
         r = open_repo_at(a.to, REPO_WRITE, &dst_state, &dst);
+        password_for_destination(false);
         if (r < 0) {
                 free_targets(targets, ntargets);
                 return fail(r, "copy");
@@ -151,6 +177,8 @@ static int run(int argc, char **argv)
         struct copy_options o = { .events = { .progress = progress_update, .cancel = &interrupted } };
         int status = EXIT_OK;
         _cleanup_free_ char *to_shown = escape_name(a.to, strlen(a.to));
+        if (repo_encrypted(src) && !repo_encrypted(dst))
+                log_notice("%s is not encrypted: the snapshots copied there are stored in plain form", to_shown);
         progress_set_unit("chunks");
         for (size_t i = 0; i < ntargets; i++) {
                 struct target *t = &targets[i];
@@ -177,6 +205,7 @@ static int run(int argc, char **argv)
                 if (settings.json) {
                         json_object *j = json_object_new_object();
                         json_object_object_add(j, "id", json_object_new_string(t->id));
+                        json_object_object_add(j, "to_id", json_object_new_string(res.id));
                         json_object_object_add(j, "name", json_object_new_string(t->name));
                         json_object_object_add(j, "copied", json_object_new_boolean(!res.present));
                         json_object_object_add(j, "present", json_object_new_boolean(res.present));
@@ -187,12 +216,15 @@ static int run(int argc, char **argv)
                         json_object_array_add(jlist, j);
                 } else if (!settings.quiet) {
                         char sent[32], skipped[32];
+                        char as[40] = "";
+                        if (strcmp(res.id, t->id) != 0)
+                                snprintf(as, sizeof as, " as %.12s", res.id);
                         if (res.present)
-                                printf("%.12s %s: already in %s, skipped\n", t->id, nm, to_shown);
+                                printf("%.12s %s: already in %s%s, skipped\n", t->id, nm, to_shown, as);
                         else
-                                printf("%.12s %s: copied, %llu of %llu chunks sent (%s), %s already there\n", t->id,
-                                       nm, (unsigned long long)res.chunks_sent, (unsigned long long)res.chunks,
-                                       format_bytes(res.bytes_sent, sent, sizeof sent),
+                                printf("%.12s %s: copied%s, %llu of %llu chunks sent (%s), %s already there\n",
+                                       t->id, nm, as, (unsigned long long)res.chunks_sent,
+                                       (unsigned long long)res.chunks, format_bytes(res.bytes_sent, sent, sizeof sent),
                                        format_bytes(res.bytes_skipped, skipped, sizeof skipped));
                 }
         }

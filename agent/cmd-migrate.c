@@ -44,7 +44,15 @@ static const char help[] =
         "\n"
         "The report gives the bytes sent (stored, compressed bytes of the chunks HOST\n"
         "lacked), the volume's size, the quiesce window and the snapshot id (the same\n"
-        "on both hosts).  Progress is shown on a terminal.\n"
+        "on both hosts, unless the local repository is encrypted).  Progress is shown\n"
+        "on a terminal.\n"
+        "\n"
+        "From an encrypted local repository: the repository on HOST must be\n"
+        "unencrypted (it is created so; an encrypted one is refused before anything is\n"
+        "sent).  The snapshot is decrypted here and stored there in plain form, with\n"
+        "new chunk ids and a new snapshot id (\"remote_snapshot\"): HOST restores the\n"
+        "data, so it reads it anyway.  The local password and key never leave this\n"
+        "host.  To keep an encrypted copy elsewhere, use 'berth copy'.\n"
         "\n"
         "Options:\n"
         "      --as NAME            the volume's name on HOST (default VOLUME)\n"
@@ -227,7 +235,8 @@ static int run(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
                 const char *to = a.container ? b[i].volume : as;
                 json_object *restored = NULL;
-                r = remote_restore(&h, b[i].id, to, a.force, &restored);
+                /* Its id there: another one when the copy re-keyed it. */
+                r = remote_restore(&h, cr[i].id[0] ? cr[i].id : b[i].id, to, a.force, &restored);
                 if (r < 0) {
                         json_object_put(vols);
                         return fail(r, "migrate");

@@ -24,13 +24,30 @@ static const char help[] =
         "      --json   {\"resumed\": N}\n"
         "  -h, --help   this help\n";
 
+/* Where the catalog (and so the quiesce journal) of the local repository
+ * lives: beside it, or, for an encrypted one, in this host's cache
+ * (repo_cache_dir()).  Read from its config without the key: a reader's
+ * keyless open, which the writer holding the repository does not block. */
+static char *catalog_of_repo(void)
+{
+        struct repo *r = NULL;
+        char *path = NULL;
+        if (repo_open_flags(settings.repo, REPO_READ, 0, REPO_OPEN_KEYLESS, &r) == 0 && repo_encrypted(r)) {
+                _cleanup_free_ char *dir = repo_cache_dir(repo_id(r));
+                path = xasprintf("%s/catalog.db", dir);
+        }
+        repo_free(r);
+        error_clear();
+        return path ? path : xasprintf("%s/catalog.db", settings.repo);
+}
+
 /* The repository is locked by another berth: work on the quiesce journal
  * alone, under its own lock (SQLite lets us write next to the holder). */
 static int recover_locked(unsigned *ret_resumed)
 {
         log_notice("%s; putting back containers from the quiesce journal without waiting", error_message());
         error_clear();
-        _cleanup_free_ char *path = xasprintf("%s/catalog.db", settings.repo);
+        _cleanup_free_ char *path = catalog_of_repo();
         _cleanup_(catalog_freep) struct catalog *cat = NULL;
         _cleanup_(docker_freep) struct docker *d = NULL;
         struct catalog_quiesce *rows;

@@ -6,7 +6,13 @@
  * LoadCredential=berth-password), $BERTH_PASSWORD (discouraged: the
  * environment is visible to the same user's processes), then a prompt on
  * the terminal without echo (twice for a new password).  A file or a
- * command gives its first line. */
+ * command gives its first line.
+ *
+ * The destination of `copy` (and the far repository of `migrate` and
+ * `restore --host`, opened here to write into it) has its own sources
+ * while password_for_destination(true): --to-password-file FILE,
+ * --to-password-command CMD, $BERTH_TO_PASSWORD_FILE; without any of
+ * them, the usual ones above (one password for both repositories). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,11 +51,11 @@ static int from_file(const char *path, const char *what, char **ret)
         return k;
 }
 
-static int from_command(const char *cmd, char **ret)
+static int from_command(const char *cmd, const char *what, char **ret)
 {
         FILE *f = popen(cmd, "re"); /* /bin/sh -c CMD */
         if (!f)
-                return error_set(errno, "cannot run --password-command: %s", strerror(errno));
+                return error_set(errno, "cannot run %s: %s", what, strerror(errno));
         struct buf b = { 0 };
         char chunk[512];
         size_t n;
@@ -59,10 +65,10 @@ static int from_command(const char *cmd, char **ret)
         int st = pclose(f);
         int k;
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                k = error_set(EINVAL, "--password-command '%s' failed (status %d)", cmd,
+                k = error_set(EINVAL, "%s '%s' failed (status %d)", what, cmd,
                               st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         else
-                k = first_line(&b, "--password-command", ret);
+                k = first_line(&b, what, ret);
         if (b.data)
                 explicit_bzero(b.data, b.len);
         buf_free(&b);
@@ -130,13 +136,32 @@ static int from_terminal(const char *where, bool confirm, char **ret)
         return 0;
 }
 
+static bool for_destination;
+static const char *to_file, *to_command;
+
+void password_set_destination(const char *file, const char *command)
+{
+        to_file = file;
+        to_command = command;
+}
+
+void password_for_destination(bool on) { for_destination = on; }
+
 int password_get(const char *where, bool confirm, char **ret)
 {
         const char *e;
+        if (for_destination) {
+                if (to_file)
+                        return from_file(to_file, "--to-password-file", ret);
+                if (to_command)
+                        return from_command(to_command, "--to-password-command", ret);
+                if ((e = getenv("BERTH_TO_PASSWORD_FILE")) && *e)
+                        return from_file(e, "BERTH_TO_PASSWORD_FILE", ret);
+        }
         if (settings.password_file)
                 return from_file(settings.password_file, "--password-file", ret);
         if (settings.password_command)
-                return from_command(settings.password_command, ret);
+                return from_command(settings.password_command, "--password-command", ret);
         if ((e = getenv("BERTH_PASSWORD_FILE")) && *e)
                 return from_file(e, "BERTH_PASSWORD_FILE", ret);
         if ((e = getenv("CREDENTIALS_DIRECTORY")) && *e) {

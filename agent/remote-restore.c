@@ -45,7 +45,36 @@ int remote_host_parse(const char *cmd, const char *host, const char *path, struc
         return EXIT_OK;
 }
 
+static int remote_host_open_repo(struct remote_host *h);
+
+/* The far repository of migrate and restore --host must be unencrypted,
+ * and is created so.  From an encrypted local repository the snapshot is
+ * re-keyed on the way (snapshot/copy.c): decrypted here, stored plain
+ * there.  The far host restores it into a Docker volume, so it reads the
+ * data anyway; what never leaves this host is the local repository's
+ * password and master key.  An encrypted far repository is refused before
+ * anything is sent: its host's berth would need a password of its own for
+ * the restore, and this side will not hand one over. */
+static int far_password(const char *where, bool confirm, char **ret)
+{
+        (void)confirm;
+        (void)ret;
+        return error_set(EACCES,
+                         "the repository %s is encrypted: migrate and restore --host need an unencrypted "
+                         "repository on the far host (its host restores the data, so it reads it anyway); "
+                         "name another with --remote-repo, or use 'berth copy' to fill an encrypted one",
+                         where);
+}
+
 int remote_host_open(struct remote_host *h)
+{
+        repo_set_password_source(far_password);
+        int r = remote_host_open_repo(h);
+        repo_set_password_source(password_get);
+        return r;
+}
+
+static int remote_host_open_repo(struct remote_host *h)
 {
         _cleanup_free_ char *state = NULL;
         int r = open_repo_at(h->url, REPO_WRITE, &state, &h->repo);
@@ -173,8 +202,9 @@ int restore_to_host(const char *snapshot, const char *host, const char *remote_r
                 return fail(r, "restore");
         remote_host_close_repo(&h);
 
+        /* Its id there: another one when the copy re-keyed it. */
         json_object *restored = NULL;
-        r = remote_restore(&h, id, volume, force, &restored);
+        r = remote_restore(&h, cr.id[0] ? cr.id : id, volume, force, &restored);
         if (r < 0)
                 return fail(r, "restore");
         if (r > 0)

@@ -25,6 +25,26 @@
  * A copy that is interrupted leaves finished packs in the destination
  * (recorded in its catalog, or indexed by its next writer): run again, it
  * sends only the chunks they do not hold.
+ *
+ * Encrypted repositories.  A chunk's id is keyed by the repository's
+ * master key (HMAC under a key derived from it), and every sealed object
+ * is bound to its repository's id.  So:
+ *  - same ids (both plain, or both encrypted under the same master key):
+ *    the path above.  The stored form travels unsealed in memory
+ *    (store_read_stored opens the source's seal, the destination's pack
+ *    writer seals it under the destination's id); the snapshot file is
+ *    opened with the source's key and sealed again with the destination's,
+ *    its plain bytes (and so its id) unchanged.
+ *  - different ids (plain <-> encrypted, or two master keys): re-keyed.
+ *    The manifest is read entry by entry; each data chunk is read plain
+ *    from the source and stored through store_put(), which computes the
+ *    destination's id (and dedups against what it holds, so a second copy
+ *    adds nothing); each entry is encoded again with the new ids into a new
+ *    manifest (the destination's tree chunker); the snapshot file is
+ *    written anew with the same record but the new manifest, so its id in
+ *    the destination differs (ret->id).  The source's chunk boundaries are
+ *    kept.  Memory: a map of source id to destination id (64 bytes a
+ *    chunk).
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +65,63 @@ struct copier {
         bool ask;                       /* the destination's backend answers lacks() */
         uint8_t (*batch)[HASH_LEN];     /* ids to offer, OFFER_BATCH */
         size_t nbatch;
+        struct idmap {                  /* re-keying: source id -> destination id */
+                uint8_t (*slots)[2 * HASH_LEN];
+                uint8_t *used;
+                size_t cap, n;
+        } map;
 };
+
+static size_t idmap_slot(const struct idmap *m, const uint8_t id[HASH_LEN])
+{
+        uint64_t h;
+        memcpy(&h, id, sizeof h); /* ids are uniform: their first bytes will do */
+        size_t i = (size_t)h & (m->cap - 1);
+        while (m->used[i] && memcmp(m->slots[i], id, HASH_LEN) != 0)
+                i = (i + 1) & (m->cap - 1);
+        return i;
+}
+
+static bool idmap_get(const struct idmap *m, const uint8_t id[HASH_LEN], uint8_t out[HASH_LEN])
+{
+        if (!m->cap)
+                return false;
+        size_t i = idmap_slot(m, id);
+        if (!m->used[i])
+                return false;
+        memcpy(out, m->slots[i] + HASH_LEN, HASH_LEN);
+        return true;
+}
+
+static void idmap_put(struct idmap *m, const uint8_t id[HASH_LEN], const uint8_t to[HASH_LEN])
+{
+        if (2 * (m->n + 1) > m->cap) {
+                struct idmap old = *m;
+                m->cap = old.cap ? 2 * old.cap : 1024;
+                m->slots = xmalloc(m->cap * sizeof *m->slots);
+                m->used = xcalloc(m->cap, 1);
+                m->n = 0;
+                for (size_t i = 0; i < old.cap; i++)
+                        if (old.used[i])
+                                idmap_put(m, old.slots[i], old.slots[i] + HASH_LEN);
+                free(old.slots);
+                free(old.used);
+        }
+        size_t i = idmap_slot(m, id);
+        if (!m->used[i]) {
+                m->used[i] = 1;
+                m->n++;
+        }
+        memcpy(m->slots[i], id, HASH_LEN);
+        memcpy(m->slots[i] + HASH_LEN, to, HASH_LEN);
+}
+
+static void idmap_free(struct idmap *m)
+{
+        free(m->slots);
+        free(m->used);
+        *m = (struct idmap){ 0 };
+}
 
 static void report(struct copier *c, bool force)
 {
@@ -160,8 +236,9 @@ static int copy_chunks(struct copier *c, const struct snapfile *f)
         return r < 0 ? r : flush_offers(c);
 }
 
-/* Reads snapshots/<id> of the source: its bytes (checked against the id)
- * and their parsed form. */
+/* Reads snapshots/<id> of the source: its plain bytes (opened with the
+ * source's key when it is encrypted; checked against the id, keyed the
+ * same way) and their parsed form. */
 static int read_snapfile(struct repo *r, const char *id, const char *name, struct buf *raw, struct snapfile *ret)
 {
         uint8_t want[HASH_LEN], got[HASH_LEN];
@@ -172,7 +249,17 @@ static int read_snapfile(struct repo *r, const char *id, const char *name, struc
                 return error_set(BERTH_ENOTFOUND, "snapshot file %s is missing from %s", name, r->path);
         if (k < 0)
                 return error_set(k, "cannot read %s of %s: %s", name, r->path, berth_strerror(k));
-        hash_sha256(raw->data, raw->len, got);
+        if (r->keys) {
+                struct buf plain = { 0 };
+                if (crypto_open(r->keys, CRYPTO_KIND_SNAPSHOT, raw->data, raw->len, &plain) < 0) {
+                        buf_free(&plain);
+                        return error_set(BERTH_ECORRUPT, "snapshot file %s of %s is damaged (it does not decrypt)",
+                                         name, r->path);
+                }
+                buf_free(raw);
+                *raw = plain;
+        }
+        chunk_id(r->keys, raw->data, raw->len, got);
         if (memcmp(want, got, HASH_LEN) != 0)
                 return error_set(BERTH_ECORRUPT, "snapshot file %s of %s is damaged (its bytes do not match its id)",
                                  name, r->path);
@@ -183,16 +270,31 @@ static int read_snapfile(struct repo *r, const char *id, const char *name, struc
         return 0;
 }
 
-/* Writes the snapshot file into the destination with the source's bytes,
+/* Writes the snapshot file into the destination with the source's plain
+ * bytes (sealed under the destination's key when it is encrypted),
  * announced before and indexed after (as snapfile_commit()); on failure
  * nothing of it stays. */
 static int write_snapfile(struct copier *c, const char *name, const struct buf *raw, struct snapfile *f)
 {
         struct repo *r = c->dst;
+        struct buf sealed = { 0 };
+        const struct buf *out = raw;
+        if (r->keys) {
+                int s = crypto_seal(r->keys, CRYPTO_KIND_SNAPSHOT, raw->data, raw->len, &sealed);
+                if (s < 0) {
+                        buf_free(&sealed);
+                        return s;
+                }
+                out = &sealed;
+        }
         int k = catalog_snapshot_intend(r->catalog, f->info.id);
-        if (k < 0)
+        if (k == 0)
+                k = backend_put(r->be, name, out->data, out->len);
+        else {
+                buf_free(&sealed);
                 return k;
-        k = backend_put(r->be, name, raw->data, raw->len);
+        }
+        buf_free(&sealed);
         if (k < 0) {
                 catalog_snapshot_intent_drop(r->catalog, f->info.id);
                 return error_set(-k, "cannot write %s to %s: %s", name, r->path, berth_strerror(k));
@@ -220,6 +322,120 @@ static int write_snapfile(struct copier *c, const char *name, const struct buf *
         return k;
 }
 
+/* Re-keying: the destination's id of source chunk `id`, storing the chunk
+ * there (plain bytes, compressed and sealed as the destination does) when
+ * it lacks it. */
+static int rekey_chunk(struct copier *c, const uint8_t id[HASH_LEN], uint8_t out[HASH_LEN])
+{
+        if (idmap_get(&c->map, id, out))
+                return 0;
+        if (c->o && c->o->events.cancel && *c->o->events.cancel)
+                return error_set(ECANCELED, "interrupted; what was copied so far stays in the destination");
+        c->res->chunks++;
+        int r = store_read(c->from, id, &c->stored);
+        if (r < 0)
+                return r;
+        r = store_put(c->to, false, c->stored.data, c->stored.len, out);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                c->res->chunks_sent++;
+        else
+                skipped(c, id); /* its stored bytes in the source, as the other path counts */
+        idmap_put(&c->map, id, out);
+        report(c, false);
+        return 0;
+}
+
+/* Re-keying: the snapshot's manifest written again into the destination,
+ * every chunk id replaced by the destination's; *ret_ids (caller frees)
+ * lists the new manifest chunks. */
+static int rekey_manifest(struct copier *c, const struct snapfile *f, uint8_t (**ret_ids)[HASH_LEN], size_t *ret_n)
+{
+        _cleanup_(manifest_reader_freep) struct manifest_reader *mr = NULL;
+        struct manifest_writer *mw = NULL;
+        struct chunk_ref *refs = NULL;
+        size_t cap = 0;
+        int r = manifest_reader_new(c->from, (const uint8_t(*)[HASH_LEN])f->manifest, f->nmanifest, &mr);
+        if (r == 0)
+                r = manifest_writer_new(c->to, &c->dst->tree_chunker, &mw);
+        const struct entry *e;
+        while (r == 0 && (r = manifest_reader_next(mr, &e)) > 0) {
+                struct entry copy = *e;
+                if (e->nchunks > cap) {
+                        cap = e->nchunks;
+                        refs = xrealloc(refs, cap * sizeof *refs);
+                }
+                r = 0;
+                for (size_t i = 0; i < e->nchunks && r == 0; i++) {
+                        refs[i].len = e->chunks[i].len;
+                        r = rekey_chunk(c, e->chunks[i].id, refs[i].id);
+                }
+                copy.chunks = refs;
+                if (r == 0)
+                        r = manifest_writer_add(mw, &copy);
+        }
+        if (r == 0)
+                r = manifest_writer_finish(mw, ret_ids, ret_n);
+        manifest_writer_free(mw);
+        free(refs);
+        return r;
+}
+
+/* Re-keying: the chunks, the new manifest, then (once they are durable) the
+ * snapshot file with the new manifest, indexed; ret->id is its id in dst. */
+static int copy_rekeyed(struct copier *c, struct snapfile *f)
+{
+        struct store_stats before, after;
+        uint8_t (*ids)[HASH_LEN] = NULL;
+        size_t n = 0;
+        store_get_stats(c->to, &before);
+        int k = rekey_manifest(c, f, &ids, &n);
+        if (k < 0) {
+                free(ids);
+                return k;
+        }
+        k = store_flush(c->to);
+        if (k < 0) {
+                free(ids);
+                return k;
+        }
+        store_get_stats(c->to, &after);
+        c->res->bytes_sent = after.bytes_added - before.bytes_added;
+        report(c, true);
+        free(f->manifest);
+        f->manifest = ids;
+        f->nmanifest = n;
+        bool created = false;
+        k = snapfile_write(c->dst, f, &created);
+        if (k < 0)
+                return k;
+        snprintf(c->res->id, sizeof c->res->id, "%s", f->info.id);
+        if (!created && catalog_snapshot_known(c->dst->catalog, f->info.id) > 0) {
+                c->res->present = true;
+                return 0;
+        }
+        char name[2 * HASH_LEN + 16];
+        snprintf(name, sizeof name, "snapshots/%s", f->info.id);
+        k = index_snapshot(c->dst, c->to, f);
+        if (k < 0 && created) {
+                _cleanup_free_ char *msg = xstrdup(error_message() ? error_message() : berth_strerror(k));
+                backend_delete(c->dst->be, name);
+                catalog_snapshot_intent_drop(c->dst->catalog, f->info.id);
+                k = error_set(-k, "%s", msg);
+        }
+        return k;
+}
+
+/* True when a chunk has the same id in both repositories: both plain, or
+ * both encrypted under one master key (the id key derives from it alone). */
+static bool same_ids(const struct repo *src, const struct repo *dst)
+{
+        if (!src->keys || !dst->keys)
+                return !src->keys && !dst->keys;
+        return memcmp(crypto_master(src->keys), crypto_master(dst->keys), CRYPTO_KEY_LEN) == 0;
+}
+
 int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const struct copy_options *o,
                   struct copy_result *ret)
 {
@@ -232,15 +448,24 @@ int snapshot_copy(struct repo *src, struct repo *dst, const char *id, const stru
 
         *ret = (struct copy_result){ 0 };
         snprintf(ret->id, sizeof ret->id, "%s", id);
-        if (src->keys || dst->keys || src->cfg.encrypted || dst->cfg.encrypted)
-                return error_set(ENOTSUP, "copying snapshots from or to an encrypted repository is not supported yet "
-                                          "(chunk ids are keyed per repository)");
+        if (src->cfg.encrypted && !src->keys)
+                return error_set(EACCES, "repository %s is encrypted and was opened without its key", src->path);
+        if (dst->cfg.encrypted && !dst->keys)
+                return error_set(EACCES, "repository %s is encrypted and was opened without its key", dst->path);
         snprintf(name, sizeof name, "snapshots/%s", id);
         if (!dst->writable || !dst->catalog)
                 return error_set(EROFS, "the destination repository %s is not open for writing", dst->path);
         k = read_snapfile(src, id, name, &raw, &f);
         if (k < 0)
                 goto out;
+        if (!same_ids(src, dst)) {
+                k = repo_store(dst, &c.to);
+                if (k == 0)
+                        k = store_open(src, false, &c.from);
+                if (k == 0)
+                        k = copy_rekeyed(&c, &f);
+                goto out;
+        }
         /* Identical bytes under the same name: it is there already. */
         k = backend_stat(dst->be, name, &size);
         if (k == 0 && catalog_snapshot_known(dst->catalog, id) > 0) {
@@ -273,6 +498,7 @@ out:
         store_free(c.from);
         free(c.batch);
         idset_free(&c.seen);
+        idmap_free(&c.map);
         buf_free(&c.stored);
         buf_free(&raw);
         return k < 0 ? k : 0;

@@ -358,7 +358,11 @@ struct copy_result {
 };
 
 /* Copies snapshot `id` (a full id) of src into dst (opened REPO_WRITE,
- * local or over SSH): the chunks dst lacks, in their stored form (zstd
+ * local or over SSH).  Between two repositories whose chunk ids differ
+ * (plain and encrypted, or two master keys) the snapshot is re-keyed: its
+ * chunks stored under dst's ids, its manifest and snapshot file written
+ * anew, ret->id its id in dst (see copy.c).  Otherwise: the chunks dst
+ * lacks, in their stored form (zstd
  * frames are not recompressed; each is verified against its id by dst's
  * pack writer before it counts as stored), then, once they are durable,
  * the snapshot file with the same bytes and id, indexed in dst's catalog.
