@@ -171,6 +171,22 @@ void prune_options_default(struct prune_options *o)
                                      .events = { .progress = progress_update, .cancel = &interrupted } };
 }
 
+int prune_options_shared(struct prune_options *o, struct backend **ret_lease)
+{
+        /* Object storage shared by hosts: a lease, and a day's grace by default. */
+        bool shared = strncmp(settings.repo, "s3://", 5) == 0;
+        *ret_lease = NULL;
+        if (o->grace == UINT64_MAX)
+                o->grace = shared ? 86400 : 0;
+        if (!shared)
+                return 0;
+        int r = open_s3_backend(settings.repo, !o->dry_run, ret_lease);
+        if (r < 0)
+                return r;
+        o->lease = *ret_lease;
+        return 0;
+}
+
 int prune_with_progress(const struct prune_options *o, struct prune_result *ret)
 {
         progress_set_unit("snapshots/packs");
@@ -195,17 +211,10 @@ static int run(int argc, char **argv)
                 return r;
         if (optind < argc)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
-        /* Object storage shared by hosts: a lease, and a day's grace by default. */
         _cleanup_(backend_freep) struct backend *lease = NULL;
-        bool shared = strncmp(settings.repo, "s3://", 5) == 0;
-        if (o.grace == UINT64_MAX)
-                o.grace = shared ? 86400 : 0;
-        if (shared) {
-                r = open_s3_backend(settings.repo, !o.dry_run, &lease);
-                if (r < 0)
-                        return fail(r, "prune");
-                o.lease = lease;
-        }
+        r = prune_options_shared(&o, &lease);
+        if (r < 0)
+                return fail(r, "prune");
 
         /* A repository over SSH: its host prunes, with its catalog. */
         if (repo_is_ssh()) {
