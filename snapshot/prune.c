@@ -98,22 +98,11 @@ static void test_point(const char *name)
         if (crash && strcmp(crash, name) == 0)
                 raise(SIGKILL);
         const char *pause_at = getenv("BERTH_TEST_PAUSE_AT"), *file = getenv("BERTH_TEST_PAUSE_FILE");
-        if (!pause_at || !file)
-                return;
-        /* "a,b": pauses at each; FILE.reached.<point> says which, and
-         * FILE.go.<point> resumes that one alone (removing FILE: all). */
-        size_t n = strlen(name);
-        bool listed = false;
-        for (const char *a = pause_at; *a && !listed; a += strcspn(a, ","), a += *a == ',')
-                listed = strncmp(a, name, n) == 0 && (a[n] == ',' || a[n] == 0);
-        if (!listed)
+        if (!pause_at || !file || strcmp(pause_at, name) != 0)
                 return;
         _cleanup_free_ char *reached = xasprintf("%s.reached", file);
-        _cleanup_free_ char *reached_at = xasprintf("%s.reached.%s", file, name);
-        _cleanup_free_ char *go = xasprintf("%s.go.%s", file, name);
         _cleanup_close_ int fd = open(reached, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        _cleanup_close_ int fd2 = open(reached_at, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        for (int i = 0; i < 1200 && access(file, F_OK) == 0 && access(go, F_OK) < 0; i++) {
+        for (int i = 0; i < 1200 && access(file, F_OK) == 0; i++) {
                 struct timespec ts = { 0, 100 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }

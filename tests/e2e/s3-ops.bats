@@ -60,23 +60,21 @@ keep_and_gone() {
         b forget "$GONE" > /dev/null
 }
 
-# prune_paused POINTS [ARGS...]: prune on host A stopped at each of POINTS
-# (comma-separated; resume one with `touch $T/pause.go.POINT`), in the background
+# prune_paused POINT [ARGS...]: prune on host A stopped at POINT, in the background
 prune_paused() {
-        local points=$1
+        local point=$1
         shift
         touch "$T/pause"
-        rm -f "$T"/pause.reached*
-        BERTH_TEST_PAUSE_AT=$points BERTH_TEST_PAUSE_FILE="$T/pause" \
+        rm -f "$T/pause.reached"
+        BERTH_TEST_PAUSE_AT=$point BERTH_TEST_PAUSE_FILE="$T/pause" \
                 timeout -k 5 120 "$BERTH" --json prune "$@" > "$T/prune.json" 2> "$T/prune.err" &
         PRUNE_PID=$!
         BG_PIDS=$PRUNE_PID
 }
 
-# wait_reached POINT
 wait_reached() {
-        for _ in $(seq 1 300); do [ -e "$T/pause.reached.$1" ] && break; sleep 0.1; done
-        [ -e "$T/pause.reached.$1" ]
+        for _ in $(seq 1 300); do [ -e "$T/pause.reached" ] && break; sleep 0.1; done
+        [ -e "$T/pause.reached" ]
 }
 
 prune_wait() {
@@ -91,7 +89,7 @@ prune_wait() {
         export BERTH_TEST_LEASE_SECONDS=3
         start=$(date +%s)
         prune_paused after-scan --grace 1s
-        wait_reached after-scan
+        wait_reached
         first=$(lease_field expires)
         [ "$first" -le $(( start + 5 )) ]
         # well past the first expiry: renewed by the running prune
@@ -125,7 +123,7 @@ prune_wait() {
         # phase C while another prune takes its lease over
         export BERTH_TEST_LEASE_SECONDS=3
         prune_paused after-condemn --grace 1s
-        wait_reached after-condemn
+        wait_reached
         printf '{"owner":"x","host":"hostZ","pid":4242,"expires":%d}\n' $(( $(date +%s) + 3600 )) > "$T/other"
         s3curl -f -T "$T/other" "$LEASE"
         sleep 2
@@ -232,7 +230,7 @@ prune_wait() {
         mkdir -p "$T/a"
         b backup --path "$T/a" --name a > /dev/null
         prune_paused after-condemn --grace 1s
-        wait_reached after-condemn
+        wait_reached
         run --separate-stderr timeout -k 5 30 "$BERTH" --lock-wait 0 recover
         [ "$status" -eq 0 ]
         [ "$output" = "no container needed putting back" ]
