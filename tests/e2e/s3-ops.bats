@@ -144,6 +144,38 @@ prune_wait() {
         BERTH_CACHE_DIR=$T/cacheC b check --read-data
 }
 
+@test "s3-ops: two hosts taking over an expired lease at once: one wins, the other is refused" {
+        keep_and_gone
+        printf '{"owner":"x","host":"hostZ","pid":4242,"expires":%d}\n' $(( $(date +%s) - 10 )) > "$T/old"
+        s3curl -f -T "$T/old" "$LEASE"
+        touch "$T/pause"
+        for h in A B; do
+                BERTH_CACHE_DIR=$T/cache$h BERTH_TEST_PAUSE_AT=after-scan BERTH_TEST_PAUSE_FILE="$T/pause" \
+                        timeout -k 5 120 "$BERTH" prune --grace 1s > "$T/$h.out" 2> "$T/$h.err" &
+                eval "pid$h=\$!"
+        done
+        BG_PIDS="$pidA $pidB"
+        wait_reached
+        # the loser gives up at once; the winner waits at the pause point
+        for _ in $(seq 1 100); do
+                if ! kill -0 "$pidA" 2>/dev/null || ! kill -0 "$pidB" 2>/dev/null; then break; fi
+                sleep 0.1
+        done
+        if kill -0 "$pidA" 2>/dev/null; then win=A lose=B; else win=B lose=A; fi
+        eval "wpid=\$pid$win lpid=\$pid$lose"
+        kill -0 "$wpid"
+        rc=0
+        wait "$lpid" || rc=$?
+        [ "$rc" -eq 4 ]
+        grep -q "another prune holds the lease" "$T/$lose.err"
+        rm "$T/pause"
+        rc=0
+        wait "$wpid" || rc=$?
+        BG_PIDS=
+        [ "$rc" -eq 0 ]
+        grep -q "has expired: taking it over" "$T/$win.err"
+}
+
 @test "s3-ops: the grace period counts from the condemnation's publication: a crash in between does not shorten it" {
         keep_and_gone
         # killed after condemning in its catalog, before publishing condemned/
