@@ -215,6 +215,10 @@ bool metrics_last_run_ok(const struct catalog_job_summary *s);
  * repository settings.repo names; runs it with a progress line; the result
  * as JSON or printed. */
 void prune_options_default(struct prune_options *o);
+/* On s3://: the lease backend (*ret_lease, freed by the caller after the
+ * prune) and, when o->grace is UINT64_MAX (not given), a day's grace; else
+ * a grace of 0 when not given.  0 or -errno with a message. */
+int prune_options_shared(struct prune_options *o, struct backend **ret_lease);
 int prune_with_progress(const struct prune_options *o, struct prune_result *ret);
 json_object *json_prune_result(const struct prune_options *o, const struct prune_result *p);
 void print_prune_result(const struct prune_options *o, const struct prune_result *p);

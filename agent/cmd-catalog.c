@@ -16,6 +16,12 @@ static const char help[] =
         "repository announced (which backups leave alone).  Needs the repository to\n"
         "itself: it waits for, and blocks, every reader and writer.\n"
         "\n"
+        "On s3:// the catalog is this host's cache of the bucket (under\n"
+        "$BERTH_CACHE_DIR): it is rebuilt from the bucket's objects, and only this\n"
+        "host's readers and writers wait; other hosts are not affected.  Packs a\n"
+        "prune condemned (condemned/ objects) are dropped again by the next backup's\n"
+        "cache sync.  Over ssh:// run it on the repository's host.\n"
+        "\n"
         "Options:\n"
         "      --json   {\"packs\": N, \"snapshots\": N, \"chunks\": N, \"seconds\": S}\n"
         "  -h, --help   this help\n";
@@ -28,12 +34,18 @@ static int run(int argc, char **argv)
         if (argc - optind != 1 || strcmp(argv[optind], "rebuild") != 0)
                 return usage_error("catalog", "the only subcommand is 'rebuild'");
 
-        if (repo_is_remote())
+        /* s3://: the bucket is the repository, and this host's catalog is
+         * a cache of it, rebuilt here from the bucket's objects. */
+        bool s3 = strncmp(settings.repo, "s3://", 5) == 0;
+        if (repo_is_remote() && !s3)
                 return usage_error("catalog", "%s is on another host: run 'berth catalog rebuild' there (this "
                                    "host's cache of it is rebuilt by deleting it)", settings.repo);
         _cleanup_(repo_freep) struct repo *repo = NULL;
         int64_t t0 = mono_ns();
-        r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);
+        if (s3)
+                r = open_repo_at(settings.repo, REPO_REBUILD, &settings.state_dir, &repo);
+        else
+                r = repo_open(settings.repo, REPO_REBUILD, settings.lock_wait, &repo);
         uint64_t packs = 0, snaps = 0;
         if (r == 0)
                 r = repo_rebuild_catalog(repo, &packs, &snaps);

@@ -63,7 +63,8 @@ static const char help[] =
         "      --dry-run      change nothing: list what would be removed and, for each\n"
         "                     snapshot that stays, the rules that keep it\n"
         "      --prune        then run 'berth prune' with its defaults, reclaiming the\n"
-        "                     space no remaining snapshot uses (not with --dry-run)\n"
+        "                     space no remaining snapshot uses (not with --dry-run);\n"
+        "                     on s3:// with prune's lease and its 1d grace period\n"
         "      --json         print the result as a JSON object: dry_run, groups (each\n"
         "                     with name, host, keep: [{id, time, rules}] and forget:\n"
         "                     [{id, time}]), removed (ids), failed, and with --prune\n"
@@ -446,12 +447,15 @@ static int run(int argc, char **argv)
         struct prune_options po;
         struct prune_result pr;
         prune_options_default(&po);
+        po.grace = UINT64_MAX;  /* prune's default for the repository */
+        _cleanup_(backend_freep) struct backend *lease = NULL;
         if (a.prune) {
-                r = prune_with_progress(&po, &pr);
-                if (r < 0) {
-                        fail(r, "forget --prune");
-                        status = EXIT_FAILURE_;
-                }
+                /* On s3:// the same prune as 'berth prune': its lease and grace. */
+                r = prune_options_shared(&po, &lease);
+                if (r == 0)
+                        r = prune_with_progress(&po, &pr);
+                if (r < 0)
+                        status = fail(r, "forget --prune");
         }
         bool pruned = a.prune && r >= 0;
         if (settings.json) {

@@ -39,6 +39,10 @@ static const char help[] =
         "On s3:// the default is 1d and 0 is refused: prune takes the lease object\n"
         "locks/prune, announces condemned packs (condemned/<hash>) so that other hosts stop\n"
         "deduplicating against them, and deletes one only if no snapshot written since uses it.\n"
+        "The grace period counts from that announcement.  The lease lasts 6 hours and is\n"
+        "renewed every 2 hours while prune runs, each time only if it is still the one this\n"
+        "prune wrote (If-Match on its ETag): a prune whose lease another prune took over, or\n"
+        "that could not renew it in time, stops before deleting anything more (exit 4).\n"
         "A grace period matters when several hosts write to shared object storage, where\n"
         "there is no such lock, and for long restores started before a repack (the grace\n"
         "period lets them finish reading the old pack).\n"
@@ -56,7 +60,8 @@ static const char help[] =
         "error says so.\n"
         "\n"
         "Exit status 0 when done, 1 on failure (nothing is lost: rerun it), 4 when the\n"
-        "repository is locked (pass --lock-wait).\n"
+        "repository is locked (pass --lock-wait) or, on s3://, another prune holds the\n"
+        "lease or took it over.\n"
         "\n"
         "Options:\n"
         "  -n, --dry-run        show what would be deleted and repacked; change nothing\n"
@@ -171,6 +176,22 @@ void prune_options_default(struct prune_options *o)
                                      .events = { .progress = progress_update, .cancel = &interrupted } };
 }
 
+int prune_options_shared(struct prune_options *o, struct backend **ret_lease)
+{
+        /* Object storage shared by hosts: a lease, and a day's grace by default. */
+        bool shared = strncmp(settings.repo, "s3://", 5) == 0;
+        *ret_lease = NULL;
+        if (o->grace == UINT64_MAX)
+                o->grace = shared ? 86400 : 0;
+        if (!shared)
+                return 0;
+        int r = open_s3_backend(settings.repo, !o->dry_run, ret_lease);
+        if (r < 0)
+                return r;
+        o->lease = *ret_lease;
+        return 0;
+}
+
 int prune_with_progress(const struct prune_options *o, struct prune_result *ret)
 {
         progress_set_unit("snapshots/packs");
@@ -195,17 +216,10 @@ static int run(int argc, char **argv)
                 return r;
         if (optind < argc)
                 return usage_error("prune", "unexpected argument '%s'", argv[optind]);
-        /* Object storage shared by hosts: a lease, and a day's grace by default. */
         _cleanup_(backend_freep) struct backend *lease = NULL;
-        bool shared = strncmp(settings.repo, "s3://", 5) == 0;
-        if (o.grace == UINT64_MAX)
-                o.grace = shared ? 86400 : 0;
-        if (shared) {
-                r = open_s3_backend(settings.repo, !o.dry_run, &lease);
-                if (r < 0)
-                        return fail(r, "prune");
-                o.lease = lease;
-        }
+        r = prune_options_shared(&o, &lease);
+        if (r < 0)
+                return fail(r, "prune");
 
         /* A repository over SSH: its host prunes, with its catalog. */
         if (repo_is_ssh()) {

@@ -1,4 +1,6 @@
 /* cmd-recover.c — berth recover: put back containers a crash left quiesced. */
+#include <string.h>
+
 #include "agent.h"
 #include "quiesce.h"
 
@@ -19,6 +21,10 @@ static const char help[] =
         "backup then fails instead of recording a snapshot.  Every berth command that\n"
         "opens the repository puts back what a dead berth left; 'berth agent' does it\n"
         "when it starts.\n"
+        "\n"
+        "On s3:// the journal is this host's, kept in its local cache of the bucket\n"
+        "($BERTH_CACHE_DIR): recover puts back what this host's runs left.  Other\n"
+        "hosts run it themselves.\n"
         "\n"
         "Options:\n"
         "      --json   {\"resumed\": N}\n"
@@ -67,6 +73,53 @@ static int recover_locked(unsigned *ret_resumed)
         return quiesce_recover(d, cat, true, ret_resumed);
 }
 
+/* ---- s3:// ---------------------------------------------------------------------- */
+
+static int print_resumed(unsigned resumed)
+{
+        if (settings.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "resumed", json_object_new_int64(resumed));
+                json_print(o);
+        } else if (!settings.quiet)
+                printf(resumed ? "put back %u container(s)\n" : "no container needed putting back\n", resumed);
+        return EXIT_OK;
+}
+
+/* A repository in a bucket: its writer lock and quiesce journal are this
+ * host's, in the local cache (the bucket holds neither).  The journal is
+ * read there; when another berth on this host holds the cache, from the
+ * journal alone, as for a local repository. */
+static int recover_s3(void)
+{
+        _cleanup_(repo_freep) struct repo *repo = NULL;
+        settings.no_auto_recover = true;
+        unsigned resumed = 0;
+        int r = open_repo(REPO_WRITE, &repo);
+        if (r == 0)
+                r = recover_containers(repo, true, &resumed);
+        else if (r == -BERTH_ELOCKED && settings.state_dir) {
+                log_notice("%s; putting back containers from this host's quiesce journal without waiting",
+                           error_message());
+                error_clear();
+                _cleanup_free_ char *path = xasprintf("%s/catalog.db", settings.state_dir);
+                _cleanup_(catalog_freep) struct catalog *cat = NULL;
+                _cleanup_(docker_freep) struct docker *d = NULL;
+                struct catalog_quiesce *rows;
+                size_t n = 0;
+                r = catalog_open(path, false, &cat);
+                if (r == 0)
+                        r = catalog_quiesce_open(cat, &rows, &n);
+                if (r == 0)
+                        catalog_quiesce_list_free(rows, n);
+                if (r == 0 && n > 0 && (r = docker_open(settings.docker_wait, &d)) == 0)
+                        r = quiesce_recover(d, cat, true, &resumed);
+        }
+        if (r < 0)
+                return fail(r, "recover");
+        return print_resumed(resumed);
+}
+
 static int run(int argc, char **argv)
 {
         int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
@@ -75,6 +128,10 @@ static int run(int argc, char **argv)
         if (optind < argc)
                 return usage_error("recover", "unexpected argument '%s'", argv[optind]);
 
+        /* s3://: the quiesce journal of this host's runs is in this
+         * host's cache of the bucket; see recover_s3(). */
+        if (strncmp(settings.repo, "s3://", 5) == 0)
+                return recover_s3();
         if (repo_is_remote())
                 return usage_error("recover", "%s is on another host: 'berth recover' works on a local "
                                    "repository (the quiesce journal of this host's runs)", settings.repo);

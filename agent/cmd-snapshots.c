@@ -4,7 +4,7 @@
 #include "agent.h"
 
 static const char help[] =
-        "Usage: berth [-r REPO] snapshots [NAME] [--json]\n"
+        "Usage: berth [-r REPO] snapshots [NAME] [--host HOST] [--json]\n"
         "\n"
         "Lists the snapshots in the repository, oldest first, or those of one NAME:\n"
         "ID (the first 12 of its 64 hex digits; any unique prefix names it), NAME, HOST,\n"
@@ -12,16 +12,49 @@ static const char help[] =
         "to the repository), STATUS (complete, or incomplete when entries were\n"
         "skipped) and KEEP ('keep' when 'berth tag --keep' protects it from forget).\n"
         "\n"
+        "HOST is the host that took the snapshot (backup --host, default this host's\n"
+        "name); --host lists only the snapshots of that HOST (snapshots recorded\n"
+        "without a host have an empty one and match --host '').\n"
+        "\n"
         "Options:\n"
-        "      --json   a JSON array of snapshot objects: id, short_id, name, host, source,\n"
-        "               time, started_ns, finished_ns, status, files, dirs, bytes,\n"
-        "               files_read, files_reused, bytes_read, bytes_added, warnings,\n"
-        "               parent, meta, protected\n"
-        "  -h, --help   this help\n";
+        "      --host HOST  only the snapshots taken on HOST\n"
+        "      --json       a JSON array of snapshot objects: id, short_id, name, host,\n"
+        "                   source, time, started_ns, finished_ns, status, files, dirs,\n"
+        "                   bytes, files_read, files_reused, bytes_read, bytes_added,\n"
+        "                   warnings, parent, meta, protected\n"
+        "  -h, --help       this help\n";
+
+enum { OPT_HOST = 0x2201 };
+
+static int option(int c, const char *arg, void *ud)
+{
+        if (c != OPT_HOST)
+                return OPT_UNKNOWN;
+        *(const char **)ud = arg;
+        return OPT_DONE;
+}
+
+/* Keeps the snapshots taken on `host` (all when NULL); returns how many. */
+static size_t filter_host(struct catalog_snapshot *list, size_t n, const char *host)
+{
+        if (!host)
+                return n;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(list[i].host ? list[i].host : "", host) == 0) {
+                        struct catalog_snapshot t = list[m];
+                        list[m++] = list[i];
+                        list[i] = t;
+                }
+        }
+        return m;
+}
 
 static int run(int argc, char **argv)
 {
-        int r = parse_options(argc, argv, NULL, NULL, NULL, NULL);
+        static const struct option options[] = { GLOBAL_OPTIONS, { "host", required_argument, NULL, OPT_HOST }, {} };
+        const char *only_host = NULL;
+        int r = parse_options(argc, argv, NULL, options, option, &only_host);
         if (r != OPT_DONE)
                 return r;
         if (argc - optind > 1)
@@ -37,6 +70,9 @@ static int run(int argc, char **argv)
         r = catalog_snapshot_list(repo_catalog(repo), name, &list, &n);
         if (r < 0)
                 return fail(r, "snapshots");
+        /* All `total` are freed; the first n are those of --host. */
+        size_t total = n;
+        n = filter_host(list, n, only_host);
         char **prot = NULL;
         size_t nprot = 0;
         /* From the repository's keep/ objects, not the catalog's copy: a
@@ -61,7 +97,14 @@ static int run(int argc, char **argv)
                 }
                 json_print(a);
         } else if (n == 0) {
-                if (!settings.quiet)
+                if (!settings.quiet && only_host) {
+                        _cleanup_free_ char *h = escape_name(only_host, strlen(only_host));
+                        if (name) {
+                                _cleanup_free_ char *nm = escape_name(name, strlen(name));
+                                printf("no snapshots of '%s' taken on host '%s'\n", nm, h);
+                        } else
+                                printf("no snapshots taken on host '%s'\n", h);
+                } else if (!settings.quiet)
                         printf(name ? "no snapshots of '%s'\n" : "no snapshots yet\n", name);
         } else {
                 printf("%-12s  %-20s  %-12s  %-20s  %9s  %10s  %10s  %-10s  %s\n", "ID", "NAME", "HOST", "TIME",
@@ -81,7 +124,7 @@ static int run(int argc, char **argv)
                                kept[i] ? "  keep" : "");
                 }
         }
-        catalog_snapshot_list_free(list, n);
+        catalog_snapshot_list_free(list, total);
         return EXIT_OK;
 }
 

@@ -138,6 +138,13 @@ int catalog_marked_foreach_in_pack(struct catalog *c, int64_t pack,
  * still point at it and marks it.  Returns the number of chunk rows
  * deleted, or -errno.  Inside the caller's transaction. */
 int64_t catalog_pack_condemn(struct catalog *c, int64_t pack, int64_t when);
+/* Shared storage: a condemnation not yet published to the other hosts
+ * (condemned/<hash>) carries this time, so that no grace period runs out
+ * for it; catalog_pack_published() then gives it the publication's. */
+#define CATALOG_CONDEMNED_UNPUBLISHED INT64_MAX
+/* Sets the time of a pack condemned as CATALOG_CONDEMNED_UNPUBLISHED to
+ * `when`: 1 when it was, 0 when not (published before, or live), -errno. */
+int catalog_pack_published(struct catalog *c, int64_t pack, int64_t when);
 /* Calls fn for condemned packs whose condemnation is at or before
  * `before` (unix seconds), at most `max` of them, oldest first. */
 int catalog_condemned_foreach(struct catalog *c, int64_t before, size_t max,

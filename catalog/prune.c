@@ -249,6 +249,15 @@ int64_t catalog_pack_condemn(struct catalog *c, int64_t pack, int64_t when)
         return r < 0 ? r : n;
 }
 
+int catalog_pack_published(struct catalog *c, int64_t pack, int64_t when)
+{
+        int r = need_column(c);
+        if (r == 0)
+                r = run_int(c, "UPDATE packs SET condemned = ?2 WHERE id = ?1 AND condemned = 9223372036854775807",
+                            pack, when, 2, "recording a published condemnation");
+        return r < 0 ? r : sqlite3_changes(c->db) > 0;
+}
+
 int catalog_condemned_foreach(struct catalog *c, int64_t before, size_t max,
                               int (*fn)(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN], uint64_t size),
                               void *ud)

@@ -104,6 +104,17 @@ int backend_delete(struct backend *b, const char *name)
         return b->ops->delete(b, name);
 }
 
+int backend_replace(struct backend *b, const char *name, const void *old, size_t oldlen, const void *data, size_t len)
+{
+        if (!backend_name_valid(name))
+                return error_set(EINVAL, "'%s' is not a valid object name", name ? name : "");
+        if (!b->writable)
+                return error_set(EROFS, "%s is open read-only", b->where);
+        if (!b->ops->replace)
+                return -EOPNOTSUPP;
+        return b->ops->replace(b, name, old, oldlen, data, len);
+}
+
 int backend_lacks(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack)
 {
         if (!b->ops->lacks)

@@ -100,6 +100,17 @@ struct backend_ops {
          * BACKEND_LACKS_MAX.  0 or -errno with a message.  Blocks (one
          * round trip).  Thread-safe. */
         int (*lacks)(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack);
+        /* Optional (NULL: backend_replace() is -EOPNOTSUPP): the one
+         * exception to "never modified", for small mutable objects such as
+         * the prune lease.  Replaces object `name` with data[0..len) only
+         * if it holds exactly old[0..oldlen) now, atomically on the server
+         * (compare-and-swap: S3's If-Match on the ETag read with those
+         * bytes).  0 when replaced, -ESTALE when it holds other bytes
+         * (nothing changed), -ENOENT when it is gone, -EOPNOTSUPP with a
+         * message when the server ignores the condition, -errno with a
+         * message.  Blocks.  Thread-safe. */
+        int (*replace)(struct backend *b, const char *name, const void *old, size_t oldlen, const void *data,
+                       size_t len);
         /* Frees the implementation (b->impl), closing what it holds.  No
          * other call may be running. */
         void (*free)(struct backend *b);
@@ -127,6 +138,8 @@ int backend_list(struct backend *b, const char *prefix, backend_list_fn fn, void
 int backend_put(struct backend *b, const char *name, const void *data, size_t len);
 int backend_put_file(struct backend *b, const char *name, const struct backend_spool *f);
 int backend_delete(struct backend *b, const char *name);
+/* The replace op; -EOPNOTSUPP (no message) when the backend has none. */
+int backend_replace(struct backend *b, const char *name, const void *old, size_t oldlen, const void *data, size_t len);
 #define BACKEND_LACKS_MAX 65536
 /* The lacks op; -EOPNOTSUPP (no message) when the backend has none. */
 int backend_lacks(struct backend *b, const uint8_t (*ids)[32], size_t n, uint8_t *ret_lack);

@@ -32,11 +32,18 @@
  *   Phase C runs a grace period later: it marks the snapshots committed
  *   since, and a condemned pack holding a marked chunk is made live again
  *   instead of deleted.  What is unsafe is only a backup that runs longer
- *   than the grace period (default 1 day for s3://).  One prune at a time
- *   holds the lease object.
+ *   than the grace period (default 1 day for s3://).  The grace period
+ *   counts from the marker's publication, not from the condemnation in
+ *   this catalog before it (CATALOG_CONDEMNED_UNPUBLISHED until then): a
+ *   crash between the two cannot shorten it.
+ * - One prune at a time holds the lease object, renewed while it runs (a
+ *   compare-and-swap of the object as it was last written, so never over
+ *   another's); lost to another prune, or running out unrenewed, it stops
+ *   before its next condemnation or deletion.
  */
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/random.h>
 #include <stdio.h>
@@ -50,6 +57,8 @@
 #define REPACK_BATCH 32
 /* Condemned packs deleted per catalog query. */
 #define DELETE_BATCH 64
+
+struct lease;
 
 struct id_list {
         char **v;
@@ -75,7 +84,7 @@ struct pruner {
         int64_t after;             /* the last pack looked at for repacking */
         int64_t last_old;          /* the last pack before repacking: later ones are new */
         struct buf chunk;
-        char *lease_text;          /* the lease object we created, NULL: none */
+        struct lease *lease;       /* shared storage: the lease we hold (NULL: none) */
         bool revive_all;           /* shared storage: a snapshot uses chunks of condemned packs */
 };
 
@@ -99,11 +108,15 @@ static void test_point(const char *name)
         }
 }
 
+static int lease_check(const struct lease *l);
+
+/* Interrupted, or the lease lost or about to run out: stop.  Called in
+ * every loop, and before every step that condemns or deletes. */
 static int cancelled(const struct pruner *p)
 {
         if (p->o->events.cancel && *p->o->events.cancel)
                 return error_set(ECANCELED, "interrupted");
-        return 0;
+        return lease_check(p->lease);
 }
 
 static void tick(struct pruner *p, uint64_t n, const char *what)
@@ -261,6 +274,15 @@ static bool repack_wanted(const struct pruner *p, const struct catalog_pack_usag
         return (u->size - u->used_bytes) * 100 > (uint64_t)p->o->max_unused * u->size;
 }
 
+/* The time a condemnation is recorded with.  On shared storage the grace
+ * period counts from its publication (publish_condemned), which comes
+ * after: until then the condemnation is "unpublished", and a crash in
+ * between cannot shorten the grace that other hosts rely on. */
+static int64_t condemn_time(const struct pruner *p)
+{
+        return p->o->lease ? CATALOG_CONDEMNED_UNPUBLISHED : p->now;
+}
+
 /* Condemns the packs nothing uses (the caller's transaction); counts what
  * a repack would do.  In a dry run, only counts. */
 static int condemn_unused(void *ud, const struct catalog_pack_usage *u)
@@ -289,7 +311,7 @@ static int condemn_unused(void *ud, const struct catalog_pack_usage *u)
                 p->res->bytes_deleted += u->size;
                 return 0;
         }
-        int64_t n = catalog_pack_condemn(p->w->catalog, u->id, p->now);
+        int64_t n = catalog_pack_condemn(p->w->catalog, u->id, condemn_time(p));
         if (n < 0)
                 return (int)n;
         p->res->chunks_removed += (uint64_t)n;
@@ -325,7 +347,7 @@ static int condemn_batch(struct pruner *p)
                         log_debug("pack %lld is its own repack: kept", (long long)p->batch[i]);
                         continue;
                 }
-                int64_t n = catalog_pack_condemn(p->w->catalog, p->batch[i], p->now);
+                int64_t n = catalog_pack_condemn(p->w->catalog, p->batch[i], condemn_time(p));
                 if (n < 0)
                         return (int)n;
                 p->res->chunks_removed += (uint64_t)n;
@@ -391,7 +413,9 @@ static int repack(struct pruner *p)
                 if (k < 0)
                         return k;
                 test_point("after-repack");
-                k = in_transaction(p, condemn_batch);
+                k = cancelled(p);
+                if (k == 0)
+                        k = in_transaction(p, condemn_batch);
                 if (k < 0 || p->nbatch < REPACK_BATCH)
                         return k;
         }
@@ -424,28 +448,44 @@ static int publish_condemned(void *ud, int64_t id, const uint8_t hash[CATALOG_HA
 {
         struct pruner *p = ud;
         char name[128];
-        (void)id, (void)size;
+        (void)size;
         condemned_name(hash, name, sizeof name);
         int k = backend_put(p->w->be, name, "", 0);
+        if (k < 0)
+                return k;
+        test_point("after-publish");
+        /* Published now (or by a run that stopped right after): the grace
+         * period starts here. */
+        k = catalog_pack_published(p->w->catalog, id, now_ns() / 1000000000);
         return k < 0 ? k : 0;
 }
 
 static int phase_b(struct pruner *p)
 {
-        int k = mark_snapshots(p, p->w->be);
+        int k = cancelled(p);
+        if (k == 0)
+                k = mark_snapshots(p, p->w->be);
         if (k < 0)
                 return k;
         test_point("after-mark");
 
-        k = in_transaction(p, condemn_all_unused);
+        k = cancelled(p);
+        if (k == 0)
+                k = in_transaction(p, condemn_all_unused);
         if (k < 0)
                 return k;
         /* Shared storage: every condemnation (this run's and any a killed
          * run left unpublished) told to the other hosts.  A host that
          * deduplicates against a pack before it sees the marker is what
          * phase C's revive_if_used() is for. */
-        if (p->o->lease && (k = catalog_condemned_foreach(p->w->catalog, INT64_MAX, SIZE_MAX, publish_condemned, p)) < 0)
-                return k;
+        test_point("before-publish");
+        if (p->o->lease) {
+                k = cancelled(p);
+                if (k == 0)
+                        k = catalog_condemned_foreach(p->w->catalog, INT64_MAX, SIZE_MAX, publish_condemned, p);
+                if (k < 0)
+                        return k;
+        }
         test_point("after-condemn");
         if (!p->repack_candidates)
                 return 0;
@@ -558,6 +598,9 @@ static int phase_c(struct pruner *p)
 {
         struct catalog *c = p->w->catalog;
         int64_t before = grace_start(p);
+        int k0 = cancelled(p);
+        if (k0 < 0)
+                return k0;
         /* Shared storage: the snapshots other hosts committed since phase
          * B's marking protect their chunks too (revive_if_used). */
         if (p->o->lease) {
@@ -578,6 +621,10 @@ static int phase_c(struct pruner *p)
                         char name[128];
                         pack_path(l.v[i].hash, name, sizeof name);
                         tick(p, p->res->packs_deleted, name);
+                        /* Never a deletion without a live lease. */
+                        k = cancelled(p);
+                        if (k < 0)
+                                return k;
                         if (p->o->lease) {
                                 k = revive_if_used(p, &l.v[i], name);
                                 if (k < 0)
@@ -627,6 +674,47 @@ static int phase_c(struct pruner *p)
 #define LEASE_NAME "locks/prune"
 #define LEASE_TTL (6 * 3600)       /* seconds; a prune that dies leaves it this long at most */
 
+/* The lease a running prune holds: renewed by a thread every third of its
+ * time to live (BERTH_TEST_LEASE_SECONDS: the tests' shorter one), each
+ * time a compare-and-swap of the object as we last wrote it, so that it
+ * never overwrites a lease another prune took.  The prune itself checks
+ * it (lease_check) in every loop and before every condemnation and
+ * deletion: lost, or within a sixth of its time of running out (renewals
+ * failing), it stops there. */
+struct lease {
+        struct backend *be;
+        int64_t ttl_ns;
+        char owner[33];
+        char *host;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        pthread_t thread;
+        bool running, stop;
+        char *text;                /* the object as we last wrote it */
+        int64_t expires_ns;        /* its expiry */
+        char *lost;                /* why it is lost (another prune holds it), NULL: held */
+};
+
+static int64_t lease_ttl_ns(void)
+{
+        const char *e = getenv("BERTH_TEST_LEASE_SECONDS");
+        long v = e ? strtol(e, NULL, 10) : 0;
+        return (v > 0 ? (int64_t)v : LEASE_TTL) * 1000000000;
+}
+
+static char *lease_text(const struct lease *l, int64_t expires_ns)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "owner", json_object_new_string(l->owner));
+        json_object_object_add(o, "host", json_object_new_string(l->host));
+        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+        /* Rounded up: a reader (seconds) never sees it end earlier. */
+        json_object_object_add(o, "expires", json_object_new_int64((expires_ns + 999999999) / 1000000000));
+        char *text = xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return text;
+}
+
 static int lease_parse(const struct buf *b, int64_t *ret_expires, char **ret_host, int64_t *ret_pid)
 {
         _cleanup_free_ char *text = xstrndup((const char *)b->data, b->len);
@@ -648,32 +736,133 @@ static int lease_parse(const struct buf *b, int64_t *ret_expires, char **ret_hos
         return 0;
 }
 
-static int lease_take(struct pruner *p)
+/* Who holds the lease now, for a message. */
+static char *lease_holder(struct backend *be)
 {
-        struct backend *be = p->o->lease;
+        struct buf b = { 0 };
+        int64_t expires, pid;
+        char *host = NULL;
+        int k = backend_get(be, LEASE_NAME, 64 * 1024, &b);
+        if (k == -ENOENT)
+                return xstrdup("its object was deleted");
+        if (k == 0)
+                k = lease_parse(&b, &expires, &host, &pid);
+        buf_free(&b);
+        if (k < 0) {
+                error_clear();
+                return xstrdup("another prune holds it");
+        }
+        char when[64];
+        format_time(expires * 1000000000, when, sizeof when);
+        char *s = xasprintf("host %s, pid %lld holds it until %s", host ? host : "?", (long long)pid, when);
+        free(host);
+        return s;
+}
+
+static void *lease_keeper(void *ud)
+{
+        struct lease *l = ud;
+        int64_t interval = l->ttl_ns / 3;
+        pthread_mutex_lock(&l->mu);
+        while (!l->stop) {
+                int64_t due = now_ns() + interval;
+                struct timespec ts = { due / 1000000000, due % 1000000000 };
+                while (!l->stop && now_ns() < due)
+                        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+                if (l->stop)
+                        break;
+                int64_t expires = now_ns() + l->ttl_ns;
+                char *old = xstrdup(l->text), *text = lease_text(l, expires);
+                pthread_mutex_unlock(&l->mu);
+                int k = backend_replace(l->be, LEASE_NAME, old, strlen(old), text, strlen(text));
+                char *why = k == -ESTALE || k == -ENOENT ? lease_holder(l->be) : NULL;
+                if (k < 0 && !why)
+                        log_warning("cannot renew the prune lease %s/%s: %s%s", l->be->where, LEASE_NAME,
+                                    error_message() ? error_message() : berth_strerror(k),
+                                    k == -EOPNOTSUPP ? "; prune stops before it runs out" : "; trying again");
+                error_clear();
+                free(old);
+                pthread_mutex_lock(&l->mu);
+                if (k == 0) {
+                        free(l->text);
+                        l->text = text;
+                        l->expires_ns = expires;
+                        interval = l->ttl_ns / 3;
+                        log_debug("renewed the prune lease of %s", l->be->where);
+                        continue;
+                }
+                free(text);
+                if (why) {
+                        l->lost = why;
+                        break;
+                }
+                if (k == -EOPNOTSUPP)
+                        break;
+                interval = MAX(l->ttl_ns / 12, 100 * 1000000);
+        }
+        pthread_mutex_unlock(&l->mu);
+        return NULL;
+}
+
+static int lease_check(const struct lease *cl)
+{
+        struct lease *l = (struct lease *)cl;
+        if (!l || !l->text)
+                return 0;
+        pthread_mutex_lock(&l->mu);
+        _cleanup_free_ char *lost = l->lost ? xstrdup(l->lost) : NULL;
+        int64_t expires = l->expires_ns;
+        pthread_mutex_unlock(&l->mu);
+        if (lost)
+                return error_set(BERTH_ELOCKED,
+                                 "lost the prune lease on %s (%s): this prune stops here, before deleting anything "
+                                 "more; what it did so far is safe, and the prune holding the lease carries on",
+                                 l->be->where, lost);
+        if (now_ns() >= expires - l->ttl_ns / 6) {
+                char when[64];
+                format_time(expires, when, sizeof when);
+                return error_set(BERTH_ELOCKED,
+                                 "the prune lease on %s runs out at %s and could not be renewed: this prune stops "
+                                 "here, before deleting anything more; nothing is lost, run it again",
+                                 l->be->where, when);
+        }
+        return 0;
+}
+
+static int lease_start(struct lease *l)
+{
+        l->running = pthread_create(&l->thread, NULL, lease_keeper, l) == 0;
+        if (!l->running)
+                return error_set(EAGAIN, "cannot start the thread that renews the prune lease");
+        return 0;
+}
+
+/* Takes the lease: creates the object, or replaces an expired one (only
+ * as it was read: two hosts taking over at once cannot both win). */
+static int lease_take(struct lease *l, struct backend *be)
+{
         uint8_t rnd[16];
-        char owner[33];
+        *l = (struct lease){ .be = be, .ttl_ns = lease_ttl_ns() };
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->cv, NULL);
         if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
                 return error_set(errno, "cannot get random bytes: %s", strerror(errno));
-        hex_encode(rnd, sizeof rnd, owner);
-        _cleanup_free_ char *host = host_name();
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "owner", json_object_new_string(owner));
-        json_object_object_add(o, "host", json_object_new_string(host));
-        json_object_object_add(o, "pid", json_object_new_int64(getpid()));
-        json_object_object_add(o, "expires", json_object_new_int64(p->now + LEASE_TTL));
-        char *text = xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-        json_object_put(o);
+        hex_encode(rnd, sizeof rnd, l->owner);
+        l->host = host_name();
+        int64_t expires = now_ns() + l->ttl_ns;
+        char *text = lease_text(l, expires);
         for (int attempt = 0; attempt < 3; attempt++) {
                 int k = backend_put(be, LEASE_NAME, text, strlen(text));
                 if (k == 1) {
-                        p->lease_text = text;
-                        return 0;
+                        l->text = text;
+                        l->expires_ns = expires;
+                        return lease_start(l);
                 }
                 if (k < 0 && k != -EEXIST) {
                         free(text);
                         return error_message() ? k : error_set(k, "cannot create %s: %s", LEASE_NAME, berth_strerror(k));
                 }
+                error_clear();
                 struct buf b = { 0 };
                 k = backend_get(be, LEASE_NAME, 64 * 1024, &b);
                 if (k == -ENOENT)
@@ -683,13 +872,13 @@ static int lease_take(struct pruner *p)
                         return error_set(k, "cannot read the prune lease %s/%s: %s", be->where, LEASE_NAME,
                                          berth_strerror(k));
                 }
-                int64_t expires, pid;
+                int64_t held_until, pid;
                 _cleanup_free_ char *holder = NULL;
-                k = lease_parse(&b, &expires, &holder, &pid);
-                buf_free(&b);
-                if (k == 0 && expires > p->now) {
+                k = lease_parse(&b, &held_until, &holder, &pid);
+                if (k == 0 && held_until > now_ns() / 1000000000) {
                         char when[64];
-                        format_time(expires * 1000000000, when, sizeof when);
+                        buf_free(&b);
+                        format_time(held_until * 1000000000, when, sizeof when);
                         free(text);
                         return error_set(BERTH_ELOCKED,
                                          "another prune holds the lease on %s (host %s, pid %lld, until %s); try "
@@ -698,29 +887,63 @@ static int lease_take(struct pruner *p)
                 }
                 log_notice("the prune lease of %s (host %s) has expired: taking it over", be->where,
                            holder ? holder : "?");
-                k = backend_delete(be, LEASE_NAME);
-                if (k < 0 && k != -ENOENT) {
+                k = backend_replace(be, LEASE_NAME, b.data, b.len, text, strlen(text));
+                if (k == -EOPNOTSUPP) {
+                        /* A store without compare-and-swap: as before. */
+                        error_clear();
+                        k = backend_delete(be, LEASE_NAME);
+                        buf_free(&b);
+                        if (k < 0 && k != -ENOENT) {
+                                free(text);
+                                return k;
+                        }
+                        continue;
+                }
+                buf_free(&b);
+                if (k == 0) {
+                        l->text = text;
+                        l->expires_ns = expires;
+                        return lease_start(l);
+                }
+                if (k != -ESTALE && k != -ENOENT) {
                         free(text);
                         return k;
                 }
+                error_clear();  /* another took it over first, or released it: look again */
         }
         free(text);
         return error_set(BERTH_ELOCKED, "the prune lease on %s keeps changing hands: try again later", be->where);
 }
 
-/* Deletes the lease if it is still ours. */
-static void lease_release(struct pruner *p)
+/* Stops renewing, and deletes the lease if it is still ours. */
+static void lease_release(struct lease *l)
 {
-        if (!p->lease_text)
+        if (!l->be)
                 return;
+        if (l->running) {
+                pthread_mutex_lock(&l->mu);
+                l->stop = true;
+                pthread_cond_signal(&l->cv);
+                pthread_mutex_unlock(&l->mu);
+                pthread_join(l->thread, NULL);
+                l->running = false;
+        }
+        /* The prune's own error (if any) is what is reported. */
+        _cleanup_free_ char *saved = error_message() ? xstrdup(error_message()) : NULL;
         struct buf b = { 0 };
-        if (backend_get(p->o->lease, LEASE_NAME, 64 * 1024, &b) == 0 && b.len == strlen(p->lease_text) &&
-            memcmp(b.data, p->lease_text, b.len) == 0 && backend_delete(p->o->lease, LEASE_NAME) < 0)
-                log_warning("cannot remove the prune lease %s/%s: it expires by itself", p->o->lease->where,
-                            LEASE_NAME);
+        if (l->text && !l->lost && backend_get(l->be, LEASE_NAME, 64 * 1024, &b) == 0 &&
+            b.len == strlen(l->text) && memcmp(b.data, l->text, b.len) == 0 && backend_delete(l->be, LEASE_NAME) < 0)
+                log_warning("cannot remove the prune lease %s/%s: it expires by itself", l->be->where, LEASE_NAME);
+        error_clear();
+        if (saved)
+                error_set(EIO, "%s", saved);
         buf_free(&b);
-        free(p->lease_text);
-        p->lease_text = NULL;
+        free(l->text);
+        free(l->lost);
+        free(l->host);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+        *l = (struct lease){ 0 };
 }
 
 /* ---- the whole ---------------------------------------------------------------------- */
@@ -872,6 +1095,7 @@ static void pruner_close(struct pruner *p)
 int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
 {
         struct prune_result res = { 0 };
+        struct lease lease = { 0 };
         struct pruner p = { .o = o, .res = &res, .now = now_ns() / 1000000000 };
         int64_t t0 = mono_ns();
 
@@ -883,7 +1107,9 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
                 return error_set(EINVAL, "prune on shared object storage needs a grace period (--grace, "
                                          "default 1d): another host may still be backing up against a pack "
                                          "condemned now");
-        int k = o->lease && !o->dry_run ? lease_take(&p) : 0;
+        int k = o->lease && !o->dry_run ? lease_take(&lease, o->lease) : 0;
+        if (k == 0 && lease.text)
+                p.lease = &lease;
         if (k == 0)
                 k = prune_run(&p);
         pruner_close(&p);
@@ -893,14 +1119,14 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
                 k = revive_all(&p);
                 revived = res.packs_revived;
                 if (k == 0) {
-                        char *lease = p.lease_text;
+                        struct lease *held = p.lease;
                         res = (struct prune_result){ .packs_revived = revived };
-                        p = (struct pruner){ .o = o, .res = &res, .now = now_ns() / 1000000000, .lease_text = lease };
+                        p = (struct pruner){ .o = o, .res = &res, .now = now_ns() / 1000000000, .lease = held };
                         k = prune_run(&p);
                         pruner_close(&p);
                 }
         }
-        lease_release(&p);
+        lease_release(&lease);
         res.bytes_freed = (int64_t)res.bytes_deleted - (int64_t)res.bytes_written;
         res.duration_ns = mono_ns() - t0;
         *ret = res;

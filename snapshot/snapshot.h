@@ -496,7 +496,10 @@ struct prune_options {
          * (s3://): NULL for a repository with one writer at a time.  When
          * set, prune holds the lease object "locks/prune" in it for the
          * whole run (created only if absent; a live one held by another
-         * prune is -BERTH_ELOCKED, an expired one is taken over), needs a
+         * prune is -BERTH_ELOCKED, an expired one is taken over; renewed
+         * while prune runs with backend_replace(), and when it is lost or
+         * runs out prune stops with -BERTH_ELOCKED before condemning or
+         * deleting anything more), needs a
          * grace period > 0, publishes each condemnation as an object
          * "condemned/<pack hash>" (which other hosts' caches honour: they
          * stop deduplicating against the pack), and before deleting a

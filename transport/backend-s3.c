@@ -46,6 +46,7 @@ struct s3 {
         char *endpoint;
         unsigned page;          /* max-keys of a listing page */
         uint64_t requests, retries;
+        bool if_match_ok;       /* a PUT with a false If-Match was refused (s3_replace) */
         pthread_mutex_t wlock;  /* the windows */
         struct window windows[WINDOWS];
         uint64_t clock;
@@ -334,6 +335,7 @@ struct req {
         int fd;                         /* -1: data */
         const char *sha256;
         bool if_none_match;
+        const char *if_match;           /* an ETag (s3_replace) */
         /* GET: a Range, and where the body goes */
         bool range;
         uint64_t offset;
@@ -345,6 +347,7 @@ struct req {
         /* results */
         long status;
         uint64_t length;                /* Content-Length of a HEAD */
+        char etag[80];                  /* the ETag header, unquoted ("" when none) */
         /* transfer state */
         uint64_t sent, received;
         bool too_big;
@@ -408,6 +411,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
                 const char *sp = memchr(p, ' ', len);
                 q->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+                q->etag[0] = 0;
+        } else if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
+                /* ETag: "hex" -> hex */
+                size_t i = 5, e = 0;
+                while (i < len && (p[i] == ' ' || p[i] == '"'))
+                        i++;
+                while (i < len && e + 1 < sizeof q->etag && p[i] != '"' && p[i] != '\r' && p[i] != '\n' &&
+                       isprint((unsigned char)p[i]))
+                        q->etag[e++] = p[i++];
+                q->etag[e] = 0;
         }
         return len;
 }
@@ -471,6 +484,10 @@ static int request(struct s3 *s, struct req *q)
                         h = curl_slist_append(h, s->token_header);
                 if (q->if_none_match)
                         h = curl_slist_append(h, "If-None-Match: *");
+                if (q->if_match) {
+                        snprintf(line, sizeof line, "If-Match: %s", q->if_match);
+                        h = curl_slist_append(h, line);
+                }
                 if (q->range) {
                         snprintf(line, sizeof line, "Range: bytes=%llu-%llu", (unsigned long long)q->offset,
                                  (unsigned long long)(q->offset + q->range_len - 1));
@@ -835,6 +852,108 @@ static int s3_delete(struct backend *b, const char *name)
         return k;
 }
 
+/* ---- conditional replacement (the prune lease) ----------------------------------- */
+
+/* GET with the ETag of the very bytes it answered. */
+static int get_tagged(struct s3 *s, const char *name, struct buf *out, char etag[80])
+{
+        struct req q = { .method = "GET", .name = name, .fd = -1, .out = out, .max = 64 * 1024 };
+        int k = request(s, &q);
+        if (k == 0 && q.too_big)
+                k = -EFBIG;
+        else if (k == 0 && object_missing(&q))
+                k = -ENOENT;
+        else if (k == 0 && q.status != 200)
+                k = status_error(s, &q);
+        if (k == 0)
+                memcpy(etag, q.etag, sizeof q.etag);
+        buf_free(&q.err);
+        return k;
+}
+
+/* PUT under If-Match: the HTTP status in *ret_status (200, 412...). */
+static int put_if_match(struct s3 *s, const char *name, const void *data, size_t len, const char *etag,
+                        long *ret_status)
+{
+        char sha[65];
+        struct req q = { .method = "PUT", .name = name, .data = data, .fd = -1, .len = len, .sha256 = sha,
+                         .if_match = etag };
+        int k = body_sha256(&q, sha);
+        if (k == 0)
+                k = request(s, &q);
+        if (k == 0 && q.status != 200 && q.status != 201 && q.status != 404 && q.status != 412)
+                k = status_error(s, &q);
+        *ret_status = q.status;
+        buf_free(&q.err);
+        return k;
+}
+
+static bool same_bytes(const struct buf *b, const void *data, size_t len)
+{
+        return b->len == len && (len == 0 || memcmp(b->data, data, len) == 0);
+}
+
+/* Compare-and-swap: the ETag comes with the bytes compared, and the PUT
+ * is conditional on it (If-Match), so an object another host replaced in
+ * between is never overwritten. */
+static int s3_replace(struct backend *b, const char *name, const void *old, size_t oldlen, const void *data,
+                      size_t len)
+{
+        struct s3 *s = S(b);
+        struct buf cur = { 0 };
+        char etag[80], now[80], quoted[84];
+        long status;
+        int k = get_tagged(s, name, &cur, etag);
+        bool same = k == 0 && same_bytes(&cur, old, oldlen);
+        buf_free(&cur);
+        if (k == -EFBIG || (k == 0 && !same))
+                return -ESTALE;
+        if (k < 0)
+                return k;
+        if (!etag[0])
+                return error_set(EOPNOTSUPP, "%s sent no ETag for %s: it cannot be replaced conditionally", s->where,
+                                 name);
+        if (!__atomic_load_n(&s->if_match_ok, __ATOMIC_RELAXED)) {
+                /* Once: a server that ignored If-Match would let a replace
+                 * clobber another host's object.  The probe writes the
+                 * bytes that are there, should it be ignored. */
+                k = put_if_match(s, name, old, oldlen, "berth-no-such-etag", &status);
+                if (k < 0)
+                        return k;
+                if (status == 200 || status == 201)
+                        return error_set(EOPNOTSUPP, "%s ignores If-Match: %s cannot be replaced conditionally there",
+                                         s->where, name);
+                __atomic_store_n(&s->if_match_ok, true, __ATOMIC_RELAXED);
+        }
+        /* Ceph's gateway compares the bare tag; others may want it quoted. */
+        snprintf(quoted, sizeof quoted, "\"%s\"", etag);
+        const char *forms[] = { etag, quoted };
+        for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
+                k = put_if_match(s, name, data, len, forms[i], &status);
+                if (k < 0)
+                        return k;
+                if (status == 200 || status == 201)
+                        return 0;
+                /* Refused: another's now, or ours already (an earlier try
+                 * whose answer was lost), or the tag's form was wrong. */
+                k = get_tagged(s, name, &cur, now);
+                bool ours = k == 0 && same_bytes(&cur, data, len);
+                bool unchanged = k == 0 && same_bytes(&cur, old, oldlen) && strcmp(now, etag) == 0;
+                buf_free(&cur);
+                if (k == -EFBIG)
+                        return -ESTALE;
+                if (k < 0)
+                        return k;
+                if (ours)
+                        return 0;
+                if (!unchanged)
+                        return -ESTALE;
+        }
+        return error_set(EOPNOTSUPP, "%s refuses If-Match with the ETag of %s itself: it cannot be replaced "
+                                     "conditionally there",
+                         s->where, name);
+}
+
 static void s3_free(struct backend *b)
 {
         struct s3 *s = S(b);
@@ -869,6 +988,7 @@ static const struct backend_ops s3_ops = {
         .put = s3_put,
         .put_file = s3_put_file,
         .delete = s3_delete,
+        .replace = s3_replace,
         .free = s3_free,
 };
 

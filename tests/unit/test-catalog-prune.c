@@ -183,11 +183,38 @@ static void test_old_catalog(void **state)
         assert_int_equal(packs, 0);
 }
 
+/* Shared storage: a condemnation unpublished (no grace running) until its
+ * publication gives it a time, once. */
+static void test_condemned_published(void **state)
+{
+        struct catalog_fixture *f = *state;
+        int64_t a = add_pack(f->c, 1, 0, 2), b = add_pack(f->c, 2, 10, 1);
+        assert_int_equal(catalog_begin(f->c), 0);
+        assert_int_equal(catalog_pack_condemn(f->c, a, CATALOG_CONDEMNED_UNPUBLISHED), 2);
+        assert_int_equal(catalog_commit(f->c), 0);
+        int condemned = 0;
+        assert_int_equal(catalog_condemned_foreach(f->c, INT64_MAX - 1, 10, count_condemned, &condemned), 0);
+        assert_int_equal(condemned, 0);
+        assert_int_equal(catalog_condemned_foreach(f->c, INT64_MAX, 10, count_condemned, &condemned), 0);
+        assert_int_equal(condemned, 1);
+        assert_int_equal(catalog_pack_published(f->c, a, 500), 1);
+        /* published before: the first publication's time stays */
+        assert_int_equal(catalog_pack_published(f->c, a, 900), 0);
+        /* a live pack is not condemned by it */
+        assert_int_equal(catalog_pack_published(f->c, b, 900), 0);
+        condemned = 0;
+        assert_int_equal(catalog_condemned_foreach(f->c, 499, 10, count_condemned, &condemned), 0);
+        assert_int_equal(condemned, 0);
+        assert_int_equal(catalog_condemned_foreach(f->c, 500, 10, count_condemned, &condemned), 0);
+        assert_int_equal(condemned, 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_marks_usage_condemn, catalog_fixture_setup, catalog_fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_old_catalog, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_condemned_published, catalog_fixture_setup, catalog_fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
