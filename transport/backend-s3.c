@@ -341,6 +341,7 @@ struct req {
         /* results */
         long status;
         uint64_t length;                /* Content-Length of a HEAD */
+        uint64_t total;                 /* the object's size from a 206's Content-Range, or 0 */
         /* transfer state */
         uint64_t sent, received;
         bool too_big;
@@ -404,6 +405,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
                 const char *sp = memchr(p, ' ', len);
                 q->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+                q->total = 0;
+        } else if (len > 14 && strncasecmp(p, "content-range:", 14) == 0) {
+                /* "Content-Range: bytes FIRST-LAST/TOTAL" */
+                const char *slash = memchr(p, '/', len);
+                if (slash && slash + 1 < p + len && isdigit((unsigned char)slash[1]))
+                        q->total = strtoull(slash + 1, NULL, 10);
         }
         return len;
 }
@@ -597,7 +604,7 @@ static int s3_get(struct backend *b, const char *name, size_t max, struct buf *r
 /* One ranged GET of len bytes at offset into buf; *ret_n: bytes read
  * (fewer when the object ends first, if allow_short). */
 static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t len, void *buf, bool allow_short,
-                      size_t *ret_n)
+                      size_t *ret_n, uint64_t *ret_size)
 {
         struct req q = { .method = "GET", .name = name, .fd = -1, .range = true, .offset = offset,
                          .range_len = len, .direct = buf };
@@ -613,13 +620,16 @@ static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t le
                 k = -EIO;
         buf_free(&q.err);
         *ret_n = (size_t)q.received;
+        if (ret_size)
+                *ret_size = k == 0 ? q.total : 0;
         return k;
 }
 
 /* window_fetch_fn for the windows */
-static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n)
+static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n,
+                        uint64_t *ret_size)
 {
-        return range_read(ud, name, offset, len, buf, true, ret_n);
+        return range_read(ud, name, offset, len, buf, true, ret_n, ret_size);
 }
 
 static int s3_get_range(struct backend *b, const char *name, uint64_t offset, size_t len, void *buf)
@@ -630,7 +640,7 @@ static int s3_get_range(struct backend *b, const char *name, uint64_t offset, si
                 return 0;
         /* Larger reads than a window are not a record of a pack: direct. */
         if (len > WINDOW || strlen(name) >= WINDOW_NAME_MAX)
-                return range_read(s, name, offset, len, buf, false, &n);
+                return range_read(s, name, offset, len, buf, false, &n, NULL);
         return window_cache_read(s->windows, name, offset, len, buf);
 }
 

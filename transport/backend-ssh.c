@@ -175,9 +175,11 @@ static int ssh_get(struct backend *b, const char *name, size_t max, struct buf *
 }
 
 /* window_fetch_fn for the windows */
-static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n)
+static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n,
+                        uint64_t *ret_size)
 {
         struct remote *rm = ud;
+        *ret_size = 0;
         LOCKED(rm);
         return quiet_enoent(get_piece(rm, name, offset, (uint32_t)len, buf, ret_n));
 }

@@ -111,10 +111,12 @@ void session_kill(struct ssh_session *s);
 
 /* Reads up to len bytes of name at offset into buf (len is the window size
  * or less, offset aligned to it) and stores how many in *ret_n: fewer when
- * the object ends first.  0, or -errno (with a message, or none for
+ * the object ends first, 0 when it ends before offset; and the object's
+ * size in *ret_size when the reply says (else 0: read-ahead then learns
+ * the end from a short window).  0, or -errno (with a message, or none for
  * -ENOENT). */
 typedef int (*window_fetch_fn)(void *ud, const char *name, uint64_t offset, size_t len, void *buf,
-                               size_t *ret_n);
+                               size_t *ret_n, uint64_t *ret_size);
 
 struct window_cache_stats {
         uint64_t reads;         /* pieces served (a read across windows is several) */

@@ -28,6 +28,7 @@ struct slot {
         unsigned refs;                  /* loader or readers using it: not reused while > 0 */
         uint64_t used;                  /* LRU clock */
         bool ahead;                     /* loaded by read-ahead, not read yet */
+        uint64_t objsize;               /* the object's size, 0: not known */
         struct buf data;                /* shorter than the window: the object ends in it */
 };
 
@@ -139,6 +140,7 @@ static void claim_locked(struct window_cache *wc, struct slot *v, const char *na
         v->refs = 1;
         v->ahead = false;
         v->used = ++wc->clock;
+        v->objsize = 0;
         buf_reset(&v->data);
 }
 
@@ -148,7 +150,8 @@ static int load(struct window_cache *wc, struct slot *s)
 {
         buf_reserve(&s->data, wc->size);
         size_t n = 0;
-        int k = wc->fetch(wc->ud, s->name, s->index * wc->size, wc->size, s->data.data, &n);
+        uint64_t objsize = 0;
+        int k = wc->fetch(wc->ud, s->name, s->index * wc->size, wc->size, s->data.data, &n, &objsize);
         pthread_mutex_lock(&wc->lock);
         wc->st.fetches++;
         if (k < 0 || n > wc->size) {
@@ -157,11 +160,26 @@ static int load(struct window_cache *wc, struct slot *s)
                 k = k < 0 ? k : -EIO;
         } else {
                 s->data.len = n;
+                s->objsize = objsize;
+                if (n < wc->size && !objsize)
+                        s->objsize = s->index * wc->size + n;
                 s->state = SLOT_READY;
         }
         pthread_cond_broadcast(&wc->changed);
         pthread_mutex_unlock(&wc->lock);
         return k;
+}
+
+/* Whether window index of name starts at or after the object's end, as
+ * far as the windows kept know.  Locked. */
+static bool past_end_locked(struct window_cache *wc, const char *name, uint64_t index)
+{
+        for (unsigned i = 0; i < wc->nslots; i++) {
+                const struct slot *s = &wc->slots[i];
+                if (s->state == SLOT_READY && s->objsize && strcmp(s->name, name) == 0)
+                        return index * wc->size >= s->objsize;
+        }
+        return false;
 }
 
 static void *ahead_main(void *arg)
@@ -176,7 +194,7 @@ static void *ahead_main(void *arg)
                 struct wanted w = wc->queue[wc->qhead];
                 wc->qhead = (wc->qhead + 1) % wc->qcap;
                 wc->qlen--;
-                if (find_locked(wc, w.name, w.index))
+                if (find_locked(wc, w.name, w.index) || past_end_locked(wc, w.name, w.index))
                         continue;
                 struct slot *s = victim_locked(wc);
                 /* Never evict what a reader may want next for a guess. */
@@ -205,10 +223,9 @@ static void ahead_locked(struct window_cache *wc, const char *name, uint64_t ind
 {
         for (unsigned d = 1; d <= wc->ahead; d++) {
                 uint64_t want = index + d;
-                const struct slot *s = find_locked(wc, name, want);
-                if (s && s->state == SLOT_READY && s->data.len < wc->size)
-                        break; /* the object ends there */
-                if (s)
+                if (past_end_locked(wc, name, want))
+                        break;
+                if (find_locked(wc, name, want))
                         continue;
                 bool queued = false;
                 for (size_t i = 0; i < wc->qlen && !queued; i++) {
