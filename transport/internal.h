@@ -101,11 +101,12 @@ void session_kill(struct ssh_session *s);
  * records) from windows of `size` bytes, aligned in the object (window i
  * is [i * size, (i + 1) * size)), and keep the last `slots` of them.  Every
  * window is fetched once however many readers want it at the same time:
- * the others wait for it.  With `threads` > 0, a reader that reads past the
- * middle of a whole window has the next `ahead` windows of that object
- * loaded by read-ahead threads (started when first needed), so a forward
- * reader rarely waits for a request.  Objects must be immutable.  Memory:
- * slots * size at most.  Thread-safe. */
+ * the others wait for it.  With `threads` > 0, a reader that had to fetch
+ * a whole window, or reads past the middle of one, has the next `ahead`
+ * windows of that object (not past its end, when known) loaded by
+ * read-ahead threads (started when first needed), so a forward reader
+ * rarely waits for a request; a guess never evicts another unread guess.
+ * Objects must be immutable.  Memory: slots * size at most.  Thread-safe. */
 
 #define WINDOW_NAME_MAX 96      /* longer names: not cached */
 

@@ -264,6 +264,7 @@ int window_cache_read(struct window_cache *wc, const char *name, uint64_t offset
                 int64_t t0 = mono_ns();
                 pthread_mutex_lock(&wc->lock);
                 struct slot *s;
+                bool missed = false;
                 for (;;) {
                         s = find_locked(wc, name, index);
                         if (s) {
@@ -283,10 +284,7 @@ int window_cache_read(struct window_cache *wc, const char *name, uint64_t offset
                         }
                         claim_locked(wc, s, name, index);
                         wc->st.misses++;
-                        /* A reader that starts on an object mostly reads
-                         * on: ask for the next windows now, alongside. */
-                        if (wc->ahead)
-                                ahead_locked(wc, name, index);
+                        missed = true;
                         pthread_mutex_unlock(&wc->lock);
                         int k = load(wc, s);
                         pthread_mutex_lock(&wc->lock);
@@ -305,9 +303,11 @@ int window_cache_read(struct window_cache *wc, const char *name, uint64_t offset
                 }
                 s->used = ++wc->clock;
                 wc->st.reads++;
-                /* Read forward past the middle of a whole window: the next
-                 * ones are likely wanted soon. */
-                if (wc->ahead && s->data.len == wc->size && at + want > wc->size / 2)
+                /* A reader that starts on an object, or reads forward past
+                 * the middle of a whole window, mostly reads on: the next
+                 * windows are likely wanted soon.  (Not before this one is
+                 * here: it may tell where the object ends.) */
+                if (wc->ahead && s->data.len == wc->size && (missed || at + want > wc->size / 2))
                         ahead_locked(wc, name, index);
                 pthread_mutex_unlock(&wc->lock);
 
