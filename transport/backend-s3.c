@@ -638,7 +638,7 @@ static int s3_get_range(struct backend *b, const char *name, uint64_t offset, si
         size_t n;
         if (len == 0)
                 return 0;
-        /* Larger reads than a window are not a record of a pack: direct. */
+        /* Reads larger than a window (rare: records are about 256 KiB) go direct. */
         if (len > WINDOW || strlen(name) >= WINDOW_NAME_MAX)
                 return range_read(s, name, offset, len, buf, false, &n, NULL);
         return window_cache_read(s->windows, name, offset, len, buf);
