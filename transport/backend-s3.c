@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "s3.h"
 
 #define ATTEMPTS 4              /* tries of one request */
@@ -19,18 +20,15 @@
 #define CONNECT_TIMEOUT 10      /* seconds */
 #define STALL_TIME 60           /* seconds below 1 byte/s: a dead transfer */
 #define POOL 16                 /* idle curl handles kept */
-/* get_range reads this much at once and keeps the last WINDOWS of it:
- * restores read a pack's chunks mostly in order, so one request serves
- * many.  Objects are immutable, so what is kept stays true. */
-#define WINDOW (4u << 20)
-#define WINDOWS 4
-
-struct window {
-        char name[96];          /* "" when unused */
-        uint64_t offset;
-        struct buf data;
-        uint64_t used;          /* LRU clock */
-};
+/* get_range reads through a cache of WINDOWS windows of WINDOW bytes
+ * (window.c): restores and checks read a pack's records mostly in order,
+ * so one request serves many, and READ_AHEAD threads load the next AHEAD
+ * windows of a pack being read forward, so that the readers find them
+ * there instead of waiting for one request after the other. */
+#define WINDOW (2u << 20)
+#define WINDOWS 12
+#define AHEAD 3
+#define READ_AHEAD 3
 
 struct s3 {
         pthread_mutex_t lock;   /* the pool */
@@ -47,9 +45,7 @@ struct s3 {
         unsigned page;          /* max-keys of a listing page */
         uint64_t requests, retries;
         bool if_match_ok;       /* a PUT with a false If-Match was refused (s3_replace) */
-        pthread_mutex_t wlock;  /* the windows */
-        struct window windows[WINDOWS];
-        uint64_t clock;
+        struct window_cache *windows;
 };
 
 static const struct backend_ops s3_ops;
@@ -348,6 +344,7 @@ struct req {
         long status;
         uint64_t length;                /* Content-Length of a HEAD */
         char etag[80];                  /* the ETag header, unquoted ("" when none) */
+        uint64_t total;                 /* the object's size from a 206's Content-Range, or 0 */
         /* transfer state */
         uint64_t sent, received;
         bool too_big;
@@ -412,6 +409,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                 const char *sp = memchr(p, ' ', len);
                 q->status = sp ? strtol(sp + 1, NULL, 10) : 0;
                 q->etag[0] = 0;
+                q->total = 0;
         } else if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
                 /* ETag: "hex" -> hex */
                 size_t i = 5, e = 0;
@@ -421,6 +419,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                        isprint((unsigned char)p[i]))
                         q->etag[e++] = p[i++];
                 q->etag[e] = 0;
+        } else if (len > 14 && strncasecmp(p, "content-range:", 14) == 0) {
+                /* "Content-Range: bytes FIRST-LAST/TOTAL" */
+                const char *slash = memchr(p, '/', len);
+                if (slash && slash + 1 < p + len && isdigit((unsigned char)slash[1]))
+                        q->total = strtoull(slash + 1, NULL, 10);
         }
         return len;
 }
@@ -618,7 +621,7 @@ static int s3_get(struct backend *b, const char *name, size_t max, struct buf *r
 /* One ranged GET of len bytes at offset into buf; *ret_n: bytes read
  * (fewer when the object ends first, if allow_short). */
 static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t len, void *buf, bool allow_short,
-                      size_t *ret_n)
+                      size_t *ret_n, uint64_t *ret_size)
 {
         struct req q = { .method = "GET", .name = name, .fd = -1, .range = true, .offset = offset,
                          .range_len = len, .direct = buf };
@@ -626,7 +629,7 @@ static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t le
         if (k == 0 && object_missing(&q))
                 k = -ENOENT;
         else if (k == 0 && q.status == 416)
-                k = -EIO;
+                k = allow_short ? 0 : -EIO; /* starts at the end, or after it */
         else if (k == 0 && q.status != 206 && q.status != 200)
                 k = status_error(s, &q);
         else if (k == 0 && (q.too_big || (q.status == 200 && offset != 0) || (!allow_short && q.received != len)))
@@ -634,7 +637,16 @@ static int range_read(struct s3 *s, const char *name, uint64_t offset, size_t le
                 k = -EIO;
         buf_free(&q.err);
         *ret_n = (size_t)q.received;
+        if (ret_size)
+                *ret_size = k == 0 ? q.total : 0;
         return k;
+}
+
+/* window_fetch_fn for the windows */
+static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n,
+                        uint64_t *ret_size)
+{
+        return range_read(ud, name, offset, len, buf, true, ret_n, ret_size);
 }
 
 static int s3_get_range(struct backend *b, const char *name, uint64_t offset, size_t len, void *buf)
@@ -643,42 +655,10 @@ static int s3_get_range(struct backend *b, const char *name, uint64_t offset, si
         size_t n;
         if (len == 0)
                 return 0;
-        if (len >= WINDOW / 2 || strlen(name) >= sizeof s->windows[0].name)
-                return range_read(s, name, offset, len, buf, false, &n);
-        pthread_mutex_lock(&s->wlock);
-        for (size_t i = 0; i < WINDOWS; i++) {
-                struct window *w = &s->windows[i];
-                if (strcmp(w->name, name) == 0 && offset >= w->offset && offset + len <= w->offset + w->data.len) {
-                        memcpy(buf, w->data.data + (offset - w->offset), len);
-                        w->used = ++s->clock;
-                        pthread_mutex_unlock(&s->wlock);
-                        return 0;
-                }
-        }
-        pthread_mutex_unlock(&s->wlock);
-        struct buf data = { 0 };
-        buf_reserve(&data, WINDOW);
-        int k = range_read(s, name, offset, WINDOW, data.data, true, &n);
-        if (k == 0 && n < len)
-                k = -EIO;
-        if (k < 0) {
-                buf_free(&data);
-                return k;
-        }
-        data.len = n;
-        memcpy(buf, data.data, len);
-        pthread_mutex_lock(&s->wlock);
-        struct window *lru = &s->windows[0];
-        for (size_t i = 1; i < WINDOWS; i++)
-                if (s->windows[i].used < lru->used)
-                        lru = &s->windows[i];
-        buf_free(&lru->data);
-        lru->data = data;
-        lru->offset = offset;
-        lru->used = ++s->clock;
-        snprintf(lru->name, sizeof lru->name, "%s", name);
-        pthread_mutex_unlock(&s->wlock);
-        return 0;
+        /* Reads larger than a window (rare: records are about 256 KiB) go direct. */
+        if (len > WINDOW || strlen(name) >= WINDOW_NAME_MAX)
+                return range_read(s, name, offset, len, buf, false, &n, NULL);
+        return window_cache_read(s->windows, name, offset, len, buf);
 }
 
 static int s3_stat(struct backend *b, const char *name, uint64_t *ret_size)
@@ -959,12 +939,20 @@ static void s3_free(struct backend *b)
         struct s3 *s = S(b);
         if (!s)
                 return;
+        /* First: its read-ahead threads use the pool. */
+        if (s->windows) {
+                struct window_cache_stats st;
+                window_cache_get_stats(s->windows, &st);
+                log_debug("%s: %llu ranged reads, %llu windows fetched (%llu missed, %llu read ahead: %llu used, "
+                          "%llu dropped unread), %.2f s waiting",
+                          s->where, (unsigned long long)st.reads, (unsigned long long)st.fetches,
+                          (unsigned long long)st.misses, (unsigned long long)st.ahead,
+                          (unsigned long long)st.ahead_used, (unsigned long long)st.ahead_wasted, st.wait_ns / 1e9);
+                window_cache_free(s->windows);
+        }
         for (size_t i = 0; i < s->pooled; i++)
                 curl_easy_cleanup(s->pool[i]);
         pthread_mutex_destroy(&s->lock);
-        pthread_mutex_destroy(&s->wlock);
-        for (size_t i = 0; i < WINDOWS; i++)
-                buf_free(&s->windows[i].data);
         if (s->userpwd)
                 explicit_bzero(s->userpwd, strlen(s->userpwd));
         if (s->token_header)
@@ -1029,7 +1017,7 @@ int backend_s3_open(const struct s3_url *u, const struct s3_credentials *c, bool
         const char *region = u->region ? u->region : "us-east-1";
         struct s3 *s = xcalloc(1, sizeof *s);
         pthread_mutex_init(&s->lock, NULL);
-        pthread_mutex_init(&s->wlock, NULL);
+        s->windows = window_cache_new(WINDOW, WINDOWS, AHEAD, READ_AHEAD, window_fetch, s);
         s->bucket = xstrdup(u->bucket);
         s->where = xstrdup(where);
         s->endpoint = u->endpoint ? xstrdup(u->endpoint)

@@ -8,23 +8,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "protocol.h"
 #include "remote.h"
 
 #define PIECE (4u * 1024 * 1024)    /* PUT_DATA and GET pieces */
-/* get_range reads this much at once and keeps the last WINDOWS of it:
- * readers take a pack's chunks mostly in order, so one round trip serves
- * many of them, at the price of up to a window's bytes read for nothing on
- * a lone small read.  Objects are immutable, so what is kept stays true. */
+/* get_range reads small pieces through a cache of WINDOWS windows of
+ * WINDOW bytes (window.c): readers take a pack's chunks mostly in order, so
+ * one round trip serves many of them, at the price of up to a window's
+ * bytes read for nothing on a lone small read.  No read-ahead: there is one
+ * channel, and a request waits for the one before. */
 #define WINDOW (1u * 1024 * 1024)
 #define WINDOWS 4
-
-struct window {
-        char name[96];                  /* "" when unused */
-        uint64_t offset;
-        struct buf data;
-        uint64_t used;                  /* LRU clock */
-};
 
 struct remote {
         pthread_mutex_t lock;           /* one request and its reply at a time */
@@ -39,8 +34,7 @@ struct remote {
         bool announce;                  /* opened for writing */
         bool broken;                    /* the connection failed: nothing more is sent */
         uint64_t sent, received, requests;
-        struct window windows[WINDOWS];
-        uint64_t clock;
+        struct window_cache *windows;
 };
 
 static const struct backend_ops ssh_ops;
@@ -180,62 +174,23 @@ static int ssh_get(struct backend *b, const char *name, size_t max, struct buf *
         return 0;
 }
 
-/* A kept window holding [offset, offset + len) of name, or NULL. */
-static struct window *window_find(struct remote *rm, const char *name, uint64_t offset, size_t len)
+/* window_fetch_fn for the windows */
+static int window_fetch(void *ud, const char *name, uint64_t offset, size_t len, void *buf, size_t *ret_n,
+                        uint64_t *ret_size)
 {
-        for (size_t i = 0; i < WINDOWS; i++) {
-                struct window *w = &rm->windows[i];
-                if (w->name[0] && strcmp(w->name, name) == 0 && offset >= w->offset &&
-                    offset + len <= w->offset + w->data.len) {
-                        w->used = ++rm->clock;
-                        return w;
-                }
-        }
-        return NULL;
-}
-
-/* Reads a window of name from offset into the least recently used slot.
- * Caller holds the lock. */
-static int window_fill(struct remote *rm, const char *name, uint64_t offset, struct window **ret)
-{
-        struct window *w = &rm->windows[0];
-        for (size_t i = 1; i < WINDOWS; i++)
-                if (rm->windows[i].used < w->used)
-                        w = &rm->windows[i];
-        w->name[0] = 0;
-        buf_reset(&w->data);
-        buf_reserve(&w->data, WINDOW);
-        size_t n = 0;
-        int k = get_piece(rm, name, offset, WINDOW, w->data.data, &n);
-        if (k < 0)
-                return k;
-        w->data.len = n;
-        w->offset = offset;
-        snprintf(w->name, sizeof w->name, "%s", name);
-        w->used = ++rm->clock;
-        *ret = w;
-        return 0;
+        struct remote *rm = ud;
+        *ret_size = 0;
+        LOCKED(rm);
+        return quiet_enoent(get_piece(rm, name, offset, (uint32_t)len, buf, ret_n));
 }
 
 static int ssh_get_range(struct backend *b, const char *name, uint64_t offset, size_t len, void *buf)
 {
         struct remote *rm = R(b);
         uint8_t *p = buf;
+        if (len <= WINDOW / 2 && strlen(name) < WINDOW_NAME_MAX)
+                return window_cache_read(rm->windows, name, offset, len, buf);
         LOCKED(rm);
-        if (len <= WINDOW / 2 && strlen(name) < sizeof rm->windows[0].name) {
-                struct window *w = window_find(rm, name, offset, len);
-                if (!w) {
-                        int k = window_fill(rm, name, offset, &w);
-                        if (k < 0)
-                                return quiet_enoent(k);
-                }
-                if (offset + len > w->offset + w->data.len) {
-                        error_clear();
-                        return -EIO; /* the object ends first */
-                }
-                memcpy(p, w->data.data + (offset - w->offset), len);
-                return 0;
-        }
         while (len > 0) {
                 size_t want = MIN(len, (size_t)WIRE_DATA_MAX), n = 0;
                 int k = get_piece(rm, name, offset, (uint32_t)want, p, &n);
@@ -555,8 +510,7 @@ static void remote_free(struct remote *rm)
                   (unsigned long long)rm->requests);
         ssh_session_free(rm->session);
         buf_free(&rm->frame);
-        for (size_t i = 0; i < WINDOWS; i++)
-                buf_free(&rm->windows[i].data);
+        window_cache_free(rm->windows);
         pthread_mutex_destroy(&rm->lock);
         free(rm->where);
         free(rm->repo_id);
@@ -628,6 +582,7 @@ int backend_ssh_open(struct ssh_session *s, const struct remote_options *o, stru
         struct remote *rm = xcalloc(1, sizeof *rm);
         const char *berth = o->remote_berth && *o->remote_berth ? o->remote_berth : "berth";
         pthread_mutex_init(&rm->lock, NULL);
+        rm->windows = window_cache_new(WINDOW, WINDOWS, 0, 0, window_fetch, rm);
         rm->session = s;
         rm->where = xstrdup(o->where);
         rm->announce = o->mode == REPO_WRITE;

@@ -95,4 +95,50 @@ int ssh_fail(struct ssh_session *s, int rc, const char *what);
 /* Shuts the socket down so that every later libssh2 call fails at once. */
 void session_kill(struct ssh_session *s);
 
+/* ---- ranged reads through a cache of windows (window.c) -------------------
+ *
+ * The ssh and s3 backends serve get_range of small pieces (a pack's
+ * records) from windows of `size` bytes, aligned in the object (window i
+ * is [i * size, (i + 1) * size)), and keep the last `slots` of them.  Every
+ * window is fetched once however many readers want it at the same time:
+ * the others wait for it.  With `threads` > 0, a reader that had to fetch
+ * a whole window, or reads past the middle of one, has the next `ahead`
+ * windows of that object (not past its end, when known) loaded by
+ * read-ahead threads (started when first needed), so a forward reader
+ * rarely waits for a request; a guess never evicts another unread guess.
+ * Objects must be immutable.  Memory: slots * size at most.  Thread-safe. */
+
+#define WINDOW_NAME_MAX 96      /* longer names: not cached */
+
+/* Reads up to len bytes of name at offset into buf (len is the window size
+ * or less, offset aligned to it) and stores how many in *ret_n: fewer when
+ * the object ends first, 0 when it ends before offset; and the object's
+ * size in *ret_size when the reply says (else 0: read-ahead then learns
+ * the end from a short window).  0, or -errno (with a message, or none for
+ * -ENOENT). */
+typedef int (*window_fetch_fn)(void *ud, const char *name, uint64_t offset, size_t len, void *buf,
+                               size_t *ret_n, uint64_t *ret_size);
+
+struct window_cache_stats {
+        uint64_t reads;         /* pieces served (a read across windows is several) */
+        uint64_t misses;        /* a reader found its window neither kept nor loading */
+        uint64_t fetches;       /* requests made, read-ahead included */
+        uint64_t ahead;         /* windows loaded by read-ahead */
+        uint64_t ahead_used;    /* ... that a reader then read */
+        uint64_t ahead_wasted;  /* ... that were dropped unread */
+        uint64_t wait_ns;       /* readers' time waiting for windows */
+};
+
+struct window_cache;
+struct window_cache *window_cache_new(size_t size, unsigned slots, unsigned ahead, unsigned threads,
+                                      window_fetch_fn fetch, void *ud);
+/* Stops the read-ahead threads (waits for loads in flight) and frees; NULL is fine. */
+void window_cache_free(struct window_cache *wc);
+/* Copies [offset, offset + len) of name into buf through the windows.  0;
+ * -EIO with no message when the object ends first; -ENAMETOOLONG for a
+ * name of WINDOW_NAME_MAX or more (the caller reads it directly); or the
+ * fetch's error. */
+int window_cache_read(struct window_cache *wc, const char *name, uint64_t offset, size_t len, void *buf);
+void window_cache_get_stats(struct window_cache *wc, struct window_cache_stats *ret);
+
 #endif
