@@ -84,26 +84,25 @@ bool pack_header_ok(const uint8_t head[PACK_HEADER_SIZE])
         return memcmp(head, PACK_MAGIC, PACK_HEADER_SIZE) == 0 || memcmp(head, PACK_MAGIC_V1, PACK_HEADER_SIZE) == 0;
 }
 
-int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+int pack_record_seal(const struct repo_keys *k, const void *stored, size_t len, struct buf *out)
+{
+        /* The one place a record is sealed: after compression (and its
+         * check), one AEAD per record; the trailer lists its sealed length. */
+        if (len > PACK_MAX_CHUNK)
+                return error_set(EFBIG, "a record of %zu bytes is too large", len);
+        return crypto_seal(k, CRYPTO_KIND_RECORD, stored, len, out);
+}
+
+int pack_writer_add_sealed(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
                            size_t len)
 {
-        if (len > PACK_MAX_CHUNK || w->size + len > UINT32_MAX)
+        uint32_t over = w->keys ? CRYPTO_OVERHEAD : 0;
+        if (len > PACK_MAX_CHUNK + over || len < over || w->size + len > UINT32_MAX)
                 return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
         if (w->n + n > w->cap) {
                 while (w->n + n > w->cap)
                         w->cap = w->cap ? w->cap * 2 : 256;
                 w->entries = xrealloc(w->entries, w->cap * sizeof *w->entries);
-        }
-        if (w->keys) {
-                /* The one place a record is sealed: after compression, one
-                 * AEAD per record; the trailer lists its sealed length. */
-                int r = crypto_seal(w->keys, CRYPTO_KIND_RECORD, stored, len, &w->sealed);
-                if (r < 0)
-                        return r;
-                stored = w->sealed.data;
-                len = w->sealed.len;
-                if (w->size + len > UINT32_MAX)
-                        return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
         }
         for (size_t i = 0; i < n; i++) {
                 entries[i].offset = (uint32_t)w->size;
@@ -121,6 +120,21 @@ int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, si
         if (w->out.len >= WRITE_BUFFER)
                 return writer_flush(w);
         return 0;
+}
+
+int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+                           size_t len)
+{
+        if (len > PACK_MAX_CHUNK || w->size + len > UINT32_MAX)
+                return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
+        if (w->keys) {
+                int r = pack_record_seal(w->keys, stored, len, &w->sealed);
+                if (r < 0)
+                        return r;
+                stored = w->sealed.data;
+                len = w->sealed.len;
+        }
+        return pack_writer_add_sealed(w, entries, n, stored, len);
 }
 
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored)

@@ -69,6 +69,7 @@ struct store {
         ZSTD_CCtx *cctx;         /* store_read_stored() re-encoding a chunk alone; packer_drain() */
         struct buf stored, plain, check;
         struct buf opened;          /* scratch: an encrypted record opened (store_read_stored) */
+        struct buf sealed;          /* scratch: a record sealed by packer_drain() */
         struct record_cache rc;
         size_t record_max;       /* plain bytes per record (repository config) */
 

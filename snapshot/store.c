@@ -210,6 +210,7 @@ void store_free(struct store *s)
         ZSTD_freeCCtx(s->cctx);
         buf_free(&s->stored);
         buf_free(&s->opened);
+        buf_free(&s->sealed);
         buf_free(&s->plain);
         buf_free(&s->check);
         record_cache_free(&s->rc);
