@@ -228,6 +228,11 @@ struct pack_writer;
 /* Creates a temporary pack in a local spool directory (the repository's
  * tmp/ for a local repository), where the writer builds it. */
 int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret);
+/* Makes a new writer's pack a format-1 pack (magic, 48-byte entries, one
+ * chunk per record, no PACK_F_ALONE): what a repository whose config says
+ * format 1 gets, so that the berths that made it still read it.  Plain
+ * repositories only; call before adding anything. */
+void pack_writer_format1(struct pack_writer *w);
 /* Appends one record: its stored bytes, and the entries of its n chunks
  * (id, inner, raw_len, flags set by the caller; offset, stored_len and
  * PACK_F_ALONE are set here, in the entries too); in an encrypted

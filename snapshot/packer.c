@@ -144,8 +144,11 @@ static void pack_record(struct store *s, struct pack_entry *e, size_t n, const u
         if (r < 0)
                 set_worker_error(s, r);
         else if (!s->error) {
-                if (!s->writer)
+                if (!s->writer) {
                         r = pack_writer_new(s->repo->spool_dirfd, k, &s->writer);
+                        if (r == 0 && s->format1)
+                                pack_writer_format1(s->writer);
+                }
                 if (r == 0)
                         r = pack_writer_add_sealed(s->writer, e, n, stored, len);
                 if (r < 0)
@@ -238,8 +241,9 @@ void *packer_main(void *arg)
                         }
                 } else if (store) {
                         struct open_record full = { 0 };
-                        if (j.len >= s->record_max) {
-                                /* As large as a record: a record alone. */
+                        if (j.len >= s->record_max || s->format1) {
+                                /* As large as a record (or any chunk of a
+                                 * format-1 repository): a record alone. */
                                 struct pack_entry e = { .raw_len = (uint32_t)j.len, .flags = j.flags };
                                 memcpy(e.id, j.id, HASH_LEN);
                                 full = (struct open_record){ .plain = { .data = j.data, .len = j.len, .cap = j.len },

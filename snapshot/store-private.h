@@ -72,6 +72,7 @@ struct store {
         struct buf sealed;          /* scratch: a record sealed by packer_drain() */
         struct record_cache rc;
         size_t record_max;       /* plain bytes per record (repository config) */
+        bool format1;            /* a format-1 repository: format-1 packs, one chunk per record */
 
         /* Everything below is under `lock`. */
         pthread_mutex_t lock;
