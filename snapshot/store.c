@@ -149,8 +149,8 @@ int store_open(struct repo *r, bool writable, struct store **ret)
          * does not have (objects are put once, never replaced: local,
          * ssh:// serve and s3:// alike), and would lock those berths out of
          * a repository they made.  The cost: such a repository keeps
-         * compressing each chunk alone; `berth copy` into a new repository
-         * moves it to the current format. */
+         * compressing each chunk alone; `berth copy` moves its snapshots
+         * into a new repository of the current format. */
         s->format1 = r->cfg.format == REPO_FORMAT_V1 && !r->keys;
         s->dctx = ZSTD_createDCtx();
         s->cctx = ZSTD_createCCtx();
