@@ -228,11 +228,25 @@ struct pack_writer;
 /* Creates a temporary pack in a local spool directory (the repository's
  * tmp/ for a local repository), where the writer builds it. */
 int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_writer **ret);
+/* Makes a new writer's pack a format-1 pack (magic, 48-byte entries, one
+ * chunk per record, no PACK_F_ALONE): what a repository whose config says
+ * format 1 gets, so that the berths that made it still read it.  Plain
+ * repositories only; call before adding anything. */
+void pack_writer_format1(struct pack_writer *w);
 /* Appends one record: its stored bytes, and the entries of its n chunks
  * (id, inner, raw_len, flags set by the caller; offset, stored_len and
- * PACK_F_ALONE are set here, in the entries too).  The one place a record
- * enters a pack: sealed here in an encrypted repository. */
+ * PACK_F_ALONE are set here, in the entries too); in an encrypted
+ * repository sealed first (pack_record_seal). */
 int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+                           size_t len);
+/* The one place a record is sealed (an encrypted repository): out = its
+ * sealed form.  Callers that seal outside a lock (the packer's workers)
+ * then add it with pack_writer_add_sealed(). */
+int pack_record_seal(const struct repo_keys *k, const void *stored, size_t len, struct buf *out);
+/* pack_writer_add_record() for a record that is already in the form the
+ * pack holds: sealed by pack_record_seal() when the writer has keys, the
+ * stored bytes as they are otherwise. */
+int pack_writer_add_sealed(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
                            size_t len);
 /* A record of one chunk: e's stored_len bytes of stored. */
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored);

@@ -1,4 +1,5 @@
-/* pack.c — writing and reading pack files (format 2: records of chunks; format 1 read).
+/* pack.c — writing and reading pack files (format 2: records of chunks; format 1 into
+ * format-1 repositories, see pack_writer_format1()).
  *
  * The writer builds a pack in a local spool file and hands the finished
  * file to the repository's backend (backend.h), which makes it durable and
@@ -25,6 +26,7 @@ struct pack_writer {
         uint64_t size;              /* bytes in the pack so far, written or buffered */
         struct pack_entry *entries;
         size_t n, cap;
+        bool v1;                    /* pack_writer_format1(): a format-1 pack */
 };
 
 void pack_path(const uint8_t hash[HASH_LEN], char *buf, size_t size)
@@ -79,38 +81,52 @@ int pack_writer_new(int spool_dirfd, const struct repo_keys *keys, struct pack_w
         return 0;
 }
 
+void pack_writer_format1(struct pack_writer *w)
+{
+        /* Nothing is flushed before the first record: the header is still
+         * in the buffer. */
+        if (w->keys || w->n || w->out.len != PACK_HEADER_SIZE)
+                abort();
+        memcpy(w->out.data, PACK_MAGIC_V1, PACK_HEADER_SIZE);
+        w->v1 = true;
+}
+
 bool pack_header_ok(const uint8_t head[PACK_HEADER_SIZE])
 {
         return memcmp(head, PACK_MAGIC, PACK_HEADER_SIZE) == 0 || memcmp(head, PACK_MAGIC_V1, PACK_HEADER_SIZE) == 0;
 }
 
-int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+int pack_record_seal(const struct repo_keys *k, const void *stored, size_t len, struct buf *out)
+{
+        /* The one place a record is sealed: after compression (and its
+         * check), one AEAD per record; the trailer lists its sealed length. */
+        if (len > PACK_MAX_CHUNK)
+                return error_set(EFBIG, "a record of %zu bytes is too large", len);
+        return crypto_seal(k, CRYPTO_KIND_RECORD, stored, len, out);
+}
+
+int pack_writer_add_sealed(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
                            size_t len)
 {
-        if (len > PACK_MAX_CHUNK || w->size + len > UINT32_MAX)
+        uint32_t over = w->keys ? CRYPTO_OVERHEAD : 0;
+        if (len > PACK_MAX_CHUNK + over || len < over || w->size + len > UINT32_MAX)
                 return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
+        if (w->v1 && n != 1)
+                return error_set(EINVAL, "a format-1 pack holds one chunk per record");
         if (w->n + n > w->cap) {
                 while (w->n + n > w->cap)
                         w->cap = w->cap ? w->cap * 2 : 256;
                 w->entries = xrealloc(w->entries, w->cap * sizeof *w->entries);
-        }
-        if (w->keys) {
-                /* The one place a record is sealed: after compression, one
-                 * AEAD per record; the trailer lists its sealed length. */
-                int r = crypto_seal(w->keys, CRYPTO_KIND_RECORD, stored, len, &w->sealed);
-                if (r < 0)
-                        return r;
-                stored = w->sealed.data;
-                len = w->sealed.len;
-                if (w->size + len > UINT32_MAX)
-                        return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
         }
         for (size_t i = 0; i < n; i++) {
                 entries[i].offset = (uint32_t)w->size;
                 entries[i].stored_len = (uint32_t)len;
                 /* Whether a chunk is its record alone is in the trailer, so
                  * it is known without decoding (or opening) the record. */
-                if (n == 1)
+                if (w->v1)
+                        /* Format 1 has no such flag: every chunk is alone. */
+                        entries[i].flags &= (uint8_t)~PACK_F_ALONE;
+                else if (n == 1)
                         entries[i].flags |= PACK_F_ALONE;
                 else
                         entries[i].flags &= (uint8_t)~PACK_F_ALONE;
@@ -121,6 +137,21 @@ int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, si
         if (w->out.len >= WRITE_BUFFER)
                 return writer_flush(w);
         return 0;
+}
+
+int pack_writer_add_record(struct pack_writer *w, struct pack_entry *entries, size_t n, const void *stored,
+                           size_t len)
+{
+        if (len > PACK_MAX_CHUNK || w->size + len > UINT32_MAX)
+                return error_set(EFBIG, "a record of %zu bytes does not fit in the pack", len);
+        if (w->keys) {
+                int r = pack_record_seal(w->keys, stored, len, &w->sealed);
+                if (r < 0)
+                        return r;
+                stored = w->sealed.data;
+                len = w->sealed.len;
+        }
+        return pack_writer_add_sealed(w, entries, n, stored, len);
 }
 
 int pack_writer_add(struct pack_writer *w, const struct pack_entry *e, const void *stored)
@@ -166,11 +197,28 @@ static void encode_entries(const struct pack_entry *entries, size_t n, struct bu
         }
 }
 
+/* Format 1: 48-byte entries (id, offset, stored_len, raw_len, flags), a
+ * chunk alone in each record. */
+static void encode_entries_v1(const struct pack_entry *entries, size_t n, struct buf *out)
+{
+        for (size_t i = 0; i < n; i++) {
+                const struct pack_entry *e = &entries[i];
+                uint8_t rec[PACK_ENTRY_SIZE_V1] = { 0 };
+                memcpy(rec, e->id, HASH_LEN);
+                le32_write(rec + 32, e->offset);
+                le32_write(rec + 36, e->stored_len);
+                le32_write(rec + 40, e->raw_len);
+                rec[44] = e->flags;
+                buf_append(out, rec, sizeof rec);
+        }
+}
+
 /* The trailer and footer.  Sealed (keys): the entries as one sealed unit,
  * and a footer with count 0, the sealed length and the magic
  * PACK_FOOTER_MAGIC_SEALED, so the pack's shape and name can be checked
  * without the key. */
-static int encode_trailer(const struct repo_keys *keys, const struct pack_entry *entries, size_t n, struct buf *out)
+static int encode_trailer(const struct repo_keys *keys, bool v1, const struct pack_entry *entries, size_t n,
+                          struct buf *out)
 {
         size_t start = out->len;
         if (keys) {
@@ -194,13 +242,17 @@ static int encode_trailer(const struct repo_keys *keys, const struct pack_entry 
                 buf_append(out, PACK_FOOTER_MAGIC_SEALED, 8);
                 return 0;
         }
-        encode_entries(entries, n, out);
+        size_t esize = v1 ? PACK_ENTRY_SIZE_V1 : PACK_ENTRY_SIZE;
+        if (v1)
+                encode_entries_v1(entries, n, out);
+        else
+                encode_entries(entries, n, out);
         uint8_t digest[HASH_LEN];
         hash_sha256(out->data + start, out->len - start, digest);
         buf_put_le32(out, (uint32_t)n);
-        buf_put_le32(out, (uint32_t)(n * PACK_ENTRY_SIZE));
+        buf_put_le32(out, (uint32_t)(n * esize));
         buf_append(out, digest, 8);
-        buf_append(out, PACK_FOOTER_MAGIC, 8);
+        buf_append(out, v1 ? PACK_FOOTER_MAGIC_V1 : PACK_FOOTER_MAGIC, 8);
         return 0;
 }
 
@@ -212,7 +264,7 @@ int pack_writer_finish(struct pack_writer *w, struct backend *be, uint8_t ret_ha
         int r;
 
         size_t tstart = w->out.len;
-        r = encode_trailer(w->keys, w->entries, w->n, &w->out);
+        r = encode_trailer(w->keys, w->v1, w->entries, w->n, &w->out);
         if (r < 0)
                 goto out;
         /* The pack's name: the SHA-256 of its trailer and footer, which

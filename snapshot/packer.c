@@ -5,8 +5,9 @@
  * (store_decide_locked); a new chunk joins the open record of its kind
  * (data or manifest), and whoever fills a record to s->record_max plain
  * bytes compresses it with zstd as one frame, decompresses it and compares
- * it with the original (a chunk counts as stored only once verified), and
- * appends it to the open pack.  A chunk as large as a record, and one
+ * it with the original (a chunk counts as stored only once verified),
+ * seals it in an encrypted repository, and appends it to the open pack;
+ * only the append happens under the lock.  A chunk as large as a record, and one
  * given in its stored form, is a record alone.  A worker that fills a pack
  * finishes it outside the lock (the backend makes it durable) and puts it
  * on the list of finished packs, which the calling thread records in the
@@ -124,17 +125,32 @@ void open_record_free(struct open_record *r)
 }
 
 /* Appends a record's stored form to the open pack, finishing the pack when
- * it is full.  Takes the lock; records a failure as the workers' error. */
-static void pack_record(struct store *s, struct pack_entry *e, size_t n, const uint8_t *stored, size_t len)
+ * it is full.  In an encrypted repository the record is sealed first, here,
+ * outside the lock, so that the workers seal in parallel; only the append
+ * (a copy into the writer's buffer) is serialised.  `sealed` is the
+ * caller's scratch.  Records a failure as the workers' error. */
+static void pack_record(struct store *s, struct pack_entry *e, size_t n, const uint8_t *stored, size_t len,
+                        struct buf *sealed)
 {
         struct pack_writer *full = NULL;
+        const struct repo_keys *k = s->repo->keys;
+        int r = 0;
+        if (k) {
+                r = pack_record_seal(k, stored, len, sealed);
+                stored = sealed->data;
+                len = sealed->len;
+        }
         pthread_mutex_lock(&s->lock);
-        if (!s->error) {
-                int r = 0;
-                if (!s->writer)
-                        r = pack_writer_new(s->repo->spool_dirfd, s->repo->keys, &s->writer);
+        if (r < 0)
+                set_worker_error(s, r);
+        else if (!s->error) {
+                if (!s->writer) {
+                        r = pack_writer_new(s->repo->spool_dirfd, k, &s->writer);
+                        if (r == 0 && s->format1)
+                                pack_writer_format1(s->writer);
+                }
                 if (r == 0)
-                        r = pack_writer_add_record(s->writer, e, n, stored, len);
+                        r = pack_writer_add_sealed(s->writer, e, n, stored, len);
                 if (r < 0)
                         set_worker_error(s, r);
                 else if (pack_writer_size(s->writer) >= s->pack_target)
@@ -145,9 +161,10 @@ static void pack_record(struct store *s, struct pack_entry *e, size_t n, const u
                 finish_pack(s, full);
 }
 
-/* Compresses, verifies and packs a closed record. */
+/* Compresses, verifies and packs a closed record (sealing it in an
+ * encrypted repository): all of it outside the lock but the append. */
 static void close_record(struct store *s, struct open_record *rec, ZSTD_CCtx *cctx, ZSTD_DCtx *dctx,
-                         struct buf *stored, struct buf *check)
+                         struct buf *stored, struct buf *check, struct buf *sealed)
 {
         int flags = record_encode(cctx, dctx, rec->plain.data, rec->plain.len, stored, check);
         if (flags < 0) {
@@ -158,7 +175,7 @@ static void close_record(struct store *s, struct open_record *rec, ZSTD_CCtx *cc
         }
         for (size_t i = 0; i < rec->n; i++)
                 rec->e[i].flags = (uint8_t)((rec->e[i].flags & ~PACK_F_ZSTD) | flags);
-        pack_record(s, rec->e, rec->n, stored->data, stored->len);
+        pack_record(s, rec->e, rec->n, stored->data, stored->len, sealed);
 }
 
 /* With the lock held: adds a new chunk to the open record of its kind;
@@ -186,7 +203,7 @@ void *packer_main(void *arg)
         struct store *s = arg;
         ZSTD_CCtx *cctx = ZSTD_createCCtx();
         ZSTD_DCtx *dctx = ZSTD_createDCtx();
-        struct buf stored = { 0 }, check = { 0 };
+        struct buf stored = { 0 }, check = { 0 }, sealed = { 0 };
 
         if (!cctx || !dctx)
                 abort();
@@ -220,24 +237,25 @@ void *packer_main(void *arg)
                         } else {
                                 struct pack_entry e = { .raw_len = j.raw_len, .flags = (uint8_t)flags };
                                 memcpy(e.id, j.id, HASH_LEN);
-                                pack_record(s, &e, 1, j.data, j.len);
+                                pack_record(s, &e, 1, j.data, j.len, &sealed);
                         }
                 } else if (store) {
                         struct open_record full = { 0 };
-                        if (j.len >= s->record_max) {
-                                /* As large as a record: a record alone. */
+                        if (j.len >= s->record_max || s->format1) {
+                                /* As large as a record (or any chunk of a
+                                 * format-1 repository): a record alone. */
                                 struct pack_entry e = { .raw_len = (uint32_t)j.len, .flags = j.flags };
                                 memcpy(e.id, j.id, HASH_LEN);
                                 full = (struct open_record){ .plain = { .data = j.data, .len = j.len, .cap = j.len },
                                                              .e = &e, .n = 1 };
-                                close_record(s, &full, cctx, dctx, &stored, &check);
+                                close_record(s, &full, cctx, dctx, &stored, &check, &sealed);
                         } else {
                                 pthread_mutex_lock(&s->lock);
                                 if (!s->error)
                                         gather_locked(s, &j, &full);
                                 pthread_mutex_unlock(&s->lock);
                                 if (full.n) {
-                                        close_record(s, &full, cctx, dctx, &stored, &check);
+                                        close_record(s, &full, cctx, dctx, &stored, &check, &sealed);
                                         open_record_free(&full);
                                 }
                         }
@@ -259,6 +277,7 @@ void *packer_main(void *arg)
         ZSTD_freeDCtx(dctx);
         buf_free(&stored);
         buf_free(&check);
+        buf_free(&sealed);
         return NULL;
 }
 
@@ -298,7 +317,7 @@ int packer_drain(struct store *s)
         /* The workers are idle: the records they left open are closed here. */
         for (size_t i = 0; i < ELEMENTSOF(rec); i++) {
                 if (!err && rec[i].n)
-                        close_record(s, &rec[i], s->cctx, s->dctx, &s->stored, &s->check);
+                        close_record(s, &rec[i], s->cctx, s->dctx, &s->stored, &s->check, &s->sealed);
                 open_record_free(&rec[i]);
         }
 

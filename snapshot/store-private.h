@@ -69,8 +69,10 @@ struct store {
         ZSTD_CCtx *cctx;         /* store_read_stored() re-encoding a chunk alone; packer_drain() */
         struct buf stored, plain, check;
         struct buf opened;          /* scratch: an encrypted record opened (store_read_stored) */
+        struct buf sealed;          /* scratch: a record sealed by packer_drain() */
         struct record_cache rc;
         size_t record_max;       /* plain bytes per record (repository config) */
+        bool format1;            /* a format-1 repository: format-1 packs, one chunk per record */
 
         /* Everything below is under `lock`. */
         pthread_mutex_t lock;

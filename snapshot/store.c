@@ -140,6 +140,18 @@ int store_open(struct repo *r, bool writable, struct store **ret)
         s->writable = writable;
         s->pack_target = r->cfg.pack_size;
         s->record_max = r->cfg.record_size ? r->cfg.record_size : RECORD_SIZE_DEFAULT;
+        /* A repository whose config says format 1 gets format-1 packs (one
+         * chunk per record), not format-2 ones: the berths that made it read
+         * only those, and would call the newer packs damaged while its
+         * config still says 1.  The alternative, upgrading the config to
+         * format 3 when a newer pack is first written, needs an atomic
+         * replace of the one mutable object, which the backend interface
+         * does not have (objects are put once, never replaced: local,
+         * ssh:// serve and s3:// alike), and would lock those berths out of
+         * a repository they made.  The cost: such a repository keeps
+         * compressing each chunk alone; `berth copy` moves its snapshots
+         * into a new repository of the current format. */
+        s->format1 = r->cfg.format == REPO_FORMAT_V1 && !r->keys;
         s->dctx = ZSTD_createDCtx();
         s->cctx = ZSTD_createCCtx();
         if (!s->dctx || !s->cctx)
@@ -210,6 +222,7 @@ void store_free(struct store *s)
         ZSTD_freeCCtx(s->cctx);
         buf_free(&s->stored);
         buf_free(&s->opened);
+        buf_free(&s->sealed);
         buf_free(&s->plain);
         buf_free(&s->check);
         record_cache_free(&s->rc);

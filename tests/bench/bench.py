@@ -25,7 +25,13 @@ Peak RSS is reported for every phase (v1, rerun, v2, restore).  With
 $BERTH_OLD set to another berth binary, tool "berthold" runs it too (old vs new
 in the same run); --page-table compares page-aligned chunking settings.
 
-Usage: bench.py [--quick] [--corpora pg,pgheavy,files,rand] [--tools berth,berthold,restic,borg,tarzstd]
+Tool "berthenc" is Berth on an encrypted repository (init --encrypt, the
+password from BERTH_PASSWORD_FILE).  At the end, a GOAL TABLE: every goal of
+the performance issue (and the encryption overhead goal) per corpus, with the
+measured value and "met" or "missed by X%".
+
+Usage: bench.py [--quick] [--corpora pg,pgheavy,files,rand]
+                [--tools berth,berthenc,berthold,restic,borg,tarzstd]
                 [--chunk-table] [--page-table] [--out FILE.tsv]
 """
 import argparse
@@ -313,6 +319,39 @@ class Berth(Tool):
         return du(os.path.join(self.repo, "catalog.db"))
 
 
+class BerthEnc(Berth):
+    """berth init --encrypt: the same steps on an encrypted repository, the
+    password from BERTH_PASSWORD_FILE, the catalog in a cache outside the
+    repository (BERTH_CACHE_DIR, counted in neither the repository size nor
+    its growth, as restic's and borg's caches are not)."""
+    name = "berthenc"
+
+    def __init__(self, work, init_args="", backup_args=""):
+        super().__init__(work, ("--encrypt " + init_args).strip(), backup_args)
+        pw = os.path.join(work, "berthenc-password")
+        with open(pw, "w") as f:
+            f.write("bench-password\n")
+        os.chmod(pw, 0o600)
+        self.env["BERTH_PASSWORD_FILE"] = pw
+        self.cache = os.path.join(work, "berthenc-cache")
+        self.env["BERTH_CACHE_DIR"] = self.cache
+
+    def reset(self):
+        super().reset()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+    def open_cost(self):
+        """The fixed cost of opening the key (scrypt, once per command):
+        a command that does nothing else."""
+        return timed("%s -q snapshots" % self.exe, env=self.env)
+
+    def catalog_size(self):
+        total = 0
+        for d, _, files in os.walk(self.cache):
+            total += sum(os.lstat(os.path.join(d, f)).st_size for f in files if f.startswith("catalog.db"))
+        return total
+
+
 class BerthOld(Berth):
     """$BERTH_OLD: the same steps with another build, for old vs new in one run."""
     name = "berthold"
@@ -398,6 +437,8 @@ def run_tool(tool, corpus, v1, v2):
     warm(data)
     res["v1_wall"], res["v1_cpu"], res["v1_rss_kib"] = tool.backup(data)
     res["v1_size"] = tool.size()
+    if isinstance(tool, BerthEnc):
+        res["open_wall"], res["open_cpu"], _ = tool.open_cost()
     if isinstance(tool, Berth):
         res["chunks"] = tool.last.get("index_chunks", 0)
         res["index_bytes"] = tool.last.get("index_bytes", 0)
@@ -470,12 +511,108 @@ def print_page_row(label, corpus, r, lim):
               human(r["v2_catalog_size"], "_size"), extra), flush=True)
 
 
+# ---- the goal table ----------------------------------------------------------------
+
+def goal_rows(c, results, lim):
+    """The goals of the performance issue (round two), and encryption's
+    overhead goal, for corpus c: (figure, value, unit, goal, note); value is
+    None when a tool it needs did not run, goal None when the issue sets
+    none for this corpus.  Ratios are Berth/peer of wall-clock seconds or
+    bytes; the peak RSS is Berth's largest of every phase, in MiB."""
+    def get(t, m):
+        r = results.get((c, t))
+        return r.get(m) if r else None
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    def smaller(m):
+        vals = [(get(t, m), t) for t in ("restic", "borg") if get(t, m) is not None]
+        return min(vals) if vals else (None, None)
+
+    pg = c.startswith("pg")
+
+    def b(m):
+        return get("berth", m)
+
+    rows = [
+        ("first backup vs restic", ratio(b("v1_wall"), get("restic", "v1_wall")), "x", 0.5, ""),
+        ("first backup vs borg", ratio(b("v1_wall"), get("borg", "v1_wall")), "x", 0.7, ""),
+        ("first backup vs tar|zstd -3 -T0", ratio(b("v1_wall"), get("tarzstd", "v1_wall")), "x",
+         1.0 if pg else 1.3 if c == "files" else None, ""),
+    ]
+    size, peer = smaller("v1_size")
+    rows.append(("repository after first backup vs smaller of restic/borg", ratio(b("v1_size"), size), "x", 1.0,
+                 "%s vs %s (%s)" % (human(b("v1_size"), "_size"), human(size, "_size"), peer) if size else ""))
+    rows.append(("backup of v2 vs restic", ratio(b("v2_wall"), get("restic", "v2_wall")), "x", 0.5, ""))
+    growth, peer = smaller("v2_growth")
+    note = "%s vs %s (%s)" % (human(b("v2_growth"), "_size"), human(growth, "_size"), peer) if growth else ""
+    if pg and lim and b("v2_growth") is not None:
+        note += "; " if note else ""
+        note += "growth / limit %.2f (pages one at a time, %s), %.2f (one stream, %s)" % (
+            b("v2_growth") / max(lim[2], 1), human(lim[2], "_size"), b("v2_growth") / max(lim[3], 1),
+            human(lim[3], "_size"))
+    rows.append(("repository growth for v2 vs smaller of restic/borg", ratio(b("v2_growth"), growth), "x",
+                 0.5 if pg else 1.0, note))
+    rows.append(("restore of v2 vs restic", ratio(b("restore_wall"), get("restic", "restore_wall")), "x", 0.5, ""))
+    rows.append(("restore of v2 vs borg", ratio(b("restore_wall"), get("borg", "restore_wall")), "x", 0.7, ""))
+    peak = None
+    if results.get((c, "berth")):
+        phase = max(RSS, key=lambda m: b(m))
+        peak = b(phase) / 1024.0
+        note = "largest in %s" % phase.replace("_rss_kib", "")
+    rows.append(("peak RSS, any phase", peak, "MiB", 64.0, note if peak is not None else ""))
+    enc = ratio(get("berthenc", "v1_wall"), b("v1_wall"))
+    note = ""
+    if enc is not None:
+        note = "%.2fs vs %.2fs wall; CPU %.2fs vs %.2fs (%.2fx)" % (
+            get("berthenc", "v1_wall"), b("v1_wall"), get("berthenc", "v1_cpu"), b("v1_cpu"),
+            ratio(get("berthenc", "v1_cpu"), b("v1_cpu")) or 0)
+        if get("berthenc", "open_wall") is not None:
+            # Opening the key costs the same whatever the backup's size.
+            note += "; opening the key alone (scrypt) %.2fs wall, %.2fs CPU: without it %.2fx" % (
+                get("berthenc", "open_wall"), get("berthenc", "open_cpu"),
+                (get("berthenc", "v1_wall") - get("berthenc", "open_wall")) / b("v1_wall"))
+    rows.append(("encrypted first backup / plain", enc, "x", 1.10, note))
+    return rows
+
+
+def verdict(value, goal):
+    if value is None:
+        return "n/a (a tool it needs did not run)"
+    if goal is None:
+        return "no goal"
+    if value <= goal:
+        return "met"
+    miss = 100.0 * (value / goal - 1)
+    return "missed by %.*f%%" % (0 if miss >= 1 else 1, miss)
+
+
+def print_goal_table(corpora, results, limits):
+    print("\nGOAL TABLE (performance round two, encryption overhead): Berth/peer, wall-clock unless said; "
+          "met when at or under the goal, else by how much the goal is missed")
+    print("%-56s %-8s %10s %8s  %-22s %s" % ("figure", "corpus", "measured", "goal", "verdict", "note"))
+    met = missed = 0
+    per = {c: goal_rows(c, results, limits.get(c)) for c in corpora}
+    figures = [row[0] for row in next(iter(per.values()))] if per else []
+    for i, fig in enumerate(figures):
+        for c in corpora:
+            _, value, unit, goal, note = per[c][i]
+            fmt = (lambda v: "%.1f MiB" % v) if unit == "MiB" else (lambda v: "%.2fx" % v)
+            v = verdict(value, goal)
+            met += v == "met"
+            missed += v.startswith("missed")
+            print("%-56s %-8s %10s %8s  %-22s %s" % (fig, c, fmt(value) if value is not None else "-",
+                                                   ("<= " + fmt(goal)) if goal is not None else "-", v, note))
+    print("goals met: %d, missed: %d" % (met, missed), flush=True)
+
+
 def main():
     global WORK
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--corpora", default="pg,pgheavy,files,rand")
-    ap.add_argument("--tools", default="berth,restic,borg,tarzstd" + (",berthold" if BerthOld.exe else ""))
+    ap.add_argument("--tools", default="berth,berthenc,restic,borg,tarzstd" + (",berthold" if BerthOld.exe else ""))
     ap.add_argument("--chunk-table", action="store_true",
                     help="instead: Berth with several chunk sizes on every corpus")
     ap.add_argument("--page-table", action="store_true",
@@ -527,7 +664,8 @@ def main():
                     flush=True)
         return
 
-    tools = {"berth": Berth, "berthold": BerthOld, "restic": Restic, "borg": Borg, "tarzstd": TarZstd}
+    tools = {"berth": Berth, "berthenc": BerthEnc, "berthold": BerthOld, "restic": Restic, "borg": Borg,
+             "tarzstd": TarZstd}
     results = {}
     for c, (v1, v2) in corpora.items():
         for tname in a.tools.split(","):
@@ -577,6 +715,7 @@ def main():
                 lim = limits[c]
                 print("%-14s berth v2 growth / limit: %.2f (pages one at a time), %.2f (one stream)" % (
                     "", r["v2_growth"] / max(lim[2], 1), r["v2_growth"] / max(lim[3], 1)))
+    print_goal_table(list(corpora), results, limits)
     sp = chunker_speed()
     if sp:
         print("\n" + sp)
