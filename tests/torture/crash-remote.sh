@@ -172,7 +172,9 @@ export BERTH_RUNTIME_DIR="$W/run"
 docker rm -f src > /dev/null
 docker volume create --label berth.schedule=daily tva > /dev/null
 SRC=$(mountpoint_of tva)
-cp -a "$(mountpoint_of tvm)/bulk" "$SRC/"; mkdir -p "$SRC/var"
+cp -a "$(mountpoint_of tvm)/bulk" "$SRC/"; mkdir -p "$SRC/var" "$SRC/more"
+# more data: the job (and its quiesce window) lasts long enough to be hit
+for i in $(seq 1 $(( MB / 2 + 1 ))); do head -c $(( 4 * 1024 * 1024 )) /dev/urandom > "$SRC/more/r$i"; done
 docker run -d --name ctr -l berth.quiesce=pause -v tva:/data -v tvm:/other berth-test:latest idle > /dev/null
 wait_state ctr running > /dev/null || exit 1
 start_agent() {
@@ -196,9 +198,9 @@ start_agent || { echo "crash-remote.sh: the agent does not start (log: $W/agent.
 job_pid() { ps -o pid= --ppid "$AGENT" | tr -d ' ' | head -n 1; }
 # wait_job: waits (5 s at most) for the agent's job process; sets job
 wait_job() { for _ in $(seq 1 500); do job=$(job_pid); [ -n "$job" ] && return 0; sleep 0.01; done; return 1; }
+t0=$(now_ms)
 b run-now tva >> "$LOG" 2>&1
 wait_job || { echo "crash-remote.sh: the agent started no job (log: $W/agent.log)"; TW_KEEP=1; exit 1; }
-t0=$(now_ms)
 while kill -0 "$job" 2>/dev/null && [ "$(job_pid)" = "$job" ]; do sleep 0.01; done
 ADUR=$(( $(now_ms) - t0 ))
 sleep 1
@@ -209,11 +211,12 @@ for trial in $(seq 1 "$ATRIALS"); do
         mutate "a$trial"
         start_agent || { tw_fail "agent trial $trial: the agent does not start"; continue; }
         delay=$(rand_upto $(( ADUR * 12 / 10 + 1 )))
-        echo "== agent trial $trial ($row): run-now, kill ${delay} ms after the job started" >> "$LOG"
+        echo "== agent trial $trial ($row): run-now, kill after ${delay} ms" >> "$LOG"
+        t0=$(now_ms)
         b run-now tva >> "$LOG" 2>&1
         landed=0; job=""
         wait_job
-        sleep_ms "$delay"
+        d=$(( delay - ($(now_ms) - t0) )); [ "$d" -gt 0 ] && sleep_ms "$d"
         [ -n "$job" ] && kill -0 "$job" 2>/dev/null && landed=1
         kill -9 "$AGENT" 2>/dev/null
         [ "$row" = agent+job ] && [ -n "$job" ] && kill -9 $job 2>/dev/null
@@ -237,7 +240,7 @@ for trial in $(seq 1 "$ATRIALS"); do
         b check >> "$LOG" 2>&1 || fail="$fail; check fails after the rerun"
         if [ -n "$fail" ]; then
                 N_FAIL[$row]=$(( N_FAIL[$row] + 1 ))
-                tw_fail "$row trial $trial: kill -9 of berth agent$([ "$row" = agent+job ] && echo " and its job") ${delay} ms after its job started: ${fail#; }"
+                tw_fail "$row trial $trial: kill -9 of berth agent$([ "$row" = agent+job ] && echo " and its job") ${delay} ms after run-now: ${fail#; }"
         fi
         if [ "$(nsnaps)" -gt 6 ]; then b forget --keep-last 3 > /dev/null 2>&1; b prune > /dev/null 2>&1; fi
 done

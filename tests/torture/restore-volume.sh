@@ -6,7 +6,7 @@
 # and under kill -9 at seeded random instants.
 #
 #   BERTH=build/berth FAULTFS=build/tests/faultfs.so [TORTURE_SEED=] [RV_KILLS=40]
-#   [NLINEAR=20] [NMAX=100000] [RV_MB=32] tests/torture/restore-volume.sh
+#   [NLINEAR=20] [NMAX=100000] [RV_MB=32] [RV_CALLS="write fsync rename"] tests/torture/restore-volume.sh
 #
 # Needs dockerd (a private one is started).  After each run: the volume holds
 # exactly its old contents or exactly the snapshot (never a mix; a run that
@@ -24,7 +24,8 @@ KILLS=${RV_KILLS:-40}
 NLINEAR=${NLINEAR:-20}
 NMAX=${NMAX:-100000}
 MB=${RV_MB:-32}
-echo "restore-volume.sh: TORTURE_SEED=$SEED RV_KILLS=$KILLS NLINEAR=$NLINEAR NMAX=$NMAX RV_MB=$MB (rerun with these to reproduce)"
+CALLS=${RV_CALLS:-write fsync rename}
+echo "restore-volume.sh: TORTURE_SEED=$SEED RV_KILLS=$KILLS NLINEAR=$NLINEAR NMAX=$NMAX RV_MB=$MB RV_CALLS='$CALLS' (rerun with these to reproduce)"
 command -v dockerd > /dev/null || { echo "restore-volume.sh: dockerd is not installed: skipped"; exit 0; }
 tw_init restvol
 tw_docker_up || { echo "restore-volume.sh: cannot start dockerd"; exit 1; }
@@ -119,7 +120,7 @@ which_tree() { if is_new; then echo new; elif is_old; then echo old; else echo m
 
 # --- system-call faults, scoped to the volume's directory and its parent ---
 if [ -n "$FAULTFS" ] && [ -f "$FAULTFS" ]; then
-        for calls in write fsync rename; do
+        for calls in $CALLS; do
                 row="faults/$calls"; ROWS+=("$row")
                 n=1
                 while [ "$n" -le "$NMAX" ]; do
