@@ -8,6 +8,8 @@
 #   BERTH=build/berth FAULTFS=build/tests/faultfs.so [TORTURE_SEED=] [RV_KILLS=40]
 #   [NLINEAR=20] [NMAX=100000] [RV_MB=32] [RV_CALLS="write fsync rename"] tests/torture/restore-volume.sh
 #
+# Also kill -9 of a restore into a volume it creates (no --force): after it
+# the volume is absent, empty or exactly the snapshot, and the restore reruns.
 # Needs dockerd (a private one is started).  After each run: the volume holds
 # exactly its old contents or exactly the snapshot (never a mix; a run that
 # exited 0 holds the snapshot); next to the volume's directory nothing is
@@ -170,12 +172,52 @@ for trial in $(seq 1 "$KILLS"); do
         reset_old
 done
 
+# --- kill -9 of a restore into a new volume (the restore creates it) ---
+row="kill -9, new"; ROWS+=("$row")
+NCMD="restore $SNAP --to-volume tvn"
+docker volume rm -f tvn > /dev/null 2>&1
+t0=$(now_ms); (cd "$CWD" && b $NCMD >> "$LOG" 2>&1); DUR=$(( $(now_ms) - t0 ))
+for trial in $(seq 1 $(( (KILLS + 1) / 2 ))); do
+        docker volume rm -f tvn > /dev/null 2>&1
+        delay=$(rand_upto $(( DUR * 12 / 10 + 1 )))
+        echo "== new-volume kill trial $trial: $NCMD, kill after ${delay} ms" >> "$LOG"
+        (cd "$CWD" && exec "$BERTH" $NCMD >> "$LOG" 2>&1) &
+        pid=$!
+        sleep_ms "$delay"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null; rc=$?
+        fired=0; [ "$rc" -eq 137 ] && fired=1
+        fail=""
+        s=$(spinning_wait 5); [ -z "$s" ] || fail="$fail; berth process(es) left running: $s"
+        NMP=$(mountpoint_of tvn 2>/dev/null)
+        was=old   # absent: as before
+        if [ -n "$NMP" ]; then
+                # a killed restore's staging directory is not the volume's contents (the next restore removes it)
+                if [ -z "$(ls -A "$NMP" | grep -v '^\.berth-restore-')" ]; then was=old
+                elif python3 "$TREECMP" --no-root-times "$NEW" "$NMP" >> "$LOG" 2>&1; then was=new
+                else was=mix; fail="$fail; the new volume holds part of the snapshot: $(ls -A "$NMP" | head -n 5 | tr '\n' ' ')"; fi
+        fi
+        [ "$rc" -ne 0 ] || [ "$was" = new ] || fail="$fail; exit 0 but the volume is $was"
+        [ "$(cwd_state)" = "$CWD_STATE" ] || fail="$fail; the working directory changed"
+        b check >> "$LOG" 2>&1 || fail="$fail; check fails"
+        if [ "$was" != new ]; then
+                if ! (cd "$CWD" && b $NCMD >> "$LOG" 2>&1); then fail="$fail; rerun of '$NCMD' failed"
+                else
+                        NMP=$(mountpoint_of tvn 2>/dev/null)
+                        python3 "$TREECMP" --no-root-times "$NEW" "$NMP" >> "$LOG" 2>&1 ||
+                                fail="$fail; after the rerun the volume is not exactly the snapshot: $(ls -A "$NMP" | head -n 5 | tr '\n' ' ')"
+                fi
+        fi
+        note "$row" "$fail" "(no --force; the volume was absent) killed after ${delay} ms (trial $trial)"
+done
+
 printf '\nrestore --to-volume --force under faults and kill -9, TORTURE_SEED=%s\n' "$SEED"
 printf '%-14s %6s %7s %12s %9s %5s %5s %9s\n' what runs faulted failed-clean absorbed old new failures
 for row in "${ROWS[@]}"; do
         printf '%-14s %6d %7d %12d %9d %5d %5d %9d\n' "$row" "${N_RUNS[$row]:-0}" "${N_FIRED[$row]:-0}" \
                 "${N_FAILED[$row]:-0}" "${N_ABSORBED[$row]:-0}" "${N_OLD[$row]:-0}" "${N_NEW[$row]:-0}" "${N_BAD[$row]:-0}"
 done
-echo "(faulted: the fault fired / the kill landed mid-run; old/new: what the volume held right after)"
+echo "(faulted: the fault fired / the kill landed mid-run; old/new: what the volume held right after;"
+echo " kill -9, new: a restore into a volume it creates, without --force: old = absent or empty)"
 if [ "$TW_FAILURES" -gt 0 ]; then echo "restore-volume.sh: $TW_FAILURES failure(s)"; exit 1; fi
 exit 0
