@@ -10,15 +10,16 @@
 # Needs dockerd and openssh-server: two private dockerds (the second stands
 # for the far host; its berth is a wrapper pointing DOCKER_HOST at it) and a
 # real sshd on loopback.  After each kill: `berth recover` on both ends;
-# `check` passes on both repositories; every snapshot either repository
-# lists restores identical to the tree it was taken from; the far volume
-# holds exactly the previous migration or exactly this one (never a mix);
-# no container on either host is left paused or stopped; no berth process
-# is left; the interrupted operation reruns cleanly (migrate: exit 0 and the
+# `check` passes on both repositories; snapshots either repository lists
+# restore identical to the tree they were taken from (each trial: the
+# newest and one at random of each; at the end: all); the far volume holds
+# exactly the previous migration or exactly this one (never a mix); no
+# container on either host is left paused or stopped; no berth process is
+# left; the interrupted operation reruns cleanly (migrate: exit 0 and the
 # far volume is the source; agent: a restarted agent's run-now job adds a
 # snapshot).  Ends with a summary table; a failure prints the seed, the
-# command and what broke.  Exit 0 when none failed.
-set -uo pipefail
+# command and what broke.  Exit 0 when none failed.  TW_TRACE=1 traces.
+set -uo pipefail; [ -n "${TW_TRACE:-}" ] && { PS4='+ $EPOCHREALTIME '; set -x; }
 . "$(dirname "$0")/lib.sh"
 MTRIALS=${MIGRATE_TRIALS:-40}
 ATRIALS=${AGENT_TRIALS:-20}
@@ -67,10 +68,17 @@ mutate() {
 # record_new [REPO]: a listed snapshot without a reference was taken from $W/cur
 record_new() { local id; for id in $(listed "${1:-}"); do [ -d "$REF/$id" ] || cp -a "$W/cur" "$REF/$id"; done; }
 
-# verify_all REPO-ARGS...: every listed snapshot restores identical; prints what differs
+# verify_all REPO [some]: every listed snapshot (some: the newest and one at
+# random) restores identical; prints what differs
 verify_all() {
-        local id out="$W/out" repo=$1 msg=""
-        for id in $(listed "$repo"); do
+        local id out="$W/out" repo=$1 msg="" ids n
+        ids=$(listed "$repo")
+        if [ "${2:-}" = some ] && [ -n "$ids" ]; then
+                n=$(printf '%s\n' "$ids" | grep -c .)
+                ids=$(printf '%s\n%s\n' "$(printf '%s\n' "$ids" | tail -n 1)" \
+                        "$(printf '%s\n' "$ids" | sed -n "$(( RANDOM % n + 1 ))p")" | sort -u)
+        fi
+        for id in $ids; do
                 rm -rf "$out"
                 if [ ! -d "$REF/$id" ]; then msg="$msg; snapshot $id in $repo appeared from nowhere"; continue; fi
                 if ! b -r "$repo" restore "$id" --target "$out" >> "$LOG" 2>&1; then msg="$msg; restore $id from $repo failed"
@@ -96,6 +104,7 @@ mutate 0
 t0=$(now_ms)
 b "${MIG[@]}" >> "$LOG" 2>&1 || { echo "crash-remote.sh: the first migrate failed (log: $LOG)"; TW_KEEP=1; exit 1; }
 DUR=$(( $(now_ms) - t0 )); NFAR=$(grep -c . "$FARPIDS")
+DUR=$(( DUR * 2 / 3 ))       # it included creating the far repository
 record_new; record_new "$FAR_REPO"
 FARMP=$(far volume inspect -f '{{.Mountpoint}}' tvm)
 # a container on the far host uses the migrated volume: restores stop and restart it
@@ -144,7 +153,7 @@ for trial in $(seq 1 "$MTRIALS"); do
                 [ "$rc" -ne 0 ] || fail="$fail; migrate exited 0 but the far volume is the old one"
         else fail="$fail; the far volume is neither the previous migration nor this one (a mix)"; fi
         record_new; record_new "$FAR_REPO"
-        fail="$fail$(verify_all "$BERTH_REPO")$(verify_all "$FAR_REPO")"
+        fail="$fail$(verify_all "$BERTH_REPO" some)$(verify_all "$FAR_REPO" some)"
         # the rerun (its duration and far-side process count set the next kill's range)
         : > "$FARPIDS"; t0=$(now_ms)
         if ! b "${MIG[@]}" >> "$LOG" 2>&1; then fail="$fail; rerun of migrate failed"
@@ -195,7 +204,13 @@ run_job() {
 }
 mutate a0
 start_agent || { echo "crash-remote.sh: the agent does not start (log: $W/agent.log)"; TW_KEEP=1; exit 1; }
-job_pid() { ps -o pid= --ppid "$AGENT" | tr -d ' ' | head -n 1; }
+# job_pid: the agent's backup job (not the recover it runs at start)
+job_pid() {
+        local p
+        for p in $(ps -o pid= --ppid "$AGENT"); do
+                tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qx backup && { echo "$p"; return; }
+        done
+}
 # wait_job: waits (5 s at most) for the agent's job process; sets job
 wait_job() { for _ in $(seq 1 500); do job=$(job_pid); [ -n "$job" ] && return 0; sleep 0.01; done; return 1; }
 t0=$(now_ms)
@@ -203,7 +218,7 @@ b run-now tva >> "$LOG" 2>&1
 wait_job || { echo "crash-remote.sh: the agent started no job (log: $W/agent.log)"; TW_KEEP=1; exit 1; }
 while kill -0 "$job" 2>/dev/null && [ "$(job_pid)" = "$job" ]; do sleep 0.01; done
 ADUR=$(( $(now_ms) - t0 ))
-sleep 1
+sleep 0.3
 record_new
 stop_agent
 for trial in $(seq 1 "$ATRIALS"); do
@@ -228,7 +243,7 @@ for trial in $(seq 1 "$ATRIALS"); do
         s=$(cstate ctr); [ "$s" = running ] || fail="$fail; the container is $s after recover"
         b check >> "$LOG" 2>&1 || fail="$fail; check fails"
         record_new
-        fail="$fail$(verify_all "$BERTH_REPO")"
+        fail="$fail$(verify_all "$BERTH_REPO" some)"
         # the rerun: a new agent, its job adds a snapshot
         if ! start_agent; then fail="$fail; the agent does not start again"
         else

@@ -33,8 +33,9 @@ b() { timeout -k 5 "$TIMEOUT" "$BERTH" "$@"; }
 
 # listed [REPO]: snapshot ids, oldest first
 listed() {
-        "$BERTH" ${1:+-r "$1"} --json snapshots 2>/dev/null |
-                python3 -c 'import json,sys; [print(s["id"]) for s in json.load(sys.stdin)]'
+        # (sed, not python: a loaded machine starts python slowly; the
+        # top-level objects' "id" is indented by exactly four spaces)
+        "$BERTH" ${1:+-r "$1"} --json snapshots 2>/dev/null | sed -n 's/^    "id": *"\([0-9a-f]*\)",*$/\1/p'
 }
 
 # sleep_ms N
