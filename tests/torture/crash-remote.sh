@@ -30,9 +30,9 @@ if ! command -v dockerd > /dev/null || [ ! -x /usr/sbin/sshd ]; then
 fi
 tw_init remote
 tw_docker_up || { echo "crash-remote.sh: cannot start dockerd"; exit 1; }
-DK2=$DK DH2=$DOCKER_HOST
+DH2=$DOCKER_HOST
 tw_docker_up || { echo "crash-remote.sh: cannot start the second dockerd"; exit 1; }
-DK1=$DK DH1=$DOCKER_HOST
+
 sshd_up "$W/sshd" || { echo "crash-remote.sh: cannot start sshd"; exit 1; }
 KH="$W/known_hosts"; sshd_known_line ed25519 > "$KH"
 FAR_REPO="$W/far-repo" REF="$W/ref" FARPIDS="$W/far-pids"
@@ -208,7 +208,7 @@ start_agent || { echo "crash-remote.sh: the agent does not start (log: $W/agent.
 job_pid() {
         local p
         for p in $(ps -o pid= --ppid "$AGENT"); do
-                tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null | grep -qx backup && { echo "$p"; return; }
+                tr '\0' '\n' 2>/dev/null < "/proc/$p/cmdline" | grep -qx backup && { echo "$p"; return; }
         done
 }
 # wait_job: waits (5 s at most) for the agent's job process; sets job

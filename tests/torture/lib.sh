@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # lib.sh — shared helpers of crash-remote.sh, restore-volume.sh and load.sh
 # (source it).  Needs BERTH; sets HERE, TREECMP, SEED (TORTURE_SEED) and
 # RANDOM from it; W is the work directory (made by tw_init).
@@ -79,7 +80,7 @@ spinning() {
         for p in /proc/[0-9]*; do
                 exe=$(readlink "$p/exe" 2>/dev/null) || continue
                 [ "$exe" = "$me" ] || continue
-                tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF -- "TW_TAG=$TW_TAG" || continue
+                tr '\0' '\n' 2>/dev/null < "$p/environ" | grep -qxF -- "TW_TAG=$TW_TAG" || continue
                 out="$out ${p#/proc/}"
         done
         echo "${out# }"
