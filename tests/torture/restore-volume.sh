@@ -45,7 +45,7 @@ for i in $(seq 1 200); do echo "new $i $RANDOM" > "$NEW/sub/deeper/s$i"; done
 truncate -s 16M "$NEW/sparse" && printf 'x' | dd of="$NEW/sparse" bs=1 seek=3000000 conv=notrunc 2>/dev/null
 ln -s data1 "$NEW/link"; ln "$NEW/sub/text" "$NEW/hard"
 setfattr -n user.k -v v "$NEW/data1" 2>/dev/null || true
-chmod 0600 "$NEW/data2"; touch -d '2001-02-03 04:05:06.5' "$NEW/sub/text"
+chmod 0600 "$NEW/data1"; touch -d '2001-02-03 04:05:06.5' "$NEW/sub/text"
 echo "the caller's file" > "$CWD/mine"
 
 b init > /dev/null || { echo "restore-volume.sh: init failed"; exit 1; }
