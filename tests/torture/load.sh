@@ -88,7 +88,10 @@ if measure "$BERTH" backup --path "$S" --name sparse; then
 else row "backup: ${GB} GB sparse file" "-" "-" "FAILED"; tw_fail "berth backup --path $S failed"; fi
 rm -rf "$S" "$W/sparse-out"
 
-# --- two backups and a prune at once ---
+# --- two backups and a prune at once (a repository of their own: prune
+# time grows with the chunks per pack, which the many-files part piles up) ---
+export BERTH_REPO="$W/repo2"
+b init > /dev/null || tw_fail "init of a second repository failed"
 C1="$W/c1" C2="$W/c2"
 mkdir -p "$C1" "$C2"
 for i in $(seq 1 16); do head -c 4000000 /dev/urandom > "$C1/r$i"; head -c 4000000 /dev/urandom > "$C2/r$i"; done
@@ -120,6 +123,7 @@ for n in c1 c2; do
 done
 row "2 backups + prune at once (128 MB)" "$secs s" "-" "$ok, $(( $(listed | wc -l) - before )) new snapshots, restored identical"
 rm -rf "$C1" "$C2" "$W/cout"
+export BERTH_REPO="$W/repo"
 
 # --- ssh:// over a slowed link in a network namespace ---
 NS="berth-load-$$"
