@@ -151,6 +151,9 @@ torture: berth $(BUILD)/tests/faultfs.so
 	BERTH=$(CURDIR)/$(BERTH) TRIALS=$${TRIALS:-200} tests/torture/crash.sh || rc=1; \
 	BERTH=$(CURDIR)/$(BERTH) FAULTFS=$(CURDIR)/$(BUILD)/tests/faultfs.so tests/torture/faultfs.sh || rc=1; \
 	if [ -x tests/torture/corrupt.sh ]; then BERTH=$(CURDIR)/$(BERTH) tests/torture/corrupt.sh || rc=1; fi; \
+	BERTH=$(CURDIR)/$(BERTH) FAULTFS=$(CURDIR)/$(BUILD)/tests/faultfs.so tests/torture/restore-volume.sh || rc=1; \
+	BERTH=$(CURDIR)/$(BERTH) tests/torture/crash-remote.sh || rc=1; \
+	BERTH=$(CURDIR)/$(BERTH) LOAD_QUICK=$(LOAD_QUICK) tests/torture/load.sh || rc=1; \
 	exit $$rc
 
 $(BUILD)/bench/chunker-bench: tests/bench/chunker-bench.c $(LIBS)

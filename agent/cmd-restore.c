@@ -210,6 +210,28 @@ static int create_volume(struct docker *d, const struct catalog_snapshot *s, con
         return r;
 }
 
+/* Like dir_empty, but a staging directory that a killed restore left
+ * (".berth-restore-PID-...", PID gone; snapshot/stage.c names them and the
+ * restore removes them) does not count: the rerun of a killed restore into a
+ * new volume must not be refused as "not empty". */
+static int volume_dir_empty(const char *path)
+{
+        DIR *d = opendir(path);
+        if (!d)
+                return -errno;
+        struct dirent *de;
+        int empty = 1;
+        while (empty && (de = readdir(d))) {
+                if (dot_or_dotdot(de->d_name))
+                        continue;
+                char *end;
+                long pid = strncmp(de->d_name, ".berth-restore-", 15) == 0 ? strtol(de->d_name + 15, &end, 10) : 0;
+                empty = pid > 0 && *end == '-' && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+        }
+        closedir(d);
+        return empty;
+}
+
 /* Restores into Docker volume `name`, creating it when missing; *ret_dir
  * (the caller frees) is the directory that was written.  With vr, the tree
  * is verified into it before the volume's containers start again. */
@@ -268,7 +290,7 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
                                 }
                                 break;
                         }
-        bool empty = dir_empty(dir) != 0; /* unreadable: the restore says why */
+        bool empty = volume_dir_empty(dir) != 0; /* unreadable: the restore says why */
         if ((!empty || running) && !force) {
                 char in_use[700] = "";
                 if (running)
