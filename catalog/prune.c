@@ -143,53 +143,84 @@ int catalog_pack_max_id(struct catalog *c, int64_t *ret)
         return rc == SQLITE_ROW ? 0 : catalog_error(c, rc, "listing packs");
 }
 
+/* One pack's chunks in record order with their marks: counts, and each used
+ * chunk's share of its record's stored length (format-2 records hold several
+ * chunks, all rows of one record carry its offset and stored length; format 1:
+ * one chunk per record).  Summed here, not in SQL: a correlated sum over
+ * the pack's records per chunk grew with the square of the chunks in a pack
+ * (minutes for a pack of small files). */
+static int measure_pack(struct catalog *c, sqlite3_stmt *st, struct catalog_pack_usage *u)
+{
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, u->id);
+        double used = 0;
+        int rc;
+        bool more = (rc = sqlite3_step(st)) == SQLITE_ROW;
+        while (more) {
+                /* one record: its rows, then the next record's first row */
+                int64_t off = sqlite3_column_int64(st, 0);
+                double plain = 0, marked = 0;
+                do {
+                        double raw = (double)sqlite3_column_int64(st, 1);
+                        plain += raw;
+                        u->chunks++;
+                        if (sqlite3_column_int(st, 3)) {
+                                u->used_chunks++;
+                                marked += (double)sqlite3_column_int64(st, 2) * raw;
+                        }
+                        more = (rc = sqlite3_step(st)) == SQLITE_ROW;
+                } while (more && sqlite3_column_int64(st, 0) == off);
+                used += marked / (plain > 1 ? plain : 1);
+        }
+        if (rc != SQLITE_DONE)
+                return catalog_error(c, rc, "measuring pack usage");
+        u->used_bytes = (uint64_t)used;
+        return 0;
+}
+
 int catalog_pack_usage_foreach(struct catalog *c, int64_t after, int64_t max_id,
                                int (*fn)(void *ud, const struct catalog_pack_usage *u), void *ud)
 {
         int r = 0;
         if (!c->mark_add)
                 return error_set(EINVAL, "no mark set: call catalog_mark_begin() first");
-        /* Correlated sums per pack: SQLite walks chunks_by_pack for each
-         * pack and probes the mark set's primary key, one pack at a time.
-         * A catalog without the column (a reader of one no writer has
-         * upgraded yet) has no condemned pack. */
-        _cleanup_free_ char *sql = xasprintf(
-                "SELECT p.id, p.hash, p.size,"
-                " (SELECT count(*) FROM chunks c WHERE c.pack = p.id),"
-                " (SELECT count(*) FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = p.id),"
-                /* Each used chunk's share of its record's stored length
-                 * (format-2 records hold several chunks; format 1: all). */
-                " (SELECT CAST(coalesce(sum(c.stored_len * 1.0 * c.raw_len / max(r.plain, 1)), 0) AS INTEGER)"
-                "   FROM chunks c JOIN temp.prune_marks m ON m.hash = c.hash"
-                "   JOIN (SELECT offset AS o, sum(raw_len) AS plain FROM chunks WHERE pack = p.id GROUP BY offset) r"
-                "   ON r.o = c.offset WHERE c.pack = p.id)"
-                " FROM packs p WHERE p.id > ? AND p.id <= ?%s ORDER BY p.id",
-                c->has_condemned ? " AND p.condemned IS NULL" : "");
-        sqlite3_stmt *st;
+        /* A catalog without the condemned column (a reader of one no writer
+         * has upgraded yet) has no condemned pack. */
+        _cleanup_free_ char *sql = xasprintf("SELECT id, hash, size FROM packs WHERE id > ? AND id <= ?%s ORDER BY id",
+                                             c->has_condemned ? " AND condemned IS NULL" : "");
+        sqlite3_stmt *st, *chunks;
         int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return catalog_error(c, rc, "measuring pack usage");
+        rc = sqlite3_prepare_v2(c->db,
+                                "SELECT c.offset, c.raw_len, c.stored_len, m.hash IS NOT NULL FROM chunks c"
+                                " LEFT JOIN temp.prune_marks m ON m.hash = c.hash WHERE c.pack = ? ORDER BY c.offset",
+                                -1, &chunks, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite3_finalize(st);
+                return catalog_error(c, rc, "measuring pack usage");
+        }
         sqlite3_bind_int64(st, 1, after);
         sqlite3_bind_int64(st, 2, max_id);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 struct catalog_pack_usage u = {
                         .id = sqlite3_column_int64(st, 0),
                         .size = (uint64_t)sqlite3_column_int64(st, 2),
-                        .chunks = (uint64_t)sqlite3_column_int64(st, 3),
-                        .used_chunks = (uint64_t)sqlite3_column_int64(st, 4),
-                        .used_bytes = (uint64_t)sqlite3_column_int64(st, 5),
                 };
                 if (sqlite3_column_bytes(st, 1) != CATALOG_HASH_LEN) {
                         r = error_set(BERTH_ECORRUPT, "catalog %s: a pack row has a malformed hash", c->path);
                         break;
                 }
                 memcpy(u.hash, sqlite3_column_blob(st, 1), CATALOG_HASH_LEN);
+                if ((r = measure_pack(c, chunks, &u)) < 0)
+                        break;
                 r = fn(ud, &u);
                 if (r != 0)
                         break;
         }
         if (r == 0 && rc != SQLITE_DONE)
                 r = catalog_error(c, rc, "measuring pack usage");
+        sqlite3_finalize(chunks);
         sqlite3_finalize(st);
         return r < 0 ? r : 0;
 }
