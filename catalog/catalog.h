@@ -377,7 +377,7 @@ int catalog_close_standalone(struct catalog *c);
  * file and empties the WAL, and closes it. */
 int catalog_checkpoint_path(const char *path);
 /* Checks catalog.db itself: SQLite's integrity_check (pages, indexes
- * against tables) and foreign_key_check.  Calls fn once per problem (at
+ * against tables) and foreign_key_check, paths against their parents.  Calls fn once per problem (at
  * most about 20); returns how many were found (0: sound), or -errno with
  * a message when the check could not run. */
 int catalog_integrity_check(struct catalog *c, void (*fn)(void *ud, const char *msg), void *ud);
