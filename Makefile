@@ -106,7 +106,11 @@ $(BUILD)/tests/test-%: tests/unit/test-%.c $(LIBS)
 $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.c $(LIBS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBS) $(PKG_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< tests/fuzz/replay.c $(FUZZ_EXTRA) $(LIBS) $(PKG_LIBS)
+
+# fuzz-conf compiles agent/main.c in, and needs the rest of agent/
+$(BUILD)/tests/fuzz-conf: FUZZ_EXTRA = $(call obj,$(filter-out agent/main.c,$(AGENT_SRC)))
+$(BUILD)/tests/fuzz-conf: $(call obj,$(filter-out agent/main.c,$(AGENT_SRC)))
 
 $(BUILD)/tests/%: tests/tools/%.c $(LIBS)
 	@mkdir -p $(dir $@)

@@ -133,8 +133,10 @@ static int32_t volume_pages(const struct volume_target *t, int32_t given)
 
 /* Records one attempt in the repository's job history (for metrics and
  * status): ok or partial with the snapshot `res` made, else failed with
- * `error`.  Not being able to record it is worth a warning only. */
-static void record_job(struct repo *repo, const struct plan *p, const char *name, int64_t started,
+ * `error`.  Not being able to record it is worth a warning only, unless the
+ * disk failed (a failed write or fsync of catalog.db): that fails the
+ * command (p->any_failed), the snapshot being saved all the same. */
+static void record_job(struct repo *repo, struct plan *p, const char *name, int64_t started,
                        const struct backup_result *res, const char *error)
 {
         char host[256] = "";
@@ -151,9 +153,20 @@ static void record_job(struct repo *repo, const struct plan *p, const char *name
                 .snapshot = res ? res->id : NULL,
                 .bytes_added = res ? res->bytes_added : 0,
         };
-        /* The backup's own failure is what the caller reports next. */
+        /* The backup's own failure is what the caller reports next.  The
+         * job is the backup's last change to the catalog: flushed then. */
         _cleanup_free_ char *before = error_message() ? xstrdup(error_message()) : NULL;
-        if (catalog_job_add(repo_catalog(repo), &j) < 0) {
+        int k = catalog_job_add(repo_catalog(repo), &j);
+        if (k == 0)
+                k = catalog_flush(repo_catalog(repo));
+        if (k == -EIO || k == -ENOSPC) {
+                log_error("%s%s%s, but the catalog could not record it on disk: %s",
+                          res ? "snapshot " : "backing up '", res ? res->id : name, res ? " is saved" : "' failed",
+                          error_message());
+                p->any_failed = true;
+                if (before)
+                        error_set(EIO, "%s", before);
+        } else if (k < 0) {
                 log_warning("cannot record the result of backing up '%s' in the job history: %s", name,
                             error_message());
                 if (before)
@@ -651,6 +664,8 @@ static int run(int argc, char **argv)
         if (r < 0)
                 return fail(r, "backup");
         print_backup_result(o->path, o->name, &res);
+        if (p.any_failed)
+                return EXIT_FAILURE_; /* record_job said why */
         return res.complete ? EXIT_OK : EXIT_PARTIAL;
 }
 

@@ -277,7 +277,8 @@ static void container_from_list(json_object *o, struct docker_container *c)
 {
         json_object *names, *mounts;
         c->id = jstr(o, "Id");
-        if (json_object_object_get_ex(o, "Names", &names) && json_object_array_length(names) > 0) {
+        if (json_object_object_get_ex(o, "Names", &names) && json_object_is_type(names, json_type_array) &&
+            json_object_array_length(names) > 0) {
                 const char *n = json_object_get_string(json_object_array_get_idx(names, 0));
                 c->name = xstrdup(n && n[0] == '/' ? n + 1 : n ? n : "");
         } else
@@ -305,15 +306,10 @@ int docker_containers(struct docker *d, struct docker_container **ret, size_t *r
         return 0;
 }
 
-int docker_container_inspect(struct docker *d, const char *id, struct docker_container *ret)
+/* The answer to GET /containers/{id}/json (tests/fuzz/fuzz-docker.c too). */
+static void container_from_inspect(json_object *o, struct docker_container *ret)
 {
-        char path[512];
-        json_object *o, *state, *config, *mounts;
-        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, id, 0);
-        snprintf(path, sizeof path, "/containers/%s/json", esc);
-        int k = request_json(d, "GET", path, NULL, 30, &o);
-        if (k < 0)
-                return k == -BERTH_ENOTFOUND ? error_set(BERTH_ENOTFOUND, "no container '%s'", id) : k;
+        json_object *state, *config, *mounts;
         struct docker_container c = { 0 };
         c.id = jstr(o, "Id");
         char *name = jstr(o, "Name");
@@ -339,8 +335,20 @@ int docker_container_inspect(struct docker *d, const char *id, struct docker_con
                                                                        .rw = true };
                 }
         }
-        json_object_put(o);
         *ret = c;
+}
+
+int docker_container_inspect(struct docker *d, const char *id, struct docker_container *ret)
+{
+        char path[512];
+        json_object *o;
+        _cleanup_curl_ char *esc = curl_easy_escape(d->curl, id, 0);
+        snprintf(path, sizeof path, "/containers/%s/json", esc);
+        int k = request_json(d, "GET", path, NULL, 30, &o);
+        if (k < 0)
+                return k == -BERTH_ENOTFOUND ? error_set(BERTH_ENOTFOUND, "no container '%s'", id) : k;
+        container_from_inspect(o, ret);
+        json_object_put(o);
         return 0;
 }
 
@@ -435,6 +443,22 @@ int docker_container_action(struct docker *d, const char *id, const char *action
         return k;
 }
 
+/* Without a TTY an exec's answer is a multiplexed stream: 8-byte frame
+ * headers (stream, 0, 0, 0, big-endian length) and payloads.  The
+ * payloads, in order, into output. */
+static void exec_demux(const struct buf *raw, struct buf *output)
+{
+        buf_reset(output);
+        for (size_t pos = 0; pos + 8 <= raw->len;) {
+                uint32_t n = (uint32_t)raw->data[pos + 4] << 24 | (uint32_t)raw->data[pos + 5] << 16 |
+                             (uint32_t)raw->data[pos + 6] << 8 | raw->data[pos + 7];
+                if (n > raw->len - pos - 8)
+                        n = (uint32_t)(raw->len - pos - 8);
+                buf_append(output, raw->data + pos + 8, n);
+                pos += 8 + n;
+        }
+}
+
 int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, int *ret_exit, struct buf *output)
 {
         char path[512];
@@ -457,8 +481,7 @@ int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, 
         if (!exec_id)
                 return error_set(EIO, "Docker did not return an exec id");
 
-        /* Without a TTY the answer is a multiplexed stream: 8-byte frame
-         * headers (stream, 0, 0, 0, big-endian length) and payloads. */
+        /* Without a TTY the answer is multiplexed: exec_demux(). */
         struct buf raw = { 0 };
         long status = 0;
         snprintf(path, sizeof path, "/exec/%s/start", exec_id);
@@ -469,17 +492,8 @@ int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, 
                 char m[512];
                 k = error_set(EIO, "cannot run the command (HTTP %ld): %s", status, api_message(&raw, m, sizeof m));
         }
-        if (k == 0 && output) {
-                buf_reset(output);
-                for (size_t pos = 0; pos + 8 <= raw.len;) {
-                        uint32_t n = (uint32_t)raw.data[pos + 4] << 24 | (uint32_t)raw.data[pos + 5] << 16 |
-                                     (uint32_t)raw.data[pos + 6] << 8 | raw.data[pos + 7];
-                        if (n > raw.len - pos - 8)
-                                n = (uint32_t)(raw.len - pos - 8);
-                        buf_append(output, raw.data + pos + 8, n);
-                        pos += 8 + n;
-                }
-        }
+        if (k == 0 && output)
+                exec_demux(&raw, output);
         buf_free(&raw);
         if (k < 0)
                 return k;
@@ -493,30 +507,14 @@ int docker_exec(struct docker *d, const char *id, const char *cmd, int timeout, 
         return 0;
 }
 
-int docker_events(struct docker *d, int64_t since, int64_t until, unsigned *ret_changes)
+/* The answer to GET /events: a stream of JSON objects, one after the
+ * other; how many are changes to volumes or containers. */
+static unsigned count_changes(const char *p, size_t left)
 {
         static const char *const actions[] = { "create", "destroy", "start", "rename", "update", "prune" };
-        _cleanup_curl_ char *filters = curl_easy_escape(d->curl, "{\"type\":[\"volume\",\"container\"]}", 0);
-        char path[512];
-        struct buf body = { 0 };
-        long status = 0;
-        snprintf(path, sizeof path, "/events?since=%lld&until=%lld&filters=%s", (long long)since, (long long)until,
-                 filters);
-        int k = request(d, "GET", path, NULL, 30, &status, &body);
-        if (k == 0 && (status < 200 || status >= 300)) {
-                char m[512];
-                k = error_set(EIO, "Docker answered GET /events with HTTP %ld: %s", status,
-                              api_message(&body, m, sizeof m));
-        }
-        if (k < 0) {
-                buf_free(&body);
-                return k;
-        }
         /* a stream of JSON objects, one after the other */
         unsigned changes = 0;
         json_tokener *tok = json_tokener_new();
-        const char *p = body.data ? (const char *)body.data : "";
-        size_t left = body.len;
         while (left) {
                 while (left && (*p == '\n' || *p == '\r' || *p == ' ')) {
                         p++;
@@ -541,7 +539,28 @@ int docker_events(struct docker *d, int64_t since, int64_t until, unsigned *ret_
                 left -= MIN(used, left);
         }
         json_tokener_free(tok);
+        return changes;
+}
+
+int docker_events(struct docker *d, int64_t since, int64_t until, unsigned *ret_changes)
+{
+        _cleanup_curl_ char *filters = curl_easy_escape(d->curl, "{\"type\":[\"volume\",\"container\"]}", 0);
+        char path[512];
+        struct buf body = { 0 };
+        long status = 0;
+        snprintf(path, sizeof path, "/events?since=%lld&until=%lld&filters=%s", (long long)since, (long long)until,
+                 filters);
+        int k = request(d, "GET", path, NULL, 30, &status, &body);
+        if (k == 0 && (status < 200 || status >= 300)) {
+                char m[512];
+                k = error_set(EIO, "Docker answered GET /events with HTTP %ld: %s", status,
+                              api_message(&body, m, sizeof m));
+        }
+        if (k < 0) {
+                buf_free(&body);
+                return k;
+        }
+        *ret_changes = count_changes(body.data ? (const char *)body.data : "", body.len);
         buf_free(&body);
-        *ret_changes = changes;
         return 0;
 }

@@ -864,6 +864,27 @@ int catalog_close_standalone(struct catalog *c)
         return r;
 }
 
+int catalog_flush(struct catalog *c)
+{
+        if (!c)
+                return 0;
+        /* SQLite's own checkpoints, every 1000 pages and at close, ignore
+         * a failed write or fsync of catalog.db; this one says so.  What
+         * failed to be copied stays in the WAL (committed there, synced), to
+         * be copied by the next checkpoint. */
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+                return 0;
+        log_debug("catalog %s: checkpoint: %s (SQLite result %d)", c->path, sqlite3_errmsg(c->db), rc);
+        if ((rc & 0xff) == SQLITE_FULL)
+                return error_set(ENOSPC, "catalog %s: the disk is full: the committed changes cannot be written into "
+                                         "it (they stay in catalog.db-wal); free some space",
+                                 c->path);
+        return error_set(EIO, "catalog %s: the disk failed writing the committed changes into it (%s; they stay in "
+                              "catalog.db-wal); check the disk",
+                         c->path, sqlite3_errstr(rc));
+}
+
 int catalog_checkpoint_path(const char *path)
 {
         struct catalog *c;

@@ -383,6 +383,15 @@ int catalog_close_standalone(struct catalog *c);
 /* Opens the catalog at path, moves everything in its WAL into the main
  * file and empties the WAL, and closes it. */
 int catalog_checkpoint_path(const char *path);
+/* Checks catalog.db itself: SQLite's integrity_check (pages, indexes
+ * against tables) and foreign_key_check, paths against their parents.  Calls fn once per problem (at
+ * most about 20); returns how many were found (0: sound), or -errno with
+ * a message when the check could not run. */
+int catalog_integrity_check(struct catalog *c, void (*fn)(void *ud, const char *msg), void *ud);
+/* Copies what is committed in the WAL into catalog.db now and syncs it:
+ * 0, or -EIO/-ENOSPC with a message when the disk failed (SQLite's own
+ * checkpoints ignore that).  Call at the end of a command that wrote. */
+int catalog_flush(struct catalog *c);
 
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);

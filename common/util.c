@@ -168,8 +168,8 @@ int parse_time(const char *s, int64_t *ret)
         }
         tm.tm_year -= 1900;
         tm.tm_mon -= 1;
-        if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-            tm.tm_min > 59 || tm.tm_sec > 60)
+        if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour < 0 ||
+            tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60)
                 return -EINVAL;
 
         time_t t;
@@ -185,7 +185,9 @@ int parse_time(const char *s, int64_t *ret)
                 t = timegm(&tm) - (*p == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
         } else
                 return -EINVAL;
-        if (t == (time_t)-1)
+        /* Nanoseconds in an int64_t: 1677 to 2262 (fuzz-refs found the
+         * overflow of an earlier year). */
+        if (t == (time_t)-1 || t < INT64_MIN / 1000000000 || t > INT64_MAX / 1000000000)
                 return -EINVAL;
         *ret = (int64_t)t * 1000000000;
         return 0;

@@ -175,12 +175,17 @@ static int check_pack(void *ud, int64_t id, const uint8_t hash[CATALOG_HASH_LEN]
         if (k < 0)
                 return k;
         if (cr.mismatches) {
-                problem(c, "pack %s: %llu catalog entries do not match its trailer", path,
-                        (unsigned long long)cr.mismatches);
+                problem(c, "pack %s: %llu catalog entries do not match its trailer (if the pack is sound, the catalog "
+                           "is damaged: recreate it with 'berth catalog rebuild')",
+                        path, (unsigned long long)cr.mismatches);
                 damaged = true;
         }
-        if (n != nchunks && !damaged)
-                log_debug("pack %s holds %zu chunks, %u recorded (duplicates are recorded once)", path, n, nchunks);
+        if (n != nchunks && !damaged) {
+                /* Both are the trailer's count when the pack was indexed. */
+                problem(c, "pack %s holds %zu chunks, the catalog says %u: the catalog is damaged; recreate it "
+                           "with 'berth catalog rebuild'",
+                        path, n, nchunks);
+        }
         if (c->o->read_data) {
                 read_pack_data(c, path, entries, n, &bad);
                 if (bad)
@@ -267,6 +272,18 @@ static void check_snapshot(struct checker *c, const struct catalog_snapshot *s)
         snapfile_clear(&f);
 }
 
+struct catalog_problems {
+        struct checker *c;
+        unsigned n;
+};
+
+static void catalog_problem(void *ud, const char *msg)
+{
+        struct catalog_problems *cp = ud;
+        cp->n++;
+        problem(cp->c, "catalog %s: %s", cp->c->repo->catalog_path, msg);
+}
+
 int snapshot_check(struct repo *r, const struct check_options *o, struct check_result *ret)
 {
         struct check_result res = { 0 };
@@ -275,6 +292,21 @@ int snapshot_check(struct repo *r, const struct check_options *o, struct check_r
         size_t n = 0;
         int k;
 
+        /* The catalog first: everything below reads it. */
+        struct catalog_problems cp = { &c, 0 };
+        k = catalog_integrity_check(r->catalog, catalog_problem, &cp);
+        if (k != 0) {
+                if (k < 0 && !cp.n) {
+                        /* It cannot even be read through. */
+                        problem(&c, "%s", error_message());
+                        error_clear();
+                }
+                problem(&c, "catalog %s is damaged: recreate it from the packs and snapshot files with 'berth "
+                            "catalog rebuild', then check again",
+                        r->catalog_path);
+                *ret = res;
+                return 0;
+        }
         k = store_open(r, false, &c.store);
         if (k < 0)
                 return k;

@@ -355,8 +355,13 @@ int repo_rebuild_catalog(struct repo *r, uint64_t *ret_packs, uint64_t *ret_snap
                 unlink_db_files(r->spool_dirfd, REBUILD_NAME);
                 return k;
         }
-        fsync_dirfd(r->local_dirfd);
+        k = fsync_dirfd(r->local_dirfd);
         unlink_db_files(r->spool_dirfd, REBUILD_NAME);
+        if (k < 0)
+                return error_set(k, "the rebuilt catalog is in place, but its move cannot be flushed to disk "
+                                    "(fsync of %s: %s): it may not survive a crash; check the disk, then run "
+                                    "'berth catalog rebuild' again",
+                                 r->path, berth_strerror(k));
         k = catalog_open(dbpath, false, &r->catalog);
         if (k < 0)
                 return k;

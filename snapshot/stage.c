@@ -268,7 +268,59 @@ static int move_up(int staging_fd, int target_fd, const char *target)
         return k;
 }
 
-/* Makes the staged tree durable, then puts it in place. */
+/* TARGET_EMPTY, after move_up: moves every entry of the target but the
+ * staging directory back into it, so the target is as empty as it was. */
+static int move_back(const struct stage *st)
+{
+        DIR *d;
+        int k = opendir_at(st->target_fd, ".", 0, &d);
+        if (k < 0)
+                return k;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (dot_or_dotdot(de->d_name) || strcmp(de->d_name, st->staging_name) == 0)
+                        continue;
+                if (renameat2(st->target_fd, de->d_name, st->staging_fd, de->d_name, RENAME_NOREPLACE) < 0 && k == 0)
+                        k = -errno;
+        }
+        closedir(d);
+        return k;
+}
+
+/* The move into place could not be made durable (a failed fsync of the
+ * directory it happened in, errno e): undoes it when it can, so that the
+ * command fails with the target as it was; otherwise says the target holds
+ * the snapshot but may not survive a crash. */
+static int not_durable(const struct stage *st, enum target_kind kind, const char *target, int e)
+{
+        int u;
+        switch (kind) {
+        case TARGET_EMPTY:
+                u = move_back(st);
+                break;
+        case TARGET_NEW:
+                u = renameat2(st->parent_fd, st->target_name, st->parent_fd, st->staging_name, RENAME_NOREPLACE) < 0
+                            ? -errno
+                            : 0;
+                break;
+        default:
+                u = renameat2(st->parent_fd, st->staging_name, st->parent_fd, st->target_name, RENAME_EXCHANGE) < 0
+                            ? -errno
+                            : 0;
+                break;
+        }
+        if (u == 0)
+                return error_set(e, "cannot flush the restored tree's move into '%s' to disk (fsync: %s); the restore "
+                                    "was undone and '%s' is as it was; check the disk, then restore again",
+                                 target, strerror(e), target);
+        return error_set(e, "'%s' holds the restored snapshot, but its move into place cannot be flushed to disk "
+                            "(fsync: %s) and could not be undone (%s): it may not survive a crash; check the disk, "
+                            "then restore again",
+                         target, strerror(e), berth_strerror(u));
+}
+
+/* Makes the staged tree durable, then puts it in place.  A failed fsync
+ * fails the restore: the tree's move is undone (see not_durable()). */
 int stage_put_in_place(struct restorer *r, const struct stage *st, const char *target)
 {
         /* Everything written must be on disk before it replaces or fills
@@ -281,12 +333,12 @@ int stage_put_in_place(struct restorer *r, const struct stage *st, const char *t
                 k = move_up(st->staging_fd, st->target_fd, target);
                 if (k < 0)
                         return k;
+                if (fsync(st->target_fd) < 0)
+                        return not_durable(st, r->kind, target, errno);
                 /* Empty now; gone before the target gets its own times and
                  * flags. */
                 if (unlinkat(st->target_fd, st->staging_name, AT_REMOVEDIR) < 0)
                         log_debug("cannot remove %s: %s", st->staging_name, strerror(errno));
-                if (fsync(st->target_fd) < 0)
-                        log_debug("fsync of %s: %s", target, strerror(errno));
                 k = restore_root_into(r, st->target_fd, st->cwd);
                 if (k < 0)
                         return k;
@@ -304,7 +356,7 @@ int stage_put_in_place(struct restorer *r, const struct stage *st, const char *t
                 break;
         }
         if (fsync(st->parent_fd) < 0)
-                log_debug("fsync of the parent of %s: %s", target, strerror(errno));
+                return not_durable(st, r->kind, target, errno);
         /* st->staging_fd is the restored tree, wherever its name is now. */
         apply_later_flags(r, st->staging_fd);
         return 0;

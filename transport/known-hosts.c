@@ -432,8 +432,9 @@ int known_hosts_add(const char *path, const char *host, unsigned port, const uin
                 return error_set(errno, "cannot fsync '%s': %m", path);
         if (created) {
                 _cleanup_close_ int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0)
-                        (void)fsync_dirfd(dfd);
+                r = dfd < 0 ? -errno : fsync_dirfd(dfd);
+                if (r < 0)
+                        return error_set(r, "cannot fsync the directory of '%s': %s", path, strerror(-r));
         }
         return 0;
 }

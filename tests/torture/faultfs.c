@@ -10,7 +10,8 @@
  *                       from /proc/self/fd for write/fsync; either name for
  *                       rename); unset: every path.  fds 0-2 never count.
  *   FAULT_STICKY=1      every counted call from the Nth on fails, not just the Nth
- *   FAULT_LOG=FILE      append a line naming the call when a fault is injected
+ *   FAULT_LOG=FILE      append a line naming the call (for fsync/fdatasync, and
+ *                       the file) when a fault is injected
  *
  * The counter is per process (a fork starts from the parent's count).
  * Built by the Makefile as $(BUILD)/tests/faultfs.so.
@@ -76,6 +77,7 @@ static void init(void)
 
 static int under(const char *p)
 {
+        init(); /* evaluated before should_fail(), which calls it too */
         if (!fault_path)
                 return 1;
         if (!p)
@@ -99,33 +101,43 @@ static int fd_under(int fd)
         return under(path);
 }
 
-static void note(const char *what, long n)
+static void note(const char *what, long n, int of)
 {
         if (!fault_log)
                 return;
         int fd = (int)syscall(SYS_openat, AT_FDCWD, fault_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd < 0)
                 return;
-        char line[128];
-        int len = snprintf(line, sizeof(line), "faultfs: pid %d: %s #%ld -> %s\n", (int)getpid(), what, n,
-                           fault_errno == ENOSPC ? "ENOSPC" : "EIO");
+        char line[4400], link[64], path[4096] = "";
+        if (of >= 0) {
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", of);
+                ssize_t k = readlink(link, path, sizeof(path) - 1);
+                path[k > 0 ? k : 0] = '\0';
+        }
+        int len = snprintf(line, sizeof(line), "faultfs: pid %d: %s #%ld -> %s%s%s\n", (int)getpid(), what, n,
+                           fault_errno == ENOSPC ? "ENOSPC" : "EIO", *path ? " on " : "", path);
         syscall(SYS_write, fd, line, (size_t)len);
         syscall(SYS_close, fd);
 }
 
 /* should_fail: counts one call of kind KIND that is in scope; true when it must fail */
-static int should_fail(int kind, int in_scope, const char *what)
+static int should_fail_fd(int kind, int in_scope, const char *what, int fd)
 {
         init();
         if (fault_at < 1 || !(fault_calls & kind) || !in_scope)
                 return 0;
         long n = atomic_fetch_add(&counter, 1) + 1;
         if (n == fault_at || (sticky && n > fault_at)) {
-                note(what, n);
+                note(what, n, fd);
                 errno = fault_errno;
                 return 1;
         }
         return 0;
+}
+
+static int should_fail(int kind, int in_scope, const char *what)
+{
+        return should_fail_fd(kind, in_scope, what, -1);
 }
 
 #define REAL(name, type) \
@@ -160,7 +172,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off)
 int fsync(int fd)
 {
         REAL(fsync, x);
-        if (should_fail(C_FSYNC, fd_under(fd), "fsync"))
+        if (should_fail_fd(C_FSYNC, fd_under(fd), "fsync", fd))
                 return -1;
         return real_fsync(fd);
 }
@@ -168,7 +180,7 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
         REAL(fdatasync, x);
-        if (should_fail(C_FDATASYNC, fd_under(fd), "fdatasync"))
+        if (should_fail_fd(C_FDATASYNC, fd_under(fd), "fdatasync", fd))
                 return -1;
         return real_fdatasync(fd);
 }
