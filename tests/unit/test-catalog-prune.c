@@ -209,12 +209,60 @@ static void test_condemned_published(void **state)
         assert_int_equal(condemned, 1);
 }
 
+/* Format-2 records hold several chunks (rows with the record's offset and
+ * stored length): a used chunk counts its share of its record's stored bytes;
+ * a pack with no chunk rows counts nothing. */
+static void test_usage_of_records(void **state)
+{
+        struct catalog_fixture *f = *state;
+        uint8_t hash[CATALOG_HASH_LEN];
+        int64_t p, empty;
+        memset(hash, 7, sizeof hash);
+        assert_int_equal(catalog_begin(f->c), 0);
+        assert_true(catalog_pack_add(f->c, hash, 1000, 4, &p) >= 0);
+        /* record at 0: 300 stored bytes for 100+200+300 plain; record at 300: 50 for 80 */
+        const struct { unsigned id; uint32_t off, stored, raw, inner; } rows[] = {
+                { 21, 300, 50, 80, 0 }, { 20, 0, 300, 300, 300 }, { 18, 0, 300, 100, 0 }, { 19, 0, 300, 200, 100 },
+        };
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                struct catalog_chunk ch = { .pack = p, .offset = rows[i].off, .stored_len = rows[i].stored,
+                                            .raw_len = rows[i].raw, .inner = rows[i].inner };
+                id_of(ch.id, rows[i].id);
+                assert_int_equal(catalog_chunk_add(f->c, &ch), 0);
+        }
+        memset(hash, 8, sizeof hash);
+        assert_true(catalog_pack_add(f->c, hash, 10, 0, &empty) >= 0);
+        assert_int_equal(catalog_commit(f->c), 0);
+
+        struct catalog *r;
+        assert_int_equal(catalog_open_reader(f->path, false, &r), 0);
+        assert_int_equal(catalog_mark_begin(r), 0);
+        uint8_t id[CATALOG_HASH_LEN];
+        id_of(id, 19);
+        assert_int_equal(catalog_mark_add(r, id), 1);
+        id_of(id, 21);
+        assert_int_equal(catalog_mark_add(r, id), 1);
+        assert_int_equal(catalog_mark_commit(r), 0);
+        struct usage_seen s = { .n = 0 };
+        assert_int_equal(catalog_pack_usage_foreach(r, 0, empty, note_usage, &s), 0);
+        assert_int_equal(s.n, 2);
+        assert_int_equal(s.u[0].id, p);
+        assert_int_equal(s.u[0].chunks, 4);
+        assert_int_equal(s.u[0].used_chunks, 2);
+        assert_int_equal(s.u[0].used_bytes, 300 * 200 / 600 + 50);
+        assert_int_equal(s.u[1].id, empty);
+        assert_int_equal(s.u[1].chunks, 0);
+        assert_int_equal(s.u[1].used_bytes, 0);
+        catalog_free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_marks_usage_condemn, catalog_fixture_setup, catalog_fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_old_catalog, catalog_fixture_setup, catalog_fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_condemned_published, catalog_fixture_setup, catalog_fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_usage_of_records, catalog_fixture_setup, catalog_fixture_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
