@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Pack format 2: consecutive new chunks compressed together in records.
-# OLD is the berth before format 2 (BERTH_OLD, default the baseline build),
+# OLD is the berth before format 2 (BERTH_OLD, only when set),
 # used to make format-1 repositories and to compare repository sizes when it
 # is there; without it (CI) the checked-in fixture fixtures/format1-repo.tar.gz,
 # made by that berth, stands in, so no test here skips.
@@ -9,7 +9,7 @@ load lib
 load fixtures/format1
 bats_require_minimum_version 1.5.0
 
-OLD=${BERTH_OLD:-/tmp/base2/build/berth}
+OLD=${BERTH_OLD:-}
 
 # packinfo REPO: one line per pack: "<magic> <entries> <records> <largest record's chunk count>"
 packinfo() {

@@ -1,14 +1,14 @@
 #!/usr/bin/env bats
 # Performance, round two: what the store's changes must keep true.
-# OLD is a berth from before pack format 2 (BERTH_OLD, default the baseline
-# build): when it is there, it must still read what this berth writes into
+# OLD is a berth from before pack format 2 (BERTH_OLD, only when set:
+# a baseline build): when it is there, it must still read what this berth writes into
 # a format-1 repository.
 
 load lib
 load fixtures/format1
 bats_require_minimum_version 1.5.0
 
-OLD=${BERTH_OLD:-/tmp/base2/build/berth}
+OLD=${BERTH_OLD:-}
 
 # pack_formats REPO: one line per pack: "<magic> <footer magic> <entries> <records> <entries with PACK_F_ALONE>"
 pack_formats() {
