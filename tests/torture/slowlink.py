@@ -19,8 +19,9 @@ queued, so TCP's own flow control pushes back on the sender.  The draws
 (jitter and stalls) come from Random(seed, connection, direction) per
 4 KiB unit of stream offset, so a run reproduces whatever recv() returns.
 When either side ends (EOF), the other is half-closed after the queued
-data is out; an error on either side closes both at once (a line on
-stderr then gives the bytes and stalls per direction).  PORT 0 picks a
+data is out, and both are closed once both ways have ended; an error on
+either side resets both at once (RST).  A line on stderr gives the bytes
+and stalls per direction of each closed connection.  PORT 0 picks a
 free port; --port-file gets it.  SIGTERM/SIGINT end the relay.
 
 probe: connects, reads the peer's greeting line (an SSH server speaks
@@ -35,6 +36,7 @@ import random
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -98,7 +100,7 @@ class Direction:
                 release = max(release, self.last_release) + self.stall_due
                 self.stall_due = 0.0
                 self.put(release, data)
-        except OSError:
+        except (OSError, ValueError):   # ValueError: closed by abort()
             self.conn.abort()
         finally:
             with self.cv:
@@ -129,9 +131,22 @@ class Direction:
                     self.dst.shutdown(socket.SHUT_WR)
                     self.conn.half_done()
                     return
-                self.dst.sendall(data)
-        except OSError:
+                self.send_all(data)
+        except (OSError, ValueError):
             self.conn.abort()
+
+    def send_all(self, data):
+        """sendall that gives up within 0.5 s once the connection is dead"""
+        view = memoryview(data)
+        while view:
+            if self.conn.dead:
+                return
+            _, w, _ = select.select([], [self.dst], [], 0.5)
+            if w:
+                try:
+                    view = view[self.dst.send(view, socket.MSG_DONTWAIT):]
+                except BlockingIOError:
+                    pass
 
 
 class Connection:
@@ -160,9 +175,10 @@ class Connection:
             self.close()
 
     def abort(self):
-        self.close()
+        """an error on one side: both are reset (RST), not closed in order"""
+        self.close(reset=True)
 
-    def close(self):
+    def close(self, reset=False):
         with self.lock:
             if self.dead:
                 return
@@ -173,7 +189,13 @@ class Connection:
             file=sys.stderr, flush=True)
         for s in self.socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                if reset:
+                    # (SHUT_RD sends nothing but wakes a reader's select,
+                    # which would otherwise hold the socket open a while)
+                    s.shutdown(socket.SHUT_RD)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             s.close()
