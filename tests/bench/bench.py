@@ -60,8 +60,11 @@ def sh(cmd, check=True, env=None, cwd=None, capture=False):
 
 
 def timed(cmd, env=None, cwd=None):
-    """Runs cmd under GNU time; returns (wall, cpu, max_rss_kib)."""
+    """Runs cmd under GNU time; returns (wall, cpu, max_rss_kib).  Writes
+    the earlier steps left dirty (a restore just deleted, a repository) go to
+    disk first, untimed, so that no step pays for the one before it."""
     tf = os.path.join(WORK, "time.out")
+    os.sync()
     full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf, "sh", "-c", cmd]
     r = subprocess.run(full, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if r.returncode != 0:
