@@ -188,3 +188,32 @@ rgw_curl() {
 rgw_mkbucket() {
         rgw_curl -f -X PUT "$RGW_ENDPOINT/$1"
 }
+
+# For .bats files: the cluster once per file (setup_file/teardown_file) ...
+rgw_file_up() {
+        command -v radosgw >/dev/null || skip "radosgw is not installed"
+        RGW_TOP=$(mktemp -d "${TMPDIR:-/tmp}/berth-rgw.XXXXXX")
+        export RGW_TOP
+        rgw_up "$RGW_TOP/ceph" >&3 2>&3 || { rgw_down; return 1; }
+}
+
+rgw_file_down() {
+        # a test that restarted the gateway left its new pid here
+        [ ! -s "$RGW_TOP/rgw.pid" ] || RGW_PID=$(cat "$RGW_TOP/rgw.pid")
+        rgw_down
+        [ -z "${RGW_TOP:-}" ] || rm -rf "$RGW_TOP"
+}
+
+# ... and per test (setup), rgw_test_up PREFIX PATH: its own directory $T,
+# its own bucket PREFIX<test number>-<random>, the repository
+# s3://BUCKET/PATH as $BERTH_REPO, host A's cache, the gateway user's keys.
+rgw_test_up() {
+        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
+        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
+        unset BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED BERTH_S3_ACCESS_KEY_ID BERTH_S3_SECRET_ACCESS_KEY
+        export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
+        BUCKET=$1$BATS_TEST_NUMBER-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+        timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_mkbucket $BUCKET"
+        export BERTH_REPO="s3://$BUCKET/$2?endpoint=$RGW_ENDPOINT"
+        export BERTH_CACHE_DIR=$T/cacheA
+}

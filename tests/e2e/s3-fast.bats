@@ -11,21 +11,11 @@ load rgw
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-        command -v radosgw >/dev/null || skip "radosgw is not installed"
-        RGW_TOP=$(mktemp -d "${TMPDIR:-/tmp}/berth-rgw.XXXXXX")
-        export RGW_TOP
-        rgw_up "$RGW_TOP/ceph" >&3 2>&3 || { rgw_down; return 1; }
+        rgw_file_up
 }
 
 setup() {
-        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
-        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
-        unset BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED BERTH_S3_ACCESS_KEY_ID BERTH_S3_SECRET_ACCESS_KEY
-        export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
-        BUCKET=f$BATS_TEST_NUMBER-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
-        timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_mkbucket $BUCKET"
-        export BERTH_REPO="s3://$BUCKET/r?endpoint=$RGW_ENDPOINT"
-        export BERTH_CACHE_DIR=$T/cacheA
+        rgw_test_up f r
         cd "$T"
 }
 
@@ -40,10 +30,7 @@ teardown() {
 }
 
 teardown_file() {
-        # a test that restarted the gateway left its new pid here
-        [ ! -s "$RGW_TOP/rgw.pid" ] || RGW_PID=$(cat "$RGW_TOP/rgw.pid")
-        rgw_down
-        [ -z "${RGW_TOP:-}" ] || rm -rf "$RGW_TOP"
+        rgw_file_down
 }
 
 b() { timeout -k 5 180 "$BERTH" "$@"; }

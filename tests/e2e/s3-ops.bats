@@ -10,30 +10,19 @@ load rgw
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-        command -v radosgw >/dev/null || skip "radosgw is not installed"
-        RGW_TOP=$(mktemp -d "${TMPDIR:-/tmp}/berth-rgw.XXXXXX")
-        export RGW_TOP
-        rgw_up "$RGW_TOP/ceph" >&3 2>&3 || { rgw_down; return 1; }
+        rgw_file_up
 }
 
 # Each test: its own bucket, host A's cache, the gateway's user keys.
 setup() {
-        T=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.XXXXXX")
-        export BERTH_CONFIG=/dev/null BERTH_LOG_LEVEL=notice
-        unset BERTH_LEVEL BERTH_LOCK_WAIT BERTH_UNCHANGED BERTH_S3_ACCESS_KEY_ID BERTH_S3_SECRET_ACCESS_KEY
+        rgw_test_up o fleet
         unset BERTH_TEST_LEASE_SECONDS BERTH_TEST_PAUSE_AT BERTH_TEST_PAUSE_FILE BERTH_TEST_CRASH_AT
-        export AWS_ACCESS_KEY_ID=$RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$RGW_SECRET_KEY
-        BUCKET=o$BATS_TEST_NUMBER-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
-        timeout -k 5 30 bash -c ". '$BATS_TEST_DIRNAME/rgw.bash'; rgw_mkbucket $BUCKET"
-        export BERTH_REPO="s3://$BUCKET/fleet?endpoint=$RGW_ENDPOINT"
-        export BERTH_CACHE_DIR=$T/cacheA
         LEASE="$RGW_ENDPOINT/$BUCKET/fleet/locks/prune"
         cd "$T"
 }
 
 teardown_file() {
-        rgw_down
-        [ -z "${RGW_TOP:-}" ] || rm -rf "$RGW_TOP"
+        rgw_file_down
 }
 
 b() { timeout -k 5 120 "$BERTH" "$@"; }
