@@ -73,8 +73,7 @@ static int recover_locked(unsigned *ret_resumed)
         return quiesce_recover(d, cat, true, ret_resumed);
 }
 
-/* ---- s3:// ---------------------------------------------------------------------- */
-
+/* What recover did: the count of containers put back. */
 static int print_resumed(unsigned resumed)
 {
         if (settings.json) {
@@ -85,6 +84,8 @@ static int print_resumed(unsigned resumed)
                 printf(resumed ? "put back %u container(s)\n" : "no container needed putting back\n", resumed);
         return EXIT_OK;
 }
+
+/* ---- s3:// ---------------------------------------------------------------------- */
 
 /* A repository in a bucket: its writer lock and quiesce journal are this
  * host's, in the local cache (the bucket holds neither).  The journal is
@@ -153,13 +154,7 @@ static int run(int argc, char **argv)
                 r = recover_locked(&resumed);
         if (r < 0)
                 return fail(r, "recover");
-        if (settings.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "resumed", json_object_new_int64(resumed));
-                json_print(o);
-        } else if (!settings.quiet)
-                printf(resumed ? "put back %u container(s)\n" : "no container needed putting back\n", resumed);
-        return EXIT_OK;
+        return print_resumed(resumed);
 }
 
 const struct command command_recover = { "recover", run, "put back containers a crash left quiesced", help };

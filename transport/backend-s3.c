@@ -596,11 +596,11 @@ static bool object_missing(const struct req *q)
 }
 
 /* get/get_range/stat set no message on -ENOENT (backend.h). */
-static int s3_get(struct backend *b, const char *name, size_t max, struct buf *ret)
+/* A whole object of at most max bytes into out; with etag, the ETag of the
+ * very bytes answered (the prune lease's compare-and-swap). */
+static int get_object(struct s3 *s, const char *name, size_t max, struct buf *out, char etag[80])
 {
-        struct s3 *s = S(b);
-        struct buf out = { 0 };
-        struct req q = { .method = "GET", .name = name, .fd = -1, .out = &out, .max = max };
+        struct req q = { .method = "GET", .name = name, .fd = -1, .out = out, .max = max };
         int k = request(s, &q);
         if (k == 0 && q.too_big)
                 k = -EFBIG;
@@ -608,7 +608,16 @@ static int s3_get(struct backend *b, const char *name, size_t max, struct buf *r
                 k = -ENOENT;
         else if (k == 0 && q.status != 200)
                 k = status_error(s, &q);
+        if (k == 0 && etag)
+                memcpy(etag, q.etag, sizeof q.etag);
         buf_free(&q.err);
+        return k;
+}
+
+static int s3_get(struct backend *b, const char *name, size_t max, struct buf *ret)
+{
+        struct buf out = { 0 };
+        int k = get_object(S(b), name, max, &out, NULL);
         if (k < 0) {
                 buf_free(&out);
                 return k;
@@ -834,22 +843,7 @@ static int s3_delete(struct backend *b, const char *name)
 
 /* ---- conditional replacement (the prune lease) ----------------------------------- */
 
-/* GET with the ETag of the very bytes it answered. */
-static int get_tagged(struct s3 *s, const char *name, struct buf *out, char etag[80])
-{
-        struct req q = { .method = "GET", .name = name, .fd = -1, .out = out, .max = 64 * 1024 };
-        int k = request(s, &q);
-        if (k == 0 && q.too_big)
-                k = -EFBIG;
-        else if (k == 0 && object_missing(&q))
-                k = -ENOENT;
-        else if (k == 0 && q.status != 200)
-                k = status_error(s, &q);
-        if (k == 0)
-                memcpy(etag, q.etag, sizeof q.etag);
-        buf_free(&q.err);
-        return k;
-}
+#define LEASE_MAX (64 * 1024) /* a lease object is a few hundred bytes */
 
 /* PUT under If-Match: the HTTP status in *ret_status (200, 412...). */
 static int put_if_match(struct s3 *s, const char *name, const void *data, size_t len, const char *etag,
@@ -883,7 +877,7 @@ static int s3_replace(struct backend *b, const char *name, const void *old, size
         struct buf cur = { 0 };
         char etag[80], now[80], quoted[84];
         long status;
-        int k = get_tagged(s, name, &cur, etag);
+        int k = get_object(s, name, LEASE_MAX, &cur, etag);
         bool same = k == 0 && same_bytes(&cur, old, oldlen);
         buf_free(&cur);
         if (k == -EFBIG || (k == 0 && !same))
@@ -916,7 +910,7 @@ static int s3_replace(struct backend *b, const char *name, const void *old, size
                         return 0;
                 /* Refused: another's now, or ours already (an earlier try
                  * whose answer was lost), or the tag's form was wrong. */
-                k = get_tagged(s, name, &cur, now);
+                k = get_object(s, name, LEASE_MAX, &cur, now);
                 bool ours = k == 0 && same_bytes(&cur, data, len);
                 bool unchanged = k == 0 && same_bytes(&cur, old, oldlen) && strcmp(now, etag) == 0;
                 buf_free(&cur);
