@@ -311,6 +311,10 @@ static int restore_to_volume(struct repo *repo, const struct catalog_snapshot *s
         }
         o->target = dir;
         o->replace = !empty;
+        /* An empty volume no container uses (one created just now, or left
+         * empty by a killed restore): no container has its directory bound,
+         * so the restored tree can take its place in one step. */
+        o->swap_empty = empty && nusers == 0;
         progress_begin("restore:");
         r = snapshot_restore(repo, s->id, o, res);
         progress_end();

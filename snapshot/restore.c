@@ -382,7 +382,7 @@ int snapshot_restore(struct repo *repo, const char *id, const struct restore_opt
         char **inc = NULL;
         int k;
 
-        k = stage_check_target(o->target, o->replace, &r.kind);
+        k = stage_check_target(o->target, o->replace, o->swap_empty, &r.kind);
         if (k < 0)
                 return k;
         k = snapfile_read(repo, id, &f);

@@ -85,9 +85,10 @@ const char *restorer_disk_error(struct archive *a, char *buf, size_t size);
 /* Refuses targets that do not name a directory to create or fill: "", ".",
  * "..", "x/." and a symlink (even written "link/": Berth never writes
  * through one), and a non-empty directory unless `replace`.  *ret_kind
- * says what the target is.  Changes nothing but stale staging
+ * says what the target is; an empty one that is no mount point is
+ * TARGET_REPLACE with `swap_empty`.  Changes nothing but stale staging
  * directories.  Returns 0 or -errno with error_message(). */
-int stage_check_target(const char *target, bool replace, enum target_kind *ret_kind);
+int stage_check_target(const char *target, bool replace, bool swap_empty, enum target_kind *ret_kind);
 /* Creates the staging directory on the target's filesystem (next to a new
  * target or one to replace, inside an empty one) and makes it the working
  * directory.  Returns 0 or -errno; either way *st is for stage_close(). */

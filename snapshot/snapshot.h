@@ -242,6 +242,9 @@ struct restore_options {
         size_t ninclude;
         bool partial;              /* skip files whose data is damaged instead of failing */
         bool replace;              /* target may hold files: swap them out atomically at the end */
+        bool swap_empty;           /* an empty target nothing uses (a volume this restore created):
+                                    * swapped in one step too, unless it is a mount point, so a
+                                    * kill never leaves it half filled */
         struct snapshot_events events;
 };
 

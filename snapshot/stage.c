@@ -49,7 +49,21 @@ static void clean_stale_staging(int dirfd)
         closedir(d);
 }
 
-int stage_check_target(const char *target, bool replace, enum target_kind *ret_kind)
+/* Whether the directory t is the root of a mount (then it cannot be
+ * renamed or swapped): statx says so on Linux >= 5.8, else a device
+ * that differs from its parent's. */
+static bool is_mount_root(const char *t, const struct stat *st)
+{
+        struct statx sx;
+        if (statx(AT_FDCWD, t, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx) == 0 &&
+            (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+        _cleanup_free_ char *copy = xstrdup(t);
+        struct stat up;
+        return stat(dirname(copy), &up) < 0 || up.st_dev != st->st_dev;
+}
+
+int stage_check_target(const char *target, bool replace, bool swap_empty, enum target_kind *ret_kind)
 {
         size_t n = strlen(target);
         while (n > 1 && target[n - 1] == '/')
@@ -84,7 +98,7 @@ int stage_check_target(const char *target, bool replace, enum target_kind *ret_k
                                  "target '%s' is not empty; restore into a new or empty directory (nothing was "
                                  "changed)",
                                  target);
-        *ret_kind = empty ? TARGET_EMPTY : TARGET_REPLACE;
+        *ret_kind = empty && !(swap_empty && !is_mount_root(t, &st)) ? TARGET_EMPTY : TARGET_REPLACE;
         return 0;
 }
 
@@ -109,12 +123,14 @@ int stage_open(struct stage *st, const char *target, enum target_kind kind)
         st->parent_fd = open(st->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (st->parent_fd < 0)
                 return error_set(errno, "cannot open '%s': %s", st->parent, strerror(errno));
+        /* a killed restore's staging directory next to the target goes,
+         * whatever this one's kind (a swap into a new volume stages there) */
+        clean_stale_staging(st->parent_fd);
         if (kind == TARGET_EMPTY) {
                 st->target_fd = openat(st->parent_fd, st->target_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (st->target_fd < 0)
                         return error_set(errno, "cannot open target '%s': %s", target, strerror(errno));
-        } else
-                clean_stale_staging(st->parent_fd);
+        }
         int home = kind == TARGET_EMPTY ? st->target_fd : st->parent_fd;
         for (int tries = 0;; tries++) {
                 uint8_t rnd[6];

@@ -5,7 +5,9 @@
  *   FAULT_CALLS=LIST    which calls count, comma-separated, from: write, pwrite,
  *                       fsync, fdatasync, rename (rename, renameat, renameat2, linkat)
  *                       (default: all of them)
- *   FAULT_ERRNO=NAME    EIO (default) or ENOSPC
+ *   FAULT_ERRNO=NAME    EIO (default) or ENOSPC; or KILL: the process kills
+ *                       itself with SIGKILL at the Nth call, before making it
+ *                       (a kill -9 at an exact point)
  *   FAULT_PATH=PREFIX   count only calls on paths under PREFIX (the fd's path
  *                       from /proc/self/fd for write/fsync; either name for
  *                       rename); unset: every path.  fds 0-2 never count.
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -37,6 +40,7 @@ static atomic_long counter;
 static long fault_at = -1;
 static int fault_calls = C_WRITE | C_PWRITE | C_FSYNC | C_FDATASYNC | C_RENAME;
 static int fault_errno = EIO;
+static int fault_kill; /* FAULT_ERRNO=KILL */
 static int sticky;
 static const char *fault_path;
 static const char *fault_log;
@@ -66,6 +70,7 @@ static void init(void)
         s = getenv("FAULT_ERRNO");
         if (s && strcmp(s, "ENOSPC") == 0)
                 fault_errno = ENOSPC;
+        fault_kill = s && strcmp(s, "KILL") == 0;
         s = getenv("FAULT_STICKY");
         sticky = s && *s == '1';
         s = getenv("FAULT_PATH");
@@ -115,7 +120,7 @@ static void note(const char *what, long n, int of)
                 path[k > 0 ? k : 0] = '\0';
         }
         int len = snprintf(line, sizeof(line), "faultfs: pid %d: %s #%ld -> %s%s%s\n", (int)getpid(), what, n,
-                           fault_errno == ENOSPC ? "ENOSPC" : "EIO", *path ? " on " : "", path);
+                           fault_kill ? "KILL" : fault_errno == ENOSPC ? "ENOSPC" : "EIO", *path ? " on " : "", path);
         syscall(SYS_write, fd, line, (size_t)len);
         syscall(SYS_close, fd);
 }
@@ -129,6 +134,8 @@ static int should_fail_fd(int kind, int in_scope, const char *what, int fd)
         long n = atomic_fetch_add(&counter, 1) + 1;
         if (n == fault_at || (sticky && n > fault_at)) {
                 note(what, n, fd);
+                if (fault_kill)
+                        syscall(SYS_kill, getpid(), SIGKILL);
                 errno = fault_errno;
                 return 1;
         }
