@@ -65,7 +65,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/%,$(wildcard tests/fuzz
 # programs the end-to-end tests drive (ssh-probe: transport/ssh.c against a real sshd)
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all check torture check-unit check-e2e check-fuzz deps deps-test bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-s3 valgrind-agent install uninstall man clean demo tests
+.PHONY: all check torture check-unit check-e2e check-fuzz deps deps-test bench bench-chunks bench-pages bench-catalog bench-window bench-migrate bench-agent bench-s3 valgrind-agent install uninstall man clean demo tests
 
 all: berth
 
@@ -170,6 +170,9 @@ bench: berth $(BUILD)/bench/chunker-bench
 	elif ! command -v dockerd > /dev/null || [ ! -x /usr/sbin/sshd ]; then \
 		echo "bench: bench-migrate left out (needs dockerd and openssh-server)"; \
 	else BERTH=$(CURDIR)/$(BERTH) tests/bench/migrate-bench.sh; fi
+	@if [ "$(QUICK)" = 1 ]; then echo "bench: bench-agent left out (QUICK=1; run make bench-agent)"; \
+	elif ! command -v dockerd > /dev/null; then echo "bench: bench-agent left out (needs dockerd)"; \
+	else BERTH=$(CURDIR)/$(BERTH) tests/bench/agent-enc.sh; fi
 
 # Berth alone with several chunk sizes on every corpus: the table the defaults come from.
 bench-chunks: berth
@@ -192,6 +195,12 @@ bench-window: berth
 # the same sshd: bytes on the wire, quiesce window (QUICK=1: 128 MiB; SIZE= in MiB).
 bench-migrate: berth
 	BERTH=$(CURDIR)/$(BERTH) QUICK=$(QUICK) tests/bench/migrate-bench.sh
+
+# What encryption costs a first backup of a volume: as a command of its own
+# (which opens the key: scrypt) and as a job of the agent (which opened it
+# once at start); ROUNDS= runs of each (default 5).
+bench-agent: berth
+	BERTH=$(CURDIR)/$(BERTH) ROUNDS=$(ROUNDS) tests/bench/agent-enc.sh
 
 # backup and restore against a real Ceph RADOS Gateway, vs a local directory and restic
 bench-s3: berth

@@ -11,6 +11,7 @@
  */
 #include <poll.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 #include "control.h"
 #include "docker.h"
 #include "job.h"
+#include "keyhand.h"
 #include "notify.h"
 #include "scheduler.h"
 #include "../common/schedule.h"
@@ -33,7 +35,10 @@ static const char help[] =
         "always), then, when the volume has a retention policy, 'berth forget --name\n"
         "NAME --keep SPEC'.  'berth prune' runs on its own schedule, and 'berth metrics\n"
         "--output FILE' after each job when metrics_file is set.  At start it runs\n"
-        "'berth recover' (containers a crash left paused or stopped).\n"
+        "'berth recover' (containers a crash left paused or stopped).  An encrypted\n"
+        "repository's key is opened once, at start (the password as for any command),\n"
+        "and handed to each job over a pipe, so jobs neither read the password nor\n"
+        "pay for scrypt; the agent keeps it in locked memory until it exits.\n"
         "\n"
         "Labels, on a volume or on a container (which covers its named volumes; the\n"
         "volume's own label wins):\n"
@@ -171,7 +176,14 @@ static void exit_text(int status, char *buf, size_t size)
 }
 
 /* Records the volume's backup result and plans its next run. */
-static void record_backup(struct agent *a, int status)
+static void record_usage(struct result *r, const struct rusage *ru)
+{
+        r->cpu = (int64_t)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * NS +
+                 (int64_t)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1000;
+        r->peak_rss = (int64_t)ru->ru_maxrss * 1024;
+}
+
+static void record_backup(struct agent *a, int status, const struct rusage *ru)
 {
         struct task *t = &a->task;
         struct entry *e = scheduler_find(&a->sc, t->volume);
@@ -193,6 +205,7 @@ static void record_backup(struct agent *a, int status)
         }
         e->last.time = t->started;
         e->last.duration = dur;
+        record_usage(&e->last, ru);
         str_set(&e->last.status, st);
         if (t->backup_ok) {
                 str_set(&e->last.error, NULL);
@@ -215,7 +228,7 @@ static void record_backup(struct agent *a, int status)
         }
 }
 
-static void step_exited(struct agent *a, int status)
+static void step_exited(struct agent *a, int status, const struct rusage *ru)
 {
         struct task *t = &a->task;
         job_exited(&t->job);
@@ -230,7 +243,7 @@ static void step_exited(struct agent *a, int status)
                                     "paused or stopped: run 'berth recover'", how);
                 break;
         case STEP_BACKUP:
-                record_backup(a, status);
+                record_backup(a, status, ru);
                 break;
         case STEP_FORGET: {
                 struct entry *e = scheduler_find(&a->sc, t->volume);
@@ -250,6 +263,7 @@ static void step_exited(struct agent *a, int status)
                 int64_t now = now_ns();
                 a->prune.time = t->started;
                 a->prune.duration = mono_ns() - t->job.started_mono;
+                record_usage(&a->prune, ru);
                 str_set(&a->prune.status, ok ? "ok" : "failed");
                 _cleanup_free_ char *m = ok ? NULL : xasprintf("%s (%s)", t->job.last_error ? t->job.last_error : "failed", how);
                 str_set(&a->prune.error, m);
@@ -283,7 +297,7 @@ static void task_begin(struct agent *a, enum step step, const struct entry *e)
         t->started_mono = mono_ns();
         if (start_step(a, step) < 0) {
                 if (e)
-                        record_backup(a, W_EXITCODE(1, 0));
+                        record_backup(a, W_EXITCODE(1, 0), &(struct rusage){ 0 });
                 task_end(a);
         }
 }
@@ -325,7 +339,8 @@ static json_object *jtime(int64_t ns)
         return ns > 0 ? json_object_new_string(format_time(ns, t, sizeof t)) : NULL;
 }
 
-/* {time, time_s, status, error, duration_ns}, or null when it never ran */
+/* {time, time_s, status, error, duration_ns, cpu_ns, peak_rss_bytes}, or
+ * null when it never ran */
 static json_object *json_result(const struct result *r)
 {
         if (!r->status)
@@ -336,6 +351,8 @@ static json_object *json_result(const struct result *r)
         json_object_object_add(l, "status", json_object_new_string(r->status));
         json_object_object_add(l, "error", jstr_or_null(r->error));
         json_object_object_add(l, "duration_ns", json_object_new_int64(r->duration));
+        json_object_object_add(l, "cpu_ns", json_object_new_int64(r->cpu));
+        json_object_object_add(l, "peak_rss_bytes", json_object_new_int64(r->peak_rss));
         return l;
 }
 
@@ -345,6 +362,7 @@ static json_object *status_json(struct agent *a)
         json_object_object_add(o, "ok", json_object_new_boolean(true));
         json_object_object_add(o, "pid", json_object_new_int64(getpid()));
         json_object_object_add(o, "repo", json_object_new_string(settings.repo));
+        json_object_object_add(o, "key_held", json_object_new_boolean(keyhand_held()));
         json_object_object_add(o, "started", jtime(a->started));
         json_object *dk = json_object_new_object();
         json_object_object_add(dk, "reachable", json_object_new_boolean(a->sc.docker != NULL));
@@ -507,9 +525,10 @@ static void reap(struct agent *a)
 {
         int status;
         pid_t pid;
-        while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        struct rusage ru;
+        while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0)
                 if (a->task.active && pid == a->task.job.pid)
-                        step_exited(a, status);
+                        step_exited(a, status, &ru);
 }
 
 static int load_prune_schedule(struct agent *a)
@@ -596,6 +615,8 @@ static int run(int argc, char **argv)
         log_notice("agent started (pid %d): repository %s, control socket %s", (int)getpid(), settings.repo,
                    a.socket_path);
 
+        /* an encrypted repository's key: opened here once, not by every job */
+        keyhand_open();
         /* a remote repository's journal is put back by the first job's open */
         if (!repo_is_remote())
                 task_begin(&a, STEP_RECOVER, NULL);
@@ -666,6 +687,7 @@ static int run(int argc, char **argv)
                         a.sc.scan_wanted = true;
         }
         update_status(&a);
+        keyhand_clear();
         unlink(a.socket_path);
         log_notice("agent stopped");
         return EXIT_OK;

@@ -6,6 +6,7 @@
 
 #include "agent.h"
 #include "job.h"
+#include "keyhand.h"
 #include "scheduler.h"
 
 static void push(char ***argv, size_t *n, const char *s)
@@ -63,11 +64,14 @@ int job_start(struct job *j, const char *label, const char *const *args)
                 close(errp[1]);
                 return log_error_errno(errno, "pipe");
         }
+        int keyfd = keyhand_pipe();
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 int e = errno;
                 close(errp[0]), close(errp[1]), close(progp[0]), close(progp[1]);
+                if (keyfd >= 0)
+                        close(keyfd);
                 return log_error_errno(e, "fork");
         }
         if (pid == 0) {
@@ -89,6 +93,11 @@ int job_start(struct job *j, const char *label, const char *const *args)
                         snprintf(num, sizeof num, "%d", pfd);
                         setenv("BERTH_PROGRESS_FD", num, 1);
                 }
+                int kfd = keyfd >= 0 ? dup(keyfd) : -1; /* without O_CLOEXEC */
+                if (kfd >= 0) {
+                        snprintf(num, sizeof num, "%d", kfd);
+                        setenv("BERTH_KEY_FD", num, 1);
+                }
                 unsetenv("NOTIFY_SOCKET");
                 unsetenv("WATCHDOG_USEC");
                 unsetenv("WATCHDOG_PID");
@@ -104,6 +113,8 @@ int job_start(struct job *j, const char *label, const char *const *args)
         }
         close(errp[1]);
         close(progp[1]);
+        if (keyfd >= 0)
+                close(keyfd);
         j->pid = pid;
         j->err_fd = errp[0];
         j->progress_fd = progp[0];

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "agent.h"
+#include "keyhand.h"
 #include "quiesce.h"
 #include "../transport/remote.h"
 #include "../transport/s3.h"
@@ -665,6 +666,7 @@ int main(int argc, char **argv)
         int c;
 
         log_open("berth");
+        keyhand_receive();
         repo_set_password_source(password_get);
         if (settings_load() < 0)
                 return EXIT_FAILURE_;

@@ -14,6 +14,8 @@
 /* How a job went: a volume's last backup, the last prune. */
 struct result {
         int64_t time, duration; /* ns: started, how long */
+        int64_t cpu;            /* ns of CPU (user + system) the job used */
+        int64_t peak_rss;       /* bytes: the job's peak resident memory */
         char *status;           /* ok, partial, failed, interrupted; NULL: never ran */
         char *error;
 };

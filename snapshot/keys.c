@@ -103,6 +103,32 @@ static int set_keys(struct repo *r, const uint8_t master[CRYPTO_KEY_LEN])
         return 0;
 }
 
+/* A key handed over by the parent (repo_set_handed_key). */
+static struct {
+        bool set;
+        char id[33];
+        uint8_t master[CRYPTO_KEY_LEN];
+} handed;
+
+void repo_set_handed_key(const char *id, const uint8_t master[CRYPTO_KEY_LEN])
+{
+        explicit_bzero(&handed, sizeof handed);
+        if (!id || !master || strlen(id) >= sizeof handed.id)
+                return;
+        snprintf(handed.id, sizeof handed.id, "%s", id);
+        memcpy(handed.master, master, CRYPTO_KEY_LEN);
+        handed.set = true;
+}
+
+int repo_key_export(const struct repo *r, char ret_id[33], uint8_t ret_master[CRYPTO_KEY_LEN])
+{
+        if (!r->keys)
+                return -EINVAL;
+        snprintf(ret_id, 33, "%s", r->cfg.id);
+        memcpy(ret_master, crypto_master(r->keys), CRYPTO_KEY_LEN);
+        return 0;
+}
+
 int repo_unlock(struct repo *r)
 {
         struct key_names keys = { 0 };
@@ -113,6 +139,10 @@ int repo_unlock(struct repo *r)
 
         if (!r->cfg.encrypted)
                 return 0;
+        if (handed.set && strcmp(handed.id, r->cfg.id) == 0) {
+                log_debug("repository %s: using the key handed over by the parent process", r->path);
+                return set_keys(r, handed.master);
+        }
         if (!password_source)
                 return error_set(EACCES, "repository %s is encrypted and no password was given", r->path);
         k = list_keys(r, &keys);

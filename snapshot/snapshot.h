@@ -116,6 +116,14 @@ int repo_key_add(struct repo *r, const char *password, char ret_id[17]);
 /* Removes keys/<id>; refuses (-EBUSY) the last well-formed key, and the
  * key in use unless current_ok. */
 int repo_key_remove(struct repo *r, const char *id, bool current_ok);
+/* The master key of an open encrypted repository (and its id), for a
+ * process that opens it once and hands it to its children (the agent):
+ * 0, or -EINVAL for a plain repository. */
+int repo_key_export(const struct repo *r, char ret_id[33], uint8_t ret_master[32]);
+/* A master key handed over for repository `id`: opening that repository
+ * uses it instead of a password and its key objects (scrypt); any other
+ * repository asks for its password as usual.  NULL forgets it. */
+void repo_set_handed_key(const char *id, const uint8_t master[32]);
 
 void repo_free(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }

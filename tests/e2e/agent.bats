@@ -441,3 +441,56 @@ assert v["vall2"]["keep"] == "monthly=3", v
 '
         [ "$(snaps vall2)" -eq 0 ]
 }
+
+@test "agent: an encrypted repository's key is opened once at start; jobs run without the password" {
+        echo agent-secret > "$T/pw"
+        chmod 600 "$T/pw"
+        export BERTH_PASSWORD_FILE="$T/pw" BERTH_CACHE_DIR="$T/cache"
+        berth init --encrypt
+        docker volume create --label berth.schedule=daily --label berth.keep=last=5 venc > /dev/null
+        echo secret-day > "$(mountpoint_of venc)/f"
+        start_agent
+        timeout -k 5 30 bash -c "$(declare -f wait_for); wait_for 20 grep -q 'opened the key of encrypted repository' '$T/agent.log'"
+        # from here on no job can read the password
+        mv "$T/pw" "$T/pw.away"
+        run timeout -k 5 20 "$BERTH" run-now venc
+        echo "$output"
+        [ "$status" -eq 0 ]
+        timeout -k 5 60 bash -c "$(declare -f wait_for status_py); T='$T'; BERTH='$BERTH'; $(declare -f berth);
+                wait_for 40 status_py 'assert v[\"venc\"][\"last\"] and v[\"venc\"][\"last\"][\"status\"] == \"ok\", v'"
+        cat "$T/agent.log"
+        status_py '
+assert s["key_held"] is True, s
+l = v["venc"]["last"]
+assert l["cpu_ns"] > 0 and l["peak_rss_bytes"] > 1 << 20, l
+# no scrypt in the job: its 64 MiB would show
+assert l["peak_rss_bytes"] < 48 << 20, l
+'
+        # the backup and its retention (forget) ran as jobs, each without the password
+        grep -q "backed up 'venc'" "$T/agent.log"
+        grep -q "applied retention last=5 to 'venc'" "$T/agent.log"
+        run grep -v "opened the key" "$T/agent.log"
+        [[ "$output" != *password* ]]
+        stop_agent
+        [ "$AGENT_STATUS" -eq 0 ]
+        mv "$T/pw.away" "$T/pw"
+        [ "$(berth cat venc f)" = secret-day ]
+        [ "$(snaps venc)" -eq 1 ]
+}
+
+@test "berth ignores a BERTH_KEY_FD that is not the agent's pipe, and never waits on it" {
+        echo right > "$T/pw"
+        BERTH_PASSWORD_FILE="$T/pw" BERTH_CACHE_DIR="$T/cache" berth init --encrypt
+        # a terminal-like fd (stdin), a pipe of garbage, a pipe left open
+        # with nothing in it: each one ignored, the password still asked for
+        for how in stdin garbage empty; do
+                case $how in
+                stdin) run timeout -k 5 20 env BERTH_KEY_FD=0 BERTH_CACHE_DIR="$T/cache" "$BERTH" snapshots < /dev/null ;;
+                garbage) run timeout -k 5 20 bash -c 'exec 3< <(head -c 72 /dev/urandom); BERTH_KEY_FD=3 BERTH_CACHE_DIR="$1" exec "$2" snapshots < /dev/null' _ "$T/cache" "$BERTH" ;;
+                empty) run timeout -k 5 20 bash -c 'exec 3< <(sleep 3); BERTH_KEY_FD=3 BERTH_CACHE_DIR="$1" exec "$2" snapshots < /dev/null' _ "$T/cache" "$BERTH" ;;
+                esac
+                echo "$how: $status $output"
+                [ "$status" -eq 1 ]
+                [[ "$output" == *"is encrypted and no password was given"* ]]
+        done
+}
