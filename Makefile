@@ -209,6 +209,7 @@ bench-s3: berth
 # the agent under valgrind (errors and definite leaks), with a private dockerd
 valgrind-agent: berth
 	tests/tools/valgrind-agent.sh $(BERTH)
+	ENCRYPT=1 tests/tools/valgrind-agent.sh $(BERTH)
 
 demo: berth
 	BERTH=$(CURDIR)/$(BERTH) tests/demo.sh

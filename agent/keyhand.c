@@ -39,7 +39,7 @@ int keyhand_open(void)
 {
         _cleanup_free_ char *state = NULL;
         struct repo *r = NULL;
-        char id[33];
+        char id[ID_LEN + 1] = { 0 }; /* zero-padded in the record */
         uint8_t master[KEY_LEN];
 
         held_clear();
