@@ -47,8 +47,10 @@ int keyhand_open(void)
         if (k < 0) {
                 /* A repository the first backup creates, a host that is
                  * down: the jobs open it themselves, as they always could. */
-                log_info("the repository is not open yet (%s); each job opens it itself",
-                         error_message() ? error_message() : berth_strerror(k));
+                bool absent = k == -ENOENT || k == -BERTH_ENOTFOUND;
+                log_internal(absent ? LOG_INFO : LOG_WARNING, 0,
+                             "cannot open the repository now (%s); each job opens it itself",
+                             error_message() ? error_message() : berth_strerror(k));
                 error_clear();
                 return 0;
         }

@@ -494,3 +494,21 @@ assert l["peak_rss_bytes"] < 48 << 20, l
                 [[ "$output" == *"is encrypted and no password was given"* ]]
         done
 }
+
+@test "agent: a wrong password at start is a warning; each job then fails saying so" {
+        echo right > "$T/pw"
+        export BERTH_CACHE_DIR="$T/cache"
+        BERTH_PASSWORD_FILE="$T/pw" berth init --encrypt
+        echo wrong > "$T/wrong"
+        export BERTH_PASSWORD_FILE="$T/wrong"
+        docker volume create --label berth.schedule=daily vwrong > /dev/null
+        start_agent
+        timeout -k 5 30 bash -c "$(declare -f wait_for); wait_for 20 grep -q 'cannot open the repository now' '$T/agent.log'"
+        grep -q "warning: cannot open the repository now (wrong password for repository" "$T/agent.log"
+        status_py 'assert s["key_held"] is False, s'
+        run timeout -k 5 20 "$BERTH" run-now vwrong
+        [ "$status" -eq 0 ]
+        timeout -k 5 60 bash -c "$(declare -f wait_for status_py); T='$T'; BERTH='$BERTH'; $(declare -f berth);
+                wait_for 40 status_py 'assert v[\"vwrong\"][\"last\"] and v[\"vwrong\"][\"last\"][\"status\"] == \"failed\", v'"
+        status_py 'assert "wrong password" in v["vwrong"]["last"]["error"], v["vwrong"]'
+}
