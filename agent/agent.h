@@ -145,6 +145,9 @@ int open_repo(enum repo_mode mode, struct repo **ret);
  * replaced) is where its local state is kept.  For a second repository
  * (copy's destination). */
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret);
+/* Opens repository `where` for its key only (REPO_OPEN_KEY_ONLY): the
+ * configuration and, when encrypted, the master key; no lock, no catalog. */
+int open_repo_key(const char *where, struct repo **ret);
 /* Whether settings.repo names a repository on another host (ssh://). */
 bool repo_is_remote(void);
 /* Whether it is one reached over SSH (ssh://), whose host runs maintenance. */

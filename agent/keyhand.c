@@ -6,9 +6,10 @@
  * them would pay it again.  The agent opens the repository once at start,
  * keeps the master key in a locked page left out of core dumps, and gives
  * each job a fresh pipe holding it: the job's BERTH_KEY_FD names the read
- * end, which the job reads and closes at once (keyhand_receive).  The key
- * never goes to disk, argv or the environment; a job that gets no key, or
- * one for another repository, asks for the password as before.
+ * end, which the job reads and closes at once (keyhand_receive); the
+ * agent's own reads of the catalog use it as well.  The key never goes to
+ * disk, argv or the environment; a job that gets no key, or one for another
+ * repository, asks for the password as before.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -37,13 +38,12 @@ static void held_clear(void)
 
 int keyhand_open(void)
 {
-        _cleanup_free_ char *state = NULL;
         struct repo *r = NULL;
         char id[ID_LEN + 1] = { 0 }; /* zero-padded in the record */
         uint8_t master[KEY_LEN];
 
         held_clear();
-        int k = open_repo_at(settings.repo, REPO_READ, &state, &r);
+        int k = open_repo_key(settings.repo, &r);
         if (k < 0) {
                 /* A repository the first backup creates, a host that is
                  * down: the jobs open it themselves, as they always could. */
@@ -71,6 +71,8 @@ int keyhand_open(void)
         memcpy(held, MAGIC, MAGIC_LEN);
         memcpy(held + MAGIC_LEN, id, ID_LEN);
         memcpy(held + MAGIC_LEN + ID_LEN, master, KEY_LEN);
+        /* the agent's own reads of the catalog (its scheduler) use it too */
+        repo_set_handed_key(id, master);
         explicit_bzero(master, sizeof master);
         log_notice("opened the key of encrypted repository %s once; jobs get it from the agent, not from the "
                    "password", settings.repo);

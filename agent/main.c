@@ -432,7 +432,8 @@ bool repo_is_ssh(void)
 }
 
 
-static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
+static int open_remote_repo(const char *where, enum repo_mode mode, unsigned flags, char **ret_state_dir,
+                            struct repo **ret)
 {
         _cleanup_(ssh_destination_clear) struct ssh_destination d = { 0 };
         int r = ssh_parse_destination(where, &d);
@@ -466,7 +467,7 @@ static int open_remote_repo(const char *where, enum repo_mode mode, char **ret_s
                 return r;
         free(*ret_state_dir);
         *ret_state_dir = repo_cache_dir(backend_ssh_repo_id(be));
-        r = repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        r = repo_open_backend_flags(be, *ret_state_dir, mode, settings.lock_wait, flags, ret);
         if (r < 0)
                 return r;
         const char *const *damage;
@@ -534,7 +535,8 @@ int open_s3_backend(const char *where, bool writable, struct backend **ret)
 
 /* A bucket prefix: its objects through backend-s3.c, a local cache of its
  * catalog under repo_cache_dir("s3-<hash of endpoint, bucket, prefix>"). */
-static int open_s3_repo(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
+static int open_s3_repo(const char *where, enum repo_mode mode, unsigned flags, char **ret_state_dir,
+                        struct repo **ret)
 {
         struct backend *be;
         int r = open_s3_backend(where, mode != REPO_READ, &be);
@@ -549,15 +551,25 @@ static int open_s3_repo(const char *where, enum repo_mode mode, char **ret_state
         hex_encode(d, 16, id + 3);
         free(*ret_state_dir);
         *ret_state_dir = repo_cache_dir(id);
-        return repo_open_backend(be, *ret_state_dir, mode, settings.lock_wait, ret);
+        return repo_open_backend_flags(be, *ret_state_dir, mode, settings.lock_wait, flags, ret);
+}
+
+int open_repo_key(const char *where, struct repo **ret)
+{
+        _cleanup_free_ char *state = NULL;
+        if (s3_url_is(where))
+                return open_s3_repo(where, REPO_READ, REPO_OPEN_KEY_ONLY, &state, ret);
+        if (url_is_remote(where))
+                return open_remote_repo(where, REPO_READ, REPO_OPEN_KEY_ONLY, &state, ret);
+        return repo_open_flags(where, REPO_READ, 0, REPO_OPEN_KEY_ONLY, ret);
 }
 
 int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, struct repo **ret)
 {
         if (s3_url_is(where))
-                return open_s3_repo(where, mode, ret_state_dir, ret);
+                return open_s3_repo(where, mode, 0, ret_state_dir, ret);
         if (url_is_remote(where))
-                return open_remote_repo(where, mode, ret_state_dir, ret);
+                return open_remote_repo(where, mode, 0, ret_state_dir, ret);
         free(*ret_state_dir);
         *ret_state_dir = xstrdup(where);
         /* A writer creates the repository on first use, so a timer on a

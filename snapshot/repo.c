@@ -466,7 +466,11 @@ int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, u
                 _cleanup_free_ char *state = repo_cache_dir(r->cfg.id);
                 struct backend *be = TAKE_PTR(r->be);
                 repo_free(r);
-                return repo_open_backend(be, state, mode, lock_wait, ret);
+                return repo_open_backend_flags(be, state, mode, lock_wait, flags, ret);
+        }
+        if (flags & REPO_OPEN_KEY_ONLY) {
+                *ret = r; /* a plain repository: there is no key */
+                return 0;
         }
         k = take_lock(r, mode, lock_wait);
         if (k < 0)
@@ -688,6 +692,12 @@ static int cache_sync(struct repo *r)
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
                       struct repo **ret)
 {
+        return repo_open_backend_flags(be, state_dir, mode, lock_wait, 0, ret);
+}
+
+int repo_open_backend_flags(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
+                            unsigned flags, struct repo **ret)
+{
         struct repo *r = xcalloc(1, sizeof *r);
         struct buf b = { 0 };
         int k;
@@ -718,6 +728,10 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
         k = repo_unlock(r);
         if (k < 0)
                 goto fail;
+        if (flags & REPO_OPEN_KEY_ONLY) {
+                *ret = r;
+                return 0;
+        }
         k = mkdir_p(state_dir, 0700);
         if (k < 0 && k != -EEXIST) {
                 k = error_set(k, "cannot create %s: %s", state_dir, berth_strerror(k));

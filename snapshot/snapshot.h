@@ -89,9 +89,15 @@ int repo_open(const char *path, enum repo_mode mode, uint64_t lock_wait, struct 
 int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
                       struct repo **ret);
 /* repo_open() with flags: REPO_OPEN_KEYLESS opens an encrypted repository
- * without its key and without a catalog (serve: objects only). */
-enum { REPO_OPEN_KEYLESS = 1 << 0 };
+ * without its key and without a catalog (serve: objects only);
+ * REPO_OPEN_KEY_ONLY reads the configuration and opens the key, nothing
+ * more: no lock, no catalog, no local state (the agent, to hand the key to
+ * its jobs; see repo_key_export). */
+enum { REPO_OPEN_KEYLESS = 1 << 0, REPO_OPEN_KEY_ONLY = 1 << 1 };
 int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, unsigned flags, struct repo **ret);
+/* repo_open_backend() with the flags above (REPO_OPEN_KEY_ONLY). */
+int repo_open_backend_flags(struct backend *be, const char *state_dir, enum repo_mode mode, uint64_t lock_wait,
+                            unsigned flags, struct repo **ret);
 /* Where this host caches the catalog of repository `id` (an encrypted or a
  * remote one): $BERTH_CACHE_DIR/<id>, /var/cache/berth/<id> for root, else
  * $XDG_CACHE_HOME/berth/<id> or ~/.cache/berth/<id>.  The caller frees. */
