@@ -5,6 +5,7 @@
 
 load lib
 load docker
+load sshd
 
 # lib's teardown, called after this file's own clean-up
 eval "lib_$(declare -f teardown)"
@@ -19,6 +20,7 @@ teardown_file() {
 
 teardown() {
         stop_agent
+        [ -z "${SSHD_PID:-}" ] || sshd_down
         # the next test's agent must not see this one's labelled volumes
         export DOCKER_HOST="unix://$DK/sock" # a test may have pointed it elsewhere
         docker ps -aq | xargs -r docker rm -f > /dev/null 2>&1 || true
@@ -511,4 +513,31 @@ assert l["peak_rss_bytes"] < 48 << 20, l
         timeout -k 5 60 bash -c "$(declare -f wait_for status_py); T='$T'; BERTH='$BERTH'; $(declare -f berth);
                 wait_for 40 status_py 'assert v[\"vwrong\"][\"last\"] and v[\"vwrong\"][\"last\"][\"status\"] == \"failed\", v'"
         status_py 'assert "wrong password" in v["vwrong"]["last"]["error"], v["vwrong"]'
+}
+
+@test "agent: the key of an encrypted repository over SSH is opened once; the serve end holds no password" {
+        command -v /usr/sbin/sshd > /dev/null || skip "openssh-server is not installed"
+        export HOME=$T/home
+        mkdir -p "$HOME"
+        unset SSH_AUTH_SOCK SSH_AGENT_PID
+        echo far-secret > "$T/pw"
+        export BERTH_PASSWORD_FILE="$T/pw" BERTH_CACHE_DIR="$T/cache" BERTH_SCRYPT_N_LOG2=14
+        sshd_up "$T/sshd"
+        sshd_known_line ed25519 > "$T/kh"
+        BERTH_REPO="$T/far" berth init --encrypt
+        export BERTH_REPO=ssh://root@127.0.0.1:$SSHD_PORT$T/far BERTH_SSH_IDENTITY=$SSHD_USER_KEY
+        export BERTH_SSH_KNOWN_HOSTS=$T/kh BERTH_REMOTE_BERTH=$BERTH
+        docker volume create --label berth.schedule=daily vfar > /dev/null
+        echo far-day > "$(mountpoint_of vfar)/f"
+        start_agent
+        timeout -k 5 30 bash -c "$(declare -f wait_for); wait_for 20 grep -q 'opened the key of encrypted repository' '$T/agent.log'"
+        mv "$T/pw" "$T/pw.away"
+        run timeout -k 5 20 "$BERTH" run-now vfar
+        [ "$status" -eq 0 ]
+        timeout -k 5 60 bash -c "$(declare -f wait_for status_py); T='$T'; BERTH='$BERTH'; $(declare -f berth);
+                wait_for 40 status_py 'assert v[\"vfar\"][\"last\"] and v[\"vfar\"][\"last\"][\"status\"] == \"ok\", v'"
+        stop_agent
+        mv "$T/pw.away" "$T/pw"
+        [ "$(timeout -k 5 60 "$BERTH" cat vfar f)" = far-day ]
+        [ ! -e "$T/far/catalog.db" ]
 }
