@@ -11,6 +11,7 @@ struct catalog {
         char *path;
         bool in_tx;
         bool in_read;            /* catalog_read_begin() */
+        bool written;            /* a commit reached the WAL since open or the last catalog_flush() */
         bool has_condemned;
         bool has_inner;          /* chunks.inner_off exists (catalog_chunks_migrate) */      /* packs.condemned exists (prune.c's migration) */
         sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */
