@@ -117,7 +117,16 @@ int repo_key_add(struct repo *r, const char *password, char ret_id[17]);
  * key in use unless current_ok. */
 int repo_key_remove(struct repo *r, const char *id, bool current_ok);
 
+/* Frees r, its catalog as it is (catalog_free()): for error paths and
+ * readers. */
 void repo_free(struct repo *r);
+/* Closes r after a command that wrote: its catalog is flushed to disk
+ * first when anything was committed to it since it was opened or last
+ * flushed (catalog_close()), then r is freed, whatever happened.  0, or
+ * -EIO/-ENOSPC with the catalog's message: the changes made in the
+ * repository stay made, and the catalog keeps them in catalog.db-wal.
+ * NULL is 0. */
+int repo_close(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);
 /* Sets the zstd level for chunks written through this handle. */
