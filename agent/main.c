@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -608,6 +609,22 @@ int open_repo(enum repo_mode mode, struct repo **ret)
         if (!settings.no_auto_recover)
                 recover_containers(*ret, false, NULL);
         return 0;
+}
+
+int close_repo(struct repo *repo, const char *done, ...)
+{
+        int r = repo_close(repo);
+        if (r == 0)
+                return EXIT_OK;
+        char what[512];
+        va_list ap;
+        va_start(ap, done);
+        vsnprintf(what, sizeof what, done, ap);
+        va_end(ap);
+        progress_end();
+        log_error("%s, but the catalog could not record it on disk: %s", what,
+                  error_message() ? error_message() : berth_strerror(r));
+        return EXIT_FAILURE_;
 }
 
 int recover_containers(struct repo *repo, bool all, unsigned *ret_resumed)
