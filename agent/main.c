@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -616,10 +615,9 @@ int close_repo(struct repo *repo, const char *done, ...)
         int r = repo_close(repo);
         if (r == 0)
                 return EXIT_OK;
-        char what[512];
         va_list ap;
         va_start(ap, done);
-        vsnprintf(what, sizeof what, done, ap);
+        _cleanup_free_ char *what = xvasprintf(done, ap);
         va_end(ap);
         progress_end();
         log_error("%s, but the catalog could not record it on disk: %s", what,
