@@ -148,6 +148,12 @@ int open_repo_at(const char *where, enum repo_mode mode, char **ret_state_dir, s
 /* Opens repository `where` for its key only (REPO_OPEN_KEY_ONLY): the
  * configuration and, when encrypted, the master key; no lock, no catalog. */
 int open_repo_key(const char *where, struct repo **ret);
+/* Closes a repository a command wrote, with its catalog flushed to disk
+ * (repo_close()).  When that fails, prints "DONE, but the catalog could not
+ * record it on disk: WHY; check the disk", DONE being what the command
+ * changed in the repository (printf format: "snapshot %s is forgotten"),
+ * and returns EXIT_FAILURE_; else EXIT_OK.  NULL is EXIT_OK. */
+int close_repo(struct repo *repo, const char *done, ...) __attribute__((format(printf, 2, 3)));
 /* Whether settings.repo names a repository on another host (ssh://). */
 bool repo_is_remote(void);
 /* Whether it is one reached over SSH (ssh://), whose host runs maintenance. */

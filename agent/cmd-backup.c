@@ -402,6 +402,10 @@ static int backup_docker(struct plan *p, char *const *names, size_t nnames, bool
         docker_containers_free(list, nlist);
         if (skipped)
                 p->any_incomplete = true;
+        /* record_job() flushed the catalog after each job: nothing is left
+         * to flush unless something was written after the last. */
+        if (close_repo(TAKE_PTR(repo), "the backups are saved") != EXIT_OK)
+                p->any_failed = true;
         return 0;
 }
 
@@ -663,9 +667,12 @@ static int run(int argc, char **argv)
                    error_message() ? error_message() : berth_strerror(r));
         if (r < 0)
                 return fail(r, "backup");
+        /* Flushed by record_job() already: the close has nothing to do. */
+        if (close_repo(TAKE_PTR(repo), "snapshot %s is saved", res.id) != EXIT_OK)
+                p.any_failed = true;
         print_backup_result(o->path, o->name, &res);
         if (p.any_failed)
-                return EXIT_FAILURE_; /* record_job said why */
+                return EXIT_FAILURE_; /* record_job or close_repo said why */
         return res.complete ? EXIT_OK : EXIT_PARTIAL;
 }
 

@@ -233,6 +233,7 @@ static int run(int argc, char **argv)
                 json_object_put(jlist);
                 return status;
         }
+        status = close_repo(TAKE_PTR(dst), "the snapshots are copied to %s", to_shown);
         if (settings.json) {
                 json_object *j = json_object_new_object();
                 json_object_object_add(j, "to", json_object_new_string(a.to));
@@ -251,7 +252,7 @@ static int run(int argc, char **argv)
                                (unsigned long long)present, format_bytes(bytes_sent, sent, sizeof sent));
                 }
         }
-        return EXIT_OK;
+        return status;
 }
 
 const struct command command_copy = {

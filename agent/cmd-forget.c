@@ -440,16 +440,17 @@ static int run(int argc, char **argv)
         }
         /* prune opens the repository itself, as often as it needs: this
          * handle (and its locks, which belong to the whole process) goes
-         * first. */
-        repo_free(repo);
-        repo = NULL;
-        int status = rep.nfailed ? EXIT_FAILURE_ : EXIT_OK;
+         * first, its catalog on disk. */
+        int status = close_repo(TAKE_PTR(repo), "forget removed %zu snapshot(s) from the repository", rep.nremoved);
+        bool closed = status == EXIT_OK;
+        if (closed && rep.nfailed)
+                status = EXIT_FAILURE_;
         struct prune_options po;
         struct prune_result pr;
         prune_options_default(&po);
         po.grace = UINT64_MAX;  /* prune's default for the repository */
         _cleanup_(backend_freep) struct backend *lease = NULL;
-        if (a.prune) {
+        if (a.prune && closed) {
                 /* On s3:// the same prune as 'berth prune': its lease and grace. */
                 r = prune_options_shared(&po, &lease);
                 if (r == 0)

@@ -88,8 +88,9 @@ static int run(int argc, char **argv)
                 close(o.fd);
         if (r < 0)
                 return fail(r, "import");
+        int status = close_repo(TAKE_PTR(repo), "snapshot %s is saved", res.id);
         print_backup_result(o.source, o.name, &res);
-        return EXIT_OK;
+        return status;
 }
 
 const struct command command_import = { "import", run, "read a tar into a snapshot", help };

@@ -118,7 +118,9 @@ static int recover_s3(void)
         }
         if (r < 0)
                 return fail(r, "recover");
-        return print_resumed(resumed);
+        int status = close_repo(TAKE_PTR(repo), "recover put back %u container(s)", resumed);
+        r = print_resumed(resumed);
+        return status != EXIT_OK ? status : r;
 }
 
 static int run(int argc, char **argv)
@@ -154,7 +156,9 @@ static int run(int argc, char **argv)
                 r = recover_locked(&resumed);
         if (r < 0)
                 return fail(r, "recover");
-        return print_resumed(resumed);
+        int status = close_repo(TAKE_PTR(repo), "recover put back %u container(s)", resumed);
+        r = print_resumed(resumed);
+        return status != EXIT_OK ? status : r;
 }
 
 const struct command command_recover = { "recover", run, "put back containers a crash left quiesced", help };

@@ -107,12 +107,14 @@ static int run(int argc, char **argv)
                         printf("%.12s (%s): %s%s\n", s->id, nm, mode == 1 ? "protected" : "not protected",
                                r > 0 ? "" : " (already)");
         }
+        catalog_snapshot_list_free(TAKE_PTR(snaps), n);
+        int status = close_repo(TAKE_PTR(repo), "tag made the snapshots %s in the repository",
+                                mode == 1 ? "protected" : "no longer protected");
         if (settings.json)
                 json_print(out);
         else
                 json_object_put(out);
-        catalog_snapshot_list_free(TAKE_PTR(snaps), n);
-        return failed ? EXIT_FAILURE_ : EXIT_OK;
+        return status != EXIT_OK ? status : failed ? EXIT_FAILURE_ : EXIT_OK;
 }
 
 const struct command command_tag = { "tag", run, "protect snapshots from forget (--keep), or lift it", help };

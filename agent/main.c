@@ -623,6 +623,21 @@ int open_repo(enum repo_mode mode, struct repo **ret)
         return 0;
 }
 
+int close_repo(struct repo *repo, const char *done, ...)
+{
+        int r = repo_close(repo);
+        if (r == 0)
+                return EXIT_OK;
+        va_list ap;
+        va_start(ap, done);
+        _cleanup_free_ char *what = xvasprintf(done, ap);
+        va_end(ap);
+        progress_end();
+        log_error("%s, but the catalog could not record it on disk: %s", what,
+                  error_message() ? error_message() : berth_strerror(r));
+        return EXIT_FAILURE_;
+}
+
 int recover_containers(struct repo *repo, bool all, unsigned *ret_resumed)
 {
         struct catalog_quiesce *rows;

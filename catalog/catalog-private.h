@@ -11,6 +11,8 @@ struct catalog {
         char *path;
         bool in_tx;
         bool in_read;            /* catalog_read_begin() */
+        bool written;            /* a commit reached the WAL since open or the last catalog_flush() */
+        int autocheckpoint;      /* pages in the WAL that make the WAL hook checkpoint (0: never) */
         bool has_condemned;
         bool has_inner;          /* chunks.inner_off exists (catalog_chunks_migrate) */      /* packs.condemned exists (prune.c's migration) */
         sqlite3_stmt *mark_add;  /* prune.c: the mark set's insert, and */

@@ -160,6 +160,33 @@ static void sqlite_setup(void)
         sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* The WAL hook: runs after every commit that wrote to catalog.db-wal
+ * (never for TEMP tables, which readers write too), so that
+ * catalog_close() flushes only a catalog that was written.  Setting it
+ * replaces SQLite's automatic checkpoint, which is done here the same way:
+ * at that many pages in the WAL (1000 unless SQLite was built otherwise),
+ * quietly. */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+        struct catalog *c = ud;
+        c->written = true;
+        if (c->autocheckpoint > 0 && pages >= c->autocheckpoint)
+                sqlite3_wal_checkpoint(db, name);
+        return SQLITE_OK;
+}
+
+static void watch_writes(struct catalog *c)
+{
+        sqlite3_stmt *st;
+        c->autocheckpoint = 1000;
+        if (sqlite3_prepare_v2(c->db, "PRAGMA wal_autocheckpoint", -1, &st, NULL) == SQLITE_OK) {
+                if (sqlite3_step(st) == SQLITE_ROW)
+                        c->autocheckpoint = sqlite3_column_int(st, 0);
+                sqlite3_finalize(st);
+        }
+        sqlite3_wal_hook(c->db, wal_hook, c);
+}
+
 /* Runs sql; `what` says what it does, for the message when it fails. */
 static int exec(struct catalog *c, const char *sql, const char *what)
 {
@@ -250,6 +277,7 @@ int catalog_open(const char *path, bool create, struct catalog **ret)
         }
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, 10000);
+        watch_writes(c);
         /* WAL so readers never block the writer; FULL so a commit that makes
          * a snapshot visible is on disk when it returns. */
         r = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
@@ -330,6 +358,7 @@ static int open_uri(struct catalog *c, const char *uri, int flags)
                 return catalog_error(c, rc, "opening it");
         sqlite3_extended_result_codes(c->db, 1);
         sqlite3_busy_timeout(c->db, 10000);
+        watch_writes(c);
         /* The writer's page cache: a restore looks every chunk up. */
         sqlite3_exec(c->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
         /* Opening is lazy: read something now so that a file SQLite cannot
@@ -868,6 +897,10 @@ int catalog_flush(struct catalog *c)
 {
         if (!c)
                 return 0;
+        /* Said once: an fsync that failed is not tried again (after a
+         * failure Linux may have dropped the pages it could not write, and
+         * a second fsync would report success). */
+        c->written = false;
         /* SQLite's own checkpoints, every 1000 pages and at close, ignore
          * a failed write or fsync of catalog.db; this one says so.  What
          * failed to be copied stays in the WAL (committed there, synced), to
@@ -883,6 +916,15 @@ int catalog_flush(struct catalog *c)
         return error_set(EIO, "catalog %s: the disk failed writing the committed changes into it (%s; they stay in "
                               "catalog.db-wal); check the disk",
                          c->path, sqlite3_errstr(rc));
+}
+
+int catalog_close(struct catalog *c)
+{
+        if (!c)
+                return 0;
+        int r = c->written ? catalog_flush(c) : 0;
+        catalog_free(c);
+        return r;
 }
 
 int catalog_checkpoint_path(const char *path)

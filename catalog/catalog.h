@@ -36,6 +36,10 @@ int catalog_open(const char *path, bool create, struct catalog **ret);
  * upgraded first when not frozen, and read as it is when frozen.  Writing
  * through a read-only handle fails with -EACCES. */
 int catalog_open_reader(const char *path, bool frozen, struct catalog **ret);
+/* Frees c as it is: what it committed is in catalog.db-wal (synced),
+ * copied into catalog.db by SQLite when it can, with no word about a disk
+ * that fails.  For error paths; a command that wrote and succeeded closes
+ * with catalog_close(). */
 void catalog_free(struct catalog *c);
 static inline void catalog_freep(struct catalog **c) { catalog_free(*c); }
 
@@ -390,8 +394,14 @@ int catalog_checkpoint_path(const char *path);
 int catalog_integrity_check(struct catalog *c, void (*fn)(void *ud, const char *msg), void *ud);
 /* Copies what is committed in the WAL into catalog.db now and syncs it:
  * 0, or -EIO/-ENOSPC with a message when the disk failed (SQLite's own
- * checkpoints ignore that).  Call at the end of a command that wrote. */
+ * checkpoints ignore that).  catalog_close() calls it for a catalog that
+ * was written; call it earlier to say which change it was (backup: after
+ * each snapshot's job record), and the close has nothing left to flush. */
 int catalog_flush(struct catalog *c);
+/* Flushes c (catalog_flush()) when something was committed since it was
+ * opened or last flushed, then frees it, whatever the flush returned: 0,
+ * or the flush's -EIO/-ENOSPC and message.  NULL is 0. */
+int catalog_close(struct catalog *c);
 
 /* Row counts, for reports and tests. */
 int64_t catalog_count(struct catalog *c, const char *table);

@@ -1074,7 +1074,9 @@ static int revive_all(struct pruner *p)
         return k;
 }
 
-static void pruner_close(struct pruner *p)
+/* Ends a run that returned k: the writer's catalog flushed to disk when
+ * the run succeeded (repo_close()).  Returns k, or the flush's error. */
+static int pruner_close(struct pruner *p, int k)
 {
         store_free(p->ws);
         store_free(p->rs);
@@ -1084,12 +1086,21 @@ static void pruner_close(struct pruner *p)
         /* POSIX record locks belong to the process: closing the writer's
          * lock file releases the reader's lock too, so the writer goes
          * first and the reader is done by then. */
-        repo_free(p->w);
+        if (k == 0) {
+                k = repo_close(p->w);
+                if (k < 0) {
+                        _cleanup_free_ char *why = xstrdup(error_message() ? error_message() : berth_strerror(k));
+                        error_set(-k, "prune changed the repository, but the catalog could not record it on disk: %s",
+                                  why);
+                }
+        } else
+                repo_free(p->w);
         repo_free(p->r);
         p->w = p->r = NULL;
         idset_free(&p->walked);
         id_list_free(&p->seen);
         buf_free(&p->chunk);
+        return k;
 }
 
 int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
@@ -1112,7 +1123,7 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
                 p.lease = &lease;
         if (k == 0)
                 k = prune_run(&p);
-        pruner_close(&p);
+        k = pruner_close(&p, k);
         if (k == -BERTH_ECORRUPT && p.revive_all) {
                 error_clear();
                 uint64_t revived = 0;
@@ -1123,7 +1134,7 @@ int snapshot_prune(const struct prune_options *o, struct prune_result *ret)
                         res = (struct prune_result){ .packs_revived = revived };
                         p = (struct pruner){ .o = o, .res = &res, .now = now_ns() / 1000000000, .lease = held };
                         k = prune_run(&p);
-                        pruner_close(&p);
+                        k = pruner_close(&p, k);
                 }
         }
         lease_release(&lease);

@@ -245,9 +245,10 @@ int repo_init(const char *path, const struct repo_init_options *o)
                 _cleanup_free_ char *dbpath = xasprintf("%s/catalog.db", path);
                 struct catalog *cat;
                 r = catalog_open(dbpath, true, &cat);
+                if (r == 0)
+                        r = catalog_close(cat);
                 if (r < 0)
                         return r;
-                catalog_free(cat);
         }
 
         /* config last: its presence is what makes the directory a
@@ -372,6 +373,20 @@ int snapshot_flush(struct repo *r)
         struct store *s = NULL;
         int k = repo_store(r, &s);
         return k < 0 ? k : store_flush(s);
+}
+
+int repo_close(struct repo *r)
+{
+        if (!r)
+                return 0;
+        /* Under the repository's lock still: the catalog is on disk before
+         * the next writer may start. */
+        store_free(r->store);
+        r->store = NULL;
+        int k = catalog_close(r->catalog);
+        r->catalog = NULL;
+        repo_free(r);
+        return k;
 }
 
 void repo_free(struct repo *r)

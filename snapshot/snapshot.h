@@ -131,7 +131,16 @@ int repo_key_export(const struct repo *r, char ret_id[33], uint8_t ret_master[32
  * repository asks for its password as usual.  NULL forgets it. */
 void repo_set_handed_key(const char *id, const uint8_t master[32]);
 
+/* Frees r, its catalog as it is (catalog_free()): for error paths and
+ * readers. */
 void repo_free(struct repo *r);
+/* Closes r after a command that wrote: its catalog is flushed to disk
+ * first when anything was committed to it since it was opened or last
+ * flushed (catalog_close()), then r is freed, whatever happened.  0, or
+ * -EIO/-ENOSPC with the catalog's message: the changes made in the
+ * repository stay made, and the catalog keeps them in catalog.db-wal.
+ * NULL is 0. */
+int repo_close(struct repo *r);
 static inline void repo_freep(struct repo **r) { repo_free(*r); }
 struct catalog *repo_catalog(struct repo *r);
 /* Sets the zstd level for chunks written through this handle. */
