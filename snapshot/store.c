@@ -36,7 +36,10 @@
  * chunks are still listed.  A writer stats every listed pack when it opens
  * (the pack list is small) and treats the chunks of a missing one as
  * absent: they are stored again, and their catalog rows re-pointed at the
- * new pack, so new snapshots never depend on lost data.
+ * new pack, so new snapshots never depend on lost data.  The new pack may
+ * be the lost one again, byte for byte (same chunks, same order), under
+ * its old name: a failed read of it kept in the record cache is dropped
+ * when it is recorded (pack_recorded()).
  */
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +123,20 @@ int store_chunks_usable(struct store *s, const struct chunk_ref *chunks, size_t 
                         return r;
         }
         return 1;
+}
+
+/* Pack `path` was just written and recorded.  A read of that name that
+ * failed earlier in this run may sit in the record cache: a pack that was
+ * lost and is now stored again byte for byte (the same chunks in the same
+ * order: the same content hash, so the same name, and the same records at
+ * the same offsets) was missing when the previous snapshot's file list was
+ * read, and is read again when the new snapshot is indexed.  The cache,
+ * keyed by name and offset, would hand out the stale "no such file" for
+ * the very record the pack holds again. */
+static void pack_recorded(struct store *s, const char *path)
+{
+        if (s->rc.valid && strcmp(s->rc.path, path) == 0)
+                s->rc.valid = false;
 }
 
 void store_forget_pack(struct store *s, int64_t pack)
@@ -275,6 +292,9 @@ static int record_done(struct store *s)
                         else
                                 catalog_rollback(c);
                         if (r >= 0) {
+                                char path[128];
+                                pack_path(f->hash, path, sizeof path);
+                                pack_recorded(s, path);
                                 r = 0;
                                 pthread_mutex_lock(&s->lock);
                                 for (size_t i = 0; i < f->n; i++) {
