@@ -72,8 +72,9 @@ static const char help[] =
         "  -h, --help         this help\n"
         "\n"
         "Exit status: 0 when everything asked for was done (or, with --dry-run,\n"
-        "listed), 1 when a snapshot could not be removed (the others still are),\n"
-        "2 for a bad command line, 4 when the repository is locked.\n";
+        "listed), 1 when a snapshot could not be removed (the others still are) or\n"
+        "the catalog could not be written back to disk (the snapshots are removed;\n"
+        "check the disk), 2 for a bad command line, 4 when the repository is locked.\n";
 
 enum {
         OPT_KEEP_LAST = 0x2001, /* .. OPT_KEEP_LAST + 5: hourly .. yearly, in struct retention_policy order */

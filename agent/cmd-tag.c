@@ -26,7 +26,9 @@ static const char help[] =
         "  -h, --help      this help\n"
         "\n"
         "Exit status: 0 when done, 1 when a snapshot could not be changed (the others\n"
-        "still are), 2 for a bad command line, 4 when the repository is locked.\n";
+        "still are) or the catalog could not be written back to disk (the change is\n"
+        "made; check the disk), 2 for a bad command line, 4 when the repository is\n"
+        "locked.\n";
 
 enum { OPT_KEEP = 0x2101, OPT_NO_KEEP };
 
