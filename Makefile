@@ -198,9 +198,9 @@ bench-migrate: berth
 
 # What encryption costs a first backup of a volume: as a command of its own
 # (which opens the key: scrypt) and as a job of the agent (which opened it
-# once at start); ROUNDS= runs of each (default 5).
+# once at start); ROUNDS= runs of each (default 5), CORPUS=pg|pgheavy|files|rand.
 bench-agent: berth
-	BERTH=$(CURDIR)/$(BERTH) ROUNDS=$(ROUNDS) tests/bench/agent-enc.sh
+	BERTH=$(CURDIR)/$(BERTH) ROUNDS=$(ROUNDS) CORPUS=$(CORPUS) tests/bench/agent-enc.sh
 
 # backup and restore against a real Ceph RADOS Gateway, vs a local directory and restic
 bench-s3: berth

@@ -7,14 +7,15 @@
 #   agent    a job of `berth agent` (run-now), which opened the key once at
 #            start and hands it to its jobs: what a scheduled backup pays.
 # Prints medians of wall, CPU and peak RSS per way and mode and the
-# encrypted/plain ratios.  The volume holds the pg corpus of make bench
-# (/var/tmp/berth-bench/pg-v1) when it is there, else 512 MiB of generated
-# data.  Needs dockerd (a private one is started).
+# encrypted/plain ratios.  The volume holds a corpus of make bench
+# (CORPUS=pg|pgheavy|files|rand, default pg: /var/tmp/berth-bench/pg-v1)
+# when it is there, else 512 MiB of generated data.  Needs dockerd (a
+# private one is started).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${BERTH:?set BERTH}"
 ROUNDS=${ROUNDS:-5}
-corpus=${BENCH_DIR:-/var/tmp/berth-bench}/pg-v1
+corpus=${BENCH_DIR:-/var/tmp/berth-bench}/${CORPUS:-pg}-v1
 . "$here/../e2e/docker.bash"
 work=$(mktemp -d /var/tmp/berth-agent-enc.XXXXXX)
 agent_pid=
@@ -34,7 +35,7 @@ docker volume create --label berth.schedule=daily benchvol > /dev/null
 mp=$(docker volume inspect -f '{{.Mountpoint}}' benchvol)
 if [ -d "$corpus" ]; then
         cp -a "$corpus/." "$mp/"
-        what="the pg corpus of make bench"
+        what="the ${CORPUS:-pg} corpus of make bench"
 else
         python3 - "$mp" <<'PY'
 import os, random, sys
