@@ -338,37 +338,21 @@ static void container_from_inspect(json_object *o, struct docker_container *ret)
         *ret = c;
 }
 
-/* What an inspect call asks for: GET PREFIX<name, escaped>SUFFIX, and a 404
- * is "MISSING '<name>'HINT". */
-struct inspect_what {
-        const char *prefix, *suffix;
-        const char *missing, *hint;
-};
-
-static const struct inspect_what inspect_container = { "/containers/", "/json", "no container", "" };
-static const struct inspect_what inspect_volume = { "/volumes/", "", "no Docker volume named",
-                                                    " ('berth volumes' lists them)" };
-
-/* GETs the object `name` of kind w as JSON: 0 and *ret (the caller puts
- * it), -BERTH_ENOTFOUND with w's message when Docker has none, or what
- * request_json() returns. */
-static int inspect(struct docker *d, const struct inspect_what *w, const char *name, json_object **ret)
+/* GET PREFIX<name, escaped>SUFFIX as JSON: what request_json() returns. */
+static int get_named(struct docker *d, const char *prefix, const char *name, const char *suffix, json_object **ret)
 {
         char path[512];
         _cleanup_curl_ char *esc = curl_easy_escape(d->curl, name, 0);
-        snprintf(path, sizeof path, "%s%s%s", w->prefix, esc, w->suffix);
-        int k = request_json(d, "GET", path, NULL, 30, ret);
-        if (k == -BERTH_ENOTFOUND)
-                return error_set(BERTH_ENOTFOUND, "%s '%s'%s", w->missing, name, w->hint);
-        return k;
+        snprintf(path, sizeof path, "%s%s%s", prefix, esc, suffix);
+        return request_json(d, "GET", path, NULL, 30, ret);
 }
 
 int docker_container_inspect(struct docker *d, const char *id, struct docker_container *ret)
 {
         json_object *o;
-        int k = inspect(d, &inspect_container, id, &o);
+        int k = get_named(d, "/containers/", id, "/json", &o);
         if (k < 0)
-                return k;
+                return k == -BERTH_ENOTFOUND ? error_set(BERTH_ENOTFOUND, "no container '%s'", id) : k;
         container_from_inspect(o, ret);
         json_object_put(o);
         return 0;
@@ -406,9 +390,11 @@ int docker_volumes(struct docker *d, struct docker_volume **ret, size_t *ret_n)
 int docker_volume_inspect(struct docker *d, const char *name, struct docker_volume *ret)
 {
         json_object *o;
-        int k = inspect(d, &inspect_volume, name, &o);
+        int k = get_named(d, "/volumes/", name, "", &o);
         if (k < 0)
-                return k;
+                return k == -BERTH_ENOTFOUND
+                               ? error_set(BERTH_ENOTFOUND, "no Docker volume named '%s' ('berth volumes' lists them)", name)
+                               : k;
         struct docker_volume v = { 0 };
         volume_from_json(o, &v);
         json_object_put(o);
