@@ -4,16 +4,16 @@
  * Opening the key costs scrypt (64 MiB, a fifth of a second) and a read
  * of the password; every job is a new process, so without this each of
  * them would pay it again.  The agent opens the repository once at start,
- * keeps the master key in a locked page left out of core dumps, and gives
- * each job a fresh pipe holding it: the job's BERTH_KEY_FD names the read
- * end, which the job reads and closes at once (keyhand_receive); the
- * agent's own reads of the catalog use it as well.  The key never goes to
+ * keeps its master key (repo_keep_key: a locked page left out of core
+ * dumps) and gives each job a fresh pipe holding it: the job's
+ * BERTH_KEY_FD names the read end, which the job reads and closes at once
+ * (keyhand_receive); the agent's own reads of the catalog use the kept key
+ * as well.  The key never goes to
  * disk, argv or the environment; a job that gets no key, or one for another
  * repository, asks for the password as before.
  */
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "agent.h"
@@ -25,24 +25,9 @@
 #define KEY_LEN 32
 #define RECORD_LEN (MAGIC_LEN + ID_LEN + KEY_LEN)
 
-static uint8_t *held; /* RECORD_LEN bytes in a locked page, or NULL */
-
-static void held_clear(void)
-{
-        if (!held)
-                return;
-        explicit_bzero(held, RECORD_LEN);
-        munmap(held, (size_t)sysconf(_SC_PAGESIZE));
-        held = NULL;
-}
-
 int keyhand_open(void)
 {
         struct repo *r = NULL;
-        char id[ID_LEN + 1] = { 0 }; /* zero-padded in the record */
-        uint8_t master[KEY_LEN];
-
-        held_clear();
         int k = open_repo_key(settings.repo, &r);
         if (k < 0) {
                 /* A repository the first backup creates, a host that is
@@ -54,45 +39,37 @@ int keyhand_open(void)
                 error_clear();
                 return 0;
         }
-        k = repo_key_export(r, id, master);
+        /* kept for the agent's own reads of the catalog (its scheduler) too */
+        k = repo_keep_key(r);
         repo_free(r);
-        if (k < 0)
-                return 0; /* not encrypted: nothing to hold */
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-                explicit_bzero(master, sizeof master);
-                return log_error_errno(errno, "cannot hold the repository key: mmap");
-        }
-        if (mlock(p, page) < 0)
-                log_debug("mlock of the key page failed: %s", strerror(errno));
-        madvise(p, page, MADV_DONTDUMP);
-        held = p;
-        memcpy(held, MAGIC, MAGIC_LEN);
-        memcpy(held + MAGIC_LEN, id, ID_LEN);
-        memcpy(held + MAGIC_LEN + ID_LEN, master, KEY_LEN);
-        /* the agent's own reads of the catalog (its scheduler) use it too */
-        repo_set_handed_key(id, master);
-        explicit_bzero(master, sizeof master);
-        log_notice("opened the key of encrypted repository %s once; jobs get it from the agent, not from the "
-                   "password", settings.repo);
-        return 0;
+        if (k == 0)
+                log_notice("opened the key of encrypted repository %s once; jobs get it from the agent, not from the "
+                           "password",
+                           settings.repo);
+        return 0; /* not encrypted (or not kept): nothing to hand over */
 }
 
-bool keyhand_held(void) { return held != NULL; }
+bool keyhand_held(void) { return repo_kept_key(NULL, NULL); }
 
 int keyhand_pipe(void)
 {
+        uint8_t rec[RECORD_LEN];
+        char id[ID_LEN + 1] = { 0 }; /* zero-padded in the record */
         int p[2];
-        if (!held)
+
+        if (!repo_kept_key(id, rec + MAGIC_LEN + ID_LEN))
                 return -1;
         if (pipe2(p, O_CLOEXEC) < 0) {
+                explicit_bzero(rec, sizeof rec);
                 log_warning("cannot hand the repository key to the job (pipe: %s); it asks for the password",
                             strerror(errno));
                 return -1;
         }
+        memcpy(rec, MAGIC, MAGIC_LEN);
+        memcpy(rec + MAGIC_LEN, id, ID_LEN);
         /* far less than a pipe's buffer: never blocks */
-        ssize_t n = write(p[1], held, RECORD_LEN);
+        ssize_t n = write(p[1], rec, RECORD_LEN);
+        explicit_bzero(rec, sizeof rec);
         close(p[1]);
         if (n != RECORD_LEN) {
                 close(p[0]);
@@ -124,13 +101,9 @@ void keyhand_receive(void)
         if (n == RECORD_LEN && memcmp(rec, MAGIC, MAGIC_LEN) == 0) {
                 memcpy(id, rec + MAGIC_LEN, ID_LEN);
                 id[ID_LEN] = 0;
-                repo_set_handed_key(id, rec + MAGIC_LEN + ID_LEN);
+                repo_set_kept_key(id, rec + MAGIC_LEN + ID_LEN);
         }
         explicit_bzero(rec, sizeof rec);
 }
 
-void keyhand_clear(void)
-{
-        held_clear();
-        repo_set_handed_key(NULL, NULL);
-}
+void keyhand_clear(void) { repo_set_kept_key(NULL, NULL); }

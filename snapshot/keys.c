@@ -7,7 +7,9 @@
  * refuses the last key. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -103,30 +105,53 @@ static int set_keys(struct repo *r, const uint8_t master[CRYPTO_KEY_LEN])
         return 0;
 }
 
-/* A key handed over by the parent (repo_set_handed_key). */
-static struct {
+/* The master key kept for later opens of its repository in this process
+ * (repo_keep_key, repo_set_kept_key): in a page of its own, locked in
+ * memory and left out of core dumps; NULL until a key is kept. */
+static struct kept {
         bool set;
         char id[33];
         uint8_t master[CRYPTO_KEY_LEN];
-} handed;
+} *kept;
 
-void repo_set_handed_key(const char *id, const uint8_t master[CRYPTO_KEY_LEN])
+void repo_set_kept_key(const char *id, const uint8_t master[CRYPTO_KEY_LEN])
 {
-        explicit_bzero(&handed, sizeof handed);
-        if (!id || !master || strlen(id) >= sizeof handed.id)
+        if (kept)
+                explicit_bzero(kept, sizeof *kept);
+        if (!id || !master || strlen(id) >= sizeof kept->id)
                 return;
-        snprintf(handed.id, sizeof handed.id, "%s", id);
-        memcpy(handed.master, master, CRYPTO_KEY_LEN);
-        handed.set = true;
+        if (!kept) {
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return; /* kept nothing: opens ask for the password */
+                if (mlock(p, page) < 0)
+                        log_debug("mlock of the key page failed: %s", strerror(errno));
+                madvise(p, page, MADV_DONTDUMP);
+                kept = p;
+        }
+        snprintf(kept->id, sizeof kept->id, "%s", id);
+        memcpy(kept->master, master, CRYPTO_KEY_LEN);
+        kept->set = true;
 }
 
-int repo_key_export(const struct repo *r, char ret_id[33], uint8_t ret_master[CRYPTO_KEY_LEN])
+int repo_keep_key(const struct repo *r)
 {
         if (!r->keys)
                 return -EINVAL;
-        snprintf(ret_id, 33, "%s", r->cfg.id);
-        memcpy(ret_master, crypto_master(r->keys), CRYPTO_KEY_LEN);
-        return 0;
+        repo_set_kept_key(r->cfg.id, crypto_master(r->keys));
+        return kept && kept->set ? 0 : -ENOMEM;
+}
+
+bool repo_kept_key(char ret_id[33], uint8_t ret_master[CRYPTO_KEY_LEN])
+{
+        if (!kept || !kept->set)
+                return false;
+        if (ret_id)
+                memcpy(ret_id, kept->id, sizeof kept->id);
+        if (ret_master)
+                memcpy(ret_master, kept->master, CRYPTO_KEY_LEN);
+        return true;
 }
 
 int repo_unlock(struct repo *r)
@@ -139,9 +164,9 @@ int repo_unlock(struct repo *r)
 
         if (!r->cfg.encrypted)
                 return 0;
-        if (handed.set && strcmp(handed.id, r->cfg.id) == 0) {
-                log_debug("repository %s: using the key handed over by the parent process", r->path);
-                return set_keys(r, handed.master);
+        if (kept && kept->set && strcmp(kept->id, r->cfg.id) == 0) {
+                log_debug("repository %s: using the key kept in this process", r->path);
+                return set_keys(r, kept->master);
         }
         if (!password_source)
                 return error_set(EACCES, "repository %s is encrypted and no password was given", r->path);

@@ -92,7 +92,7 @@ int repo_open_backend(struct backend *be, const char *state_dir, enum repo_mode 
  * without its key and without a catalog (serve: objects only);
  * REPO_OPEN_KEY_ONLY reads the configuration and opens the key, nothing
  * more: no lock, no catalog, no local state (the agent, to hand the key to
- * its jobs; see repo_key_export). */
+ * its jobs; see repo_keep_key). */
 enum { REPO_OPEN_KEYLESS = 1 << 0, REPO_OPEN_KEY_ONLY = 1 << 1 };
 int repo_open_flags(const char *path, enum repo_mode mode, uint64_t lock_wait, unsigned flags, struct repo **ret);
 /* repo_open_backend() with the flags above (REPO_OPEN_KEY_ONLY). */
@@ -122,14 +122,19 @@ int repo_key_add(struct repo *r, const char *password, char ret_id[17]);
 /* Removes keys/<id>; refuses (-EBUSY) the last well-formed key, and the
  * key in use unless current_ok. */
 int repo_key_remove(struct repo *r, const char *id, bool current_ok);
-/* The master key of an open encrypted repository (and its id), for a
- * process that opens it once and hands it to its children (the agent):
- * 0, or -EINVAL for a plain repository. */
-int repo_key_export(const struct repo *r, char ret_id[33], uint8_t ret_master[32]);
-/* A master key handed over for repository `id`: opening that repository
- * uses it instead of a password and its key objects (scrypt); any other
- * repository asks for its password as usual.  NULL forgets it. */
-void repo_set_handed_key(const char *id, const uint8_t master[32]);
+/* Keeps the master key of the open encrypted repository r, so that later
+ * opens of the same repository in this process use it instead of a
+ * password and its key objects (scrypt); other repositories ask for their
+ * password as usual.  The kept key lives in locked memory left out of core
+ * dumps.  0, -EINVAL for a plain repository, -ENOMEM when nothing could be
+ * kept. */
+int repo_keep_key(const struct repo *r);
+/* Keeps a master key for repository `id` (one a parent handed over); NULL
+ * forgets the kept key. */
+void repo_set_kept_key(const char *id, const uint8_t master[32]);
+/* Whether a key is kept; its repository id and the key, to hand over
+ * (either may be NULL). */
+bool repo_kept_key(char ret_id[33], uint8_t ret_master[32]);
 
 /* Frees r, its catalog as it is (catalog_free()): for error paths and
  * readers. */
