@@ -449,6 +449,15 @@ class TarZstd(Tool):
         return timed("zstd -dc -q '%s/a%d.tar.zst' | tar -C '%s' -xf -" % (self.repo, self.n, dst))
 
 
+def first_backup(tool, data):
+    """A new, empty repository of tool's, then a timed backup of data into
+    it (warm cache): (wall, cpu, max_rss_kib)."""
+    tool.reset()
+    tool.init()
+    warm(data)
+    return tool.backup(data)
+
+
 def enc_pairs(v1, rounds=3):
     """Encryption's overhead on a first backup, less noisy than one run of
     each: `rounds` pairs of plain and encrypted first backups of v1 into new
@@ -462,10 +471,7 @@ def enc_pairs(v1, rounds=3):
     for _ in range(rounds):
         for cls in (Berth, BerthEnc):
             t = cls(WORK)
-            t.reset()
-            t.init()
-            warm(data)
-            runs[t.name].append(t.backup(data))
+            runs[t.name].append(first_backup(t, data))
             enc = t if cls is BerthEnc else enc
     opens = [enc.open_cost() for _ in range(rounds)]
     discard(data)
@@ -490,10 +496,7 @@ def run_tool(tool, corpus, v1, v2):
     res = {}
     discard(data)
     sh(["cp", "-a", v1, data])
-    tool.reset()
-    tool.init()
-    warm(data)
-    res["v1_wall"], res["v1_cpu"], res["v1_rss_kib"] = tool.backup(data)
+    res["v1_wall"], res["v1_cpu"], res["v1_rss_kib"] = first_backup(tool, data)
     res["v1_size"] = tool.size()
     if isinstance(tool, BerthEnc):
         res["open_wall"], res["open_cpu"], _ = tool.open_cost()
